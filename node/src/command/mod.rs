@@ -1,0 +1,111 @@
+//! Commands: the table (data: name, arity, flags, keys), one module per command family with
+//! the handlers, and the registry the dispatcher looks names up in.
+
+pub mod meta;
+pub mod table;
+
+pub mod client_cmd;
+pub mod config_cmd;
+pub mod connection;
+pub mod info;
+pub mod introspect;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::exec::Ctx;
+use meta::CommandMeta;
+
+/// A command implementation. Errors are replies, written to `ctx.out`.
+pub type Handler = fn(&mut Ctx, &[Bytes]);
+
+/// A registered command: its metadata, handler and subcommands.
+pub struct Entry {
+    pub meta: &'static CommandMeta,
+    /// `get`, or `config|get` for a subcommand.
+    pub full_name: String,
+    pub handler: Option<Handler>,
+    pub subs: HashMap<String, Entry>,
+}
+
+/// Every command the node runs, by lower-case name.
+pub struct Registry {
+    pub commands: HashMap<String, Entry>,
+}
+
+fn handler(full: &str) -> Option<Handler> {
+    connection::handler(full)
+        .or_else(|| server::handler(full))
+        .or_else(|| keys::handler(full))
+        .or_else(|| string::handler(full))
+        .or_else(|| client_cmd::handler(full))
+        .or_else(|| config_cmd::handler(full))
+        .or_else(|| info::handler(full))
+        .or_else(|| introspect::handler(full))
+}
+
+impl Registry {
+    /// Builds the registry from the table, attaching each command's handler.
+    pub fn build() -> Registry {
+        let mut commands = HashMap::new();
+        for meta in table::COMMANDS {
+            let subs = meta
+                .subcommands
+                .iter()
+                .map(|s| {
+                    let full = format!("{}|{}", meta.name, s.name);
+                    (s.name.to_string(), Entry { meta: s, handler: handler(&full), full_name: full, subs: HashMap::new() })
+                })
+                .collect();
+            commands.insert(
+                meta.name.to_string(),
+                Entry { meta, full_name: meta.name.to_string(), handler: handler(meta.name), subs },
+            );
+        }
+        Registry { commands }
+    }
+
+    /// Case-insensitive lookup of a command name.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Entry> {
+        let mut buf = [0u8; 32];
+        if name.len() <= buf.len() {
+            let b = &mut buf[..name.len()];
+            b.copy_from_slice(name);
+            b.make_ascii_lowercase();
+            let s = std::str::from_utf8(b).ok()?;
+            self.commands.get(s)
+        } else {
+            None
+        }
+    }
+}
+
+impl Entry {
+    /// Case-insensitive lookup of a subcommand.
+    pub fn sub(&self, name: &[u8]) -> Option<&Entry> {
+        let s = String::from_utf8_lossy(name).to_ascii_lowercase();
+        self.subs.get(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_entry_has_a_handler() {
+        let r = Registry::build();
+        for e in r.commands.values() {
+            if e.subs.is_empty() {
+                assert!(e.handler.is_some(), "no handler for {}", e.full_name);
+            }
+            for s in e.subs.values() {
+                assert!(s.handler.is_some(), "no handler for {}", s.full_name);
+            }
+        }
+    }
+}

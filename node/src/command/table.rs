@@ -1,0 +1,5 @@
+//! The command table (data).
+
+use super::meta::*;
+
+pub static COMMANDS: &[CommandMeta] = &[];

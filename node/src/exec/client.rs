@@ -1,0 +1,103 @@
+//! Executor-side client state. The I/O half (`ConnIo`) lives in `io` while it is home and is
+//! `None` while an I/O thread holds it; the executor never touches a client's socket or
+//! buffers while they are away.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::net::ConnIo;
+
+/// CLIENT REPLY modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command (set by CLIENT REPLY SKIP, applied after it).
+    SkipNext,
+    /// Skipping the current command's reply.
+    Skip,
+}
+
+/// What the executor knows about a client besides its I/O.
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub created: Instant,
+    pub last_interaction: Instant,
+    /// Last command run, as CLIENT LIST's `cmd=` shows it (`client|list`).
+    pub last_cmd: String,
+    pub reply_mode: ReplyMode,
+    pub no_evict: bool,
+    pub no_touch: bool,
+    /// Flush pending replies, then close (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    /// Close as soon as the I/O half is home (CLIENT KILL, EOF, limits).
+    pub close_asap: bool,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub tot_cmds: u64,
+}
+
+impl ClientState {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32, authenticated: bool) -> Self {
+        let now = Instant::now();
+        ClientState {
+            id,
+            db: 0,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            resp3: false,
+            authenticated,
+            created: now,
+            last_interaction: now,
+            last_cmd: "NULL".into(),
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            no_touch: false,
+            close_after_reply: false,
+            close_asap: false,
+            addr,
+            laddr,
+            fd,
+            tot_cmds: 0,
+        }
+    }
+}
+
+/// A connected client.
+pub struct Client {
+    pub st: ClientState,
+    /// The I/O half, when it is home.
+    pub io: Option<Box<ConnIo>>,
+    /// An edge said the socket is readable and we have not read to `WouldBlock` since.
+    pub readable: bool,
+    /// An edge said the socket is writable since the last blocked write.
+    pub writable: bool,
+    /// Already in the executor's ready list.
+    pub queued: bool,
+    /// Replies produced while the I/O half was away (e.g. for other clients' commands).
+    pub pending_out: Vec<Bytes>,
+}
+
+impl Client {
+    pub fn new(st: ClientState, io: Box<ConnIo>) -> Self {
+        Client { st, io: Some(io), readable: true, writable: true, queued: false, pending_out: Vec::new() }
+    }
+
+    /// Queues reply bytes whether or not the I/O half is home.
+    pub fn send(&mut self, chunk: Bytes) {
+        match self.io.as_mut() {
+            Some(io) => io.queue(chunk),
+            None => self.pending_out.push(chunk),
+        }
+    }
+}

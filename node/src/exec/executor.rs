@@ -1,0 +1,694 @@
+//! The executor thread: owns the keyspace and every client's exec state, runs the event loop,
+//! executes every command, and hands socket work to the I/O threads.
+//!
+//! One loop iteration: poll for events (blocking only when nothing is in flight) → note which
+//! clients became readable/writable and accept new ones → collect I/O jobs that came home →
+//! service each ready client (execute what it parsed, queue replies, send it out again for the
+//! next write + read) → cron at `hz`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::net::{TcpListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::client::{Client, ClientState, ReplyMode};
+use super::ctx::Ctx;
+use super::server::{Server, Shutdown};
+use crate::command::Registry;
+use crate::config::Config;
+use crate::net::io_thread::ExecWake;
+use crate::net::{ConnIo, IoPool, Job, ReadGate, Request};
+use crate::protocol::{Limits, Reply};
+
+const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const LISTENER_BASE: usize = usize::MAX - 64;
+/// Service a client at most this many times per loop iteration, so one pipelining client
+/// cannot starve others.
+const SERVICE_ROUNDS: usize = 4;
+/// How long the executor keeps polling without blocking while I/O jobs are in flight.
+const EXEC_SPIN: Duration = Duration::from_micros(100);
+
+/// Errors that stop the node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not bind {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error("no address to listen on (bind {0:?})")]
+    NoListener(String),
+    #[error("I/O error during start: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The node: event loop, listeners, clients, server state and I/O threads.
+pub struct Executor {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    signals: UnixStream,
+    pub srv: Server,
+    clients: Slab<Client>,
+    io: IoPool,
+    ready: Vec<usize>,
+    reply: Reply,
+    last_cron: Instant,
+    spin_until: Option<Instant>,
+}
+
+impl Executor {
+    /// Binds the listeners and starts the I/O threads.
+    pub fn build(config: Config) -> Result<Executor, StartError> {
+        let poll = Poll::new()?;
+        let wake = Arc::new(ExecWake {
+            sleeping: Default::default(),
+            waker: Waker::new(poll.registry(), WAKER)?,
+        });
+        let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::low_level::pipe::register(sig, sig_write.try_clone()?)?;
+        }
+        sig_read.set_nonblocking(true)?;
+        let mut signals = UnixStream::from_std(sig_read);
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+
+        let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
+        let io = IoPool::new(threads - 1, wake)?;
+        let registry = Arc::new(Registry::build());
+        let mut srv = Server::new(config, registry, io.stats.clone());
+        let mut listeners = bind_all(&mut srv)?;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        }
+        srv.active_io_threads = io.len();
+        Ok(Executor {
+            poll,
+            listeners,
+            signals,
+            srv,
+            clients: Slab::new(),
+            io,
+            ready: Vec::new(),
+            reply: Reply::new(false),
+            last_cron: Instant::now(),
+            spin_until: None,
+        })
+    }
+
+    /// The TCP port actually bound (useful with `port 0`).
+    pub fn port(&self) -> u16 {
+        self.srv.port
+    }
+
+    /// Runs until SIGTERM/SIGINT or SHUTDOWN.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while self.srv.shutdown.is_none() {
+            let timeout = self.poll_timeout();
+            let blocking = timeout != Some(Duration::ZERO);
+            if blocking && !self.io.prepare_sleep() {
+                self.poll_once(&mut events, Some(Duration::ZERO))?;
+            } else {
+                self.poll_once(&mut events, timeout)?;
+            }
+            if blocking {
+                self.io.awake();
+            }
+            self.collect_io();
+            self.service_ready();
+            self.flush_garbage();
+            if self.last_cron.elapsed() >= self.cron_period() {
+                self.cron();
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn cron_period(&self) -> Duration {
+        Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64)
+    }
+
+    fn poll_timeout(&mut self) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.io.inflight > 0 {
+            let now = Instant::now();
+            let until = *self.spin_until.get_or_insert(now + EXEC_SPIN);
+            if now < until {
+                return Some(Duration::ZERO);
+            }
+        } else {
+            self.spin_until = None;
+        }
+        Some(self.cron_period().saturating_sub(self.last_cron.elapsed()))
+    }
+
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                SIGNALS => self.on_signal(),
+                Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                Token(t) => {
+                    if let Some(c) = self.clients.get_mut(t) {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            c.readable = true;
+                        }
+                        if ev.is_writable() || ev.is_write_closed() {
+                            c.writable = true;
+                        }
+                        if !c.queued {
+                            c.queued = true;
+                            self.ready.push(t);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_signal(&mut self) {
+        let mut buf = [0u8; 16];
+        use std::io::Read;
+        while let Ok(n) = self.signals.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        log::warn!("Received SIGTERM/SIGINT scheduling shutdown...");
+        self.srv.shutdown = Some(Shutdown::Signal("SIGTERM"));
+    }
+
+    fn accept(&mut self, li: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(li) else { return };
+            let (stream, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("Accepting client connection: {e}");
+                    return;
+                }
+            };
+            self.add_client(stream, peer);
+        }
+    }
+
+    fn add_client(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let requirepass = self.srv.config.get("requirepass").unwrap_or("").to_string();
+        let maxclients = self.srv.config.get_i64("maxclients") as usize;
+        if self.clients.len() >= maxclients {
+            use std::io::Write;
+            let _ = stream.write(b"-ERR max number of clients reached\r\n");
+            self.srv.stats.rejected_connections += 1;
+            return;
+        }
+        if self.srv.config.get_bool("protected-mode") && requirepass.is_empty() && !peer.ip().is_loopback() {
+            use std::io::Write;
+            let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
+            self.srv.stats.rejected_connections += 1;
+            return;
+        }
+        let gate = self.read_gate(!requirepass.is_empty());
+        let entry = self.clients.vacant_entry();
+        let token = entry.key();
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("Registering client connection: {e}");
+            return;
+        }
+        let fd = stream.as_raw_fd();
+        let io = Box::new(ConnIo::new(stream, peer, gate));
+        let id = self.srv.next_client_id;
+        self.srv.next_client_id += 1;
+        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, requirepass.is_empty());
+        entry.insert(Client::new(st, io));
+        self.srv.stats.total_connections += 1;
+        log::debug!("Accepted {peer}");
+    }
+
+    fn read_gate(&self, auth_required: bool) -> ReadGate {
+        ReadGate {
+            limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
+            auth_required,
+            qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
+        }
+    }
+
+    fn collect_io(&mut self) {
+        let clients = &mut self.clients;
+        let ready = &mut self.ready;
+        self.io.collect(|done| {
+            if let Some(c) = clients.get_mut(done.token) {
+                if done.io.more_to_read {
+                    c.readable = true;
+                }
+                c.io = Some(done.io);
+                if !c.queued {
+                    c.queued = true;
+                    ready.push(done.token);
+                }
+            }
+        });
+    }
+
+    fn service_ready(&mut self) {
+        let ready = std::mem::take(&mut self.ready);
+        for &idx in &ready {
+            if let Some(c) = self.clients.get_mut(idx) {
+                c.queued = false;
+            }
+        }
+        for idx in ready {
+            self.service(idx);
+            if self.srv.shutdown.is_some() {
+                break;
+            }
+        }
+    }
+
+    /// Executes what a client has parsed and sends its I/O half out for the next write/read,
+    /// or does that I/O inline when no I/O thread is active.
+    fn service(&mut self, idx: usize) {
+        for _ in 0..SERVICE_ROUNDS {
+            let Some(c) = self.clients.get_mut(idx) else { return };
+            let Some(io) = c.io.as_mut() else { return };
+            for chunk in c.pending_out.drain(..) {
+                io.queue(chunk);
+            }
+            self.run_parsed(idx);
+            let Some(c) = self.clients.get_mut(idx) else { return };
+            let Some(io) = c.io.as_mut() else { return };
+            if io.parsed.is_empty() {
+                if let Some(e) = io.proto_error.take() {
+                    let msg = e.to_string();
+                    log::info!("{} from client: {}", msg, c.st.addr);
+                    let mut r = Reply::new(false);
+                    r.error(&format!("ERR {msg}"));
+                    io.queue(r.buf.freeze());
+                    self.srv.stats.total_error_replies += 1;
+                    c.st.close_after_reply = true;
+                    c.readable = false;
+                }
+                if io.qbuf_exceeded && !c.st.close_asap {
+                    log::warn!(
+                        "Closing client that reached max query buffer length: id={} addr={} qbuf={} (qbuf initial bytes: {:?})",
+                        c.st.id,
+                        c.st.addr,
+                        io.query_buffer_len(),
+                        "",
+                    );
+                    self.srv.stats.client_qbuf_limit_disconnections += 1;
+                    c.st.close_asap = true;
+                }
+                if io.eof {
+                    c.st.close_asap = true;
+                }
+            }
+            if c.st.close_asap {
+                self.close(idx);
+                return;
+            }
+            let want_write = !io.out.is_empty() && (!io.write_blocked || c.writable);
+            let want_read = c.readable && !io.read_closed() && !c.st.close_after_reply && io.parsed.is_empty();
+            if !want_write && !want_read {
+                if c.st.close_after_reply && io.out.is_empty() {
+                    self.close(idx);
+                }
+                return;
+            }
+            if want_read {
+                c.readable = false;
+            }
+            if want_write {
+                c.writable = false;
+            }
+            if !self.io.is_empty() {
+                let Some(io) = c.io.take() else { return };
+                let worker = (c.st.id as usize) % self.io.len();
+                match self.io.submit(worker, Job::Io { token: idx, io, write: want_write, read: want_read }) {
+                    Ok(()) => return,
+                    Err(Job::Io { io, .. }) => c.io = Some(io),
+                    Err(Job::Free(_)) => return,
+                }
+            }
+            let Some(io) = c.io.as_mut() else { return };
+            if want_write {
+                io.write();
+            }
+            if want_read {
+                io.read_and_parse();
+                if io.more_to_read {
+                    c.readable = true;
+                }
+            }
+            if io.parsed.is_empty() && !io.read_closed() && !(c.st.close_after_reply && io.out.is_empty()) {
+                return;
+            }
+        }
+        // Still busy after several rounds: come back next iteration.
+        if let Some(c) = self.clients.get_mut(idx) {
+            if !c.queued {
+                c.queued = true;
+                self.ready.push(idx);
+            }
+        }
+    }
+
+    /// Runs every parsed request of a client, in order, and queues the replies.
+    fn run_parsed(&mut self, idx: usize) {
+        let resp3 = self.clients[idx].st.resp3;
+        self.reply.resp3 = resp3;
+        loop {
+            let c = &mut self.clients[idx];
+            if c.st.close_asap || c.st.close_after_reply || self.srv.shutdown.is_some() {
+                break;
+            }
+            let Some(io) = c.io.as_mut() else { break };
+            let Some(req) = io.parsed.pop_front() else { break };
+            let auth_before = c.st.authenticated;
+            self.execute(idx, req);
+            let authed = self.clients[idx].st.authenticated;
+            if authed != auth_before {
+                // AUTH/HELLO changed the limits the parser applies to what is still buffered.
+                let gate = self.read_gate(!authed);
+                if let Some(io) = self.clients[idx].io.as_mut() {
+                    io.gate = gate;
+                    io.parse();
+                }
+            }
+        }
+        if !self.reply.is_empty() {
+            let chunk = self.reply.buf.split().freeze();
+            self.srv.stats.net_output_bytes += chunk.len() as u64;
+            if let Some(io) = self.clients[idx].io.as_mut() {
+                io.queue(chunk);
+            }
+        }
+    }
+
+    /// Looks a request up, checks it the way Valkey's `processCommand` does, and runs it.
+    fn execute(&mut self, idx: usize, req: Request) {
+        let args = req.args;
+        let Some(name) = args.first() else { return };
+        let before = self.reply.len();
+        let registry = self.srv.registry.clone();
+        let c = &mut self.clients[idx];
+        c.st.last_interaction = Instant::now();
+        c.st.tot_cmds += 1;
+        self.srv.stats.net_input_bytes += args.iter().map(|a| a.len() as u64 + 16).sum::<u64>();
+        if c.st.reply_mode == ReplyMode::SkipNext {
+            c.st.reply_mode = ReplyMode::Skip;
+        }
+        let entry = match registry.lookup(name) {
+            Some(e) => e,
+            None => {
+                self.reply.err(&unknown_command(&args));
+                self.srv.stats.total_error_replies += 1;
+                self.after_command(idx, before);
+                return;
+            }
+        };
+        let entry = if entry.subs.is_empty() {
+            entry
+        } else if args.len() < 2 {
+            entry
+        } else {
+            match entry.sub(&args[1]) {
+                Some(s) => s,
+                None => {
+                    let msg = format!(
+                        "unknown subcommand '{}'. Try {} HELP.",
+                        truncate_lossy(&args[1], 128),
+                        entry.meta.name.to_ascii_uppercase()
+                    );
+                    self.reply.err(&msg);
+                    self.srv.stats.total_error_replies += 1;
+                    self.after_command(idx, before);
+                    return;
+                }
+            }
+        };
+        let arity = entry.meta.arity;
+        if (arity > 0 && args.len() as i32 != arity) || (args.len() as i32) < -arity || entry.handler.is_none() {
+            self.reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
+            self.srv.stats.total_error_replies += 1;
+            self.after_command(idx, before);
+            return;
+        }
+        let c = &mut self.clients[idx];
+        if !c.st.authenticated && !entry.meta.has_flag("no_auth") {
+            self.reply.error("NOAUTH Authentication required.");
+            self.srv.stats.total_error_replies += 1;
+            self.after_command(idx, before);
+            return;
+        }
+        c.st.last_cmd.clear();
+        c.st.last_cmd.push_str(&entry.full_name);
+        self.srv.stats.total_commands += 1;
+        let Some(handler) = entry.handler else { return };
+        let mut ctx = Ctx {
+            srv: &mut self.srv,
+            clients: &mut self.clients,
+            me: idx,
+            out: &mut self.reply,
+            cmd: entry.meta,
+            cmd_name: &entry.full_name,
+            now_ms: crate::util::now_ms(),
+        };
+        handler(&mut ctx, &args);
+        if self.reply.buf.get(before) == Some(&b'-') {
+            self.srv.stats.total_error_replies += 1;
+        }
+        self.free_args(args);
+        self.after_command(idx, before);
+    }
+
+    /// Applies CLIENT REPLY OFF/SKIP to what the command just wrote.
+    fn after_command(&mut self, idx: usize, before: usize) {
+        let c = &mut self.clients[idx];
+        match c.st.reply_mode {
+            ReplyMode::Off => self.reply.truncate(before),
+            ReplyMode::Skip => {
+                self.reply.truncate(before);
+                c.st.reply_mode = ReplyMode::On;
+            }
+            _ => {}
+        }
+        self.reply.resp3 = c.st.resp3;
+    }
+
+    /// Argument buffers of big requests are dropped on an I/O thread.
+    fn free_args(&mut self, args: Vec<Bytes>) {
+        let size: usize = args.iter().map(Bytes::len).sum();
+        if size >= 64 * 1024 {
+            self.srv.free_later(args);
+        }
+    }
+
+    fn flush_garbage(&mut self) {
+        if self.srv.garbage.is_empty() {
+            return;
+        }
+        let garbage = std::mem::take(&mut self.srv.garbage);
+        if self.io.is_empty() {
+            drop(garbage);
+            return;
+        }
+        let n = self.io.len();
+        for (i, g) in garbage.into_iter().enumerate() {
+            if let Err(Job::Free(g)) = self.io.submit(i % n, Job::Free(g)) {
+                drop(g);
+            }
+        }
+    }
+
+    /// Closes a client whose I/O half is home; if it is away, marks it to close on return.
+    fn close(&mut self, idx: usize) {
+        let Some(c) = self.clients.get_mut(idx) else { return };
+        let Some(mut io) = c.io.take() else {
+            c.st.close_asap = true;
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut io.stream);
+        log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
+        self.clients.remove(idx);
+        drop(io);
+    }
+
+    /// Closes clients marked by other clients' commands (CLIENT KILL) that are now idle.
+    fn reap_marked(&mut self) {
+        let marked: Vec<usize> =
+            self.clients.iter().filter(|(_, c)| c.st.close_asap && c.io.is_some()).map(|(i, _)| i).collect();
+        for idx in marked {
+            self.close(idx);
+        }
+    }
+
+    fn cron(&mut self) {
+        self.last_cron = Instant::now();
+        self.reap_marked();
+        self.active_expire();
+        self.client_timeouts();
+        let now = Instant::now();
+        let (t0, n0) = self.srv.last_sample;
+        let dt = now.duration_since(t0).as_secs_f64();
+        if dt >= 0.1 {
+            let ops = ((self.srv.stats.total_commands - n0) as f64 / dt) as u64;
+            let i = self.srv.ops_sample_idx % self.srv.ops_samples.len();
+            self.srv.ops_samples[i] = ops;
+            self.srv.ops_sample_idx += 1;
+            self.srv.last_sample = (now, self.srv.stats.total_commands);
+        }
+    }
+
+    /// Valkey's slow active-expire cycle: sample volatile keys per database, repeat while more
+    /// than a quarter of the sample was expired, within a CPU budget of 25% of the tick.
+    fn active_expire(&mut self) {
+        let start = Instant::now();
+        let effort = self.srv.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
+        let per_loop = 20 + 5 * (effort - 1);
+        let budget = self.cron_period().mul_f64(0.25 + 0.02 * (effort - 1) as f64);
+        let now_ms = crate::util::now_ms();
+        for db in &mut self.srv.dbs {
+            loop {
+                let round = db.expire_sample(per_loop, now_ms);
+                if round.sampled == 0 || round.expired * 4 <= round.sampled || start.elapsed() >= budget {
+                    break;
+                }
+            }
+            if start.elapsed() >= budget {
+                break;
+            }
+        }
+        self.srv.stats.expire_cycle_cpu_ms += start.elapsed().as_millis() as u64;
+    }
+
+    fn client_timeouts(&mut self) {
+        let timeout = self.srv.config.get_i64("timeout");
+        if timeout <= 0 {
+            return;
+        }
+        let limit = Duration::from_secs(timeout as u64);
+        let idle: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.io.is_some() && c.st.last_interaction.elapsed() > limit)
+            .map(|(i, _)| i)
+            .collect();
+        for idx in idle {
+            log::debug!("Closing idle client");
+            self.close(idx);
+        }
+    }
+
+    /// Stops accepting, flushes pending replies (bounded), and returns.
+    fn shutdown(&mut self) {
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l);
+        }
+        self.listeners.clear();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.io.inflight > 0 && Instant::now() < deadline {
+            self.collect_io();
+            std::thread::yield_now();
+        }
+        self.collect_io();
+        for (_, c) in self.clients.iter_mut() {
+            if let Some(io) = c.io.as_mut() {
+                for chunk in c.pending_out.drain(..) {
+                    io.queue(chunk);
+                }
+                while !io.out.is_empty() && Instant::now() < deadline {
+                    io.write();
+                    if io.write_blocked {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if io.eof {
+                        break;
+                    }
+                }
+            }
+        }
+        log::warn!("Shoal is now ready to exit, bye bye...");
+    }
+}
+
+const PROTECTED_MODE_MSG: &str = "-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Valkey builds it.
+pub fn unknown_command(args: &[Bytes]) -> String {
+    let mut s = format!("unknown command '{}', with args beginning with: ", truncate_lossy(&args[0], 128));
+    let mut used = 0;
+    for a in &args[1..] {
+        if used >= 128 {
+            break;
+        }
+        let room = 128 - used;
+        let part = truncate_lossy(a, room);
+        used += part.len() + 3;
+        s.push('\'');
+        s.push_str(&part);
+        s.push_str("' ");
+    }
+    s
+}
+
+/// First `max` bytes of `b` as text (invalid UTF-8 replaced), as `%.128s` prints.
+pub fn truncate_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
+    let bind = srv.config.get("bind").unwrap_or("127.0.0.1").to_string();
+    let mut port = srv.config.get_i64("port") as u16;
+    let mut listeners = Vec::new();
+    for word in bind.split_whitespace() {
+        let (optional, host) = match word.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, word),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let ip: std::net::IpAddr = match host.parse() {
+            Ok(ip) => ip,
+            Err(_) if optional => continue,
+            Err(_) => {
+                return Err(StartError::Bind {
+                    addr: host.to_string(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"),
+                })
+            }
+        };
+        let addr = SocketAddr::new(ip, port);
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                if port == 0 {
+                    port = l.local_addr()?.port();
+                }
+                listeners.push(l);
+            }
+            Err(_) if optional => continue,
+            Err(source) => return Err(StartError::Bind { addr: addr.to_string(), source }),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(StartError::NoListener(bind));
+    }
+    srv.port = port;
+    Ok(listeners)
+}

@@ -1,0 +1,12 @@
+//! The executor: the single thread that owns the keyspace, runs every command and drives the
+//! I/O threads. See `lib.rs` for the thread model.
+
+pub mod client;
+pub mod ctx;
+pub mod executor;
+pub mod server;
+
+pub use client::{Client, ClientState, ReplyMode};
+pub use ctx::{Ctx, WRONGTYPE};
+pub use executor::{Executor, StartError};
+pub use server::{Server, Shutdown, Stats};

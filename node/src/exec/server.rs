@@ -1,0 +1,114 @@
+//! State the executor owns besides clients: databases, configuration, statistics, and the
+//! node's identity. Only the executor thread ever touches it.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::command::Registry;
+use crate::config::Config;
+use crate::keyspace::Db;
+use crate::net::io_thread::IoStats;
+
+/// Counters reported by INFO stats and reset by CONFIG RESETSTAT.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total_connections: u64,
+    pub total_commands: u64,
+    pub rejected_connections: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    pub unexpected_error_replies: u64,
+    pub client_qbuf_limit_disconnections: u64,
+    pub expire_cycle_cpu_ms: u64,
+}
+
+/// Why the node is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    Signal(&'static str),
+    Command,
+}
+
+/// The executor's state.
+pub struct Server {
+    pub dbs: Vec<Db>,
+    pub config: Config,
+    pub stats: Stats,
+    pub registry: Arc<Registry>,
+    pub io_stats: Arc<IoStats>,
+    pub started: Instant,
+    pub started_unix: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub shutdown: Option<Shutdown>,
+    pub next_client_id: u64,
+    /// Values to drop off the executor (on an I/O thread when one is running).
+    pub garbage: Vec<Box<dyn Send>>,
+    /// Ops/sec samples for INFO `instantaneous_ops_per_sec`.
+    pub ops_samples: [u64; 16],
+    pub ops_sample_idx: usize,
+    pub last_sample: (Instant, u64),
+    pub active_io_threads: usize,
+    pub executable: String,
+}
+
+impl Server {
+    pub fn new(config: Config, registry: Arc<Registry>, io_stats: Arc<IoStats>) -> Server {
+        let databases = config.get_i64("databases").max(1) as usize;
+        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let run_id: String = (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
+        let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+        Server {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            config,
+            stats: Stats::default(),
+            registry,
+            io_stats,
+            started: Instant::now(),
+            started_unix,
+            run_id,
+            port: 0,
+            shutdown: None,
+            next_client_id: 1,
+            garbage: Vec::new(),
+            ops_samples: [0; 16],
+            ops_sample_idx: 0,
+            last_sample: (Instant::now(), 0),
+            active_io_threads: 0,
+            executable,
+        }
+    }
+
+    /// Seconds of the LRU clock (wraps after ~136 years; only differences matter).
+    pub fn lru_clock(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+
+    /// Keys removed because their TTL passed, over every database.
+    pub fn expired_keys(&self) -> u64 {
+        self.stats.expired_keys + self.dbs.iter().map(|d| d.expired).sum::<u64>()
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        for db in &mut self.dbs {
+            db.expired = 0;
+        }
+    }
+
+    /// INFO `instantaneous_ops_per_sec`.
+    pub fn instantaneous_ops(&self) -> u64 {
+        self.ops_samples.iter().sum::<u64>() / self.ops_samples.len() as u64
+    }
+
+    /// Hands a value to the garbage list to be dropped off the executor.
+    pub fn free_later<T: Send + 'static>(&mut self, value: T) {
+        self.garbage.push(Box::new(value));
+    }
+}

@@ -1,0 +1,87 @@
+//! Stored values. One enum for every data type so a key's type is a match, not a lookup;
+//! strings that are canonical integers are kept as `Int`, as Valkey's `int` encoding does.
+
+use bytes::Bytes;
+
+/// A value in the keyspace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string that is not a canonical 64-bit integer.
+    Str(Bytes),
+    /// A string that is a canonical 64-bit integer (`OBJECT ENCODING` says `int`).
+    Int(i64),
+}
+
+/// Strings up to this length report `embstr` encoding, as in Valkey.
+pub const EMBSTR_MAX: usize = 44;
+
+impl Value {
+    /// Builds a string value, choosing the integer encoding when the bytes are canonical.
+    pub fn from_bytes(b: &[u8]) -> Value {
+        if b.len() <= 20 {
+            if let Some(n) = crate::util::parse_i64(b) {
+                return Value::Int(n);
+            }
+        }
+        Value::Str(Bytes::copy_from_slice(b))
+    }
+
+    /// `TYPE` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) | Value::Int(_) => "string",
+        }
+    }
+
+    /// `OBJECT ENCODING` name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+            Value::Str(_) => "raw",
+        }
+    }
+
+    /// The string contents, if this is a string; integers are formatted.
+    pub fn as_string(&self) -> Option<StrRef<'_>> {
+        match self {
+            Value::Str(s) => Some(StrRef::Bytes(s)),
+            Value::Int(n) => Some(StrRef::Int(*n)),
+        }
+    }
+
+    /// Approximate heap bytes held by the value, for `MEMORY USAGE` and eviction accounting.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Int(_) => 0,
+        }
+    }
+}
+
+/// A borrowed view of a string value.
+pub enum StrRef<'a> {
+    Bytes(&'a Bytes),
+    Int(i64),
+}
+
+impl StrRef<'_> {
+    /// The bytes, formatting an integer into `buf` when needed.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            StrRef::Bytes(b) => b.to_vec(),
+            StrRef::Int(n) => itoa::Buffer::new().format(*n).as_bytes().to_vec(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            StrRef::Bytes(b) => b.len(),
+            StrRef::Int(n) => itoa::Buffer::new().format(*n).len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,39 @@
+//! `shoal-node [path/to/shoal.conf] [--directive value ...]`
+
+use anyhow::Context;
+use shoal_node::config::Config;
+use shoal_node::exec::Executor;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!("Shoal server v={} (redis_version={})", shoal_node::VERSION, shoal_node::REDIS_VERSION);
+        return Ok(());
+    }
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    shoal_node::logging::init(config.get("loglevel").unwrap_or("notice"), config.get("logfile").unwrap_or(""))
+        .context("opening the log file")?;
+    let dir = config.get("dir").unwrap_or("").to_string();
+    if !dir.is_empty() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating dir {dir}"))?;
+        std::env::set_current_dir(&dir).with_context(|| format!("changing to dir {dir}"))?;
+    }
+    // A panic on any thread must take the node down rather than leave it half-alive.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::exit(101);
+    }));
+    let node = Executor::build(config).context("starting the node")?;
+    log::info!("Shoal {} (redis_version {}) pid={}", shoal_node::VERSION, shoal_node::REDIS_VERSION, std::process::id());
+    log::info!("Running mode=standalone, port={}.", node.port());
+    log::info!("Ready to accept connections tcp");
+    node.run().context("event loop")?;
+    Ok(())
+}

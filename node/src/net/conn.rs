@@ -1,0 +1,235 @@
+//! The I/O half of a connection: socket, read buffer, parser, parsed requests and pending
+//! reply chunks. It is owned by exactly one thread at a time: the executor, or the I/O thread
+//! it was moved to inside a job. Nothing here knows what a command means.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use mio::net::TcpStream;
+
+use crate::protocol::{Frame, Limits, Parser, ProtocolError};
+
+/// How much to read per `read` call when not inside a big bulk.
+const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read per job before handing back, so one flooding client cannot starve the others.
+const READ_BUDGET: usize = 1024 * 1024;
+/// Stop parsing ahead when this many requests are waiting to execute.
+const MAX_PARSED: usize = 4096;
+/// Bytes written per job before handing back (Valkey's `NET_MAX_WRITES_PER_EVENT` is 64 KB; a
+/// larger budget suits vectored writes of pipelined replies).
+const WRITE_BUDGET: usize = 1024 * 1024;
+
+/// One parsed request: its arguments, sliced from the read buffer without copying.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub args: Vec<Bytes>,
+}
+
+/// Limits and flags the executor sets before the I/O half leaves it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadGate {
+    pub limits: Limits,
+    pub auth_required: bool,
+    pub qbuf_limit: usize,
+}
+
+/// A connection's I/O state.
+pub struct ConnIo {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    rbuf: BytesMut,
+    parser: Parser,
+    pub gate: ReadGate,
+    pub parsed: VecDeque<Request>,
+    /// A malformed request, reported after the requests parsed before it have run.
+    pub proto_error: Option<ProtocolError>,
+    /// The peer closed its side, or the socket failed.
+    pub eof: bool,
+    /// The unparsed query buffer outgrew `client-query-buffer-limit`.
+    pub qbuf_exceeded: bool,
+    /// Reading stopped at a budget, not at `WouldBlock`: there may be more to read.
+    pub more_to_read: bool,
+    /// Reply chunks not yet written; `out_pos` bytes of the front chunk are already sent.
+    pub out: VecDeque<Bytes>,
+    out_pos: usize,
+    /// Writing stopped at `WouldBlock`: wait for a writable event.
+    pub write_blocked: bool,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl ConnIo {
+    pub fn new(stream: TcpStream, peer: SocketAddr, gate: ReadGate) -> Self {
+        let local = stream.local_addr().unwrap_or(peer);
+        ConnIo {
+            stream,
+            peer,
+            local,
+            rbuf: BytesMut::new(),
+            parser: Parser::new(),
+            gate,
+            parsed: VecDeque::new(),
+            proto_error: None,
+            eof: false,
+            qbuf_exceeded: false,
+            more_to_read: false,
+            out: VecDeque::new(),
+            out_pos: 0,
+            write_blocked: false,
+            bytes_read: 0,
+            bytes_written: 0,
+        }
+    }
+
+    /// Bytes received but not yet parsed into requests (`qbuf` in CLIENT LIST).
+    pub fn query_buffer_len(&self) -> usize {
+        self.rbuf.len()
+    }
+
+    /// Capacity of the read buffer (`qbuf-free` is capacity minus length).
+    pub fn query_buffer_cap(&self) -> usize {
+        self.rbuf.capacity()
+    }
+
+    /// Bytes of replies waiting to be written.
+    pub fn pending_out(&self) -> usize {
+        self.out.iter().map(Bytes::len).sum::<usize>() - self.out_pos
+    }
+
+    /// True when nothing more may be read: EOF, a protocol error or the limit was hit.
+    pub fn read_closed(&self) -> bool {
+        self.eof || self.proto_error.is_some() || self.qbuf_exceeded
+    }
+
+    /// Reads what the socket has (up to a budget) and parses every complete request.
+    pub fn read_and_parse(&mut self) {
+        self.more_to_read = false;
+        let mut total = 0;
+        while !self.read_closed() {
+            if self.parsed.len() >= MAX_PARSED || total >= READ_BUDGET {
+                self.more_to_read = true;
+                break;
+            }
+            let want = self
+                .parser
+                .pending_bulk(self.rbuf.len())
+                .filter(|&n| n >= crate::protocol::parse::BIG_ARG)
+                .unwrap_or(READ_CHUNK);
+            let old = self.rbuf.len();
+            self.rbuf.resize(old + want, 0);
+            match self.stream.read(&mut self.rbuf[old..]) {
+                Ok(0) => {
+                    self.rbuf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => {
+                    self.rbuf.truncate(old + n);
+                    total += n;
+                    self.bytes_read += n as u64;
+                    self.parse();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.rbuf.truncate(old);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.rbuf.truncate(old);
+                }
+                Err(_) => {
+                    self.rbuf.truncate(old);
+                    self.eof = true;
+                }
+            }
+        }
+    }
+
+    /// Parses buffered bytes into requests (also used after the gate changes, e.g. AUTH).
+    pub fn parse(&mut self) {
+        while self.proto_error.is_none() && self.parsed.len() < MAX_PARSED {
+            match self.parser.parse(&self.rbuf, self.gate.limits, self.gate.auth_required) {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    let chunk = self.rbuf.split_to(frame.consumed()).freeze();
+                    match frame {
+                        Frame::Multibulk { args, .. } if !args.is_empty() => {
+                            let args = args.into_iter().map(|r| chunk.slice(r)).collect();
+                            self.parsed.push_back(Request { args });
+                        }
+                        Frame::Inline { args, .. } if !args.is_empty() => {
+                            let args = args.into_iter().map(Bytes::from).collect();
+                            self.parsed.push_back(Request { args });
+                        }
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    self.proto_error = Some(e);
+                    self.rbuf.clear();
+                }
+            }
+        }
+        if self.rbuf.len() > self.gate.qbuf_limit {
+            self.qbuf_exceeded = true;
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
+            // Do not keep a huge buffer around after a big argument.
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// Queues reply bytes.
+    pub fn queue(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.out.push_back(chunk);
+        }
+    }
+
+    /// Writes queued replies with vectored writes until done, blocked or over budget.
+    pub fn write(&mut self) {
+        self.write_blocked = false;
+        let mut total = 0;
+        while !self.out.is_empty() && total < WRITE_BUDGET {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let mut n = 0;
+            for (i, c) in self.out.iter().enumerate().take(64) {
+                slices[n] = IoSlice::new(if i == 0 { &c[self.out_pos..] } else { &c[..] });
+                n += 1;
+            }
+            match self.stream.write_vectored(&slices[..n]) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.out.clear();
+                    break;
+                }
+                Ok(mut w) => {
+                    total += w;
+                    self.bytes_written += w as u64;
+                    while w > 0 {
+                        let front = self.out.front().map_or(0, |c| c.len() - self.out_pos);
+                        if w >= front {
+                            w -= front;
+                            self.out.pop_front();
+                            self.out_pos = 0;
+                        } else {
+                            self.out_pos += w;
+                            w = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.eof = true;
+                    self.out.clear();
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Networking: connections' I/O halves and the I/O threads that move bytes for the executor.
+//! This layer knows RESP frames, never commands or keys.
+
+pub mod conn;
+pub mod io_thread;
+
+pub use conn::{ConnIo, ReadGate, Request};
+pub use io_thread::{Done, ExecWake, IoPool, Job};
