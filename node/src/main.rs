@@ -7,7 +7,11 @@ use shoal_node::exec::Executor;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version" || a == "-v") {
-        println!("Shoal server v={} (redis_version={})", shoal_node::VERSION, shoal_node::REDIS_VERSION);
+        println!(
+            "Shoal server v={} (redis_version={})",
+            shoal_node::VERSION,
+            shoal_node::REDIS_VERSION
+        );
         return Ok(());
     }
     let config = match Config::from_args(&args) {
@@ -17,8 +21,11 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    shoal_node::logging::init(config.get("loglevel").unwrap_or("notice"), config.get("logfile").unwrap_or(""))
-        .context("opening the log file")?;
+    shoal_node::logging::init(
+        config.get("loglevel").unwrap_or("notice"),
+        config.get("logfile").unwrap_or(""),
+    )
+    .context("opening the log file")?;
     let dir = config.get("dir").unwrap_or("").to_string();
     if !dir.is_empty() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating dir {dir}"))?;
@@ -31,7 +38,12 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(101);
     }));
     let node = Executor::build(config).context("starting the node")?;
-    log::info!("Shoal {} (redis_version {}) pid={}", shoal_node::VERSION, shoal_node::REDIS_VERSION, std::process::id());
+    log::info!(
+        "Shoal {} (redis_version {}) pid={}",
+        shoal_node::VERSION,
+        shoal_node::REDIS_VERSION,
+        std::process::id()
+    );
     log::info!("Running mode=standalone, port={}.", node.port());
     log::info!("Ready to accept connections tcp");
     node.run().context("event loop")?;

@@ -7,7 +7,10 @@ pub enum BeginSearch {
     /// Keys start at this argument index.
     Index(i32),
     /// Keys start after `keyword`, searching from `startfrom` (negative: from the end).
-    Keyword { keyword: &'static str, startfrom: i32 },
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
     Unknown,
 }
 
@@ -15,9 +18,17 @@ pub enum BeginSearch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindKeys {
     /// `lastkey` relative to the start (-1: to the end), every `step`, at most `limit`.
-    Range { lastkey: i32, step: i32, limit: i32 },
+    Range {
+        lastkey: i32,
+        step: i32,
+        limit: i32,
+    },
     /// The number of keys is at `keynumidx` (relative), keys start at `firstkey`.
-    Keynum { keynumidx: i32, firstkey: i32, step: i32 },
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        step: i32,
+    },
     Unknown,
 }
 

@@ -13,9 +13,17 @@ pub use table::{Directive, Kind, DIRECTIVES};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("\n*** FATAL CONFIG FILE ERROR (Shoal {version}) ***\nReading the configuration file, at line {line}\n>>> '{text}'\n{reason}")]
-    Bad { version: &'static str, line: usize, text: String, reason: String },
+    Bad {
+        version: &'static str,
+        line: usize,
+        text: String,
+        reason: String,
+    },
     #[error("cannot read config file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The node's configuration.
@@ -28,13 +36,21 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let values = DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect();
+        let values = DIRECTIVES
+            .iter()
+            .map(|d| (d.name, d.default.to_string()))
+            .collect();
         Config { values, file: None }
     }
 }
 
 fn bad(line: usize, text: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Bad { version: crate::VERSION, line, text: text.to_string(), reason: reason.into() }
+    ConfigError::Bad {
+        version: crate::VERSION,
+        line,
+        text: text.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl Config {
@@ -46,7 +62,10 @@ impl Config {
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
                 let path = PathBuf::from(first);
-                text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+                text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
                 cfg.file = Some(std::fs::canonicalize(&path).unwrap_or(path));
                 rest = &rest[1..];
             }
@@ -81,15 +100,26 @@ impl Config {
             let Some(words) = crate::protocol::parse::split_args(line.as_bytes()) else {
                 return Err(bad(i + 1, line, "Unbalanced quotes in configuration line"));
             };
-            let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-            let Some((name, args)) = words.split_first() else { continue };
+            let words: Vec<String> = words
+                .iter()
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            let Some((name, args)) = words.split_first() else {
+                continue;
+            };
             if name.eq_ignore_ascii_case("include") {
                 continue;
             }
             let Some(dir) = table::find(name) else {
-                return Err(bad(i + 1, line, "Bad directive or wrong number of arguments"));
+                return Err(bad(
+                    i + 1,
+                    line,
+                    "Bad directive or wrong number of arguments",
+                ));
             };
-            let value = if matches!(dir.kind, Kind::Str) { args.join(" ") } else if args.len() == 1 {
+            let value = if matches!(dir.kind, Kind::Str) {
+                args.join(" ")
+            } else if args.len() == 1 {
                 args[0].clone()
             } else {
                 return Err(bad(i + 1, line, "wrong number of arguments"));
@@ -134,11 +164,17 @@ impl Config {
 
     /// Sets several directives at once: all are validated first, and nothing changes if one is
     /// invalid. Returns the previous values so the caller can roll back if applying fails.
-    pub fn set_many(&mut self, pairs: &[(String, String)]) -> Result<Vec<(&'static str, String)>, (String, String)> {
+    pub fn set_many(
+        &mut self,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(&'static str, String)>, (String, String)> {
         let mut staged: Vec<(&'static str, String)> = Vec::new();
         for (name, value) in pairs {
             let Some(dir) = table::find(name) else {
-                return Err((name.clone(), format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
+                return Err((
+                    name.clone(),
+                    format!("Unknown option or number of arguments for CONFIG SET - '{name}'"),
+                ));
             };
             if staged.iter().any(|(n, _)| *n == dir.name) {
                 return Err((name.clone(), "duplicate parameter".into()));
@@ -224,7 +260,9 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Quotes a value for a config line when it needs it.
 fn quote(v: &str) -> String {
-    if !v.is_empty() && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+    if !v.is_empty()
+        && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
         return v.to_string();
     }
     let mut s = String::from("\"");
@@ -250,7 +288,8 @@ mod tests {
 
     #[test]
     fn cli_overrides() {
-        let c = Config::from_args(&args(&["--port", "0", "--maxmemory", "1mb", "--save", ""])).unwrap();
+        let c =
+            Config::from_args(&args(&["--port", "0", "--maxmemory", "1mb", "--save", ""])).unwrap();
         assert_eq!(c.get("port"), Some("0"));
         assert_eq!(c.get("maxmemory"), Some("1048576"));
         assert_eq!(c.get("save"), Some(""));
@@ -258,9 +297,13 @@ mod tests {
 
     #[test]
     fn unknown_directive_is_fatal() {
-        let e = Config::from_args(&args(&["--no-such", "1"])).unwrap_err().to_string();
+        let e = Config::from_args(&args(&["--no-such", "1"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Bad directive"), "{e}");
-        let e = Config::from_args(&args(&["--port", "99999"])).unwrap_err().to_string();
+        let e = Config::from_args(&args(&["--port", "99999"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("between 0 and 65535"), "{e}");
     }
 
@@ -268,11 +311,18 @@ mod tests {
     fn set_many_is_atomic() {
         let mut c = Config::default();
         let err = c
-            .set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "0".into())])
+            .set_many(&[
+                ("maxmemory".into(), "10mb".into()),
+                ("hz".into(), "0".into()),
+            ])
             .unwrap_err();
         assert_eq!(err.0, "hz");
         assert_eq!(c.get("maxmemory"), Some("0"));
-        c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "20".into())]).unwrap();
+        c.set_many(&[
+            ("maxmemory".into(), "10mb".into()),
+            ("hz".into(), "20".into()),
+        ])
+        .unwrap();
         assert_eq!(c.get("maxmemory"), Some("10485760"));
         assert_eq!(c.get("hz"), Some("20"));
     }
@@ -283,6 +333,9 @@ mod tests {
         c.load_str("# hello\nport 7000\n").unwrap();
         c.set_many(&[("hz".into(), "20".into())]).unwrap();
         let text = c.rewritten("# hello\nport 7000\n");
-        assert_eq!(text, "# hello\nport 7000\n# Generated by CONFIG REWRITE\nhz 20\n");
+        assert_eq!(
+            text,
+            "# hello\nport 7000\n# Generated by CONFIG REWRITE\nhz 20\n"
+        );
     }
 }

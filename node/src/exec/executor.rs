@@ -17,8 +17,7 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::client::{Client, ClientState, ReplyMode};
-use super::ctx::Ctx;
+use super::client::{Client, ClientState};
 use super::server::{Server, Shutdown};
 use crate::command::Registry;
 use crate::config::Config;
@@ -74,7 +73,8 @@ impl Executor {
         }
         sig_read.set_nonblocking(true)?;
         let mut signals = UnixStream::from_std(sig_read);
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
 
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
         let io = IoPool::new(threads - 1, wake)?;
@@ -82,7 +82,8 @@ impl Executor {
         let mut srv = Server::new(config, registry, io.stats.clone());
         let mut listeners = bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
-            poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            poll.registry()
+                .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
         srv.active_io_threads = io.len();
         Ok(Executor {
@@ -193,7 +194,9 @@ impl Executor {
 
     fn accept(&mut self, li: usize) {
         loop {
-            let Some(listener) = self.listeners.get(li) else { return };
+            let Some(listener) = self.listeners.get(li) else {
+                return;
+            };
             let (stream, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -217,7 +220,10 @@ impl Executor {
             self.srv.stats.rejected_connections += 1;
             return;
         }
-        if self.srv.config.get_bool("protected-mode") && requirepass.is_empty() && !peer.ip().is_loopback() {
+        if self.srv.config.get_bool("protected-mode")
+            && requirepass.is_empty()
+            && !peer.ip().is_loopback()
+        {
             use std::io::Write;
             let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
             self.srv.stats.rejected_connections += 1;
@@ -226,9 +232,11 @@ impl Executor {
         let gate = self.read_gate(!requirepass.is_empty());
         let entry = self.clients.vacant_entry();
         let token = entry.key();
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             log::warn!("Registering client connection: {e}");
             return;
         }
@@ -236,7 +244,13 @@ impl Executor {
         let io = Box::new(ConnIo::new(stream, peer, gate));
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
-        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, requirepass.is_empty());
+        let st = ClientState::new(
+            id,
+            peer.to_string(),
+            io.local.to_string(),
+            fd,
+            requirepass.is_empty(),
+        );
         entry.insert(Client::new(st, io));
         self.srv.stats.total_connections += 1;
         log::debug!("Accepted {peer}");
@@ -244,7 +258,9 @@ impl Executor {
 
     fn read_gate(&self, auth_required: bool) -> ReadGate {
         ReadGate {
-            limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
+            limits: Limits {
+                max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize,
+            },
             auth_required,
             qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
         }
@@ -286,13 +302,17 @@ impl Executor {
     /// or does that I/O inline when no I/O thread is active.
     fn service(&mut self, idx: usize) {
         for _ in 0..SERVICE_ROUNDS {
-            let Some(c) = self.clients.get_mut(idx) else { return };
+            let Some(c) = self.clients.get_mut(idx) else {
+                return;
+            };
             let Some(io) = c.io.as_mut() else { return };
             for chunk in c.pending_out.drain(..) {
                 io.queue(chunk);
             }
             self.run_parsed(idx);
-            let Some(c) = self.clients.get_mut(idx) else { return };
+            let Some(c) = self.clients.get_mut(idx) else {
+                return;
+            };
             let Some(io) = c.io.as_mut() else { return };
             if io.parsed.is_empty() {
                 if let Some(e) = io.proto_error.take() {
@@ -325,7 +345,8 @@ impl Executor {
                 return;
             }
             let want_write = !io.out.is_empty() && (!io.write_blocked || c.writable);
-            let want_read = c.readable && !io.read_closed() && !c.st.close_after_reply && io.parsed.is_empty();
+            let want_read =
+                c.readable && !io.read_closed() && !c.st.close_after_reply && io.parsed.is_empty();
             if !want_write && !want_read {
                 if c.st.close_after_reply && io.out.is_empty() {
                     self.close(idx);
@@ -341,7 +362,15 @@ impl Executor {
             if !self.io.is_empty() {
                 let Some(io) = c.io.take() else { return };
                 let worker = (c.st.id as usize) % self.io.len();
-                match self.io.submit(worker, Job::Io { token: idx, io, write: want_write, read: want_read }) {
+                match self.io.submit(
+                    worker,
+                    Job::Io {
+                        token: idx,
+                        io,
+                        write: want_write,
+                        read: want_read,
+                    },
+                ) {
                     Ok(()) => return,
                     Err(Job::Io { io, .. }) => c.io = Some(io),
                     Err(Job::Free(_)) => return,
@@ -357,7 +386,10 @@ impl Executor {
                     c.readable = true;
                 }
             }
-            if io.parsed.is_empty() && !io.read_closed() && !(c.st.close_after_reply && io.out.is_empty()) {
+            if io.parsed.is_empty()
+                && !io.read_closed()
+                && !(c.st.close_after_reply && io.out.is_empty())
+            {
                 return;
             }
         }
@@ -380,7 +412,9 @@ impl Executor {
                 break;
             }
             let Some(io) = c.io.as_mut() else { break };
-            let Some(req) = io.parsed.pop_front() else { break };
+            let Some(req) = io.parsed.pop_front() else {
+                break;
+            };
             let auth_before = c.st.authenticated;
             self.execute(idx, req);
             let authed = self.clients[idx].st.authenticated;
@@ -402,95 +436,17 @@ impl Executor {
         }
     }
 
-    /// Looks a request up, checks it the way Valkey's `processCommand` does, and runs it.
+    /// Looks a request up, checks it and runs it (see `dispatch`).
     fn execute(&mut self, idx: usize, req: Request) {
         let args = req.args;
-        let Some(name) = args.first() else { return };
-        let before = self.reply.len();
-        let registry = self.srv.registry.clone();
-        let c = &mut self.clients[idx];
-        c.st.last_interaction = Instant::now();
-        c.st.tot_cmds += 1;
-        self.srv.stats.net_input_bytes += args.iter().map(|a| a.len() as u64 + 16).sum::<u64>();
-        if c.st.reply_mode == ReplyMode::SkipNext {
-            c.st.reply_mode = ReplyMode::Skip;
-        }
-        let entry = match registry.lookup(name) {
-            Some(e) => e,
-            None => {
-                self.reply.err(&unknown_command(&args));
-                self.srv.stats.total_error_replies += 1;
-                self.after_command(idx, before);
-                return;
-            }
-        };
-        let entry = if entry.subs.is_empty() {
-            entry
-        } else if args.len() < 2 {
-            entry
-        } else {
-            match entry.sub(&args[1]) {
-                Some(s) => s,
-                None => {
-                    let msg = format!(
-                        "unknown subcommand '{}'. Try {} HELP.",
-                        truncate_lossy(&args[1], 128),
-                        entry.meta.name.to_ascii_uppercase()
-                    );
-                    self.reply.err(&msg);
-                    self.srv.stats.total_error_replies += 1;
-                    self.after_command(idx, before);
-                    return;
-                }
-            }
-        };
-        let arity = entry.meta.arity;
-        if (arity > 0 && args.len() as i32 != arity) || (args.len() as i32) < -arity || entry.handler.is_none() {
-            self.reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
-            self.srv.stats.total_error_replies += 1;
-            self.after_command(idx, before);
-            return;
-        }
-        let c = &mut self.clients[idx];
-        if !c.st.authenticated && !entry.meta.has_flag("no_auth") {
-            self.reply.error("NOAUTH Authentication required.");
-            self.srv.stats.total_error_replies += 1;
-            self.after_command(idx, before);
-            return;
-        }
-        c.st.last_cmd.clear();
-        c.st.last_cmd.push_str(&entry.full_name);
-        self.srv.stats.total_commands += 1;
-        let Some(handler) = entry.handler else { return };
-        let mut ctx = Ctx {
-            srv: &mut self.srv,
-            clients: &mut self.clients,
-            me: idx,
-            out: &mut self.reply,
-            cmd: entry.meta,
-            cmd_name: &entry.full_name,
-            now_ms: crate::util::now_ms(),
-        };
-        handler(&mut ctx, &args);
-        if self.reply.buf.get(before) == Some(&b'-') {
-            self.srv.stats.total_error_replies += 1;
-        }
+        super::dispatch::dispatch(
+            &mut self.srv,
+            &mut self.clients,
+            &mut self.reply,
+            idx,
+            &args,
+        );
         self.free_args(args);
-        self.after_command(idx, before);
-    }
-
-    /// Applies CLIENT REPLY OFF/SKIP to what the command just wrote.
-    fn after_command(&mut self, idx: usize, before: usize) {
-        let c = &mut self.clients[idx];
-        match c.st.reply_mode {
-            ReplyMode::Off => self.reply.truncate(before),
-            ReplyMode::Skip => {
-                self.reply.truncate(before);
-                c.st.reply_mode = ReplyMode::On;
-            }
-            _ => {}
-        }
-        self.reply.resp3 = c.st.resp3;
     }
 
     /// Argument buffers of big requests are dropped on an I/O thread.
@@ -520,7 +476,9 @@ impl Executor {
 
     /// Closes a client whose I/O half is home; if it is away, marks it to close on return.
     fn close(&mut self, idx: usize) {
-        let Some(c) = self.clients.get_mut(idx) else { return };
+        let Some(c) = self.clients.get_mut(idx) else {
+            return;
+        };
         let Some(mut io) = c.io.take() else {
             c.st.close_asap = true;
             return;
@@ -533,8 +491,12 @@ impl Executor {
 
     /// Closes clients marked by other clients' commands (CLIENT KILL) that are now idle.
     fn reap_marked(&mut self) {
-        let marked: Vec<usize> =
-            self.clients.iter().filter(|(_, c)| c.st.close_asap && c.io.is_some()).map(|(i, _)| i).collect();
+        let marked: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.st.close_asap && c.io.is_some())
+            .map(|(i, _)| i)
+            .collect();
         for idx in marked {
             self.close(idx);
         }
@@ -563,12 +525,17 @@ impl Executor {
         let start = Instant::now();
         let effort = self.srv.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
         let per_loop = 20 + 5 * (effort - 1);
-        let budget = self.cron_period().mul_f64(0.25 + 0.02 * (effort - 1) as f64);
+        let budget = self
+            .cron_period()
+            .mul_f64(0.25 + 0.02 * (effort - 1) as f64);
         let now_ms = crate::util::now_ms();
         for db in &mut self.srv.dbs {
             loop {
                 let round = db.expire_sample(per_loop, now_ms);
-                if round.sampled == 0 || round.expired * 4 <= round.sampled || start.elapsed() >= budget {
+                if round.sampled == 0
+                    || round.expired * 4 <= round.sampled
+                    || start.elapsed() >= budget
+                {
                     break;
                 }
             }
@@ -631,29 +598,6 @@ impl Executor {
 
 const PROTECTED_MODE_MSG: &str = "-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Valkey builds it.
-pub fn unknown_command(args: &[Bytes]) -> String {
-    let mut s = format!("unknown command '{}', with args beginning with: ", truncate_lossy(&args[0], 128));
-    let mut used = 0;
-    for a in &args[1..] {
-        if used >= 128 {
-            break;
-        }
-        let room = 128 - used;
-        let part = truncate_lossy(a, room);
-        used += part.len() + 3;
-        s.push('\'');
-        s.push_str(&part);
-        s.push_str("' ");
-    }
-    s
-}
-
-/// First `max` bytes of `b` as text (invalid UTF-8 replaced), as `%.128s` prints.
-pub fn truncate_lossy(b: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
-}
-
 fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
     let bind = srv.config.get("bind").unwrap_or("127.0.0.1").to_string();
     let mut port = srv.config.get_i64("port") as u16;
@@ -683,7 +627,12 @@ fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
                 listeners.push(l);
             }
             Err(_) if optional => continue,
-            Err(source) => return Err(StartError::Bind { addr: addr.to_string(), source }),
+            Err(source) => {
+                return Err(StartError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })
+            }
         }
     }
     if listeners.is_empty() {

@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod ctx;
+pub mod dispatch;
 pub mod executor;
 pub mod server;
+pub mod testing;
 
 pub use client::{Client, ClientState, ReplyMode};
 pub use ctx::{Ctx, WRONGTYPE};

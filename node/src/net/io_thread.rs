@@ -22,7 +22,12 @@ const WORKER_SPIN: Duration = Duration::from_micros(50);
 /// Work for an I/O thread.
 pub enum Job {
     /// Write pending replies (if `write`), then read and parse (if `read`).
-    Io { token: usize, io: Box<ConnIo>, write: bool, read: bool },
+    Io {
+        token: usize,
+        io: Box<ConnIo>,
+        write: bool,
+        read: bool,
+    },
     /// Drop something large off the executor.
     Free(Box<dyn Send>),
 }
@@ -83,11 +88,25 @@ impl IoPool {
                 stop: stop.clone(),
                 stats: stats.clone(),
             };
-            let handle = thread::Builder::new().name(format!("io_thd_{}", i + 1)).spawn(move || ctx.run())?;
+            let handle = thread::Builder::new()
+                .name(format!("io_thd_{}", i + 1))
+                .spawn(move || ctx.run())?;
             let thread = handle.thread().clone();
-            workers.push(Worker { ring, parked, thread, handle: Some(handle) });
+            workers.push(Worker {
+                ring,
+                parked,
+                thread,
+                handle: Some(handle),
+            });
         }
-        Ok(IoPool { workers, done, wake, stop, stats, inflight: 0 })
+        Ok(IoPool {
+            workers,
+            done,
+            wake,
+            stop,
+            stats,
+            inflight: 0,
+        })
     }
 
     /// Number of worker threads.
@@ -208,7 +227,12 @@ impl WorkerCtx {
 
     fn handle(&self, job: Job) {
         match job {
-            Job::Io { token, mut io, write, read } => {
+            Job::Io {
+                token,
+                mut io,
+                write,
+                read,
+            } => {
                 if write {
                     io.write();
                     self.stats.writes.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,121 @@
+//! Command dispatch: look the name up, check it in Valkey's `processCommand` order (unknown
+//! command, unknown subcommand, arity, authentication), run the handler, and apply CLIENT
+//! REPLY modes. Shared by the event loop and the in-process test harness.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use super::client::{Client, ReplyMode};
+use super::ctx::Ctx;
+use super::server::Server;
+use crate::protocol::Reply;
+
+/// Runs one request of client `idx`, appending its reply to `reply`.
+pub fn dispatch(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    reply: &mut Reply,
+    idx: usize,
+    args: &[Bytes],
+) {
+    let Some(name) = args.first() else { return };
+    let before = reply.len();
+    let registry = srv.registry.clone();
+    let c = &mut clients[idx];
+    c.st.last_interaction = Instant::now();
+    c.st.tot_cmds += 1;
+    srv.stats.net_input_bytes += args.iter().map(|a| a.len() as u64 + 16).sum::<u64>();
+    if c.st.reply_mode == ReplyMode::SkipNext {
+        c.st.reply_mode = ReplyMode::Skip;
+    }
+    if let Some(entry) = registry.lookup(name) {
+        let entry = match (entry.subs.is_empty(), args.get(1)) {
+            (false, Some(sub)) => match entry.sub(sub) {
+                Some(s) => Some(s),
+                None => {
+                    let msg = format!(
+                        "unknown subcommand '{}'. Try {} HELP.",
+                        truncate_lossy(sub, 128),
+                        entry.meta.name.to_ascii_uppercase()
+                    );
+                    reply.err(&msg);
+                    None
+                }
+            },
+            _ => Some(entry),
+        };
+        if let Some(entry) = entry {
+            let arity = entry.meta.arity;
+            let n = args.len() as i32;
+            if (arity > 0 && n != arity) || n < -arity || entry.handler.is_none() {
+                reply.err(&format!(
+                    "wrong number of arguments for '{}' command",
+                    entry.full_name
+                ));
+            } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
+                reply.error("NOAUTH Authentication required.");
+            } else if let Some(handler) = entry.handler {
+                let c = &mut clients[idx];
+                c.st.last_cmd.clear();
+                c.st.last_cmd.push_str(&entry.full_name);
+                srv.stats.total_commands += 1;
+                let mut ctx = Ctx {
+                    srv,
+                    clients,
+                    me: idx,
+                    out: reply,
+                    cmd: entry.meta,
+                    cmd_name: &entry.full_name,
+                    now_ms: crate::util::now_ms(),
+                };
+                handler(&mut ctx, args);
+            }
+        }
+    } else {
+        reply.err(&unknown_command(args));
+    }
+    if reply.buf.get(before) == Some(&b'-') {
+        srv.stats.total_error_replies += 1;
+    }
+    // The client may be gone (it cannot be: handlers only mark clients), but be defensive.
+    let Some(c) = clients.get_mut(idx) else {
+        return;
+    };
+    match c.st.reply_mode {
+        ReplyMode::Off => reply.truncate(before),
+        ReplyMode::Skip => {
+            reply.truncate(before);
+            c.st.reply_mode = ReplyMode::On;
+        }
+        _ => {}
+    }
+    reply.resp3 = c.st.resp3;
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Valkey builds it.
+pub fn unknown_command(args: &[Bytes]) -> String {
+    let mut s = format!(
+        "unknown command '{}', with args beginning with: ",
+        truncate_lossy(&args[0], 128)
+    );
+    let mut used = 0;
+    for a in &args[1..] {
+        if used >= 128 {
+            break;
+        }
+        let room = 128 - used;
+        let part = truncate_lossy(a, room);
+        used += part.len() + 3;
+        s.push('\'');
+        s.push_str(&part);
+        s.push_str("' ");
+    }
+    s
+}
+
+/// First `max` bytes of `b` as text (invalid UTF-8 replaced), as `%.128s` prints.
+pub fn truncate_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}

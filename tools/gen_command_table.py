@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Generates node/src/command/table.rs, Shoal's own command table, for the commands Shoal
+implements. Facts (arity, flags, key specs, docs) are read from a directory of Valkey 8 command
+JSON metadata given on the command line; the output is our own Rust data, in our own format.
+
+usage: tools/gen_command_table.py ../shared/reference/valkey-8.0.1-commands > node/src/command/table.rs
+Add a command by adding its name (and subcommands) to IMPLEMENTED and re-running.
+"""
+import json
+import os
+import sys
+
+# name -> list of implemented subcommands (None: not a container)
+IMPLEMENTED = {
+    # connection
+    "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
+    "reset": None,
+    "client": ["id", "setname", "getname", "list", "info", "kill", "setinfo", "no-evict",
+               "no-touch", "reply", "help"],
+    # server
+    "info": None, "config": ["get", "set", "resetstat", "rewrite", "help"],
+    "command": ["count", "info", "list", "docs", "getkeys", "getkeysandflags", "help"],
+    "dbsize": None, "flushdb": None, "flushall": None, "time": None,
+    "memory": ["usage", "help"], "swapdb": None, "shutdown": None, "function": ["flush"],
+    "lastsave": None,
+    # keys
+    "del": None, "unlink": None, "exists": None, "type": None, "expire": None, "pexpire": None,
+    "expireat": None, "pexpireat": None, "ttl": None, "pttl": None, "expiretime": None,
+    "pexpiretime": None, "persist": None, "keys": None, "scan": None, "randomkey": None,
+    "rename": None, "renamenx": None, "touch": None, "copy": None, "move": None,
+    "object": ["encoding", "freq", "idletime", "refcount", "help"],
+    # strings
+    "get": None, "set": None, "setnx": None, "setex": None, "psetex": None, "getset": None,
+    "getdel": None, "getex": None, "mget": None, "mset": None, "msetnx": None, "incr": None,
+    "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "append": None,
+    "strlen": None, "getrange": None, "substr": None, "setrange": None, "lcs": None,
+}
+
+ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+             "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking",
+             "dangerous", "connection", "transaction", "scripting"]
+
+
+def rs(s):
+    return json.dumps(s)  # a JSON string literal is a valid Rust string literal here
+
+
+def strs(xs):
+    return "&[" + ", ".join(rs(x) for x in xs) + "]"
+
+
+def acl(info):
+    cats = {c.lower() for c in info.get("acl_categories", [])}
+    flags = set(info.get("command_flags", []))
+    if "WRITE" in flags:
+        cats.add("write")
+    if "READONLY" in flags and "scripting" not in cats:
+        cats.add("read")
+    if "ADMIN" in flags:
+        cats |= {"admin", "dangerous"}
+    if "PUBSUB" in flags:
+        cats.add("pubsub")
+    if "FAST" in flags:
+        cats.add("fast")
+    if "BLOCKING" in flags:
+        cats.add("blocking")
+    if "fast" not in cats:
+        cats.add("slow")
+    return [c for c in ACL_ORDER if c in cats]
+
+
+def key_spec(ks):
+    b = ks["begin_search"]
+    if "index" in b:
+        begin = f"BeginSearch::Index({b['index']['pos']})"
+    elif "keyword" in b:
+        kw = b["keyword"]
+        begin = f"BeginSearch::Keyword {{ keyword: {rs(kw['keyword'])}, startfrom: {kw['startfrom']} }}"
+    else:
+        begin = "BeginSearch::Unknown"
+    f = ks["find_keys"]
+    if "range" in f:
+        r = f["range"]
+        find = f"FindKeys::Range {{ lastkey: {r['lastkey']}, step: {r['step']}, limit: {r['limit']} }}"
+    elif "keynum" in f:
+        k = f["keynum"]
+        find = f"FindKeys::Keynum {{ keynumidx: {k['keynumidx']}, firstkey: {k['firstkey']}, step: {k['step']} }}"
+    else:
+        find = "FindKeys::Unknown"
+    return f"KeySpec {{ flags: {strs(ks.get('flags', []))}, begin: {begin}, find: {find} }}"
+
+
+def legacy_range(specs):
+    first = last = step = 0
+    for ks in specs:
+        b, f = ks["begin_search"], ks["find_keys"]
+        if "index" not in b or "range" not in f or f["range"]["limit"] != 0:
+            continue
+        pos, lk, st = b["index"]["pos"], f["range"]["lastkey"], f["range"]["step"]
+        lastabs = pos + lk if lk >= 0 else lk
+        if first == 0:
+            first, last, step = pos, lastabs, st
+        else:
+            first = min(first, pos)
+            if last >= 0 and lastabs >= 0:
+                last = max(last, lastabs)
+            elif lastabs < 0:
+                last = lastabs
+    return first, last, step
+
+
+def movable(info):
+    if info.get("get_keys_function"):
+        return True
+    for ks in info.get("key_specs", []):
+        if "index" not in ks["begin_search"] or "range" not in ks["find_keys"]:
+            return True
+    return False
+
+
+def args_rs(args, indent):
+    if not args:
+        return "&[]"
+    pad = " " * indent
+    out = ["&["]
+    for a in args:
+        token = f"Some({rs(a['token'])})" if "token" in a else "None"
+        out.append(
+            f"{pad}    Arg {{ name: {rs(a['name'])}, kind: {rs(a['type'])}, token: {token}, "
+            f"optional: {str(a.get('optional', False)).lower()}, multiple: {str(a.get('multiple', False)).lower()}, "
+            f"args: {args_rs(a.get('arguments', []), indent + 4)} }},")
+    out.append(pad + "]")
+    return "\n".join(out)
+
+
+def meta(name, info, subs, indent):
+    pad = " " * indent
+    flags = [f.lower() for f in info.get("command_flags", [])]
+    if movable(info):
+        flags.append("movablekeys")
+    specs = info.get("key_specs", [])
+    first, last, step = legacy_range(specs)
+    tips = [t.lower() for t in info.get("command_tips", [])]
+    specs_rs = "&[" + ", ".join(key_spec(k) for k in specs) + "]"
+    sub_rs = "&[]"
+    if subs:
+        sub_rs = "&[\n" + ",\n".join(subs) + f",\n{pad}]"
+    return (
+        f"{pad}CommandMeta {{\n"
+        f"{pad}    name: {rs(name)},\n"
+        f"{pad}    arity: {info['arity']},\n"
+        f"{pad}    flags: {strs(flags)},\n"
+        f"{pad}    acl: {strs(acl(info))},\n"
+        f"{pad}    tips: {strs(tips)},\n"
+        f"{pad}    key_specs: {specs_rs},\n"
+        f"{pad}    first_key: {first},\n"
+        f"{pad}    last_key: {last},\n"
+        f"{pad}    step: {step},\n"
+        f"{pad}    group: {rs(info.get('group', ''))},\n"
+        f"{pad}    since: {rs(info.get('since', ''))},\n"
+        f"{pad}    summary: {rs(info.get('summary', ''))},\n"
+        f"{pad}    complexity: {rs(info.get('complexity', ''))},\n"
+        f"{pad}    args: {args_rs(info.get('arguments', []), indent + 4)},\n"
+        f"{pad}    subcommands: {sub_rs},\n"
+        f"{pad}}}"
+    )
+
+
+def load(ref, fname):
+    with open(os.path.join(ref, fname)) as fh:
+        (_, info), = json.load(fh).items()
+    return info
+
+
+def main():
+    ref = sys.argv[1]
+    entries = []
+    for name in sorted(IMPLEMENTED):
+        info = load(ref, f"{name}.json")
+        subs = []
+        for sub in sorted(IMPLEMENTED[name] or []):
+            subs.append(meta(sub, load(ref, f"{name}-{sub}.json"), None, 12))
+        entries.append(meta(name, info, subs, 4))
+    print("//! The command table: name, arity, flags, ACL categories, key specs and docs of every")
+    print("//! command Shoal implements. Generated by `tools/gen_command_table.py`; edit the list there")
+    print("//! and re-run rather than editing by hand.")
+    print()
+    print("use super::meta::*;")
+    print()
+    print("/// Every command the node implements, sorted by name.")
+    print("pub static COMMANDS: &[CommandMeta] = &[")
+    for e in entries:
+        print(e + ",")
+    print("];")
+
+
+if __name__ == "__main__":
+    main()
