@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every Shoal test on a fresh Debian machine: installs what the tests need (Debian's
+# redis-server and redis-tools as the reference server and real clients), then formatting,
+# lints, unit, property, integration, differential and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The packaged server starts itself as a service; the tests start their own instances.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== fmt";    cargo fmt --all -- --check
+echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build";  cargo build --workspace --all-targets --locked
+echo "== fuzz target compiles"; (cd node/fuzz && cargo check --quiet)
+echo "== tests"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
