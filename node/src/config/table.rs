@@ -322,3 +322,14 @@ mod tests {
         assert!(find("no-such-thing").is_none());
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    #[test]
+    fn every_directive_is_documented() {
+        let doc = include_str!("../../../docs/config.md");
+        for d in super::DIRECTIVES {
+            assert!(doc.contains(&format!("| `{}` |", d.name)), "docs/config.md lacks {}", d.name);
+        }
+    }
+}
