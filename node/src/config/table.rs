@@ -329,7 +329,11 @@ mod doc_tests {
     fn every_directive_is_documented() {
         let doc = include_str!("../../../docs/config.md");
         for d in super::DIRECTIVES {
-            assert!(doc.contains(&format!("| `{}` |", d.name)), "docs/config.md lacks {}", d.name);
+            assert!(
+                doc.contains(&format!("| `{}` |", d.name)),
+                "docs/config.md lacks {}",
+                d.name
+            );
         }
     }
 }

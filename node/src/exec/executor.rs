@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::client::{Client, ClientState};
+use super::scaler::Scaler;
 use super::server::{Server, Shutdown};
 use crate::command::Registry;
 use crate::config::Config;
@@ -57,6 +58,9 @@ pub struct Executor {
     reply: Reply,
     last_cron: Instant,
     spin_until: Option<Instant>,
+    scaler: Scaler,
+    /// `io-threads` as last applied, to notice CONFIG SET.
+    io_threads_limit: i64,
 }
 
 impl Executor {
@@ -77,7 +81,13 @@ impl Executor {
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
 
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
-        let io = IoPool::new(threads - 1, wake)?;
+        let mut io = IoPool::new(threads - 1, wake)?;
+        let force_threads = config.get_i64("events-per-io-thread") == 0;
+        if force_threads {
+            // Valkey's test knob: offload everything, whatever the load or core count.
+            io.set_cap(threads - 1)?;
+            io.set_active(threads - 1);
+        }
         let registry = Arc::new(Registry::build());
         let mut srv = Server::new(config, registry, io.stats.clone());
         let mut listeners = bind_all(&mut srv)?;
@@ -85,7 +95,7 @@ impl Executor {
             poll.registry()
                 .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
-        srv.active_io_threads = io.len();
+        srv.active_io_threads = io.active();
         Ok(Executor {
             poll,
             listeners,
@@ -97,6 +107,8 @@ impl Executor {
             reply: Reply::new(false),
             last_cron: Instant::now(),
             spin_until: None,
+            scaler: Scaler::new(Instant::now()),
+            io_threads_limit: threads as i64,
         })
     }
 
@@ -111,6 +123,7 @@ impl Executor {
         while self.srv.shutdown.is_none() {
             let timeout = self.poll_timeout();
             let blocking = timeout != Some(Duration::ZERO);
+            let waited = Instant::now();
             if blocking && !self.io.prepare_sleep() {
                 self.poll_once(&mut events, Some(Duration::ZERO))?;
             } else {
@@ -118,6 +131,11 @@ impl Executor {
             }
             if blocking {
                 self.io.awake();
+            }
+            let now = Instant::now();
+            self.scaler.record_idle(now.duration_since(waited));
+            if self.scaler.due(now) {
+                self.scale(now);
             }
             self.collect_io();
             self.service_ready();
@@ -359,18 +377,15 @@ impl Executor {
             if want_write {
                 c.writable = false;
             }
-            if !self.io.is_empty() {
+            if self.io.active() > 0 {
                 let Some(io) = c.io.take() else { return };
-                let worker = (c.st.id as usize) % self.io.len();
-                match self.io.submit(
-                    worker,
-                    Job::Io {
-                        token: idx,
-                        io,
-                        write: want_write,
-                        read: want_read,
-                    },
-                ) {
+                let job = Job::Io {
+                    token: idx,
+                    io,
+                    write: want_write,
+                    read: want_read,
+                };
+                match self.io.submit_io(c.st.id, job) {
                     Ok(()) => return,
                     Err(Job::Io { io, .. }) => c.io = Some(io),
                     Err(Job::Free(_)) => return,
@@ -462,13 +477,8 @@ impl Executor {
             return;
         }
         let garbage = std::mem::take(&mut self.srv.garbage);
-        if self.io.is_empty() {
-            drop(garbage);
-            return;
-        }
-        let n = self.io.len();
         for (i, g) in garbage.into_iter().enumerate() {
-            if let Err(Job::Free(g)) = self.io.submit(i % n, Job::Free(g)) {
+            if let Err(Job::Free(g)) = self.io.submit_free(i, Job::Free(g)) {
                 drop(g);
             }
         }
@@ -502,8 +512,59 @@ impl Executor {
         }
     }
 
+    /// Closes a 10 ms sample: lets the scaler activate or park I/O threads.
+    fn scale(&mut self, now: Instant) {
+        let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
+        let max = self.io.max_active();
+        let target = if forced {
+            Some(max)
+        } else {
+            self.scaler
+                .tick(now, self.io.active(), max, self.io.queued())
+        };
+        if forced {
+            self.scaler.tick(now, self.io.active(), max, 0);
+        }
+        if let Some(n) = target {
+            if n != self.io.active() {
+                log::debug!("I/O threads active: {} -> {}", self.io.active(), n);
+                self.io.set_active(n);
+            }
+        }
+        self.srv.active_io_threads = self.io.active();
+        self.srv.busy_ratio = self.scaler.busy_ratio();
+    }
+
+    /// Applies a changed `io-threads` limit (CONFIG SET io-threads) on the running node.
+    fn apply_io_threads_limit(&mut self) {
+        let want = self.srv.config.get_i64("io-threads").clamp(1, 128);
+        if want == self.io_threads_limit {
+            return;
+        }
+        let workers = (want - 1) as usize;
+        let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
+        let res = if forced {
+            self.io.set_cap(workers)
+        } else {
+            self.io.set_limit(workers)
+        };
+        match res {
+            Ok(()) => {
+                log::info!(
+                    "io-threads limit changed: {} -> {}",
+                    self.io_threads_limit,
+                    want
+                );
+                self.io_threads_limit = want;
+            }
+            Err(e) => log::warn!("Could not start I/O threads: {e}"),
+        }
+        self.srv.active_io_threads = self.io.active();
+    }
+
     fn cron(&mut self) {
         self.last_cron = Instant::now();
+        self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
         self.client_timeouts();

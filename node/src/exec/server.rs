@@ -53,7 +53,10 @@ pub struct Server {
     pub ops_samples: [u64; 16],
     pub ops_sample_idx: usize,
     pub last_sample: (Instant, u64),
+    /// I/O threads currently receiving jobs (0: the executor does its own I/O).
     pub active_io_threads: usize,
+    /// The executor's busy ratio over the last second (0..=1), for INFO and the autoscaler.
+    pub busy_ratio: f64,
     pub executable: String,
 }
 
@@ -87,6 +90,7 @@ impl Server {
             ops_sample_idx: 0,
             last_sample: (Instant::now(), 0),
             active_io_threads: 0,
+            busy_ratio: 0.0,
             executable,
         }
     }

@@ -60,6 +60,12 @@ struct Worker {
 }
 
 /// The pool of I/O threads, driven by the executor.
+///
+/// `limit` workers may exist (the `io-threads` setting minus the executor); of those, only
+/// the first `active` receive jobs. The executor raises and lowers `active` with the load
+/// (`exec::scaler`); idle workers are parked and cost nothing. `active` never exceeds the
+/// cores this process may run on minus one, so an over-generous limit cannot make the node
+/// slower by making threads fight over cores.
 pub struct IoPool {
     workers: Vec<Worker>,
     done: Arc<ArrayQueue<Done>>,
@@ -68,68 +74,115 @@ pub struct IoPool {
     pub stats: Arc<IoStats>,
     /// Jobs dispatched whose completion has not been collected yet.
     pub inflight: usize,
+    limit: usize,
+    cap: usize,
+    active: usize,
 }
 
+/// Most I/O jobs in flight at once: every completion must fit the completion queue.
+const MAX_INFLIGHT: usize = 16 * RING;
+
 impl IoPool {
-    /// Starts `n` worker threads (`io-threads` minus the executor).
-    pub fn new(n: usize, wake: Arc<ExecWake>) -> std::io::Result<IoPool> {
-        let done = Arc::new(ArrayQueue::new((n.max(1)) * RING));
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(IoStats::default());
-        let mut workers = Vec::with_capacity(n);
-        for i in 0..n {
-            let ring = Arc::new(ArrayQueue::new(RING));
-            let parked = Arc::new(CachePadded::new(AtomicBool::new(false)));
-            let ctx = WorkerCtx {
-                ring: ring.clone(),
-                parked: parked.clone(),
-                done: done.clone(),
-                wake: wake.clone(),
-                stop: stop.clone(),
-                stats: stats.clone(),
-            };
-            let handle = thread::Builder::new()
-                .name(format!("io_thd_{}", i + 1))
-                .spawn(move || ctx.run())?;
-            let thread = handle.thread().clone();
-            workers.push(Worker {
-                ring,
-                parked,
-                thread,
-                handle: Some(handle),
-            });
-        }
-        Ok(IoPool {
-            workers,
-            done,
+    /// A pool allowed `limit` workers, none active yet.
+    pub fn new(limit: usize, wake: Arc<ExecWake>) -> std::io::Result<IoPool> {
+        let cores = thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut pool = IoPool {
+            workers: Vec::new(),
+            done: Arc::new(ArrayQueue::new(MAX_INFLIGHT)),
             wake,
-            stop,
-            stats,
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(IoStats::default()),
             inflight: 0,
-        })
+            limit: 0,
+            cap: cores.saturating_sub(1),
+            active: 0,
+        };
+        pool.set_limit(limit)?;
+        Ok(pool)
     }
 
-    /// Number of worker threads.
-    pub fn len(&self) -> usize {
-        self.workers.len()
+    /// Changes how many workers may be used (`CONFIG SET io-threads`). Raising it starts
+    /// threads; lowering it only stops giving jobs to the extra ones, which park.
+    pub fn set_limit(&mut self, limit: usize) -> std::io::Result<()> {
+        while self.workers.len() < limit {
+            self.spawn()?;
+        }
+        self.limit = limit;
+        self.active = self.active.min(self.max_active());
+        Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
+    /// Overrides the core-count cap (tests use it to exercise scaling on any machine).
+    pub fn set_cap(&mut self, cap: usize) -> std::io::Result<()> {
+        self.cap = cap;
+        self.set_limit(self.limit)
     }
 
-    /// Hands a job to worker `w`. On a full ring the job is returned and the caller does the
-    /// work itself, as Valkey's main thread does.
-    pub fn submit(&mut self, w: usize, job: Job) -> Result<(), Job> {
-        let is_io = matches!(job, Job::Io { .. });
-        if is_io && self.inflight >= self.done.capacity() {
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let i = self.workers.len();
+        let ring = Arc::new(ArrayQueue::new(RING));
+        let parked = Arc::new(CachePadded::new(AtomicBool::new(false)));
+        let ctx = WorkerCtx {
+            ring: ring.clone(),
+            parked: parked.clone(),
+            done: self.done.clone(),
+            wake: self.wake.clone(),
+            stop: self.stop.clone(),
+            stats: self.stats.clone(),
+        };
+        let handle = thread::Builder::new()
+            .name(format!("io_thd_{}", i + 1))
+            .spawn(move || ctx.run())?;
+        let thread = handle.thread().clone();
+        self.workers.push(Worker {
+            ring,
+            parked,
+            thread,
+            handle: Some(handle),
+        });
+        Ok(())
+    }
+
+    /// Workers that may be active at most: the limit, capped by the cores available.
+    pub fn max_active(&self) -> usize {
+        self.limit.min(self.cap).min(self.workers.len())
+    }
+
+    /// Workers currently receiving jobs.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Sets the number of active workers (clamped to `max_active`).
+    pub fn set_active(&mut self, n: usize) {
+        self.active = n.min(self.max_active());
+    }
+
+    /// Hands a client's I/O job to its worker (`client id % active`, so a client stays on one
+    /// thread while the active count is unchanged). With no active worker, or a full ring, the
+    /// job comes back and the executor does the work itself, as Valkey's main thread does.
+    pub fn submit_io(&mut self, client_id: u64, job: Job) -> Result<(), Job> {
+        if self.active == 0 || self.inflight >= MAX_INFLIGHT {
             return Err(job);
         }
-        let worker = &self.workers[w % self.workers.len()];
-        worker.ring.push(job)?;
-        if is_io {
-            self.inflight += 1;
+        self.push((client_id % self.active as u64) as usize, job)?;
+        self.inflight += 1;
+        Ok(())
+    }
+
+    /// Hands garbage to a worker to drop; returns it when no worker is active.
+    pub fn submit_free(&mut self, n: usize, job: Job) -> Result<(), Job> {
+        if self.active == 0 {
+            return Err(job);
         }
+        self.push(n % self.active, job)
+    }
+
+    fn push(&mut self, w: usize, job: Job) -> Result<(), Job> {
+        let worker = &self.workers[w];
+        worker.ring.push(job)?;
         // Pairs with the fence in `WorkerCtx::park`: either the worker sees the job before it
         // parks, or we see `parked` and wake it.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -154,6 +207,14 @@ impl IoPool {
     /// True when completions are waiting.
     pub fn has_done(&self) -> bool {
         !self.done.is_empty()
+    }
+
+    /// Jobs waiting in the rings of active workers (the scaler's queue-depth signal).
+    pub fn queued(&self) -> usize {
+        self.workers[..self.active]
+            .iter()
+            .map(|w| w.ring.len())
+            .sum()
     }
 
     /// The executor is about to block in `epoll_wait`: returns false if a completion is already
