@@ -355,7 +355,13 @@ impl Executor {
                     c.st.close_asap = true;
                 }
                 if io.eof {
-                    c.st.close_asap = true;
+                    // The peer may have half-closed after its last request: deliver what is
+                    // pending (best effort), then close.
+                    if io.out.is_empty() {
+                        c.st.close_asap = true;
+                    } else {
+                        c.st.close_after_reply = true;
+                    }
                 }
             }
             if c.st.close_asap {
