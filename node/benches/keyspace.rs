@@ -36,12 +36,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             pos = (pos + 16) % seq.len();
             for k in &seq[pos..pos + 16] {
-                db.set(
-                    black_box(k),
-                    Value::from_bytes(b"yyyyyyyyyyyyyyyy"),
-                    None,
-                    0,
-                );
+                db.set(black_box(k), Value::from_bytes(b"yyyyyyyyyyyyyyyy"), None, 0);
             }
         })
     });

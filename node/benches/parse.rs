@@ -10,11 +10,7 @@ fn pipeline(cmd: &[&[u8]], n: usize) -> Vec<u8> {
     for i in 0..n {
         out.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
         for (j, a) in cmd.iter().enumerate() {
-            let arg = if j == 1 {
-                format!("key:{i:012}").into_bytes()
-            } else {
-                a.to_vec()
-            };
+            let arg = if j == 1 { format!("key:{i:012}").into_bytes() } else { a.to_vec() };
             out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
             out.extend_from_slice(&arg);
             out.extend_from_slice(b"\r\n");

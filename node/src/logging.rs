@@ -34,13 +34,7 @@ impl log::Log for Logger {
             log::Level::Debug => '-',
             log::Level::Trace => '.',
         };
-        let line = format!(
-            "{}:M {} {} {}\n",
-            std::process::id(),
-            timestamp(),
-            mark,
-            record.args()
-        );
+        let line = format!("{}:M {} {} {}\n", std::process::id(), timestamp(), mark, record.args());
         if let Ok(mut out) = self.out.lock() {
             let _ = out.write_all(line.as_bytes());
             let _ = out.flush();
@@ -55,9 +49,8 @@ fn timestamp() -> String {
     let secs = ms.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
     let sod = secs.rem_euclid(86400);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
         d,
@@ -89,16 +82,9 @@ pub fn init(level: &str, logfile: &str) -> std::io::Result<()> {
     let out: Box<dyn Write + Send> = if logfile.is_empty() {
         Box::new(std::io::stdout())
     } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(logfile)?,
-        )
+        Box::new(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?)
     };
-    let _ = log::set_boxed_logger(Box::new(Logger {
-        out: Mutex::new(out),
-    }));
+    let _ = log::set_boxed_logger(Box::new(Logger { out: Mutex::new(out) }));
     log::set_max_level(level_filter(level));
     Ok(())
 }

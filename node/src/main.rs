@@ -7,11 +7,7 @@ use shoal_node::exec::Executor;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version" || a == "-v") {
-        println!(
-            "Shoal server v={} (redis_version={})",
-            shoal_node::VERSION,
-            shoal_node::REDIS_VERSION
-        );
+        println!("Shoal server v={} (redis_version={})", shoal_node::VERSION, shoal_node::REDIS_VERSION);
         return Ok(());
     }
     let config = match Config::from_args(&args) {

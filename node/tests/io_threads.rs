@@ -33,21 +33,15 @@ impl Node {
                 }
             }
         });
-        let port = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("node did not report its port");
+        let port = rx.recv_timeout(Duration::from_secs(10)).expect("node did not report its port");
         Node { child, port }
     }
 
     fn connect(&self) -> Conn {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         s.set_nodelay(true).expect("nodelay");
-        Conn {
-            r: BufReader::new(s.try_clone().expect("clone")),
-            w: s,
-        }
+        Conn { r: BufReader::new(s.try_clone().expect("clone")), w: s }
     }
 }
 
@@ -106,11 +100,7 @@ impl Conn {
 
 /// Clients that each INCR their own counter in pipelines and check every reply is the next
 /// integer: any lost, duplicated or reordered reply fails.
-fn spawn_counters(
-    node: &Node,
-    clients: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<u64>> {
+fn spawn_counters(node: &Node, clients: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
     (0..clients)
         .map(|i| {
             let mut c = node.connect();
@@ -125,11 +115,7 @@ fn spawn_counters(
                     c.w.write_all(&batch).expect("write pipeline");
                     for _ in 0..depth {
                         expect += 1;
-                        assert_eq!(
-                            c.read(),
-                            format!(":{expect}"),
-                            "client {i} reply out of order"
-                        );
+                        assert_eq!(c.read(), format!(":{expect}"), "client {i} reply out of order");
                     }
                 }
                 expect
@@ -153,18 +139,12 @@ fn runtime_io_threads_changes_under_load_lose_nothing() {
         // The executor applies the limit at its next cron tick (hz 10): bounded wait.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let active: usize = admin
-                .info_field("io_threads_active_count")
-                .parse()
-                .unwrap_or(usize::MAX);
+            let active: usize = admin.info_field("io_threads_active_count").parse().unwrap_or(usize::MAX);
             if active == want {
                 seen_active.insert(active);
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "io-threads {limit} not applied (active {active})"
-            );
+            assert!(Instant::now() < deadline, "io-threads {limit} not applied (active {active})");
             std::thread::yield_now();
         }
     }
@@ -174,46 +154,28 @@ fn runtime_io_threads_changes_under_load_lose_nothing() {
         total += w.join().expect("client thread panicked");
     }
     assert!(total > 0);
-    assert_eq!(
-        seen_active.into_iter().collect::<Vec<_>>(),
-        vec![0, 1, 2, 3]
-    );
+    assert_eq!(seen_active.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     // Every counter holds exactly what its client counted.
-    let sum: u64 = (0..8)
-        .map(|i| {
-            admin
-                .cmd(&["GET", &format!("counter:{i}")])
-                .parse::<u64>()
-                .unwrap_or(0)
-        })
-        .sum();
+    let sum: u64 =
+        (0..8).map(|i| admin.cmd(&["GET", &format!("counter:{i}")]).parse::<u64>().unwrap_or(0)).sum();
     assert_eq!(sum, total);
 }
 
 #[test]
 fn threads_start_under_load_and_park_when_idle() {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if cores < 2 {
         eprintln!("skipped: needs 2 cores to allow an active I/O thread");
         return;
     }
     let node = Node::start(&["--io-threads", "2"]);
     let mut admin = node.connect();
-    assert_eq!(
-        admin.info_field("io_threads_active_count"),
-        "0",
-        "idle node must not run I/O threads"
-    );
+    assert_eq!(admin.info_field("io_threads_active_count"), "0", "idle node must not run I/O threads");
     let stop = Arc::new(AtomicBool::new(false));
     let workers = spawn_counters(&node, 16, stop.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     while admin.info_field("io_threads_active_count") != "1" {
-        assert!(
-            Instant::now() < deadline,
-            "no I/O thread activated under load"
-        );
+        assert!(Instant::now() < deadline, "no I/O thread activated under load");
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -222,10 +184,7 @@ fn threads_start_under_load_and_park_when_idle() {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while admin.info_field("io_threads_active_count") != "0" {
-        assert!(
-            Instant::now() < deadline,
-            "I/O thread not parked after the load stopped"
-        );
+        assert!(Instant::now() < deadline, "I/O thread not parked after the load stopped");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -85,8 +85,8 @@ impl CommandMeta {
 
     /// True when key positions cannot be computed from (first, last, step) alone.
     pub fn movable_keys(&self) -> bool {
-        self.key_specs.iter().any(|k| {
-            !matches!(k.begin, BeginSearch::Index(_)) || !matches!(k.find, FindKeys::Range { .. })
-        })
+        self.key_specs
+            .iter()
+            .any(|k| !matches!(k.begin, BeginSearch::Index(_)) || !matches!(k.find, FindKeys::Range { .. }))
     }
 }

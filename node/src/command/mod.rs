@@ -60,23 +60,13 @@ impl Registry {
                     let full = format!("{}|{}", meta.name, s.name);
                     (
                         s.name.to_string(),
-                        Entry {
-                            meta: s,
-                            handler: handler(&full),
-                            full_name: full,
-                            subs: HashMap::new(),
-                        },
+                        Entry { meta: s, handler: handler(&full), full_name: full, subs: HashMap::new() },
                     )
                 })
                 .collect();
             commands.insert(
                 meta.name.to_string(),
-                Entry {
-                    meta,
-                    full_name: meta.name.to_string(),
-                    handler: handler(meta.name),
-                    subs,
-                },
+                Entry { meta, full_name: meta.name.to_string(), handler: handler(meta.name), subs },
             );
         }
         Registry { commands }

@@ -13,17 +13,9 @@ pub use table::{Directive, Kind, DIRECTIVES};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("\n*** FATAL CONFIG FILE ERROR (Shoal {version}) ***\nReading the configuration file, at line {line}\n>>> '{text}'\n{reason}")]
-    Bad {
-        version: &'static str,
-        line: usize,
-        text: String,
-        reason: String,
-    },
+    Bad { version: &'static str, line: usize, text: String, reason: String },
     #[error("cannot read config file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// The node's configuration.
@@ -36,21 +28,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let values = DIRECTIVES
-            .iter()
-            .map(|d| (d.name, d.default.to_string()))
-            .collect();
+        let values = DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect();
         Config { values, file: None }
     }
 }
 
 fn bad(line: usize, text: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Bad {
-        version: crate::VERSION,
-        line,
-        text: text.to_string(),
-        reason: reason.into(),
-    }
+    ConfigError::Bad { version: crate::VERSION, line, text: text.to_string(), reason: reason.into() }
 }
 
 impl Config {
@@ -62,10 +46,8 @@ impl Config {
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
                 let path = PathBuf::from(first);
-                text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
                 cfg.file = Some(std::fs::canonicalize(&path).unwrap_or(path));
                 rest = &rest[1..];
             }
@@ -100,10 +82,7 @@ impl Config {
             let Some(words) = crate::protocol::parse::split_args(line.as_bytes()) else {
                 return Err(bad(i + 1, line, "Unbalanced quotes in configuration line"));
             };
-            let words: Vec<String> = words
-                .iter()
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect();
+            let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
             let Some((name, args)) = words.split_first() else {
                 continue;
             };
@@ -111,11 +90,7 @@ impl Config {
                 continue;
             }
             let Some(dir) = table::find(name) else {
-                return Err(bad(
-                    i + 1,
-                    line,
-                    "Bad directive or wrong number of arguments",
-                ));
+                return Err(bad(i + 1, line, "Bad directive or wrong number of arguments"));
             };
             let value = if matches!(dir.kind, Kind::Str) {
                 args.join(" ")
@@ -260,9 +235,7 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Quotes a value for a config line when it needs it.
 fn quote(v: &str) -> String {
-    if !v.is_empty()
-        && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
-    {
+    if !v.is_empty() && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
         return v.to_string();
     }
     let mut s = String::from("\"");
@@ -288,8 +261,7 @@ mod tests {
 
     #[test]
     fn cli_overrides() {
-        let c =
-            Config::from_args(&args(&["--port", "0", "--maxmemory", "1mb", "--save", ""])).unwrap();
+        let c = Config::from_args(&args(&["--port", "0", "--maxmemory", "1mb", "--save", ""])).unwrap();
         assert_eq!(c.get("port"), Some("0"));
         assert_eq!(c.get("maxmemory"), Some("1048576"));
         assert_eq!(c.get("save"), Some(""));
@@ -297,32 +269,19 @@ mod tests {
 
     #[test]
     fn unknown_directive_is_fatal() {
-        let e = Config::from_args(&args(&["--no-such", "1"]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_args(&args(&["--no-such", "1"])).unwrap_err().to_string();
         assert!(e.contains("Bad directive"), "{e}");
-        let e = Config::from_args(&args(&["--port", "99999"]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_args(&args(&["--port", "99999"])).unwrap_err().to_string();
         assert!(e.contains("between 0 and 65535"), "{e}");
     }
 
     #[test]
     fn set_many_is_atomic() {
         let mut c = Config::default();
-        let err = c
-            .set_many(&[
-                ("maxmemory".into(), "10mb".into()),
-                ("hz".into(), "0".into()),
-            ])
-            .unwrap_err();
+        let err = c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "0".into())]).unwrap_err();
         assert_eq!(err.0, "hz");
         assert_eq!(c.get("maxmemory"), Some("0"));
-        c.set_many(&[
-            ("maxmemory".into(), "10mb".into()),
-            ("hz".into(), "20".into()),
-        ])
-        .unwrap();
+        c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "20".into())]).unwrap();
         assert_eq!(c.get("maxmemory"), Some("10485760"));
         assert_eq!(c.get("hz"), Some("20"));
     }
@@ -333,9 +292,6 @@ mod tests {
         c.load_str("# hello\nport 7000\n").unwrap();
         c.set_many(&[("hz".into(), "20".into())]).unwrap();
         let text = c.rewritten("# hello\nport 7000\n");
-        assert_eq!(
-            text,
-            "# hello\nport 7000\n# Generated by CONFIG REWRITE\nhz 20\n"
-        );
+        assert_eq!(text, "# hello\nport 7000\n# Generated by CONFIG REWRITE\nhz 20\n");
     }
 }

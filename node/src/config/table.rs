@@ -28,28 +28,11 @@ pub struct Directive {
 }
 
 const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
-    Directive {
-        name,
-        kind,
-        default,
-        mutable,
-        alias: None,
-    }
+    Directive { name, kind, default, mutable, alias: None }
 }
 
-const fn a(
-    name: &'static str,
-    alias: &'static str,
-    kind: Kind,
-    default: &'static str,
-) -> Directive {
-    Directive {
-        name,
-        kind,
-        default,
-        mutable: true,
-        alias: Some(alias),
-    }
+const fn a(name: &'static str, alias: &'static str, kind: Kind, default: &'static str) -> Directive {
+    Directive { name, kind, default, mutable: true, alias: Some(alias) }
 }
 
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
@@ -106,18 +89,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("hz", Int(1, 500), "10", true),
     d("dynamic-hz", Bool, "yes", true),
     d("active-expire-effort", Int(1, 10), "1", true),
-    d(
-        "proto-max-bulk-len",
-        Memory(MB, i64::MAX as u64),
-        "536870912",
-        true,
-    ),
-    d(
-        "client-query-buffer-limit",
-        Memory(MB, i64::MAX as u64),
-        "1073741824",
-        true,
-    ),
+    d("proto-max-bulk-len", Memory(MB, i64::MAX as u64), "536870912", true),
+    d("client-query-buffer-limit", Memory(MB, i64::MAX as u64), "1073741824", true),
     d(
         "client-output-buffer-limit",
         Str,
@@ -141,12 +114,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("busy-reply-threshold", Int(0, i64::MAX), "5000", true),
     d("activerehashing", Bool, "yes", true),
     d("activedefrag", Bool, "no", true),
-    d(
-        "enable-debug-command",
-        Enum(&["no", "yes", "local"]),
-        "no",
-        false,
-    ),
+    d("enable-debug-command", Enum(&["no", "yes", "local"]), "no", false),
     d("replica-read-only", Bool, "yes", true),
     d("cluster-enabled", Bool, "no", false),
     d("cluster-config-file", Str, "nodes.conf", false),
@@ -154,77 +122,35 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-announce-ip", Str, "", true),
     d("cluster-announce-port", Int(0, 65535), "0", true),
     d("cluster-announce-hostname", Str, "", true),
-    d(
-        "cluster-preferred-endpoint-type",
-        Enum(ENDPOINT),
-        "ip",
-        true,
-    ),
+    d("cluster-preferred-endpoint-type", Enum(ENDPOINT), "ip", true),
     d("cluster-require-full-coverage", Bool, "yes", true),
     d("cluster-allow-reads-when-down", Bool, "no", true),
     d("metrics-port", Int(0, 65535), "0", false),
-    a(
-        "hash-max-listpack-entries",
-        "hash-max-ziplist-entries",
-        Int(0, i64::MAX),
-        "128",
-    ),
-    a(
-        "hash-max-listpack-value",
-        "hash-max-ziplist-value",
-        Int(0, i64::MAX),
-        "64",
-    ),
-    a(
-        "list-max-listpack-size",
-        "list-max-ziplist-size",
-        Int(i32::MIN as i64, MAXI),
-        "-2",
-    ),
+    a("hash-max-listpack-entries", "hash-max-ziplist-entries", Int(0, i64::MAX), "128"),
+    a("hash-max-listpack-value", "hash-max-ziplist-value", Int(0, i64::MAX), "64"),
+    a("list-max-listpack-size", "list-max-ziplist-size", Int(i32::MIN as i64, MAXI), "-2"),
     d("list-compress-depth", Int(0, MAXI), "0", true),
     d("set-max-intset-entries", Int(0, i64::MAX), "512", true),
     d("set-max-listpack-entries", Int(0, i64::MAX), "128", true),
     d("set-max-listpack-value", Int(0, i64::MAX), "64", true),
-    a(
-        "zset-max-listpack-entries",
-        "zset-max-ziplist-entries",
-        Int(0, i64::MAX),
-        "128",
-    ),
-    a(
-        "zset-max-listpack-value",
-        "zset-max-ziplist-value",
-        Int(0, i64::MAX),
-        "64",
-    ),
-    d(
-        "hll-sparse-max-bytes",
-        Memory(0, i64::MAX as u64),
-        "3000",
-        true,
-    ),
-    d(
-        "stream-node-max-bytes",
-        Memory(0, i64::MAX as u64),
-        "4096",
-        true,
-    ),
+    a("zset-max-listpack-entries", "zset-max-ziplist-entries", Int(0, i64::MAX), "128"),
+    a("zset-max-listpack-value", "zset-max-ziplist-value", Int(0, i64::MAX), "64"),
+    d("hll-sparse-max-bytes", Memory(0, i64::MAX as u64), "3000", true),
+    d("stream-node-max-bytes", Memory(0, i64::MAX as u64), "4096", true),
     d("stream-node-max-entries", Int(0, i64::MAX), "100", true),
 ];
 
 /// Finds a directive by name or alias, case-insensitively.
 pub fn find(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES.iter().find(|d| {
-        d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
-    })
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// Parses `memtoull` style sizes: `100`, `1k`(1000), `1kb`(1024), `5mb`, `2gb`.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
     if num.is_empty() {
         return None;
@@ -251,23 +177,19 @@ pub fn normalize(dir: &Directive, raw: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Int(lo, hi) => {
-            let v: i64 = if let Some(m) =
-                parse_memory(raw).filter(|_| raw.ends_with(|c: char| c.is_alphabetic()))
-            {
-                i64::try_from(m)
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?
-            } else {
-                raw.parse()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?
-            };
+            let v: i64 =
+                if let Some(m) = parse_memory(raw).filter(|_| raw.ends_with(|c: char| c.is_alphabetic())) {
+                    i64::try_from(m).map_err(|_| "argument couldn't be parsed into an integer".to_string())?
+                } else {
+                    raw.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?
+                };
             if v < lo || v > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
             Ok(v.to_string())
         }
         Memory(lo, hi) => {
-            let v =
-                parse_memory(raw).ok_or_else(|| "argument must be a memory value".to_string())?;
+            let v = parse_memory(raw).ok_or_else(|| "argument must be a memory value".to_string())?;
             if v < lo || v > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -278,10 +200,7 @@ pub fn normalize(dir: &Directive, raw: &str) -> Result<String, String> {
             if opts.contains(&lower.as_str()) {
                 Ok(lower)
             } else {
-                Err(format!(
-                    "argument(s) must be one of the following: {}",
-                    opts.join(", ")
-                ))
+                Err(format!("argument(s) must be one of the following: {}", opts.join(", ")))
             }
         }
         Str => Ok(raw.to_string()),
@@ -295,12 +214,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         for d in DIRECTIVES {
-            assert_eq!(
-                normalize(d, d.default).as_deref(),
-                Ok(d.default),
-                "{}",
-                d.name
-            );
+            assert_eq!(normalize(d, d.default).as_deref(), Ok(d.default), "{}", d.name);
         }
     }
 
@@ -315,10 +229,7 @@ mod tests {
 
     #[test]
     fn aliases_resolve() {
-        assert_eq!(
-            find("hash-max-ziplist-entries").map(|d| d.name),
-            Some("hash-max-listpack-entries")
-        );
+        assert_eq!(find("hash-max-ziplist-entries").map(|d| d.name), Some("hash-max-listpack-entries"));
         assert!(find("no-such-thing").is_none());
     }
 }
@@ -329,11 +240,7 @@ mod doc_tests {
     fn every_directive_is_documented() {
         let doc = include_str!("../../../docs/config.md");
         for d in super::DIRECTIVES {
-            assert!(
-                doc.contains(&format!("| `{}` |", d.name)),
-                "docs/config.md lacks {}",
-                d.name
-            );
+            assert!(doc.contains(&format!("| `{}` |", d.name)), "docs/config.md lacks {}", d.name);
         }
     }
 }

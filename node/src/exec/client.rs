@@ -90,14 +90,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(st: ClientState, io: Box<ConnIo>) -> Self {
-        Client {
-            st,
-            io: Some(io),
-            readable: true,
-            writable: true,
-            queued: false,
-            pending_out: Vec::new(),
-        }
+        Client { st, io: Some(io), readable: true, writable: true, queued: false, pending_out: Vec::new() }
     }
 
     /// Queues reply bytes whether or not the I/O half is home.

@@ -13,13 +13,7 @@ use super::server::Server;
 use crate::protocol::Reply;
 
 /// Runs one request of client `idx`, appending its reply to `reply`.
-pub fn dispatch(
-    srv: &mut Server,
-    clients: &mut Slab<Client>,
-    reply: &mut Reply,
-    idx: usize,
-    args: &[Bytes],
-) {
+pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply, idx: usize, args: &[Bytes]) {
     let Some(name) = args.first() else { return };
     let before = reply.len();
     let registry = srv.registry.clone();
@@ -50,10 +44,7 @@ pub fn dispatch(
             let arity = entry.meta.arity;
             let n = args.len() as i32;
             if (arity > 0 && n != arity) || n < -arity || entry.handler.is_none() {
-                reply.err(&format!(
-                    "wrong number of arguments for '{}' command",
-                    entry.full_name
-                ));
+                reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
                 reply.error("NOAUTH Authentication required.");
             } else if let Some(handler) = entry.handler {
@@ -96,10 +87,7 @@ pub fn dispatch(
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Valkey builds it.
 pub fn unknown_command(args: &[Bytes]) -> String {
-    let mut s = format!(
-        "unknown command '{}', with args beginning with: ",
-        truncate_lossy(&args[0], 128)
-    );
+    let mut s = format!("unknown command '{}', with args beginning with: ", truncate_lossy(&args[0], 128));
     let mut used = 0;
     for a in &args[1..] {
         if used >= 128 {

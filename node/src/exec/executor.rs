@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::net::{TcpListener, UnixStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use super::client::{Client, ClientState};
 use super::scaler::Scaler;
 use super::server::{Server, Shutdown};
-use crate::command::Registry;
+use crate::command::Registry as CommandRegistry;
 use crate::config::Config;
 use crate::net::io_thread::ExecWake;
-use crate::net::{ConnIo, IoPool, Job, ReadGate, Request};
+use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
 use crate::protocol::{Limits, Reply};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -48,7 +48,10 @@ pub enum StartError {
 
 /// The node: event loop, listeners, clients, server state and I/O threads.
 pub struct Executor {
-    poll: Poll,
+    /// The poller, home unless an I/O thread is running `epoll_wait` with it.
+    poller: Option<Box<PollJob>>,
+    /// Registers sockets while the poller may be away (`epoll_ctl` is thread-safe).
+    registry: Registry,
     listeners: Vec<TcpListener>,
     signals: UnixStream,
     pub srv: Server,
@@ -67,18 +70,15 @@ impl Executor {
     /// Binds the listeners and starts the I/O threads.
     pub fn build(config: Config) -> Result<Executor, StartError> {
         let poll = Poll::new()?;
-        let wake = Arc::new(ExecWake {
-            sleeping: Default::default(),
-            waker: Waker::new(poll.registry(), WAKER)?,
-        });
+        let wake =
+            Arc::new(ExecWake { sleeping: Default::default(), waker: Waker::new(poll.registry(), WAKER)? });
         let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()?;
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             signal_hook::low_level::pipe::register(sig, sig_write.try_clone()?)?;
         }
         sig_read.set_nonblocking(true)?;
         let mut signals = UnixStream::from_std(sig_read);
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
 
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
         let mut io = IoPool::new(threads - 1, wake)?;
@@ -88,16 +88,17 @@ impl Executor {
             io.set_cap(threads - 1)?;
             io.set_active(threads - 1);
         }
-        let registry = Arc::new(Registry::build());
+        let registry = Arc::new(CommandRegistry::build());
         let mut srv = Server::new(config, registry, io.stats.clone());
         let mut listeners = bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
         srv.active_io_threads = io.active();
+        let registry = poll.registry().try_clone()?;
         Ok(Executor {
-            poll,
+            poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
+            registry,
             listeners,
             signals,
             srv,
@@ -119,28 +120,36 @@ impl Executor {
 
     /// Runs until SIGTERM/SIGINT or SHUTDOWN.
     pub fn run(mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
         while self.srv.shutdown.is_none() {
-            let timeout = self.poll_timeout();
-            let blocking = timeout != Some(Duration::ZERO);
-            let waited = Instant::now();
-            if blocking && !self.io.prepare_sleep() {
-                self.poll_once(&mut events, Some(Duration::ZERO))?;
-            } else {
-                self.poll_once(&mut events, timeout)?;
+            if let Some(poller) = self.poller.take() {
+                // Poll offload: under load an I/O thread runs the non-blocking epoll_wait while
+                // the executor keeps collecting and executing; idle, the executor blocks itself.
+                if self.io.active() > 0 && self.io.inflight > 0 {
+                    if let Err(back) = self.io.submit_poll(poller) {
+                        self.poller = Some(back);
+                        self.poll_inline(Some(Duration::ZERO))?;
+                    }
+                } else {
+                    self.poller = Some(poller);
+                    let timeout = self.poll_timeout();
+                    if timeout != Some(Duration::ZERO) && self.io.prepare_sleep() {
+                        self.poll_inline(timeout)?;
+                        self.io.awake();
+                    } else {
+                        self.poll_inline(Some(Duration::ZERO))?;
+                    }
+                }
             }
-            if blocking {
-                self.io.awake();
-            }
-            let now = Instant::now();
-            self.scaler.record_idle(now.duration_since(waited));
-            if self.scaler.due(now) {
-                self.scale(now);
-            }
+            let started = Instant::now();
             self.collect_io();
             self.service_ready();
             self.flush_garbage();
-            if self.last_cron.elapsed() >= self.cron_period() {
+            let now = Instant::now();
+            self.scaler.record_busy(now.duration_since(started));
+            if self.scaler.due(now) {
+                self.scale(now);
+            }
+            if now.duration_since(self.last_cron) >= self.cron_period() {
                 self.cron();
             }
         }
@@ -168,12 +177,21 @@ impl Executor {
         Some(self.cron_period().saturating_sub(self.last_cron.elapsed()))
     }
 
-    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        }
+    fn poll_inline(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let Some(mut poller) = self.poller.take() else { return Ok(()) };
+        let PollJob { poll, events } = &mut *poller;
+        let res = match poll.poll(events, timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        };
+        let started = Instant::now();
+        self.handle_events(&poller.events);
+        self.scaler.record_busy(started.elapsed());
+        self.poller = Some(poller);
+        res
+    }
+
+    fn handle_events(&mut self, events: &Events) {
         for ev in events.iter() {
             match ev.token() {
                 WAKER => {}
@@ -195,7 +213,6 @@ impl Executor {
                 }
             }
         }
-        Ok(())
     }
 
     fn on_signal(&mut self) {
@@ -238,10 +255,7 @@ impl Executor {
             self.srv.stats.rejected_connections += 1;
             return;
         }
-        if self.srv.config.get_bool("protected-mode")
-            && requirepass.is_empty()
-            && !peer.ip().is_loopback()
-        {
+        if self.srv.config.get_bool("protected-mode") && requirepass.is_empty() && !peer.ip().is_loopback() {
             use std::io::Write;
             let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
             self.srv.stats.rejected_connections += 1;
@@ -250,11 +264,9 @@ impl Executor {
         let gate = self.read_gate(!requirepass.is_empty());
         let entry = self.clients.vacant_entry();
         let token = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(token),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) =
+            self.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
             log::warn!("Registering client connection: {e}");
             return;
         }
@@ -262,13 +274,7 @@ impl Executor {
         let io = Box::new(ConnIo::new(stream, peer, gate));
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
-        let st = ClientState::new(
-            id,
-            peer.to_string(),
-            io.local.to_string(),
-            fd,
-            requirepass.is_empty(),
-        );
+        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, requirepass.is_empty());
         entry.insert(Client::new(st, io));
         self.srv.stats.total_connections += 1;
         log::debug!("Accepted {peer}");
@@ -276,29 +282,35 @@ impl Executor {
 
     fn read_gate(&self, auth_required: bool) -> ReadGate {
         ReadGate {
-            limits: Limits {
-                max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize,
-            },
+            limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
             auth_required,
             qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
         }
     }
 
     fn collect_io(&mut self) {
+        let mut polled = None;
         let clients = &mut self.clients;
         let ready = &mut self.ready;
-        self.io.collect(|done| {
-            if let Some(c) = clients.get_mut(done.token) {
-                if done.io.more_to_read {
-                    c.readable = true;
-                }
-                c.io = Some(done.io);
-                if !c.queued {
-                    c.queued = true;
-                    ready.push(done.token);
+        self.io.collect(|done| match done {
+            Done::Io { token, io } => {
+                if let Some(c) = clients.get_mut(token) {
+                    if io.more_to_read {
+                        c.readable = true;
+                    }
+                    c.io = Some(io);
+                    if !c.queued {
+                        c.queued = true;
+                        ready.push(token);
+                    }
                 }
             }
+            Done::Poll(p) => polled = Some(p),
         });
+        if let Some(poller) = polled {
+            self.handle_events(&poller.events);
+            self.poller = Some(poller);
+        }
     }
 
     fn service_ready(&mut self) {
@@ -385,16 +397,11 @@ impl Executor {
             }
             if self.io.active() > 0 {
                 let Some(io) = c.io.take() else { return };
-                let job = Job::Io {
-                    token: idx,
-                    io,
-                    write: want_write,
-                    read: want_read,
-                };
+                let job = Job::Io { token: idx, io, write: want_write, read: want_read };
                 match self.io.submit_io(c.st.id, job) {
                     Ok(()) => return,
                     Err(Job::Io { io, .. }) => c.io = Some(io),
-                    Err(Job::Free(_)) => return,
+                    Err(_) => return,
                 }
             }
             let Some(io) = c.io.as_mut() else { return };
@@ -407,10 +414,7 @@ impl Executor {
                     c.readable = true;
                 }
             }
-            if io.parsed.is_empty()
-                && !io.read_closed()
-                && !(c.st.close_after_reply && io.out.is_empty())
-            {
+            if io.parsed.is_empty() && !io.read_closed() && !(c.st.close_after_reply && io.out.is_empty()) {
                 return;
             }
         }
@@ -460,13 +464,7 @@ impl Executor {
     /// Looks a request up, checks it and runs it (see `dispatch`).
     fn execute(&mut self, idx: usize, req: Request) {
         let args = req.args;
-        super::dispatch::dispatch(
-            &mut self.srv,
-            &mut self.clients,
-            &mut self.reply,
-            idx,
-            &args,
-        );
+        super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
         self.free_args(args);
     }
 
@@ -499,7 +497,7 @@ impl Executor {
             c.st.close_asap = true;
             return;
         };
-        let _ = self.poll.registry().deregister(&mut io.stream);
+        let _ = self.registry.deregister(&mut io.stream);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
@@ -507,12 +505,8 @@ impl Executor {
 
     /// Closes clients marked by other clients' commands (CLIENT KILL) that are now idle.
     fn reap_marked(&mut self) {
-        let marked: Vec<usize> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.st.close_asap && c.io.is_some())
-            .map(|(i, _)| i)
-            .collect();
+        let marked: Vec<usize> =
+            self.clients.iter().filter(|(_, c)| c.st.close_asap && c.io.is_some()).map(|(i, _)| i).collect();
         for idx in marked {
             self.close(idx);
         }
@@ -522,12 +516,8 @@ impl Executor {
     fn scale(&mut self, now: Instant) {
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
         let max = self.io.max_active();
-        let target = if forced {
-            Some(max)
-        } else {
-            self.scaler
-                .tick(now, self.io.active(), max, self.io.queued())
-        };
+        let target =
+            if forced { Some(max) } else { self.scaler.tick(now, self.io.active(), max, self.io.queued()) };
         if forced {
             self.scaler.tick(now, self.io.active(), max, 0);
         }
@@ -549,18 +539,10 @@ impl Executor {
         }
         let workers = (want - 1) as usize;
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
-        let res = if forced {
-            self.io.set_cap(workers)
-        } else {
-            self.io.set_limit(workers)
-        };
+        let res = if forced { self.io.set_cap(workers) } else { self.io.set_limit(workers) };
         match res {
             Ok(()) => {
-                log::info!(
-                    "io-threads limit changed: {} -> {}",
-                    self.io_threads_limit,
-                    want
-                );
+                log::info!("io-threads limit changed: {} -> {}", self.io_threads_limit, want);
                 self.io_threads_limit = want;
             }
             Err(e) => log::warn!("Could not start I/O threads: {e}"),
@@ -592,17 +574,12 @@ impl Executor {
         let start = Instant::now();
         let effort = self.srv.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
         let per_loop = 20 + 5 * (effort - 1);
-        let budget = self
-            .cron_period()
-            .mul_f64(0.25 + 0.02 * (effort - 1) as f64);
+        let budget = self.cron_period().mul_f64(0.25 + 0.02 * (effort - 1) as f64);
         let now_ms = crate::util::now_ms();
         for db in &mut self.srv.dbs {
             loop {
                 let round = db.expire_sample(per_loop, now_ms);
-                if round.sampled == 0
-                    || round.expired * 4 <= round.sampled
-                    || start.elapsed() >= budget
-                {
+                if round.sampled == 0 || round.expired * 4 <= round.sampled || start.elapsed() >= budget {
                     break;
                 }
             }
@@ -634,7 +611,7 @@ impl Executor {
     /// Stops accepting, flushes pending replies (bounded), and returns.
     fn shutdown(&mut self) {
         for l in &mut self.listeners {
-            let _ = self.poll.registry().deregister(l);
+            let _ = self.registry.deregister(l);
         }
         self.listeners.clear();
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -694,12 +671,7 @@ fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
                 listeners.push(l);
             }
             Err(_) if optional => continue,
-            Err(source) => {
-                return Err(StartError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                })
-            }
+            Err(source) => return Err(StartError::Bind { addr: addr.to_string(), source }),
         }
     }
     if listeners.is_empty() {

@@ -29,7 +29,7 @@ const HISTORY: usize = 100;
 #[derive(Debug)]
 pub struct Scaler {
     window_start: Instant,
-    idle: Duration,
+    busy: Duration,
     history: VecDeque<f64>,
     hot_samples: usize,
     low_since: Option<Instant>,
@@ -40,7 +40,7 @@ impl Scaler {
     pub fn new(now: Instant) -> Scaler {
         Scaler {
             window_start: now,
-            idle: Duration::ZERO,
+            busy: Duration::ZERO,
             history: VecDeque::with_capacity(HISTORY),
             hot_samples: 0,
             low_since: None,
@@ -48,9 +48,9 @@ impl Scaler {
         }
     }
 
-    /// Time the executor spent waiting (inside `epoll_wait`).
-    pub fn record_idle(&mut self, d: Duration) {
-        self.idle += d;
+    /// Time the executor spent working (handling events, executing, collecting I/O).
+    pub fn record_busy(&mut self, d: Duration) {
+        self.busy += d;
     }
 
     /// True when a sample period has passed.
@@ -68,21 +68,12 @@ impl Scaler {
 
     /// Closes a sample and returns the new number of active threads, if it should change.
     /// `queued` is the number of jobs waiting in the active threads' rings.
-    pub fn tick(
-        &mut self,
-        now: Instant,
-        active: usize,
-        max_active: usize,
-        queued: usize,
-    ) -> Option<usize> {
+    pub fn tick(&mut self, now: Instant, active: usize, max_active: usize, queued: usize) -> Option<usize> {
         let elapsed = now.duration_since(self.window_start);
-        let busy = if elapsed.is_zero() {
-            0.0
-        } else {
-            1.0 - (self.idle.as_secs_f64() / elapsed.as_secs_f64()).min(1.0)
-        };
+        let busy =
+            if elapsed.is_zero() { 0.0 } else { (self.busy.as_secs_f64() / elapsed.as_secs_f64()).min(1.0) };
         self.window_start = now;
-        self.idle = Duration::ZERO;
+        self.busy = Duration::ZERO;
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -102,11 +93,7 @@ impl Scaler {
             return Some(max_active);
         }
         if active == 0 {
-            self.hot_samples = if busy >= IGNITE_BUSY {
-                self.hot_samples + 1
-            } else {
-                0
-            };
+            self.hot_samples = if busy >= IGNITE_BUSY { self.hot_samples + 1 } else { 0 };
             if self.hot_samples >= IGNITE_SAMPLES && max_active > 0 {
                 return self.change(now, 1);
             }
@@ -154,7 +141,7 @@ mod tests {
         busy.iter()
             .map(|&b| {
                 *t += SAMPLE;
-                s.record_idle(SAMPLE.mul_f64(1.0 - b));
+                s.record_busy(SAMPLE.mul_f64(b));
                 if let Some(n) = s.tick(*t, *active, max, queued) {
                     *active = n;
                 }
@@ -169,14 +156,7 @@ mod tests {
         let mut s = Scaler::new(t);
         let mut active = 0;
         // Short spikes do not ignite.
-        drive(
-            &mut s,
-            &mut t,
-            &mut active,
-            1,
-            &[0.9, 0.9, 0.1, 0.9, 0.9, 0.1],
-            0,
-        );
+        drive(&mut s, &mut t, &mut active, 1, &[0.9, 0.9, 0.1, 0.9, 0.9, 0.1], 0);
         assert_eq!(active, 0);
         drive(&mut s, &mut t, &mut active, 1, &[0.5, 0.5, 0.5], 0);
         assert_eq!(active, 1);
@@ -213,15 +193,8 @@ mod tests {
         let mut s = Scaler::new(t);
         let mut active = 1;
         // Noisy moderate load around 20-40% busy: keep the thread.
-        let noisy: Vec<f64> = (0..500)
-            .map(|i| {
-                if i % 7 == 0 {
-                    0.05
-                } else {
-                    0.2 + 0.2 * ((i % 3) as f64 / 2.0)
-                }
-            })
-            .collect();
+        let noisy: Vec<f64> =
+            (0..500).map(|i| if i % 7 == 0 { 0.05 } else { 0.2 + 0.2 * ((i % 3) as f64 / 2.0) }).collect();
         let trace = drive(&mut s, &mut t, &mut active, 1, &noisy, 0);
         assert!(trace.iter().all(|&a| a == 1), "flapped: {:?}", trace);
         // Quiet for two seconds: park it.

@@ -63,16 +63,10 @@ pub struct Server {
 impl Server {
     pub fn new(config: Config, registry: Arc<Registry>, io_stats: Arc<IoStats>) -> Server {
         let databases = config.get_i64("databases").max(1) as usize;
-        let started_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let run_id: String = (0..40)
-            .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
-            .collect();
-        let executable = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
+        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let run_id: String =
+            (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
+        let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         Server {
             dbs: (0..databases).map(|_| Db::new()).collect(),
             config,

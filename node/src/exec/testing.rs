@@ -40,24 +40,14 @@ impl Harness {
             queued: false,
             pending_out: Vec::new(),
         });
-        Harness {
-            srv,
-            clients,
-            reply: Reply::new(false),
-        }
+        Harness { srv, clients, reply: Reply::new(false) }
     }
 
     /// Adds another client; returns its index.
     pub fn add_client(&mut self) -> usize {
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
-        let st = ClientState::new(
-            id,
-            format!("127.0.0.1:{id}"),
-            "127.0.0.1:6379".into(),
-            -1,
-            true,
-        );
+        let st = ClientState::new(id, format!("127.0.0.1:{id}"), "127.0.0.1:6379".into(), -1, true);
         self.clients.insert(Client {
             st,
             io: None,
@@ -72,13 +62,7 @@ impl Harness {
     pub fn run_as(&mut self, idx: usize, args: &[&[u8]]) -> Vec<u8> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         self.reply.resp3 = self.clients[idx].st.resp3;
-        super::dispatch::dispatch(
-            &mut self.srv,
-            &mut self.clients,
-            &mut self.reply,
-            idx,
-            &args,
-        );
+        super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
         self.reply.buf.split().to_vec()
     }
 

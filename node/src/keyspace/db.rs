@@ -79,18 +79,8 @@ impl Db {
     }
 
     /// Inserts or replaces a key. `expire_at` replaces any previous TTL. Returns the old entry.
-    pub fn set(
-        &mut self,
-        key: &[u8],
-        value: Value,
-        expire_at: Option<i64>,
-        clock: u32,
-    ) -> Option<Entry> {
-        let entry = Entry {
-            value,
-            expire_at,
-            lru: clock,
-        };
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Entry> {
+        let entry = Entry { value, expire_at, lru: clock };
         let old = match self.map.get_full_mut(key) {
             Some((_, _, slot)) => Some(std::mem::replace(slot, entry)),
             None => {
@@ -119,14 +109,7 @@ impl Db {
         match self.map.get_mut(key) {
             Some(e) => {
                 let expire_at = e.expire_at;
-                Some(std::mem::replace(
-                    e,
-                    Entry {
-                        value,
-                        expire_at,
-                        lru: clock,
-                    },
-                ))
+                Some(std::mem::replace(e, Entry { value, expire_at, lru: clock }))
             }
             None => self.set(key, value, None, clock),
         }
@@ -194,19 +177,9 @@ impl Db {
 
     /// One SCAN step. `cursor` 0 starts; positions are walked from the top down, see the module
     /// docs for why. Returns the next cursor (0 when done). `f` sees each live key.
-    pub fn scan(
-        &self,
-        cursor: u64,
-        count: usize,
-        now_ms: i64,
-        mut f: impl FnMut(&Bytes, &Entry),
-    ) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: i64, mut f: impl FnMut(&Bytes, &Entry)) -> u64 {
         let len = self.map.len() as u64;
-        let mut pos = if cursor == 0 || cursor > len {
-            len
-        } else {
-            cursor
-        };
+        let mut pos = if cursor == 0 || cursor > len { len } else { cursor };
         let mut visited = 0;
         while pos > 0 && visited < count.max(1) {
             pos -= 1;
@@ -222,9 +195,7 @@ impl Db {
 
     /// Every live key, in table order.
     pub fn iter(&self, now_ms: i64) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map
-            .iter()
-            .filter(move |(_, e)| e.expire_at.is_none_or(|at| at > now_ms))
+        self.map.iter().filter(move |(_, e)| e.expire_at.is_none_or(|at| at > now_ms))
     }
 
     /// Samples up to `n` volatile keys and removes those that have expired (Valkey's
@@ -240,11 +211,7 @@ impl Db {
                 break;
             };
             round.sampled += 1;
-            let expired = self
-                .map
-                .get(&key)
-                .and_then(|e| e.expire_at)
-                .is_some_and(|at| at <= now_ms);
+            let expired = self.map.get(&key).and_then(|e| e.expire_at).is_some_and(|at| at <= now_ms);
             if expired {
                 self.remove(&key);
                 self.expired += 1;

@@ -149,10 +149,7 @@ impl ConnIo {
     /// Parses buffered bytes into requests (also used after the gate changes, e.g. AUTH).
     pub fn parse(&mut self) {
         while self.proto_error.is_none() && self.parsed.len() < MAX_PARSED {
-            match self
-                .parser
-                .parse(&self.rbuf, self.gate.limits, self.gate.auth_required)
-            {
+            match self.parser.parse(&self.rbuf, self.gate.limits, self.gate.auth_required) {
                 Ok(None) => break,
                 Ok(Some(frame)) => {
                     let chunk = self.rbuf.split_to(frame.consumed()).freeze();

@@ -22,20 +22,26 @@ const WORKER_SPIN: Duration = Duration::from_micros(50);
 /// Work for an I/O thread.
 pub enum Job {
     /// Write pending replies (if `write`), then read and parse (if `read`).
-    Io {
-        token: usize,
-        io: Box<ConnIo>,
-        write: bool,
-        read: bool,
-    },
+    Io { token: usize, io: Box<ConnIo>, write: bool, read: bool },
+    /// Run a non-blocking `epoll_wait` for the executor (poll offload).
+    Poll(Box<PollJob>),
     /// Drop something large off the executor.
     Free(Box<dyn Send>),
 }
 
-/// A finished I/O job: the connection's I/O half comes home.
-pub struct Done {
-    pub token: usize,
-    pub io: Box<ConnIo>,
+/// The executor's poller, moved to an I/O thread while it runs `epoll_wait` there. Only one
+/// exists, so at most one thread polls at a time.
+pub struct PollJob {
+    pub poll: mio::Poll,
+    pub events: mio::Events,
+}
+
+/// A finished job coming home.
+pub enum Done {
+    /// A connection's I/O half.
+    Io { token: usize, io: Box<ConnIo> },
+    /// The poller, with the events it found.
+    Poll(Box<PollJob>),
 }
 
 /// What the executor needs to be woken when it sleeps.
@@ -50,6 +56,7 @@ pub struct IoStats {
     pub reads: CachePadded<AtomicU64>,
     pub writes: CachePadded<AtomicU64>,
     pub freed: CachePadded<AtomicU64>,
+    pub polls: CachePadded<AtomicU64>,
 }
 
 struct Worker {
@@ -85,9 +92,7 @@ const MAX_INFLIGHT: usize = 16 * RING;
 impl IoPool {
     /// A pool allowed `limit` workers, none active yet.
     pub fn new(limit: usize, wake: Arc<ExecWake>) -> std::io::Result<IoPool> {
-        let cores = thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let mut pool = IoPool {
             workers: Vec::new(),
             done: Arc::new(ArrayQueue::new(MAX_INFLIGHT)),
@@ -132,16 +137,9 @@ impl IoPool {
             stop: self.stop.clone(),
             stats: self.stats.clone(),
         };
-        let handle = thread::Builder::new()
-            .name(format!("io_thd_{}", i + 1))
-            .spawn(move || ctx.run())?;
+        let handle = thread::Builder::new().name(format!("io_thd_{}", i + 1)).spawn(move || ctx.run())?;
         let thread = handle.thread().clone();
-        self.workers.push(Worker {
-            ring,
-            parked,
-            thread,
-            handle: Some(handle),
-        });
+        self.workers.push(Worker { ring, parked, thread, handle: Some(handle) });
         Ok(())
     }
 
@@ -170,6 +168,23 @@ impl IoPool {
         self.push((client_id % self.active as u64) as usize, job)?;
         self.inflight += 1;
         Ok(())
+    }
+
+    /// Sends the poller to the last active worker (threads are activated lowest first, so the
+    /// last one is likely the least busy), as Valkey's `trySendPollJobToIOThreads` does.
+    pub fn submit_poll(&mut self, job: Box<PollJob>) -> Result<(), Box<PollJob>> {
+        if self.active == 0 || self.inflight >= MAX_INFLIGHT {
+            return Err(job);
+        }
+        match self.push(self.active - 1, Job::Poll(job)) {
+            Ok(()) => {
+                self.inflight += 1;
+                Ok(())
+            }
+            Err(Job::Poll(job)) => Err(job),
+            // `push` hands back exactly the job it was given.
+            Err(_) => unreachable!("ring returned a different job"),
+        }
     }
 
     /// Hands garbage to a worker to drop; returns it when no worker is active.
@@ -211,10 +226,7 @@ impl IoPool {
 
     /// Jobs waiting in the rings of active workers (the scaler's queue-depth signal).
     pub fn queued(&self) -> usize {
-        self.workers[..self.active]
-            .iter()
-            .map(|w| w.ring.len())
-            .sum()
+        self.workers[..self.active].iter().map(|w| w.ring.len()).sum()
     }
 
     /// The executor is about to block in `epoll_wait`: returns false if a completion is already
@@ -286,14 +298,24 @@ impl WorkerCtx {
         self.parked.store(false, Ordering::Relaxed);
     }
 
+    fn complete(&self, done: Done) {
+        // Cannot fail for long: the executor never has more jobs in flight than this queue
+        // holds.
+        let mut item = done;
+        while let Err(back) = self.done.push(item) {
+            item = back;
+            std::hint::spin_loop();
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.wake.sleeping.load(Ordering::Relaxed) {
+            self.wake.sleeping.store(false, Ordering::Relaxed);
+            let _ = self.wake.waker.wake();
+        }
+    }
+
     fn handle(&self, job: Job) {
         match job {
-            Job::Io {
-                token,
-                mut io,
-                write,
-                read,
-            } => {
+            Job::Io { token, mut io, write, read } => {
                 if write {
                     io.write();
                     self.stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -302,17 +324,15 @@ impl WorkerCtx {
                     io.read_and_parse();
                     self.stats.reads.fetch_add(1, Ordering::Relaxed);
                 }
-                // Cannot fail: the executor never has more jobs in flight than this queue holds.
-                let mut item = Done { token, io };
-                while let Err(back) = self.done.push(item) {
-                    item = back;
-                    std::hint::spin_loop();
+                self.complete(Done::Io { token, io });
+            }
+            Job::Poll(mut job) => {
+                let PollJob { poll, events } = &mut *job;
+                if poll.poll(events, Some(std::time::Duration::ZERO)).is_err() {
+                    events.clear();
                 }
-                std::sync::atomic::fence(Ordering::SeqCst);
-                if self.wake.sleeping.load(Ordering::Relaxed) {
-                    self.wake.sleeping.store(false, Ordering::Relaxed);
-                    let _ = self.wake.waker.wake();
-                }
+                self.stats.polls.fetch_add(1, Ordering::Relaxed);
+                self.complete(Done::Poll(job));
             }
             Job::Free(garbage) => {
                 drop(garbage);

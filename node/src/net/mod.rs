@@ -5,4 +5,4 @@ pub mod conn;
 pub mod io_thread;
 
 pub use conn::{ConnIo, ReadGate, Request};
-pub use io_thread::{Done, ExecWake, IoPool, Job};
+pub use io_thread::{Done, ExecWake, IoPool, Job, PollJob};

@@ -18,10 +18,7 @@ pub const BIG_ARG: usize = 32 * 1024;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// Arguments as ranges into the buffer; `consumed` bytes make up the request.
-    Multibulk {
-        args: Vec<Range<usize>>,
-        consumed: usize,
-    },
+    Multibulk { args: Vec<Range<usize>>, consumed: usize },
     /// An inline command: arguments are unescaped copies.
     Inline { args: Vec<Vec<u8>>, consumed: usize },
 }
@@ -62,9 +59,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk_len: 512 * 1024 * 1024,
-        }
+        Limits { max_bulk_len: 512 * 1024 * 1024 }
     }
 }
 
@@ -125,10 +120,7 @@ impl Parser {
             }
             let consumed = nl + 2;
             if n <= 0 {
-                return Ok(Some(Frame::Multibulk {
-                    args: Vec::new(),
-                    consumed,
-                }));
+                return Ok(Some(Frame::Multibulk { args: Vec::new(), consumed }));
             }
             let n = n as usize;
             self.multibulk = Some(Multibulk {
@@ -185,18 +177,12 @@ impl Parser {
             mb.remaining -= 1;
         }
         let mb = self.multibulk.take().unwrap_or_default();
-        Ok(Some(Frame::Multibulk {
-            args: mb.args,
-            consumed: mb.pos,
-        }))
+        Ok(Some(Frame::Multibulk { args: mb.args, consumed: mb.pos }))
     }
 }
 
 fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\r')
-        .map(|p| p + from)
+    buf.get(from..)?.iter().position(|&b| b == b'\r').map(|p| p + from)
 }
 
 /// Valkey's `string2ll` for the count lines: optional `-`, digits, no leading `+`, no spaces.
@@ -216,10 +202,7 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         line = &line[..line.len() - 1];
     }
     let args = split_args(line).ok_or(ProtocolError::UnbalancedQuotes)?;
-    Ok(Some(Frame::Inline {
-        args,
-        consumed: nl + 1,
-    }))
+    Ok(Some(Frame::Inline { args, consumed: nl + 1 }))
 }
 
 /// `sdssplitargs`: whitespace-separated words, with "double" (C escapes, `\xHH`) and 'single'
@@ -334,65 +317,36 @@ mod tests {
     fn multibulk_whole_and_split() {
         let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
         let f = one(req).unwrap().unwrap();
-        assert_eq!(
-            f,
-            Frame::Multibulk {
-                args: vec![8..11, 17..18],
-                consumed: req.len()
-            }
-        );
+        assert_eq!(f, Frame::Multibulk { args: vec![8..11, 17..18], consumed: req.len() });
         for cut in 0..req.len() {
             let mut p = Parser::new();
-            assert_eq!(
-                p.parse(&req[..cut], Limits::default(), false).unwrap(),
-                None,
-                "cut {cut}"
-            );
-            assert_eq!(
-                p.parse(req, Limits::default(), false).unwrap(),
-                Some(f.clone_frame())
-            );
+            assert_eq!(p.parse(&req[..cut], Limits::default(), false).unwrap(), None, "cut {cut}");
+            assert_eq!(p.parse(req, Limits::default(), false).unwrap(), Some(f.clone_frame()));
         }
     }
 
     impl Frame {
         fn clone_frame(&self) -> Frame {
             match self {
-                Frame::Multibulk { args, consumed } => Frame::Multibulk {
-                    args: args.clone(),
-                    consumed: *consumed,
-                },
-                Frame::Inline { args, consumed } => Frame::Inline {
-                    args: args.clone(),
-                    consumed: *consumed,
-                },
+                Frame::Multibulk { args, consumed } => {
+                    Frame::Multibulk { args: args.clone(), consumed: *consumed }
+                }
+                Frame::Inline { args, consumed } => Frame::Inline { args: args.clone(), consumed: *consumed },
             }
         }
     }
 
     #[test]
     fn errors_match_valkey() {
-        assert_eq!(
-            one(b"*x\r\n").unwrap_err().to_string(),
-            "Protocol error: invalid multibulk length"
-        );
-        assert_eq!(
-            one(b"*1\r\n+a\r\n").unwrap_err().to_string(),
-            "Protocol error: expected '$', got '+'"
-        );
-        assert_eq!(
-            one(b"*1\r\n$-5\r\n").unwrap_err().to_string(),
-            "Protocol error: invalid bulk length"
-        );
+        assert_eq!(one(b"*x\r\n").unwrap_err().to_string(), "Protocol error: invalid multibulk length");
+        assert_eq!(one(b"*1\r\n+a\r\n").unwrap_err().to_string(), "Protocol error: expected '$', got '+'");
+        assert_eq!(one(b"*1\r\n$-5\r\n").unwrap_err().to_string(), "Protocol error: invalid bulk length");
         assert_eq!(
             one(b"*3000000000\r\n").unwrap_err().to_string(),
             "Protocol error: invalid multibulk length"
         );
         let big = vec![b'a'; INLINE_MAX + 1];
-        assert_eq!(
-            one(&big).unwrap_err().to_string(),
-            "Protocol error: too big inline request"
-        );
+        assert_eq!(one(&big).unwrap_err().to_string(), "Protocol error: too big inline request");
         assert_eq!(
             one(b"set \"a\"b\r\n").unwrap_err().to_string(),
             "Protocol error: unbalanced quotes in request"
@@ -408,20 +362,10 @@ mod tests {
 
     #[test]
     fn inline_quotes_and_escapes() {
-        let f = one(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\r\n")
-            .unwrap()
-            .unwrap();
+        let f = one(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\r\n").unwrap().unwrap();
         match f {
             Frame::Inline { args, .. } => {
-                assert_eq!(
-                    args,
-                    vec![
-                        b"set".to_vec(),
-                        b"a b".to_vec(),
-                        b"c'd".to_vec(),
-                        b"A\n".to_vec()
-                    ]
-                )
+                assert_eq!(args, vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()])
             }
             other => panic!("{other:?}"),
         }
@@ -431,21 +375,14 @@ mod tests {
     fn unauthenticated_limits() {
         let mut p = Parser::new();
         let e = p.parse(b"*11\r\n", Limits::default(), true).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Protocol error: unauthenticated multibulk length"
-        );
-        let e = Parser::new()
-            .parse(b"*1\r\n$16385\r\n", Limits::default(), true)
-            .unwrap_err();
+        assert_eq!(e.to_string(), "Protocol error: unauthenticated multibulk length");
+        let e = Parser::new().parse(b"*1\r\n$16385\r\n", Limits::default(), true).unwrap_err();
         assert_eq!(e.to_string(), "Protocol error: unauthenticated bulk length");
     }
 
     #[test]
     fn bulk_over_limit() {
-        let e = Parser::new()
-            .parse(b"*1\r\n$11\r\n", Limits { max_bulk_len: 10 }, false)
-            .unwrap_err();
+        let e = Parser::new().parse(b"*1\r\n$11\r\n", Limits { max_bulk_len: 10 }, false).unwrap_err();
         assert_eq!(e, ProtocolError::InvalidBulkLength);
     }
 }

@@ -13,10 +13,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(resp3: bool) -> Self {
-        Reply {
-            buf: BytesMut::with_capacity(16 * 1024),
-            resp3,
-        }
+        Reply { buf: BytesMut::with_capacity(16 * 1024), resp3 }
     }
 
     #[inline]
@@ -43,8 +40,7 @@ impl Reply {
     pub fn error(&mut self, msg: &str) {
         self.buf.put_u8(b'-');
         for &b in msg.as_bytes() {
-            self.buf
-                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -57,8 +53,7 @@ impl Reply {
 
     fn error_tail(&mut self, msg: &str) {
         for &b in msg.as_bytes() {
-            self.buf
-                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            self.buf.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -127,8 +122,7 @@ impl Reply {
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, v: bool) {
         if self.resp3 {
-            self.buf
-                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }
