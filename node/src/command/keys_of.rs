@@ -81,6 +81,9 @@ pub fn has_keys(meta: &CommandMeta) -> bool {
 /// Valkey's `setGetKeys`: the key is always argument 1; with a `GET` option (compared as C
 /// strings, so case-insensitively and up to a NUL byte) it is read as well as written.
 fn set_keys(args: &[Bytes]) -> Vec<KeyRef> {
+    if args.len() < 2 {
+        return Vec::new();
+    }
     let get = args.iter().skip(3).any(|a| {
         let word = a.split(|&b| b == 0).next().unwrap_or(&[]);
         word.eq_ignore_ascii_case(b"get")
@@ -489,6 +492,8 @@ mod tests {
         );
         let k = command_keys(m, &args("SET k v gEt"));
         assert_eq!(k[0].flags, &["RW", "ACCESS", "UPDATE"]);
+        // Too few arguments: no key rather than a position past the end.
+        assert!(command_keys(m, &args("SET")).is_empty());
         // GET as the value does not count.
         let k = command_keys(m, &args("SET k get"));
         assert_eq!(k[0].flags, &["OW", "UPDATE"]);

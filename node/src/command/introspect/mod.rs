@@ -221,7 +221,9 @@ fn getkeys_impl(ctx: &mut Ctx, args: &[Bytes], with_flags: bool) {
             .out
             .err("Invalid number of arguments specified for command");
     }
-    let keys = keys_of::command_keys(meta, cmd);
+    let mut keys = keys_of::command_keys(meta, cmd);
+    // Positions are inside the arguments by construction; never index past them regardless.
+    keys.retain(|k| k.pos < cmd.len());
     if keys.is_empty() {
         if meta.has_flag("no_mandatory_keys") {
             ctx.out.array(0);
