@@ -10,6 +10,7 @@ pub mod connection;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod keys_of;
 pub mod server;
 pub mod string;
 
