@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{cstr, dispose, err_with_arg, read_key};
+use super::{cstr, dispose, err_with_arg, read_key, LazyFree};
 use crate::exec::Ctx;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,9 +119,8 @@ fn set_expire(ctx: &mut Ctx, args: &[Bytes], base: i64, unit: Unit) {
     let now = ctx.now_ms;
     if when <= now {
         // Already in the past: Valkey deletes the key (and propagates a DEL).
-        let lazy = ctx.srv.config.get_bool("lazyfree-lazy-expire");
         if let Some(entry) = ctx.db().remove(key) {
-            dispose(ctx.srv, entry, lazy);
+            dispose(ctx.srv, entry, LazyFree::If("lazyfree-lazy-expire"));
         }
     } else {
         ctx.db().set_expire(key, Some(when));

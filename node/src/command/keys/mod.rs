@@ -75,9 +75,24 @@ fn read_key<'c>(ctx: &'c mut Ctx, key: &[u8], touch: bool) -> Option<&'c mut Ent
     e
 }
 
-/// Drops a removed entry, off the executor when `lazy` and the value is big.
-fn dispose(srv: &mut Server, entry: Entry, lazy: bool) {
-    if lazy && entry.value.heap_size() >= LAZYFREE_MIN_BYTES {
+/// When a removed value may be freed off the executor.
+#[derive(Clone, Copy)]
+enum LazyFree {
+    /// Always (UNLINK).
+    Always,
+    /// When this `lazyfree-*` directive is `yes`. Only read for big values, so the common
+    /// small-value path never pays for the configuration lookup.
+    If(&'static str),
+}
+
+/// Drops a removed entry, off the executor when the value is big and `lazy` allows it.
+fn dispose(srv: &mut Server, entry: Entry, lazy: LazyFree) {
+    if entry.value.heap_size() >= LAZYFREE_MIN_BYTES
+        && match lazy {
+            LazyFree::Always => true,
+            LazyFree::If(directive) => srv.config.get_bool(directive),
+        }
+    {
         srv.free_later(entry);
     }
 }
@@ -126,11 +141,8 @@ fn db_index_arg(ctx: &mut Ctx, arg: &Bytes) -> Option<usize> {
     }
 }
 
-/// `lazyfree-lazy-server-del`: whether values overwritten or deleted implicitly by a command
-/// (RENAME's destination, COPY REPLACE) may be freed off the executor.
-fn lazy_server_del(srv: &Server) -> bool {
-    srv.config.get_bool("lazyfree-lazy-server-del")
-}
+/// Values overwritten or deleted implicitly by a command (RENAME's destination, COPY REPLACE).
+const LAZY_SERVER_DEL: LazyFree = LazyFree::If("lazyfree-lazy-server-del");
 
 /// True when the node runs in cluster mode (MOVE and cross-database COPY are refused).
 fn cluster_enabled(srv: &Server) -> bool {

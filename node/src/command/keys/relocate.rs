@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{cluster_enabled, cstr, db_index_arg, dispose, lazy_server_del};
+use super::{cluster_enabled, cstr, db_index_arg, dispose, LAZY_SERVER_DEL};
 use crate::exec::Ctx;
 
 const SAME_OBJECT: &str = "source and destination objects are the same";
@@ -35,7 +35,6 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) {
     }
     let now = ctx.now_ms;
     let clock = ctx.clock();
-    let lazy = lazy_server_del(ctx.srv);
     let i = ctx.clients[ctx.me].st.db;
     let db = &mut ctx.srv.dbs[i];
     if db.contains(dst, now) && nx {
@@ -48,7 +47,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) {
     };
     let old = db.set(dst, entry.value, entry.expire_at, clock);
     if let Some(old) = old {
-        dispose(ctx.srv, old, lazy);
+        dispose(ctx.srv, old, LAZY_SERVER_DEL);
     }
     if nx {
         ctx.out.int(1);
@@ -96,14 +95,13 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
     let (value, expire_at) = (e.value.clone(), e.expire_at);
     let now = ctx.now_ms;
     let clock = ctx.clock();
-    let lazy = lazy_server_del(ctx.srv);
     let target = &mut ctx.srv.dbs[dst_db];
     if target.contains(dst, now) && !replace {
         ctx.out.int(0);
         return;
     }
     if let Some(old) = target.set(dst, value, expire_at, clock) {
-        dispose(ctx.srv, old, lazy);
+        dispose(ctx.srv, old, LAZY_SERVER_DEL);
     }
     ctx.out.int(1);
 }

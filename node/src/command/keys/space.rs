@@ -2,24 +2,23 @@
 
 use bytes::Bytes;
 
-use super::{cstr, dispose, err_with_arg, read_key};
+use super::{cstr, dispose, err_with_arg, read_key, LazyFree};
 use crate::exec::Ctx;
 use crate::util::{glob_match, parse_i64};
 
 /// DEL key [key ...]
 pub fn del(ctx: &mut Ctx, args: &[Bytes]) {
-    let lazy = ctx.srv.config.get_bool("lazyfree-lazy-user-del");
-    delete(ctx, &args[1..], lazy);
+    delete(ctx, &args[1..], LazyFree::If("lazyfree-lazy-user-del"));
 }
 
 /// UNLINK key [key ...]: DEL that frees big values off the executor.
 pub fn unlink(ctx: &mut Ctx, args: &[Bytes]) {
-    delete(ctx, &args[1..], true);
+    delete(ctx, &args[1..], LazyFree::Always);
 }
 
 /// Removes each key, counting only those that were live: a key found expired is removed as
 /// an expiry (Valkey's `expireIfNeeded` before the delete), not counted as deleted.
-fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: bool) {
+fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: LazyFree) {
     let now = ctx.now_ms;
     let i = ctx.clients[ctx.me].st.db;
     let mut deleted = 0;

@@ -404,3 +404,16 @@ fn no_touch_lookups_keep_the_access_time() {
     h.run("TOUCH k");
     assert_eq!(h.run("OBJECT IDLETIME k"), ":0\r\n");
 }
+
+#[test]
+fn del_frees_big_values_lazily_only_when_configured() {
+    let mut h = Harness::default();
+    put(&mut h, 0, b"big", &vec![b'x'; 1 << 20], None);
+    assert_eq!(h.run("DEL big"), ":1\r\n");
+    assert!(h.srv.garbage.is_empty());
+    let args = ["--lazyfree-lazy-user-del".to_string(), "yes".to_string()];
+    let mut h = Harness::new(Config::from_args(&args).unwrap());
+    put(&mut h, 0, b"big", &vec![b'x'; 1 << 20], None);
+    assert_eq!(h.run("DEL big"), ":1\r\n");
+    assert_eq!(h.srv.garbage.len(), 1);
+}
