@@ -248,7 +248,7 @@ fn round_big(b: &Big, e: i64, sticky: bool) -> Option<Ld> {
     let (m, lost) = b.top_u128(cut);
     let e = e + cut as i64;
     // Far outside the range: decide without risking i32 overflow.
-    if e + bits as i64 > TOP_MAX as i64 + 2 {
+    if e + (bits - cut) as i64 > TOP_MAX as i64 + 2 {
         return None;
     }
     if e < EMIN as i64 - 200 {
@@ -621,3 +621,4 @@ mod tests {
         assert_eq!(Ld::from_i64(i64::MAX).to_human(), "9223372036854775807");
     }
 }
+
