@@ -295,7 +295,7 @@ fn parse_dec(s: &[u8]) -> Option<Ld> {
         e10 = e10.saturating_add(1);
     }
     let magnitude = digits.len() as i64 + e10;
-    if magnitude > 4935 || magnitude < -4955 {
+    if !(-4955..=4935).contains(&magnitude) {
         return None;
     }
     if e10 >= 0 && digits.len() <= 19 && e10 <= 19 {
@@ -621,4 +621,3 @@ mod tests {
         assert_eq!(Ld::from_i64(i64::MAX).to_human(), "9223372036854775807");
     }
 }
-
