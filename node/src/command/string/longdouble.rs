@@ -55,17 +55,12 @@ impl Ld {
     }
 
     /// `string2ld`: the whole string must be a number `strtold` accepts (no leading space,
-    /// overflow and underflow-to-zero refused, NaN refused). Like the C code, the text ends at
-    /// the first NUL byte.
+    /// overflow and underflow-to-zero refused, NaN refused). A NUL byte is never part of a
+    /// number, so it is refused like any other trailing byte.
     pub fn parse(s: &[u8]) -> Option<Ld> {
         if s.is_empty() || s.len() >= MAX_CHARS {
             return None;
         }
-        let s = match s.iter().position(|&b| b == 0) {
-            Some(0) => return Some(Ld::ZERO),
-            Some(i) => &s[..i],
-            None => s,
-        };
         let (neg, body) = match s[0] {
             b'-' => (true, &s[1..]),
             b'+' => (false, &s[1..]),
@@ -612,7 +607,8 @@ mod tests {
         }
         assert!(Ld::parse(b"1e400").is_some());
         assert!(Ld::parse(b"1e-4940").is_some());
-        assert_eq!(Ld::parse(b"1\x00junk"), Ld::parse(b"1"));
+        assert!(Ld::parse(b"1\x00junk").is_none());
+        assert!(Ld::parse(b"\x00").is_none());
     }
 
     #[test]
