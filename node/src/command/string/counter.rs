@@ -36,7 +36,7 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
 /// Valkey's `incrDecrCommand`: a missing key counts from 0.
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
     let clock = ctx.clock();
-    let (e, out) = write_and_out(ctx, key);
+    let (e, out, _) = write_and_out(ctx, key);
     let current = match e.as_ref().map(|e| e.value.as_string()) {
         None => 0,
         Some(None) => return out.error(WRONGTYPE),
@@ -61,7 +61,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
     let clock = ctx.clock();
-    let (e, out) = write_and_out(ctx, key);
+    let (e, out, _) = write_and_out(ctx, key);
     let current = match e.as_ref().map(|e| e.value.as_string()) {
         None => Some(Ld::ZERO),
         Some(None) => return out.error(WRONGTYPE),

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::max_bulk_len;
+use super::over_max_bulk;
 use crate::exec::Ctx;
 use crate::keyspace::value::StrRef;
 use crate::keyspace::Value;
@@ -58,7 +58,7 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.out.err("String too long for LCS");
     }
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
-    if cells.saturating_mul(4) > max_bulk_len(ctx) as u64 {
+    if over_max_bulk(&ctx.srv.config, cells.saturating_mul(4)) {
         return ctx
             .out
             .err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");

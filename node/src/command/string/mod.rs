@@ -14,6 +14,7 @@ mod tests;
 use bytes::BytesMut;
 
 use super::Handler;
+use crate::config::Config;
 use crate::exec::{Ctx, Server};
 use crate::keyspace::value::StrRef;
 use crate::keyspace::{Entry, Value};
@@ -68,12 +69,17 @@ fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>,
     (e, &mut *ctx.out)
 }
 
-/// `lookup_write` (expiry, access time, no statistics) plus the reply buffer.
-fn write_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>, &'c mut Reply) {
+/// `lookup_write` (expiry, access time, no statistics) plus the reply buffer and the
+/// configuration (for size limits checked while the entry is held).
+fn write_and_out<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> (Option<&'c mut Entry>, &'c mut Reply, &'c Config) {
     let db = ctx.clients[ctx.me].st.db;
     let clock = ctx.srv.lru_clock();
-    let e = ctx.srv.dbs[db].get(key, ctx.now_ms, clock, true);
-    (e, &mut *ctx.out)
+    let Server { dbs, config, .. } = &mut *ctx.srv;
+    let e = dbs[db].get(key, ctx.now_ms, clock, true);
+    (e, &mut *ctx.out, config)
 }
 
 /// Replies a string value as a bulk string.
@@ -93,18 +99,25 @@ fn dispose(ctx: &mut Ctx, old: Option<Entry>) {
     }
 }
 
-/// The configured `proto-max-bulk-len`: the largest string APPEND/SETRANGE may build.
-fn max_bulk_len(ctx: &Ctx) -> i64 {
-    match ctx.srv.config.get_i64("proto-max-bulk-len") {
+/// The smallest value `proto-max-bulk-len` accepts: shorter strings need no config lookup.
+const MIN_MAX_BULK: u64 = 1024 * 1024;
+
+/// True if `total` bytes exceed the configured `proto-max-bulk-len`.
+fn over_max_bulk(config: &Config, total: u64) -> bool {
+    if total <= MIN_MAX_BULK {
+        return false;
+    }
+    let max = match config.get_i64("proto-max-bulk-len") {
         n if n > 0 => n,
         _ => DEFAULT_MAX_BULK,
-    }
+    };
+    total > max as u64
 }
 
-/// `-ERR string exceeds maximum allowed size (proto-max-bulk-len)` when `size + append` is
-/// over the limit (Valkey's `checkStringLength`).
-fn check_string_length(out: &mut Reply, max: i64, size: u64, append: u64) -> bool {
-    if size.saturating_add(append) > max as u64 {
+/// Valkey's `checkStringLength`: `-ERR string exceeds maximum allowed size
+/// (proto-max-bulk-len)` (and false) when `size + append` is over the limit.
+fn check_string_length(out: &mut Reply, config: &Config, size: u64, append: u64) -> bool {
+    if over_max_bulk(config, size.saturating_add(append)) {
         out.err("string exceeds maximum allowed size (proto-max-bulk-len)");
         return false;
     }

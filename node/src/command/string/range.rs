@@ -4,16 +4,15 @@
 
 use bytes::Bytes;
 
-use super::{check_string_length, max_bulk_len, read_and_out, take_bytes_mut, write_and_out};
+use super::{check_string_length, read_and_out, take_bytes_mut, write_and_out};
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::value::StrRef;
 use crate::keyspace::Value;
 
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) {
     let (key, tail) = (&args[1], &args[2]);
-    let max = max_bulk_len(ctx);
     let clock = ctx.clock();
-    let (e, out) = write_and_out(ctx, key);
+    let (e, out, config) = write_and_out(ctx, key);
     let Some(e) = e else {
         out.int(tail.len() as i64);
         ctx.db().set(key, Value::from_bytes(tail), None, clock);
@@ -22,7 +21,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(len) = e.value.as_string().map(|s| s.len()) else {
         return out.error(WRONGTYPE);
     };
-    if !check_string_length(out, max, len as u64, tail.len() as u64) {
+    if !check_string_length(out, config, len as u64, tail.len() as u64) {
         return;
     }
     let mut buf = take_bytes_mut(&mut e.value);
@@ -94,14 +93,13 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
     if offset < 0 {
         return ctx.out.err("offset is out of range");
     }
-    let max = max_bulk_len(ctx);
     let clock = ctx.clock();
-    let (e, out) = write_and_out(ctx, key);
+    let (e, out, config) = write_and_out(ctx, key);
     let Some(e) = e else {
         if value.is_empty() {
             return out.int(0);
         }
-        if !check_string_length(out, max, offset as u64, value.len() as u64) {
+        if !check_string_length(out, config, offset as u64, value.len() as u64) {
             return;
         }
         let offset = offset as usize;
@@ -117,7 +115,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
     if value.is_empty() {
         return out.int(len as i64);
     }
-    if !check_string_length(out, max, offset as u64, value.len() as u64) {
+    if !check_string_length(out, config, offset as u64, value.len() as u64) {
         return;
     }
     let (offset, end) = (offset as usize, offset as usize + value.len());

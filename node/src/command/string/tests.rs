@@ -304,3 +304,27 @@ fn lcs() {
          *2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n"
     );
 }
+
+#[test]
+fn configured_max_bulk_len() {
+    let args = ["--proto-max-bulk-len".to_string(), "1mb".to_string()];
+    let config = crate::config::Config::from_args(&args).expect("valid config");
+    let mut h = Harness::new(config);
+    let too_big = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+    assert_eq!(h.run("SETRANGE k 1048576 x"), too_big);
+    assert_eq!(h.run("SETRANGE k 1048575 x"), ":1048576\r\n");
+    assert_eq!(h.run("APPEND k x"), too_big);
+    assert_eq!(h.run("SET a 1"), "+OK\r\n");
+    assert_eq!(
+        h.run("LCS a k LEN"),
+        "-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n"
+    );
+    let mut h2 = Harness::default();
+    let long = vec![b'a'; 20_000];
+    assert_eq!(h2.run_as(0, &[b"SET", b"x", &long]), b"+OK\r\n");
+    assert_eq!(h2.run_as(0, &[b"SET", b"y", &long]), b"+OK\r\n");
+    assert_eq!(
+        h2.run("LCS x y LEN"),
+        "-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n"
+    );
+}
