@@ -1,7 +1,715 @@
-//! Placeholder, filled in by its family.
+//! INFO: Valkey 8's sections and field names in Valkey's order, so that monitoring tools and
+//! client libraries that parse INFO work unchanged. Fields for features Shoal does not have
+//! (persistence, replication, scripting, pub/sub) keep their idle values. Shoal presents itself
+//! as Redis `REDIS_VERSION` plus a `shoal_version` field; it does not claim to be Valkey.
+//!
+//! There is no allocator accounting yet: `used_memory` is what glibc's allocator reports as
+//! in use (RSS elsewhere), and `used_memory_rss` is read from `/proc/self/statm`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 
 use super::Handler;
+use crate::exec::Ctx;
 
-pub fn handler(_name: &str) -> Option<Handler> {
-    None
+pub fn handler(name: &str) -> Option<Handler> {
+    match name {
+        "info" => Some(info),
+        _ => None,
+    }
+}
+
+type Section = fn(&mut Ctx, &mut String);
+
+/// Every section, in output order, and whether plain `INFO` includes it. Valkey's
+/// commandstats, errorstats and latencystats are not kept, so they are not offered.
+const SECTIONS: &[(&str, bool, Section)] = &[
+    ("server", true, server),
+    ("clients", true, clients),
+    ("memory", true, memory),
+    ("persistence", true, persistence),
+    ("stats", true, stats),
+    ("replication", true, replication),
+    ("cpu", true, cpu),
+    ("modules", true, modules),
+    ("cluster", true, cluster),
+    ("keyspace", true, keyspace),
+];
+
+fn info(ctx: &mut Ctx, args: &[Bytes]) {
+    let mut want = [false; SECTIONS.len()];
+    if args.len() == 1 {
+        for (w, s) in want.iter_mut().zip(SECTIONS) {
+            *w = s.1;
+        }
+    }
+    for a in &args[1..] {
+        if a.eq_ignore_ascii_case(b"all") || a.eq_ignore_ascii_case(b"everything") {
+            want = [true; SECTIONS.len()];
+        } else if a.eq_ignore_ascii_case(b"default") {
+            for (w, s) in want.iter_mut().zip(SECTIONS) {
+                *w |= s.1;
+            }
+        } else if let Some(i) = SECTIONS
+            .iter()
+            .position(|s| a.eq_ignore_ascii_case(s.0.as_bytes()))
+        {
+            want[i] = true;
+        }
+    }
+    let mut text = String::with_capacity(4096);
+    for (i, s) in SECTIONS.iter().enumerate() {
+        if want[i] {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            (s.2)(ctx, &mut text);
+        }
+    }
+    ctx.out.verbatim(text.as_bytes(), "txt");
+}
+
+/// Appends `name:value\r\n`.
+macro_rules! field {
+    ($out:expr, $name:literal, $($v:tt)+) => {{
+        let _ = write!($out, concat!($name, ":"));
+        let _ = write!($out, $($v)+);
+        $out.push_str("\r\n");
+    }};
+}
+
+/// Appends `name:0\r\n` for each idle counter.
+fn zeros(out: &mut String, names: &[&str]) {
+    for n in names {
+        out.push_str(n);
+        out.push_str(":0\r\n");
+    }
+}
+
+fn server(ctx: &mut Ctx, out: &mut String) {
+    let srv = &*ctx.srv;
+    let uptime = srv.started.elapsed().as_secs();
+    let hz = srv.config.get_i64("hz");
+    out.push_str("# Server\r\n");
+    field!(out, "redis_version", "{}", crate::REDIS_VERSION);
+    field!(out, "shoal_version", "{}", crate::VERSION);
+    field!(out, "redis_git_sha1", "00000000");
+    field!(out, "redis_git_dirty", "0");
+    field!(out, "redis_build_id", "0");
+    field!(out, "redis_mode", "standalone");
+    field!(out, "os", "{}", os_name());
+    field!(out, "arch_bits", "{}", usize::BITS);
+    field!(out, "monotonic_clock", "POSIX clock_gettime");
+    field!(
+        out,
+        "multiplexing_api",
+        "{}",
+        if cfg!(target_os = "linux") {
+            "epoll"
+        } else {
+            "kqueue"
+        }
+    );
+    field!(out, "gcc_version", "0.0.0");
+    field!(out, "process_id", "{}", std::process::id());
+    let supervised = srv
+        .config
+        .get("supervised")
+        .filter(|s| matches!(*s, "upstart" | "systemd"))
+        .unwrap_or("no");
+    field!(out, "process_supervised", "{supervised}");
+    field!(out, "run_id", "{}", srv.run_id);
+    field!(out, "tcp_port", "{}", srv.port);
+    field!(out, "server_time_usec", "{}", crate::util::now_us());
+    field!(out, "uptime_in_seconds", "{uptime}");
+    field!(out, "uptime_in_days", "{}", uptime / 86400);
+    field!(out, "hz", "{hz}");
+    field!(out, "configured_hz", "{hz}");
+    field!(out, "lru_clock", "{}", srv.lru_clock());
+    field!(out, "executable", "{}", srv.executable);
+    let file = srv
+        .config
+        .file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    field!(out, "config_file", "{file}");
+    field!(
+        out,
+        "io_threads_active",
+        "{}",
+        (srv.active_io_threads > 0) as u8
+    );
+    out.push_str("listener0:name=tcp");
+    for b in srv.config.get("bind").unwrap_or("").split_whitespace() {
+        let _ = write!(out, ",bind={b}");
+    }
+    let _ = write!(out, ",port={}\r\n", srv.port);
+}
+
+fn clients(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Clients\r\n");
+    field!(out, "connected_clients", "{}", ctx.clients.len());
+    field!(out, "cluster_connections", "0");
+    field!(
+        out,
+        "maxclients",
+        "{}",
+        ctx.srv.config.get_i64("maxclients")
+    );
+    zeros(
+        out,
+        &[
+            "client_recent_max_input_buffer",
+            "client_recent_max_output_buffer",
+            "blocked_clients",
+            "tracking_clients",
+            "pubsub_clients",
+            "watching_clients",
+            "clients_in_timeout_table",
+            "total_watched_keys",
+            "total_blocking_keys",
+            "total_blocking_keys_on_nokey",
+        ],
+    );
+}
+
+/// Highest `used_memory` seen, for `used_memory_peak` (reset by CONFIG RESETSTAT).
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// Forgets the memory peak, as CONFIG RESETSTAT does in Valkey.
+pub fn reset_peak() {
+    PEAK.store(0, Ordering::Relaxed);
+}
+
+/// Bytes the process has allocated: glibc's in-use total where available, else the RSS.
+pub fn used_memory() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and only reads the allocator's statistics.
+        let mi = unsafe { libc::mallinfo2() };
+        let used = (mi.uordblks + mi.hblkhd) as u64;
+        if used > 0 {
+            return used;
+        }
+    }
+    rss_bytes()
+}
+
+/// Resident set size from `/proc/self/statm` (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * page_size()
+}
+
+fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf only reads a system constant.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n > 0 {
+            n as u64
+        } else {
+            4096
+        }
+    })
+}
+
+fn total_system_memory() -> u64 {
+    static TOTAL: OnceLock<u64> = OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    })
+}
+
+/// Valkey's `bytesToHuman`: `512B`, `1.50K`, `2.00M`, ...
+pub fn bytes_to_human(n: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 50, "P"),
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
+    if !(1024..1 << 60).contains(&n) {
+        return format!("{n}B");
+    }
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.2}{unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+fn memory(ctx: &mut Ctx, out: &mut String) {
+    let used = used_memory();
+    let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let rss = rss_bytes();
+    let total = total_system_memory();
+    let maxmemory = ctx.srv.config.get_i64("maxmemory").max(0) as u64;
+    out.push_str("# Memory\r\n");
+    field!(out, "used_memory", "{used}");
+    field!(out, "used_memory_human", "{}", bytes_to_human(used));
+    field!(out, "used_memory_rss", "{rss}");
+    field!(out, "used_memory_rss_human", "{}", bytes_to_human(rss));
+    field!(out, "used_memory_peak", "{peak}");
+    field!(out, "used_memory_peak_human", "{}", bytes_to_human(peak));
+    let perc = if peak > 0 {
+        used as f64 * 100.0 / peak as f64
+    } else {
+        0.0
+    };
+    field!(out, "used_memory_peak_perc", "{perc:.2}%");
+    field!(out, "total_system_memory", "{total}");
+    field!(
+        out,
+        "total_system_memory_human",
+        "{}",
+        bytes_to_human(total)
+    );
+    zeros(out, &["used_memory_lua", "used_memory_vm_eval"]);
+    field!(out, "used_memory_lua_human", "0B");
+    zeros(
+        out,
+        &[
+            "used_memory_scripts_eval",
+            "number_of_cached_scripts",
+            "number_of_functions",
+            "number_of_libraries",
+            "used_memory_vm_functions",
+            "used_memory_vm_total",
+        ],
+    );
+    field!(out, "used_memory_vm_total_human", "0B");
+    zeros(out, &["used_memory_functions", "used_memory_scripts"]);
+    field!(out, "used_memory_scripts_human", "0B");
+    field!(out, "maxmemory", "{maxmemory}");
+    field!(out, "maxmemory_human", "{}", bytes_to_human(maxmemory));
+    field!(
+        out,
+        "maxmemory_policy",
+        "{}",
+        ctx.srv
+            .config
+            .get("maxmemory-policy")
+            .unwrap_or("noeviction")
+    );
+    let frag = if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    };
+    field!(out, "mem_fragmentation_ratio", "{frag:.2}");
+    field!(
+        out,
+        "mem_fragmentation_bytes",
+        "{}",
+        rss as i64 - used as i64
+    );
+    zeros(
+        out,
+        &[
+            "mem_not_counted_for_evict",
+            "mem_replication_backlog",
+            "mem_total_replication_buffers",
+            "mem_clients_slaves",
+            "mem_clients_normal",
+            "mem_cluster_links",
+            "mem_aof_buffer",
+        ],
+    );
+    field!(out, "mem_allocator", "libc");
+    zeros(
+        out,
+        &[
+            "mem_overhead_db_hashtable_rehashing",
+            "active_defrag_running",
+            "lazyfree_pending_objects",
+            "lazyfreed_objects",
+        ],
+    );
+}
+
+fn persistence(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Persistence\r\n");
+    zeros(
+        out,
+        &[
+            "loading",
+            "async_loading",
+            "current_cow_peak",
+            "current_cow_size",
+            "current_cow_size_age",
+        ],
+    );
+    field!(out, "current_fork_perc", "0.00");
+    zeros(
+        out,
+        &[
+            "current_save_keys_processed",
+            "current_save_keys_total",
+            "rdb_changes_since_last_save",
+            "rdb_bgsave_in_progress",
+        ],
+    );
+    field!(out, "rdb_last_save_time", "{}", ctx.srv.started_unix);
+    field!(out, "rdb_last_bgsave_status", "ok");
+    field!(out, "rdb_last_bgsave_time_sec", "-1");
+    field!(out, "rdb_current_bgsave_time_sec", "-1");
+    zeros(
+        out,
+        &[
+            "rdb_saves",
+            "rdb_last_cow_size",
+            "rdb_last_load_keys_expired",
+            "rdb_last_load_keys_loaded",
+            "aof_enabled",
+            "aof_rewrite_in_progress",
+            "aof_rewrite_scheduled",
+        ],
+    );
+    field!(out, "aof_last_rewrite_time_sec", "-1");
+    field!(out, "aof_current_rewrite_time_sec", "-1");
+    field!(out, "aof_last_bgrewrite_status", "ok");
+    zeros(out, &["aof_rewrites", "aof_rewrites_consecutive_failures"]);
+    field!(out, "aof_last_write_status", "ok");
+    zeros(
+        out,
+        &[
+            "aof_last_cow_size",
+            "module_fork_in_progress",
+            "module_fork_last_cow_size",
+        ],
+    );
+}
+
+fn stats(ctx: &mut Ctx, out: &mut String) {
+    let srv = &*ctx.srv;
+    let st = &srv.stats;
+    let io = &srv.io_stats;
+    out.push_str("# Stats\r\n");
+    field!(
+        out,
+        "total_connections_received",
+        "{}",
+        st.total_connections
+    );
+    field!(out, "total_commands_processed", "{}", st.total_commands);
+    field!(
+        out,
+        "instantaneous_ops_per_sec",
+        "{}",
+        srv.instantaneous_ops()
+    );
+    field!(out, "total_net_input_bytes", "{}", st.net_input_bytes);
+    field!(out, "total_net_output_bytes", "{}", st.net_output_bytes);
+    zeros(
+        out,
+        &["total_net_repl_input_bytes", "total_net_repl_output_bytes"],
+    );
+    for k in [
+        "instantaneous_input_kbps",
+        "instantaneous_output_kbps",
+        "instantaneous_input_repl_kbps",
+        "instantaneous_output_repl_kbps",
+    ] {
+        let _ = write!(out, "{k}:0.00\r\n");
+    }
+    field!(out, "rejected_connections", "{}", st.rejected_connections);
+    zeros(out, &["sync_full", "sync_partial_ok", "sync_partial_err"]);
+    field!(out, "expired_keys", "{}", srv.expired_keys());
+    field!(out, "expired_stale_perc", "0.00");
+    field!(out, "expired_time_cap_reached_count", "0");
+    field!(
+        out,
+        "expire_cycle_cpu_milliseconds",
+        "{}",
+        st.expire_cycle_cpu_ms
+    );
+    field!(out, "evicted_keys", "{}", st.evicted_keys);
+    zeros(
+        out,
+        &[
+            "evicted_clients",
+            "evicted_scripts",
+            "total_eviction_exceeded_time",
+            "current_eviction_exceeded_time",
+        ],
+    );
+    field!(out, "keyspace_hits", "{}", st.keyspace_hits);
+    field!(out, "keyspace_misses", "{}", st.keyspace_misses);
+    zeros(
+        out,
+        &[
+            "pubsub_channels",
+            "pubsub_patterns",
+            "pubsubshard_channels",
+            "latest_fork_usec",
+            "total_forks",
+            "migrate_cached_sockets",
+            "slave_expires_tracked_keys",
+            "active_defrag_hits",
+            "active_defrag_misses",
+            "active_defrag_key_hits",
+            "active_defrag_key_misses",
+            "total_active_defrag_time",
+            "current_active_defrag_time",
+            "tracking_total_keys",
+            "tracking_total_items",
+            "tracking_total_prefixes",
+        ],
+    );
+    field!(
+        out,
+        "unexpected_error_replies",
+        "{}",
+        st.unexpected_error_replies
+    );
+    field!(out, "total_error_replies", "{}", st.total_error_replies);
+    field!(out, "dump_payload_sanitizations", "0");
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    field!(out, "io_threaded_reads_processed", "{}", load(&io.reads));
+    field!(out, "io_threaded_writes_processed", "{}", load(&io.writes));
+    field!(out, "io_threaded_freed_objects", "{}", load(&io.freed));
+    zeros(
+        out,
+        &[
+            "io_threaded_poll_processed",
+            "io_threaded_total_prefetch_batches",
+            "io_threaded_total_prefetch_entries",
+        ],
+    );
+    field!(
+        out,
+        "client_query_buffer_limit_disconnections",
+        "{}",
+        st.client_qbuf_limit_disconnections
+    );
+    zeros(
+        out,
+        &[
+            "client_output_buffer_limit_disconnections",
+            "reply_buffer_shrinks",
+            "reply_buffer_expands",
+            "acl_access_denied_auth",
+            "acl_access_denied_cmd",
+            "acl_access_denied_key",
+            "acl_access_denied_channel",
+        ],
+    );
+}
+
+/// The replication ID a primary with no history would show: random per process.
+fn replid() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        (0..40)
+            .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+            .collect()
+    })
+}
+
+fn replication(_ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Replication\r\n");
+    field!(out, "role", "master");
+    zeros(out, &["connected_slaves", "replicas_waiting_psync"]);
+    field!(out, "master_failover_state", "no-failover");
+    field!(out, "master_replid", "{}", replid());
+    field!(out, "master_replid2", "{}", "0".repeat(40));
+    field!(out, "master_repl_offset", "0");
+    field!(out, "second_repl_offset", "-1");
+    field!(out, "repl_backlog_active", "0");
+    field!(out, "repl_backlog_size", "10485760");
+    zeros(
+        out,
+        &["repl_backlog_first_byte_offset", "repl_backlog_histlen"],
+    );
+}
+
+/// User and system CPU seconds of `who` (0 if the call fails).
+fn rusage(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: rusage is plain old data, valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_stime), secs(ru.ru_utime))
+}
+
+fn cpu(_ctx: &mut Ctx, out: &mut String) {
+    // INFO runs on the executor thread, which is Valkey's "main thread".
+    #[cfg(target_os = "linux")]
+    const THREAD: libc::c_int = libc::RUSAGE_THREAD;
+    #[cfg(not(target_os = "linux"))]
+    const THREAD: libc::c_int = libc::RUSAGE_SELF;
+    let (sys, user) = rusage(libc::RUSAGE_SELF);
+    let (csys, cuser) = rusage(libc::RUSAGE_CHILDREN);
+    let (tsys, tuser) = rusage(THREAD);
+    out.push_str("# CPU\r\n");
+    field!(out, "used_cpu_sys", "{sys:.6}");
+    field!(out, "used_cpu_user", "{user:.6}");
+    field!(out, "used_cpu_sys_children", "{csys:.6}");
+    field!(out, "used_cpu_user_children", "{cuser:.6}");
+    field!(out, "used_cpu_sys_main_thread", "{tsys:.6}");
+    field!(out, "used_cpu_user_main_thread", "{tuser:.6}");
+}
+
+fn modules(_ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Modules\r\n");
+}
+
+fn cluster(_ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Cluster\r\n");
+    field!(out, "cluster_enabled", "0");
+}
+
+fn keyspace(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Keyspace\r\n");
+    let now = ctx.now_ms;
+    for (i, db) in ctx.srv.dbs.iter().enumerate() {
+        if !db.is_empty() {
+            let _ = write!(
+                out,
+                "db{i}:keys={},expires={},avg_ttl={}\r\n",
+                db.len(),
+                db.volatile_len(),
+                db.avg_ttl(now)
+            );
+        }
+    }
+}
+
+/// `uname` as Valkey prints it: system, release, machine.
+fn os_name() -> &'static str {
+    static OS: OnceLock<String> = OnceLock::new();
+    OS.get_or_init(|| {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let sys = read("/proc/sys/kernel/ostype");
+        let sys = if sys.is_empty() {
+            std::env::consts::OS.to_string()
+        } else {
+            sys
+        };
+        format!(
+            "{sys} {} {}",
+            read("/proc/sys/kernel/osrelease"),
+            std::env::consts::ARCH
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::testing::Harness;
+
+    fn sections(reply: &str) -> Vec<String> {
+        reply
+            .split("\r\n")
+            .filter(|l| l.starts_with("# "))
+            .map(|l| l[2..].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn default_all_and_named_sections_in_order() {
+        let mut h = Harness::default();
+        let all = [
+            "Server",
+            "Clients",
+            "Memory",
+            "Persistence",
+            "Stats",
+            "Replication",
+            "CPU",
+            "Modules",
+            "Cluster",
+            "Keyspace",
+        ];
+        assert_eq!(sections(&h.run("INFO")), all);
+        assert_eq!(sections(&h.run("INFO everything")), all);
+        assert_eq!(sections(&h.run("INFO default")), all);
+        assert_eq!(
+            sections(&h.run("INFO keyspace CPU server KEYSPACE")),
+            ["Server", "CPU", "Keyspace"]
+        );
+        assert_eq!(h.run("INFO nosuch"), "$0\r\n\r\n");
+        assert_eq!(
+            h.run("INFO cluster"),
+            "$30\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn keyspace_and_framing() {
+        let mut h = Harness::default();
+        h.srv.dbs[0].set(b"a", crate::keyspace::Value::Int(1), None, 0);
+        let at = crate::util::now_ms() + 100_000_000;
+        h.srv.dbs[3].set(b"x", crate::keyspace::Value::Int(1), Some(at), 0);
+        let r = h.run("INFO keyspace cluster");
+        let body = r.split_once("\r\n").map(|x| x.1).unwrap_or("");
+        assert!(body.starts_with(
+            "# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\ndb3:keys=1,expires=1,avg_ttl="
+        ), "{r}");
+        h.clients[0].st.resp3 = true;
+        assert!(h
+            .run("INFO cluster")
+            .starts_with("=34\r\ntxt:# Cluster\r\n"));
+    }
+
+    #[test]
+    fn server_stats_memory_fields() {
+        let mut h = Harness::default();
+        h.srv.stats.keyspace_hits = 7;
+        let r = h.run("INFO");
+        for f in [
+            "redis_version:7.2.4\r\n",
+            "redis_mode:standalone\r\n",
+            "connected_clients:1\r\n",
+            "maxclients:10000\r\n",
+            "keyspace_hits:7\r\n",
+            "mem_allocator:libc\r\n",
+            "role:master\r\n",
+            "io_threaded_freed_objects:0\r\n",
+            "maxmemory_policy:noeviction\r\n",
+        ] {
+            assert!(r.contains(f), "missing {f:?}");
+        }
+        assert!(used_memory() > 0);
+        assert!(rss_bytes() > 0);
+        for line in r.split("\r\n").skip(1) {
+            assert!(
+                line.is_empty() || line.starts_with('#') || line.contains(':'),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(1 << 20), "1.00M");
+        assert_eq!(bytes_to_human(3 << 30), "3.00G");
+    }
 }

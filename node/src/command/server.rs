@@ -1,7 +1,366 @@
-//! Placeholder, filled in by its family.
+//! Server-wide commands that are not CONFIG or INFO: DBSIZE, FLUSHDB/FLUSHALL, SWAPDB, TIME,
+//! LASTSAVE, MEMORY USAGE/HELP, SHUTDOWN and FUNCTION FLUSH. Argument checks and error texts
+//! follow Valkey 8 (`db.c`, `object.c`, `server.c`, `functions.c`).
+
+use bytes::Bytes;
 
 use super::Handler;
+use crate::exec::{Ctx, Shutdown};
+use crate::keyspace::{Entry, Value};
 
-pub fn handler(_name: &str) -> Option<Handler> {
-    None
+pub fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "dbsize" => dbsize,
+        "flushdb" => flushdb,
+        "flushall" => flushall,
+        "swapdb" => swapdb,
+        "time" => time,
+        "lastsave" => lastsave,
+        "memory|usage" => memory_usage,
+        "memory|help" => memory_help,
+        "shutdown" => shutdown,
+        "function|flush" => function_flush,
+        _ => return None,
+    })
+}
+
+fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) {
+    let n = ctx.db().len();
+    ctx.out.int(n as i64);
+}
+
+/// Valkey's `getFlushCommandFlags`: nothing, `SYNC` or `ASYNC`, else a syntax error. Both modes
+/// free the old tables off the executor, so they differ only in name.
+fn flush_mode_ok(args: &[Bytes]) -> bool {
+    match args {
+        [_] => true,
+        [_, mode] => mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async"),
+        _ => false,
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, args: &[Bytes]) {
+    if !flush_mode_ok(args) {
+        return ctx.syntax_error();
+    }
+    let old = ctx.db().clear();
+    ctx.free_later(old);
+    ctx.out.ok();
+}
+
+fn flushall(ctx: &mut Ctx, args: &[Bytes]) {
+    if !flush_mode_ok(args) {
+        return ctx.syntax_error();
+    }
+    for i in 0..ctx.srv.dbs.len() {
+        if !ctx.srv.dbs[i].is_empty() {
+            let old = ctx.srv.dbs[i].clear();
+            ctx.free_later(old);
+        }
+    }
+    ctx.out.ok();
+}
+
+/// A DB index argument as `getIntFromObjectOrReply` reads it: a C `int`.
+fn db_index(arg: &[u8]) -> Option<i64> {
+    crate::util::parse_i64(arg).filter(|v| i32::try_from(*v).is_ok())
+}
+
+fn swapdb(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(a) = db_index(&args[1]) else {
+        return ctx.out.err("invalid first DB index");
+    };
+    let Some(b) = db_index(&args[2]) else {
+        return ctx.out.err("invalid second DB index");
+    };
+    let n = ctx.srv.dbs.len() as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return ctx.out.err("DB index is out of range");
+    }
+    // Clients keep their DB index, so after the swap they see the other data set, as in Valkey.
+    ctx.srv.dbs.swap(a as usize, b as usize);
+    ctx.out.ok();
+}
+
+fn time(ctx: &mut Ctx, _args: &[Bytes]) {
+    let us = crate::util::now_us();
+    let mut buf = itoa::Buffer::new();
+    ctx.out.array(2);
+    ctx.out
+        .bulk(buf.format(us.div_euclid(1_000_000)).as_bytes());
+    ctx.out
+        .bulk(buf.format(us.rem_euclid(1_000_000)).as_bytes());
+}
+
+/// There is no persistence: the last "save" is the start of the node, as in a fresh Valkey.
+fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {
+    ctx.out.int(ctx.srv.started_unix as i64);
+}
+
+const MEMORY_HELP: &[&str] = &[
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+];
+
+fn memory_help(ctx: &mut Ctx, args: &[Bytes]) {
+    reply_help(ctx, &args[0], MEMORY_HELP);
+}
+
+/// Valkey's `addReplyHelp`: a header naming the command, the lines, and the HELP footer, all
+/// as status replies.
+pub fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
+    let cmd = String::from_utf8_lossy(cmd).to_ascii_uppercase();
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        ctx.out.simple(l);
+    }
+    ctx.out.simple("HELP");
+    ctx.out.simple("    Print this help.");
+}
+
+fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) {
+    // SAMPLES only matters for nested types; validate it as Valkey does and ignore it.
+    let mut j = 3;
+    while j < args.len() {
+        if args[j].eq_ignore_ascii_case(b"samples") && j + 1 < args.len() {
+            let Some(n) = ctx.arg_i64(&args[j + 1]) else {
+                return;
+            };
+            if n < 0 {
+                return ctx.syntax_error();
+            }
+            j += 2;
+        } else {
+            return ctx.syntax_error();
+        }
+    }
+    // `objectCommandLookup`: counts a hit or miss but does not touch the access time.
+    let key = &args[2];
+    let i = ctx.client().db;
+    let now = ctx.now_ms;
+    let size = ctx.srv.dbs[i]
+        .get(key, now, 0, false)
+        .map(|e| entry_usage(key, e));
+    match size {
+        Some(n) => {
+            ctx.srv.stats.keyspace_hits += 1;
+            ctx.out.int(n as i64);
+        }
+        None => {
+            ctx.srv.stats.keyspace_misses += 1;
+            ctx.out.null();
+        }
+    }
+}
+
+/// Rounds an allocation up to jemalloc's size class, as `zmalloc_size` reports it.
+fn alloc_size(n: usize) -> usize {
+    if n <= 8 {
+        return 8;
+    }
+    if n <= 128 {
+        return n.div_ceil(16) * 16;
+    }
+    // Four classes per doubling above 128 bytes.
+    let pow = usize::BITS - (n - 1).leading_zeros(); // 2^pow >= n
+    let step = 1usize << (pow - 3);
+    n.div_ceil(step) * step
+}
+
+/// Bytes an sds string of `len` bytes occupies (header sized by length, plus the NUL).
+fn sds_size(len: usize) -> usize {
+    let hdr = match len {
+        0..32 => 1,
+        32..256 => 3,
+        256..65536 => 5,
+        _ if len as u64 <= u32::MAX as u64 => 9,
+        _ => 17,
+    };
+    alloc_size(hdr + len + 1)
+}
+
+/// `MEMORY USAGE` estimate with Valkey's layout: the key's sds, a 24-byte dict entry, and the
+/// value object (16-byte header; short strings embedded in it, longer ones in their own sds).
+pub fn entry_usage(key: &[u8], e: &Entry) -> usize {
+    const ROBJ: usize = 16;
+    const DICT_ENTRY: usize = 24;
+    let value = match &e.value {
+        Value::Int(_) => ROBJ,
+        Value::Str(s) if s.len() <= crate::keyspace::value::EMBSTR_MAX => {
+            alloc_size(ROBJ + 3 + s.len() + 1)
+        }
+        Value::Str(s) => ROBJ + sds_size(s.len()),
+    };
+    sds_size(key.len()) + DICT_ENTRY + value
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`. There is no persistence, so every accepted
+/// form stops the node at once, without a reply; ABORT never finds a shutdown in progress.
+fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
+    let (mut nosave, mut save, mut other, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        if a.eq_ignore_ascii_case(b"nosave") {
+            nosave = true;
+        } else if a.eq_ignore_ascii_case(b"save") {
+            save = true;
+        } else if a.eq_ignore_ascii_case(b"now") || a.eq_ignore_ascii_case(b"force") {
+            other = true;
+        } else if a.eq_ignore_ascii_case(b"abort") {
+            abort = true;
+        } else {
+            return ctx.syntax_error();
+        }
+    }
+    if (abort && (nosave || save || other)) || (nosave && save) {
+        return ctx.syntax_error();
+    }
+    if abort {
+        return ctx.out.err("No shutdown in progress.");
+    }
+    log::warn!("User requested shutdown...");
+    ctx.srv.shutdown = Some(Shutdown::Command);
+}
+
+/// There are no functions; FLUSH only validates its argument.
+fn function_flush(ctx: &mut Ctx, args: &[Bytes]) {
+    match args {
+        [_, _] => ctx.out.ok(),
+        [_, _, mode]
+            if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") =>
+        {
+            ctx.out.ok()
+        }
+        [_, _, _] => ctx
+            .out
+            .err("FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        _ => {
+            let msg = format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+                crate::exec::dispatch::truncate_lossy(&args[1], 128),
+                String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
+            );
+            ctx.out.err(&msg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::exec::testing::Harness;
+
+    #[test]
+    fn dbsize_and_flush() {
+        let mut h = Harness::default();
+        h.srv.dbs[0].set(b"a", crate::keyspace::Value::Int(1), None, 0);
+        h.srv.dbs[1].set(b"b", crate::keyspace::Value::Int(1), None, 0);
+        assert_eq!(h.run("DBSIZE"), ":1\r\n");
+        assert_eq!(h.run("FLUSHDB x"), "-ERR syntax error\r\n");
+        assert_eq!(h.run("FLUSHDB sync async"), "-ERR syntax error\r\n");
+        assert_eq!(h.run("FLUSHDB ASYNC"), "+OK\r\n");
+        assert_eq!(h.run("DBSIZE"), ":0\r\n");
+        assert_eq!(h.srv.dbs[1].len(), 1);
+        assert_eq!(h.run("FLUSHALL Sync"), "+OK\r\n");
+        assert_eq!(h.srv.dbs[1].len(), 0);
+        assert!(!h.srv.garbage.is_empty());
+    }
+
+    #[test]
+    fn swapdb_checks_and_swaps() {
+        let mut h = Harness::default();
+        h.srv.dbs[1].set(b"b", crate::keyspace::Value::Int(1), None, 0);
+        assert_eq!(h.run("SWAPDB a 1"), "-ERR invalid first DB index\r\n");
+        assert_eq!(h.run("SWAPDB 0 01"), "-ERR invalid second DB index\r\n");
+        assert_eq!(
+            h.run("SWAPDB 2147483648 0"),
+            "-ERR invalid first DB index\r\n"
+        );
+        assert_eq!(h.run("SWAPDB -1 0"), "-ERR DB index is out of range\r\n");
+        assert_eq!(h.run("SWAPDB 0 16"), "-ERR DB index is out of range\r\n");
+        assert_eq!(h.run("SWAPDB 0 1"), "+OK\r\n");
+        assert_eq!(h.run("DBSIZE"), ":1\r\n");
+        assert_eq!(h.run("SWAPDB 1 1"), "+OK\r\n");
+    }
+
+    #[test]
+    fn time_and_lastsave() {
+        let mut h = Harness::default();
+        let t = h.run("TIME");
+        assert!(t.starts_with("*2\r\n$10\r\n"), "{t}");
+        assert!(h.run("LASTSAVE").starts_with(':'));
+    }
+
+    #[test]
+    fn memory_usage_matches_valkey_layout() {
+        let mut h = Harness::default();
+        let long = "x".repeat(100);
+        let e44 = "x".repeat(44);
+        let f45 = "x".repeat(45);
+        for (k, v) in [
+            ("a", "1"),
+            ("b", "hello"),
+            ("c", &long),
+            ("e", &e44),
+            ("f", &f45),
+        ] {
+            let v = crate::keyspace::Value::from_bytes(v.as_bytes());
+            h.srv.dbs[0].set(k.as_bytes(), v, None, 0);
+        }
+        for k in ["a", "b", "c", "e", "f"] {
+            let e = h.srv.dbs[0].get(k.as_bytes(), 0, 0, false).cloned();
+            if let Some(e) = e {
+                // Values as redis-server 7.0 with jemalloc reports them.
+                let want = match k {
+                    "a" => 48,
+                    "b" => 64,
+                    "c" => 160,
+                    "e" => 96,
+                    _ => 112,
+                };
+                assert_eq!(super::entry_usage(k.as_bytes(), &e), want, "{k}");
+            }
+        }
+        assert_eq!(h.run("MEMORY USAGE nokey"), "$-1\r\n");
+        assert_eq!(h.run("MEMORY USAGE a SAMPLES"), "-ERR syntax error\r\n");
+        assert_eq!(h.run("MEMORY USAGE a SAMPLES -1"), "-ERR syntax error\r\n");
+        assert_eq!(
+            h.run("MEMORY USAGE a SAMPLES x"),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(h.run("MEMORY USAGE a samples 0 SAMPLES 3"), ":48\r\n");
+        assert_eq!(h.run("MEMORY USAGE a foo 1"), "-ERR syntax error\r\n");
+        assert!(h.run("MEMORY HELP").starts_with(
+            "*6\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
+        ));
+    }
+
+    #[test]
+    fn shutdown_forms() {
+        let mut h = Harness::default();
+        assert_eq!(h.run("SHUTDOWN ABORT"), "-ERR No shutdown in progress.\r\n");
+        assert_eq!(h.run("SHUTDOWN foo"), "-ERR syntax error\r\n");
+        assert_eq!(h.run("SHUTDOWN NOSAVE SAVE"), "-ERR syntax error\r\n");
+        assert_eq!(h.run("SHUTDOWN ABORT NOW"), "-ERR syntax error\r\n");
+        assert!(h.srv.shutdown.is_none());
+        assert_eq!(h.run("SHUTDOWN NOSAVE NOW FORCE"), "");
+        assert_eq!(h.srv.shutdown, Some(crate::exec::Shutdown::Command));
+    }
+
+    #[test]
+    fn function_flush_options() {
+        let mut h = Harness::default();
+        assert_eq!(h.run("FUNCTION FLUSH"), "+OK\r\n");
+        assert_eq!(h.run("FUNCTION FLUSH async"), "+OK\r\n");
+        assert_eq!(
+            h.run("FUNCTION FLUSH x"),
+            "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n"
+        );
+        assert_eq!(
+            h.run("function flush sync async"),
+            "-ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.\r\n"
+        );
+    }
 }
