@@ -150,6 +150,14 @@ impl RawClient {
         Ok(self.buf.drain(..used).collect())
     }
 
+    /// Reads one reply as (lossy) text, for readable assertions. Panics on I/O errors.
+    pub fn read_text(&mut self) -> String {
+        match self.read_raw() {
+            Ok(raw) => String::from_utf8_lossy(&raw).into_owned(),
+            Err(e) => panic!("reading a reply: {e}"),
+        }
+    }
+
     /// Reads exactly one complete reply, parsed.
     pub fn read_value(&mut self) -> io::Result<Value> {
         let (v, used) = self.read_frame()?;

@@ -284,6 +284,11 @@ pub fn redis_server_bin() -> PathBuf {
 impl RedisRef {
     /// Starts the reference and waits until it answers PING. `Err` explains what is missing.
     pub fn start() -> Result<RedisRef, String> {
+        RedisRef::start_with(&[])
+    }
+
+    /// Like [`RedisRef::start`], with extra `--directive value` arguments.
+    pub fn start_with(args: &[&str]) -> Result<RedisRef, String> {
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("shoal-e2e-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -294,6 +299,7 @@ impl RedisRef {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -335,7 +341,8 @@ impl RedisRef {
         }
         let mut c = RawClient::connect(&r.addr()).map_err(|e| format!("connecting: {e}"))?;
         match c.cmd(&["PING"]) {
-            Ok(reply) if reply == b"+PONG\r\n" => Ok(r),
+            // With `requirepass` the answer is NOAUTH: still alive.
+            Ok(reply) if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") => Ok(r),
             other => Err(format!("redis-server PING: {other:?}")),
         }
     }
@@ -354,6 +361,62 @@ impl Drop for RedisRef {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Either server, for checks that run against shoal-node and, to validate their expectations,
+/// against the reference.
+pub enum Server {
+    Shoal(ShoalNode),
+    Redis(RedisRef),
+}
+
+impl Server {
+    /// `io_threads` 0 means the reference redis-server; otherwise a shoal-node with that many
+    /// I/O threads. `args` are extra `--directive value` arguments for either.
+    pub fn start(io_threads: usize, args: &[&str]) -> Server {
+        if io_threads == 0 {
+            match RedisRef::start_with(args) {
+                Ok(r) => Server::Redis(r),
+                Err(e) => panic!("reference redis-server: {e}"),
+            }
+        } else {
+            Server::Shoal(ShoalNode::with_io_threads(io_threads, args))
+        }
+    }
+
+    pub fn addr(&self) -> Addr {
+        match self {
+            Server::Shoal(n) => n.addr(),
+            Server::Redis(r) => r.addr(),
+        }
+    }
+
+    pub fn connect(&self) -> RawClient {
+        match self {
+            Server::Shoal(n) => n.connect(),
+            Server::Redis(r) => r.connect(),
+        }
+    }
+
+    /// Fails the test if the server process has died.
+    pub fn assert_alive(&mut self) {
+        match self {
+            Server::Shoal(n) => n.assert_alive(),
+            Server::Redis(r) => {
+                if let Ok(Some(status)) = r.child.try_wait() {
+                    panic!("redis-server exited with {status}");
+                }
+            }
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> &Log {
+        match self {
+            Server::Shoal(n) => &n.log,
+            Server::Redis(r) => &r.log,
+        }
     }
 }
 
