@@ -42,7 +42,14 @@ impl Log {
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        let mut end = line.len();
+                        if line[..end].ends_with(b"\n") {
+                            end -= 1;
+                        }
+                        if line[..end].ends_with(b"\r") {
+                            end -= 1;
+                        }
+                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
                         log.update(|st| st.lines.push(text));
                     }
                 }
