@@ -129,10 +129,10 @@ fn profile_dir() -> Option<PathBuf> {
     })
 }
 
-/// Path to the `shoal-node` binary: `SHOAL_NODE_BIN`, else next to this test binary (built with
-/// `cargo build -p shoal-node` if missing). Cargo does not build another package's binaries for
-/// our integration tests, so `cargo test --workspace` (which builds it for the node's own tests)
-/// or an explicit build keeps it fresh.
+/// Path to the `shoal-node` binary: `SHOAL_NODE_BIN` if set, else the one next to this test
+/// binary. Cargo does not build another package's binaries for our integration tests, so the
+/// first call runs `cargo build -p shoal-node` (quick when it is fresh) to never test a stale
+/// node; `SHOAL_E2E_NO_BUILD=1` skips that and uses whatever binary is there.
 pub fn shoal_node_bin() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = BIN.get_or_init(|| {
@@ -141,22 +141,23 @@ pub fn shoal_node_bin() -> PathBuf {
         }
         let dir = profile_dir().ok_or("cannot locate the target directory")?;
         let bin = dir.join("shoal-node");
-        if !bin.exists() {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cmd.args(["build", "-p", "shoal-node", "--manifest-path"])
-                .arg(&manifest);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd
-                .status()
-                .map_err(|e| format!("running cargo build: {e}"))?;
-            if !status.success() || !bin.exists() {
-                return Err(format!("cargo build -p shoal-node failed ({status})"));
-            }
+        if std::env::var_os("SHOAL_E2E_NO_BUILD").is_some() && bin.exists() {
+            return Ok(bin);
         }
-        Ok(bin)
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "--quiet", "-p", "shoal-node", "--manifest-path"])
+            .arg(&manifest);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        match cmd.status() {
+            Ok(status) if status.success() && bin.exists() => Ok(bin),
+            Ok(status) => Err(format!("cargo build -p shoal-node failed ({status})")),
+            // No cargo (a test binary run by hand): use the binary if there is one.
+            Err(_) if bin.exists() => Ok(bin),
+            Err(e) => Err(format!("running cargo build: {e}")),
+        }
     });
     match found {
         Ok(p) => p.clone(),
