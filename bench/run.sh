@@ -25,6 +25,16 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "bench: installing ${apt_packages[*]}"
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+    # The package starts a redis-server service on 6379; the benchmark starts its own servers,
+    # so stop the one that was just installed rather than let it share the CPUs.
+    if [[ " ${apt_packages[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null; then
+        sudo_if_needed systemctl stop redis-server >/dev/null 2>&1 || true
+    fi
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "bench: cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
 fi
 
 venv=bench/.venv
