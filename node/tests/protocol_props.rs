@@ -24,19 +24,12 @@ struct Outcome {
 fn take(frame: &Frame, buf: &[u8]) -> Vec<Vec<u8>> {
     let consumed = frame.consumed();
     assert!(consumed > 0, "a frame must consume something");
-    assert!(
-        consumed <= buf.len(),
-        "consumed {consumed} of {}",
-        buf.len()
-    );
+    assert!(consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
     match frame {
         Frame::Multibulk { args, .. } => args
             .iter()
             .map(|r| {
-                assert!(
-                    r.start <= r.end && r.end <= consumed,
-                    "{r:?} outside {consumed}"
-                );
+                assert!(r.start <= r.end && r.end <= consumed, "{r:?} outside {consumed}");
                 buf[r.clone()].to_vec()
             })
             .collect(),
@@ -48,16 +41,11 @@ fn take(frame: &Frame, buf: &[u8]) -> Vec<Vec<u8>> {
 fn feed(data: &[u8], cuts: &[usize], auth_required: bool) -> Outcome {
     let mut parser = Parser::new();
     let mut buf: Vec<u8> = Vec::new();
-    let mut out = Outcome {
-        requests: Vec::new(),
-        error: None,
-    };
+    let mut out = Outcome { requests: Vec::new(), error: None };
     let mut pos = 0;
     let mut cuts = cuts.iter();
     while pos < data.len() {
-        let n = cuts
-            .next()
-            .map_or(data.len() - pos, |&c| c.clamp(1, data.len() - pos));
+        let n = cuts.next().map_or(data.len() - pos, |&c| c.clamp(1, data.len() - pos));
         buf.extend_from_slice(&data[pos..pos + n]);
         pos += n;
         loop {
@@ -210,8 +198,5 @@ proptest! {
 fn error_texts_survive_incremental_feeding() {
     let got = feed(b"*1\r\n$3\r\nGET\r\n*1\r\n+x\r\n", &[3, 5, 2, 7], false);
     assert_eq!(got.requests, vec![vec![b"GET".to_vec()]]);
-    assert_eq!(
-        got.error.map(|e| e.to_string()),
-        Some("Protocol error: expected '$', got '+'".to_string())
-    );
+    assert_eq!(got.error.map(|e| e.to_string()), Some("Protocol error: expected '$', got '+'".to_string()));
 }

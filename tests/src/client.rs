@@ -112,10 +112,7 @@ fn timeout_error(what: &str) -> io::Error {
 
 impl RawClient {
     pub fn connect(addr: &Addr) -> io::Result<RawClient> {
-        Ok(RawClient {
-            stream: Stream::connect(addr)?,
-            buf: Vec::new(),
-        })
+        Ok(RawClient { stream: Stream::connect(addr)?, buf: Vec::new() })
     }
 
     /// Writes raw bytes.
@@ -230,10 +227,7 @@ impl RawClient {
             Ok(0) => Ok(()),
             Ok(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "expected the connection to close, got {}",
-                    resp::escape(&self.buf)
-                ),
+                format!("expected the connection to close, got {}", resp::escape(&self.buf)),
             )),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
             Err(e) => Err(e),

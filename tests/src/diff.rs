@@ -46,17 +46,12 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
         } else {
             (Compare::Exact, trimmed)
         };
-        let args = split_args(rest.as_bytes())
-            .ok_or_else(|| format!("line {line}: unbalanced quotes: {raw}"))?;
+        let args =
+            split_args(rest.as_bytes()).ok_or_else(|| format!("line {line}: unbalanced quotes: {raw}"))?;
         if args.is_empty() {
             return Err(format!("line {line}: marker without a command: {raw}"));
         }
-        cases.push(Case {
-            line,
-            text: trimmed.to_string(),
-            args,
-            compare,
-        });
+        cases.push(Case { line, text: trimmed.to_string(), args, compare });
     }
     Ok(cases)
 }
@@ -97,40 +92,19 @@ pub fn normalize_sorted(v: &Value) -> String {
             let is_agg = |k: &Value| matches!(k, Value::Agg(_, Some(_)));
             let mut parts: Vec<String> = if matches!(kind, b'%') {
                 kids.chunks(2)
-                    .map(|p| {
-                        p.iter()
-                            .map(normalize_sorted)
-                            .collect::<Vec<_>>()
-                            .join(" => ")
-                    })
+                    .map(|p| p.iter().map(normalize_sorted).collect::<Vec<_>>().join(" => "))
                     .collect()
             } else if kids.iter().all(is_agg) || !kids.iter().any(is_agg) {
                 kids.iter().map(normalize_sorted).collect()
             } else {
                 let ordered = kids
                     .iter()
-                    .map(|k| {
-                        if is_agg(k) {
-                            normalize_sorted(k)
-                        } else {
-                            shape(k)
-                        }
-                    })
+                    .map(|k| if is_agg(k) { normalize_sorted(k) } else { shape(k) })
                     .collect::<Vec<_>>();
-                return format!(
-                    "{}{}({})",
-                    char::from(*kind),
-                    kids.len(),
-                    ordered.join(", ")
-                );
+                return format!("{}{}({})", char::from(*kind), kids.len(), ordered.join(", "));
             };
             parts.sort();
-            format!(
-                "{}{}{{{}}}",
-                char::from(*kind),
-                kids.len(),
-                parts.join(", ")
-            )
+            format!("{}{}{{{}}}", char::from(*kind), kids.len(), parts.join(", "))
         }
     }
 }
@@ -198,14 +172,8 @@ impl Side {
 /// Runs `cases` on one fresh connection to each server and returns a description of every
 /// disagreement, prefixed with `file:line`.
 pub fn run_cases(file: &str, cases: &[Case], shoal: &Addr, reference: &Addr) -> Vec<String> {
-    let mut a = Side {
-        addr: shoal.clone(),
-        conn: None,
-    };
-    let mut b = Side {
-        addr: reference.clone(),
-        conn: None,
-    };
+    let mut a = Side { addr: shoal.clone(), conn: None };
+    let mut b = Side { addr: reference.clone(), conn: None };
     let mut mismatches = Vec::new();
     for case in cases {
         let got = a.run(&case.args);
@@ -250,10 +218,7 @@ mod tests {
     fn parses_markers_comments_and_quotes() {
         let cases = parse_cases("# c\n\nSET \"a\\x00\" 1\n~ TTL k\nsort KEYS *\n").unwrap();
         assert_eq!(cases.len(), 3);
-        assert_eq!(
-            cases[0].args,
-            vec![b"SET".to_vec(), b"a\0".to_vec(), b"1".to_vec()]
-        );
+        assert_eq!(cases[0].args, vec![b"SET".to_vec(), b"a\0".to_vec(), b"1".to_vec()]);
         assert_eq!(cases[0].line, 3);
         assert_eq!(cases[1].compare, Compare::Shape);
         assert_eq!(cases[2].compare, Compare::Sorted);

@@ -104,11 +104,7 @@ impl Log {
 
     /// Everything printed so far.
     pub fn lines(&self) -> Vec<String> {
-        self.inner
-            .0
-            .lock()
-            .map(|st| st.lines.clone())
-            .unwrap_or_default()
+        self.inner.0.lock().map(|st| st.lines.clone()).unwrap_or_default()
     }
 
     /// True if some line contains `needle`.
@@ -122,11 +118,7 @@ fn profile_dir() -> Option<PathBuf> {
     // Test binaries live in target/<profile>/deps/.
     let exe = std::env::current_exe().ok()?;
     let deps = exe.parent()?;
-    Some(if deps.file_name()? == "deps" {
-        deps.parent()?.to_path_buf()
-    } else {
-        deps.to_path_buf()
-    })
+    Some(if deps.file_name()? == "deps" { deps.parent()?.to_path_buf() } else { deps.to_path_buf() })
 }
 
 /// Path to the `shoal-node` binary: `SHOAL_NODE_BIN` if set, else the one next to this test
@@ -146,8 +138,7 @@ pub fn shoal_node_bin() -> PathBuf {
         }
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "shoal-node", "--manifest-path"])
-            .arg(&manifest);
+        cmd.args(["build", "--quiet", "-p", "shoal-node", "--manifest-path"]).arg(&manifest);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -195,11 +186,7 @@ impl ShoalNode {
             let rest = l.split("Running mode=standalone, port=").nth(1)?;
             rest.trim_end_matches('.').parse::<u16>().ok()
         });
-        let mut node = ShoalNode {
-            child,
-            port: 0,
-            log,
-        };
+        let mut node = ShoalNode { child, port: 0, log };
         match port {
             Some(p) => node.port = p,
             None => {
@@ -257,10 +244,7 @@ impl ShoalNode {
     /// Fails the test if the process has died (e.g. a panic).
     pub fn assert_alive(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "shoal-node exited with {status}; output:\n{}",
-                self.log.lines().join("\n")
-            );
+            panic!("shoal-node exited with {status}; output:\n{}", self.log.lines().join("\n"));
         }
     }
 }
@@ -284,9 +268,7 @@ static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 /// The reference server binary, overridable with `REDIS_SERVER_BIN`.
 pub fn redis_server_bin() -> PathBuf {
-    std::env::var_os("REDIS_SERVER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("redis-server"))
+    std::env::var_os("REDIS_SERVER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
 impl RedisRef {
@@ -326,26 +308,16 @@ impl RedisRef {
         if let Some(err) = child.stderr.take() {
             log.attach(err);
         }
-        let r = RedisRef {
-            child,
-            socket,
-            dir,
-            log,
-        };
+        let r = RedisRef { child, socket, dir, log };
         if r.log
             .wait_for(START_TIMEOUT, |l| {
                 // "Ready to accept connections" or, on a socket only, "The server is now
                 // ready to accept connections at <path>".
-                l.to_ascii_lowercase()
-                    .contains("ready to accept connections")
-                    .then_some(())
+                l.to_ascii_lowercase().contains("ready to accept connections").then_some(())
             })
             .is_none()
         {
-            return Err(format!(
-                "redis-server did not start; output:\n{}",
-                r.log.lines().join("\n")
-            ));
+            return Err(format!("redis-server did not start; output:\n{}", r.log.lines().join("\n")));
         }
         let mut c = RawClient::connect(&r.addr()).map_err(|e| format!("connecting: {e}"))?;
         match c.cmd(&["PING"]) {
@@ -465,15 +437,9 @@ pub fn run_with_timeout(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> O
     if !finished {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let status = child.wait().unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
     let _ = feeder.join();
-    let output = Output {
-        status,
-        stdout: out.lines().join("\n"),
-        stderr: err.lines().join("\n"),
-    };
+    let output = Output { status, stdout: out.lines().join("\n"), stderr: err.lines().join("\n") };
     assert!(
         finished,
         "{cmd:?} did not finish within {timeout:?}; output so far:\n{}\n{}",

@@ -154,11 +154,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
                 return Ok(Some(Value::Agg(kind, None)));
             }
             let n = usize::try_from(n).map_err(|_| BadFrame(format!("aggregate length {n}")))?;
-            let items = if matches!(kind, b'%' | b'|') {
-                n * 2
-            } else {
-                n
-            };
+            let items = if matches!(kind, b'%' | b'|') { n * 2 } else { n };
             let mut p = next;
             let mut kids = Vec::with_capacity(items.min(4096));
             for _ in 0..items {
@@ -177,17 +173,13 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
             *pos = p;
             Ok(Some(Value::Agg(kind, Some(kids))))
         }
-        other => Err(BadFrame(format!(
-            "unknown type byte {:?}",
-            char::from(other)
-        ))),
+        other => Err(BadFrame(format!("unknown type byte {:?}", char::from(other)))),
     }
 }
 
 /// Encodes a command as a RESP multibulk request.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
     out.push(b'*');
     out.extend_from_slice(args.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -272,10 +264,7 @@ mod tests {
 
     #[test]
     fn encodes_commands_and_escapes() {
-        assert_eq!(
-            encode_command(&["GET", "k"]),
-            b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
-        );
+        assert_eq!(encode_command(&["GET", "k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
         assert_eq!(escape(b"a\r\n\x00\"\\"), "a\\r\\n\\x00\\\"\\\\");
     }
 }

@@ -57,18 +57,11 @@ io_threads_test!(fn redis_crate_sync_client(n) {
 
 fn cli(node: &ShoalNode, args: &[&str], stdin: &str) -> String {
     let out = run_with_timeout(
-        Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &node.port.to_string()])
-            .args(args),
+        Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &node.port.to_string()]).args(args),
         stdin.as_bytes(),
         TOOL_TIMEOUT,
     );
-    assert!(
-        out.status.success(),
-        "redis-cli {args:?}: {}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    assert!(out.status.success(), "redis-cli {args:?}: {}\n{}", out.stdout, out.stderr);
     out.stdout
 }
 
@@ -125,32 +118,14 @@ fn benchmark(node: &ShoalNode, pipeline: &str) {
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     let text = format!("{}\n{}", out.stdout, out.stderr);
     // Progress lines are rewritten in place with `\r`: only the last part of each line counts.
-    let lines: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.rsplit('\r').next())
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let errors: Vec<&&str> = lines
-        .iter()
-        .filter(|l| l.contains("ERR") || l.to_ascii_lowercase().contains("error"))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "redis-benchmark -P {pipeline} errors: {errors:#?}\n{text}"
-    );
-    for test in [
-        "PING_INLINE",
-        "PING_MBULK",
-        "SET",
-        "GET",
-        "INCR",
-        "MSET (10 keys)",
-    ] {
+    let lines: Vec<&str> =
+        text.lines().filter_map(|l| l.rsplit('\r').next()).map(str::trim).filter(|l| !l.is_empty()).collect();
+    let errors: Vec<&&str> =
+        lines.iter().filter(|l| l.contains("ERR") || l.to_ascii_lowercase().contains("error")).collect();
+    assert!(errors.is_empty(), "redis-benchmark -P {pipeline} errors: {errors:#?}\n{text}");
+    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"] {
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{test}: ")) && l.contains("requests per second")),
+            lines.iter().any(|l| l.starts_with(&format!("{test}: ")) && l.contains("requests per second")),
             "redis-benchmark -P {pipeline}: no result for {test}:\n{text}"
         );
     }

@@ -14,10 +14,7 @@ use shoal_e2e::{RedisRef, ShoalNode};
 const WORKERS: usize = 3;
 
 fn run_file(path: &Path, io_threads: usize) -> Vec<String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return vec![format!("{name}: cannot read: {e}")],
@@ -43,10 +40,7 @@ fn run_file(path: &Path, io_threads: usize) -> Vec<String> {
 fn shoal_agrees_with_redis() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("diff");
     let filter = std::env::var("SHOAL_DIFF").unwrap_or_default();
-    let io_threads = std::env::var("SHOAL_DIFF_IO_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let io_threads = std::env::var("SHOAL_DIFF_IO_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let files: Vec<PathBuf> = case_files(&dir)
         .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
         .into_iter()

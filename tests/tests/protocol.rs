@@ -13,22 +13,15 @@ use shoal_e2e::{io_threads_test, RawClient, Server};
 fn assert_serving(srv: &mut Server) {
     srv.assert_alive();
     let mut c = srv.connect();
-    assert_eq!(
-        c.run("NOSUCHCMD x"),
-        "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' \r\n"
-    );
+    assert_eq!(c.run("NOSUCHCMD x"), "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' \r\n");
 }
 
 fn protocol_error(srv: &mut Server, request: &[u8], msg: &str) {
     let mut c = srv.connect();
     c.send(request).expect("send");
     let reply = c.read_raw().unwrap_or_else(|e| panic!("{msg}: {e}"));
-    assert_eq!(
-        String::from_utf8_lossy(&reply),
-        format!("-ERR Protocol error: {msg}\r\n")
-    );
-    c.expect_closed()
-        .unwrap_or_else(|e| panic!("{msg}: not closed: {e}"));
+    assert_eq!(String::from_utf8_lossy(&reply), format!("-ERR Protocol error: {msg}\r\n"));
+    c.expect_closed().unwrap_or_else(|e| panic!("{msg}: not closed: {e}"));
     assert_serving(srv);
 }
 

@@ -53,8 +53,7 @@ fn config_get(ctx: &mut Ctx, args: &[Bytes]) {
     // Names are reported as asked (exact names) or as registered (patterns), once each,
     // compared case-insensitively as Valkey's match dictionary does.
     let mut found: Vec<(String, String)> = Vec::new();
-    let seen =
-        |found: &[(String, String)], n: &str| found.iter().any(|(f, _)| f.eq_ignore_ascii_case(n));
+    let seen = |found: &[(String, String)], n: &str| found.iter().any(|(f, _)| f.eq_ignore_ascii_case(n));
     for pat in &args[2..] {
         if !pat.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
             let name = String::from_utf8_lossy(pat);
@@ -114,12 +113,7 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let pairs: Vec<(String, String)> = args[2..]
         .chunks_exact(2)
-        .map(|p| {
-            (
-                String::from_utf8_lossy(&p[0]).into_owned(),
-                String::from_utf8_lossy(&p[1]).into_owned(),
-            )
-        })
+        .map(|p| (String::from_utf8_lossy(&p[0]).into_owned(), String::from_utf8_lossy(&p[1]).into_owned()))
         .collect();
 
     // 1. Look every name up; the first problem found is the one reported.
@@ -231,10 +225,7 @@ mod tests {
     fn get_exact_alias_and_patterns_without_duplicates() {
         let mut h = Harness::default();
         assert_eq!(h.run("CONFIG GET HZ"), "*2\r\n$2\r\nHZ\r\n$2\r\n10\r\n");
-        assert_eq!(
-            h.run("CONFIG GET hz HZ h?"),
-            "*2\r\n$2\r\nhz\r\n$2\r\n10\r\n"
-        );
+        assert_eq!(h.run("CONFIG GET hz HZ h?"), "*2\r\n$2\r\nhz\r\n$2\r\n10\r\n");
         assert_eq!(h.run("CONFIG GET nosuch"), "*0\r\n");
         assert_eq!(
             h.run("CONFIG GET hash-max-ziplist-entries"),
@@ -292,10 +283,7 @@ mod tests {
         assert_eq!(h.srv.config.get("maxmemory"), Some("1024"));
         assert_eq!(h.srv.config.get("hz"), Some("20"));
         // An alias and its directive are distinct registrations: the later value wins.
-        assert_eq!(
-            h.run("CONFIG SET hash-max-ziplist-entries 1 hash-max-listpack-entries 2"),
-            "+OK\r\n"
-        );
+        assert_eq!(h.run("CONFIG SET hash-max-ziplist-entries 1 hash-max-listpack-entries 2"), "+OK\r\n");
         assert_eq!(h.srv.config.get("hash-max-listpack-entries"), Some("2"));
         assert_eq!(h.run("CONFIG SET requirepass secret"), "+OK\r\n");
         assert!(h.clients[0].st.authenticated);
@@ -304,14 +292,9 @@ mod tests {
     #[test]
     fn failed_apply_rolls_back() {
         let mut h = Harness::default();
-        h.srv
-            .config
-            .set_many(&[("dir".into(), "/no/such/dir/shoal".into())])
-            .ok();
-        let set = vec![
-            ("hz".to_string(), "30".to_string()),
-            ("dir".to_string(), "/no/such/dir/shoal".to_string()),
-        ];
+        h.srv.config.set_many(&[("dir".into(), "/no/such/dir/shoal".into())]).ok();
+        let set =
+            vec![("hz".to_string(), "30".to_string()), ("dir".to_string(), "/no/such/dir/shoal".to_string())];
         let old = h.srv.config.set_many(&set[..1]).unwrap_or_default();
         let mut out = crate::protocol::Reply::new(false);
         let mut ctx = crate::exec::Ctx {
@@ -335,15 +318,9 @@ mod tests {
         h.srv.stats.keyspace_hits = 5;
         assert_eq!(h.run("CONFIG RESETSTAT"), "+OK\r\n");
         assert_eq!(h.srv.stats.keyspace_hits, 0);
-        assert_eq!(
-            h.run("CONFIG REWRITE"),
-            "-ERR The server is running without a config file\r\n"
-        );
+        assert_eq!(h.run("CONFIG REWRITE"), "-ERR The server is running without a config file\r\n");
         let help = h.run("config help");
         assert!(help.starts_with("*11\r\n+CONFIG <subcommand>"), "{help}");
-        assert!(
-            help.ends_with("+HELP\r\n+    Print this help.\r\n"),
-            "{help}"
-        );
+        assert!(help.ends_with("+HELP\r\n+    Print this help.\r\n"), "{help}");
     }
 }

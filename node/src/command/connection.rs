@@ -68,11 +68,7 @@ fn arg_int(ctx: &mut Ctx, arg: &[u8]) -> Option<i32> {
     match i32::try_from(v) {
         Ok(v) => Some(v),
         Err(_) => {
-            ctx.out.err(&format!(
-                "value is out of range, value must between {} and {}",
-                i32::MIN,
-                i32::MAX
-            ));
+            ctx.out.err(&format!("value is out of range, value must between {} and {}", i32::MIN, i32::MAX));
             None
         }
     }
@@ -167,8 +163,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     if let Some(v) = args.get(1) {
         match crate::util::parse_i64(v) {
             None => {
-                ctx.out
-                    .err("Protocol version is not an integer or out of range");
+                ctx.out.err("Protocol version is not an integer or out of range");
                 return;
             }
             Some(v @ 2..=3) => ver = Some(v),
@@ -196,10 +191,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
             name = Some(n);
             j += 1;
         } else {
-            let msg = format!(
-                "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(opt)
-            );
+            let msg = format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt));
             ctx.out.err(&msg);
             return;
         }
@@ -239,11 +231,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
     out.bulk(b"id");
     out.int(id as i64);
     out.bulk(b"mode");
-    out.bulk(if ctx.srv.config.get_bool("cluster-enabled") {
-        b"cluster".as_slice()
-    } else {
-        b"standalone"
-    });
+    out.bulk(if ctx.srv.config.get_bool("cluster-enabled") { b"cluster".as_slice() } else { b"standalone" });
     out.bulk(b"role");
     out.bulk(b"master");
     out.bulk(b"modules");
@@ -268,17 +256,11 @@ mod tests {
         let mut h = Harness::default();
         assert_eq!(h.run("PING"), "+PONG\r\n");
         assert_eq!(h.run("ping hello"), "$5\r\nhello\r\n");
-        assert_eq!(
-            h.run("PING a b"),
-            "-ERR wrong number of arguments for 'ping' command\r\n"
-        );
+        assert_eq!(h.run("PING a b"), "-ERR wrong number of arguments for 'ping' command\r\n");
         assert_eq!(h.run("ECHO hi"), "$2\r\nhi\r\n");
         assert_eq!(h.run_as(0, &[b"ECHO", b""]), b"$0\r\n\r\n");
         assert_eq!(h.run_as(0, &[b"PING", b"\x00\xff"]), b"$2\r\n\x00\xff\r\n");
-        assert_eq!(
-            h.run("ECHO"),
-            "-ERR wrong number of arguments for 'echo' command\r\n"
-        );
+        assert_eq!(h.run("ECHO"), "-ERR wrong number of arguments for 'echo' command\r\n");
     }
 
     #[test]
@@ -288,18 +270,12 @@ mod tests {
         assert_eq!(h.clients[0].st.db, 15);
         assert_eq!(h.run("SELECT 16"), "-ERR DB index is out of range\r\n");
         assert_eq!(h.run("SELECT -1"), "-ERR DB index is out of range\r\n");
-        assert_eq!(
-            h.run("SELECT 1.5"),
-            "-ERR value is not an integer or out of range\r\n"
-        );
+        assert_eq!(h.run("SELECT 1.5"), "-ERR value is not an integer or out of range\r\n");
         assert_eq!(
             h.run("SELECT 99999999999"),
             "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
         );
-        assert_eq!(
-            h.run("SELECT 99999999999999999999"),
-            "-ERR value is not an integer or out of range\r\n"
-        );
+        assert_eq!(h.run("SELECT 99999999999999999999"), "-ERR value is not an integer or out of range\r\n");
         assert_eq!(h.clients[0].st.db, 15);
     }
 
@@ -311,10 +287,7 @@ mod tests {
             "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"
         );
         assert_eq!(h.run("AUTH default anything"), "+OK\r\n");
-        assert_eq!(
-            h.run("AUTH bob x"),
-            "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-        );
+        assert_eq!(h.run("AUTH bob x"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
         assert_eq!(h.run("AUTH a b c"), "-ERR syntax error\r\n");
     }
 
@@ -322,14 +295,8 @@ mod tests {
     fn auth_with_password() {
         let mut h = with_password("s3cret");
         assert_eq!(h.run("ECHO k"), "-NOAUTH Authentication required.\r\n");
-        assert_eq!(
-            h.run("AUTH wrong"),
-            "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-        );
-        assert_eq!(
-            h.run("AUTH s3cre"),
-            "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-        );
+        assert_eq!(h.run("AUTH wrong"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+        assert_eq!(h.run("AUTH s3cre"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
         assert_eq!(
             h.run("AUTH s3cret2"),
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
@@ -352,30 +319,12 @@ mod tests {
     #[test]
     fn hello_errors() {
         let mut h = Harness::default();
-        assert_eq!(
-            h.run("HELLO 4"),
-            "-NOPROTO unsupported protocol version\r\n"
-        );
-        assert_eq!(
-            h.run("HELLO 1"),
-            "-NOPROTO unsupported protocol version\r\n"
-        );
-        assert_eq!(
-            h.run("HELLO abc"),
-            "-ERR Protocol version is not an integer or out of range\r\n"
-        );
-        assert_eq!(
-            h.run("HELLO 3 SETNAME"),
-            "-ERR Syntax error in HELLO option 'SETNAME'\r\n"
-        );
-        assert_eq!(
-            h.run("HELLO 3 AUTH default"),
-            "-ERR Syntax error in HELLO option 'AUTH'\r\n"
-        );
-        assert_eq!(
-            h.run("HELLO 3 foo"),
-            "-ERR Syntax error in HELLO option 'foo'\r\n"
-        );
+        assert_eq!(h.run("HELLO 4"), "-NOPROTO unsupported protocol version\r\n");
+        assert_eq!(h.run("HELLO 1"), "-NOPROTO unsupported protocol version\r\n");
+        assert_eq!(h.run("HELLO abc"), "-ERR Protocol version is not an integer or out of range\r\n");
+        assert_eq!(h.run("HELLO 3 SETNAME"), "-ERR Syntax error in HELLO option 'SETNAME'\r\n");
+        assert_eq!(h.run("HELLO 3 AUTH default"), "-ERR Syntax error in HELLO option 'AUTH'\r\n");
+        assert_eq!(h.run("HELLO 3 foo"), "-ERR Syntax error in HELLO option 'foo'\r\n");
         assert_eq!(
             h.run_as(0, &[b"HELLO", b"3", b"SETNAME", b"a b"]),
             b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
@@ -391,15 +340,9 @@ mod tests {
     fn hello_switches_protocol() {
         let mut h = Harness::default();
         let r2 = h.run("HELLO");
-        assert!(
-            r2.starts_with("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
-            "{r2}"
-        );
+        assert!(r2.starts_with("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{r2}");
         assert!(r2.ends_with("$7\r\nmodules\r\n*0\r\n"), "{r2}");
-        assert!(
-            r2.contains("$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n"),
-            "{r2}"
-        );
+        assert!(r2.contains("$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n"), "{r2}");
         let r3 = h.run("HELLO 3 SETNAME app");
         assert!(r3.starts_with("%7\r\n"), "{r3}");
         assert!(r3.contains("$5\r\nproto\r\n:3\r\n"), "{r3}");
@@ -424,9 +367,7 @@ mod tests {
             "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
         );
         assert!(!h.clients[0].st.resp3);
-        assert!(h
-            .run("HELLO 3 AUTH default pw SETNAME n")
-            .starts_with("%7\r\n"));
+        assert!(h.run("HELLO 3 AUTH default pw SETNAME n").starts_with("%7\r\n"));
         assert!(h.clients[0].st.authenticated);
         assert_eq!(h.run("PING"), "+PONG\r\n");
     }

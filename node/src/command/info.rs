@@ -53,10 +53,7 @@ fn info(ctx: &mut Ctx, args: &[Bytes]) {
             for (w, s) in want.iter_mut().zip(SECTIONS) {
                 *w |= s.1;
             }
-        } else if let Some(i) = SECTIONS
-            .iter()
-            .position(|s| a.eq_ignore_ascii_case(s.0.as_bytes()))
-        {
+        } else if let Some(i) = SECTIONS.iter().position(|s| a.eq_ignore_ascii_case(s.0.as_bytes())) {
             want[i] = true;
         }
     }
@@ -103,23 +100,11 @@ fn server(ctx: &mut Ctx, out: &mut String) {
     field!(out, "os", "{}", os_name());
     field!(out, "arch_bits", "{}", usize::BITS);
     field!(out, "monotonic_clock", "POSIX clock_gettime");
-    field!(
-        out,
-        "multiplexing_api",
-        "{}",
-        if cfg!(target_os = "linux") {
-            "epoll"
-        } else {
-            "kqueue"
-        }
-    );
+    field!(out, "multiplexing_api", "{}", if cfg!(target_os = "linux") { "epoll" } else { "kqueue" });
     field!(out, "gcc_version", "0.0.0");
     field!(out, "process_id", "{}", std::process::id());
-    let supervised = srv
-        .config
-        .get("supervised")
-        .filter(|s| matches!(*s, "upstart" | "systemd"))
-        .unwrap_or("no");
+    let supervised =
+        srv.config.get("supervised").filter(|s| matches!(*s, "upstart" | "systemd")).unwrap_or("no");
     field!(out, "process_supervised", "{supervised}");
     field!(out, "run_id", "{}", srv.run_id);
     field!(out, "tcp_port", "{}", srv.port);
@@ -130,19 +115,9 @@ fn server(ctx: &mut Ctx, out: &mut String) {
     field!(out, "configured_hz", "{hz}");
     field!(out, "lru_clock", "{}", srv.lru_clock());
     field!(out, "executable", "{}", srv.executable);
-    let file = srv
-        .config
-        .file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let file = srv.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     field!(out, "config_file", "{file}");
-    field!(
-        out,
-        "io_threads_active",
-        "{}",
-        (srv.active_io_threads > 0) as u8
-    );
+    field!(out, "io_threads_active", "{}", (srv.active_io_threads > 0) as u8);
     out.push_str("listener0:name=tcp");
     for b in srv.config.get("bind").unwrap_or("").split_whitespace() {
         let _ = write!(out, ",bind={b}");
@@ -154,12 +129,7 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
     out.push_str("# Clients\r\n");
     field!(out, "connected_clients", "{}", ctx.clients.len());
     field!(out, "cluster_connections", "0");
-    field!(
-        out,
-        "maxclients",
-        "{}",
-        ctx.srv.config.get_i64("maxclients")
-    );
+    field!(out, "maxclients", "{}", ctx.srv.config.get_i64("maxclients"));
     zeros(
         out,
         &[
@@ -236,13 +206,8 @@ fn total_system_memory() -> u64 {
 
 /// Valkey's `bytesToHuman`: `512B`, `1.50K`, `2.00M`, ...
 pub fn bytes_to_human(n: u64) -> String {
-    const UNITS: [(u64, &str); 5] = [
-        (1 << 50, "P"),
-        (1 << 40, "T"),
-        (1 << 30, "G"),
-        (1 << 20, "M"),
-        (1 << 10, "K"),
-    ];
+    const UNITS: [(u64, &str); 5] =
+        [(1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
     if !(1024..1 << 60).contains(&n) {
         return format!("{n}B");
     }
@@ -267,19 +232,10 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "used_memory_rss_human", "{}", bytes_to_human(rss));
     field!(out, "used_memory_peak", "{peak}");
     field!(out, "used_memory_peak_human", "{}", bytes_to_human(peak));
-    let perc = if peak > 0 {
-        used as f64 * 100.0 / peak as f64
-    } else {
-        0.0
-    };
+    let perc = if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 };
     field!(out, "used_memory_peak_perc", "{perc:.2}%");
     field!(out, "total_system_memory", "{total}");
-    field!(
-        out,
-        "total_system_memory_human",
-        "{}",
-        bytes_to_human(total)
-    );
+    field!(out, "total_system_memory_human", "{}", bytes_to_human(total));
     zeros(out, &["used_memory_lua", "used_memory_vm_eval"]);
     field!(out, "used_memory_lua_human", "0B");
     zeros(
@@ -298,27 +254,10 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "used_memory_scripts_human", "0B");
     field!(out, "maxmemory", "{maxmemory}");
     field!(out, "maxmemory_human", "{}", bytes_to_human(maxmemory));
-    field!(
-        out,
-        "maxmemory_policy",
-        "{}",
-        ctx.srv
-            .config
-            .get("maxmemory-policy")
-            .unwrap_or("noeviction")
-    );
-    let frag = if used > 0 {
-        rss as f64 / used as f64
-    } else {
-        0.0
-    };
+    field!(out, "maxmemory_policy", "{}", ctx.srv.config.get("maxmemory-policy").unwrap_or("noeviction"));
+    let frag = if used > 0 { rss as f64 / used as f64 } else { 0.0 };
     field!(out, "mem_fragmentation_ratio", "{frag:.2}");
-    field!(
-        out,
-        "mem_fragmentation_bytes",
-        "{}",
-        rss as i64 - used as i64
-    );
+    field!(out, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
     zeros(
         out,
         &[
@@ -345,16 +284,7 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
 
 fn persistence(ctx: &mut Ctx, out: &mut String) {
     out.push_str("# Persistence\r\n");
-    zeros(
-        out,
-        &[
-            "loading",
-            "async_loading",
-            "current_cow_peak",
-            "current_cow_size",
-            "current_cow_size_age",
-        ],
-    );
+    zeros(out, &["loading", "async_loading", "current_cow_peak", "current_cow_size", "current_cow_size_age"]);
     field!(out, "current_fork_perc", "0.00");
     zeros(
         out,
@@ -386,14 +316,7 @@ fn persistence(ctx: &mut Ctx, out: &mut String) {
     field!(out, "aof_last_bgrewrite_status", "ok");
     zeros(out, &["aof_rewrites", "aof_rewrites_consecutive_failures"]);
     field!(out, "aof_last_write_status", "ok");
-    zeros(
-        out,
-        &[
-            "aof_last_cow_size",
-            "module_fork_in_progress",
-            "module_fork_last_cow_size",
-        ],
-    );
+    zeros(out, &["aof_last_cow_size", "module_fork_in_progress", "module_fork_last_cow_size"]);
 }
 
 fn stats(ctx: &mut Ctx, out: &mut String) {
@@ -401,25 +324,12 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     let st = &srv.stats;
     let io = &srv.io_stats;
     out.push_str("# Stats\r\n");
-    field!(
-        out,
-        "total_connections_received",
-        "{}",
-        st.total_connections
-    );
+    field!(out, "total_connections_received", "{}", st.total_connections);
     field!(out, "total_commands_processed", "{}", st.total_commands);
-    field!(
-        out,
-        "instantaneous_ops_per_sec",
-        "{}",
-        srv.instantaneous_ops()
-    );
+    field!(out, "instantaneous_ops_per_sec", "{}", srv.instantaneous_ops());
     field!(out, "total_net_input_bytes", "{}", st.net_input_bytes);
     field!(out, "total_net_output_bytes", "{}", st.net_output_bytes);
-    zeros(
-        out,
-        &["total_net_repl_input_bytes", "total_net_repl_output_bytes"],
-    );
+    zeros(out, &["total_net_repl_input_bytes", "total_net_repl_output_bytes"]);
     for k in [
         "instantaneous_input_kbps",
         "instantaneous_output_kbps",
@@ -433,12 +343,7 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "expired_keys", "{}", srv.expired_keys());
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
-    field!(
-        out,
-        "expire_cycle_cpu_milliseconds",
-        "{}",
-        st.expire_cycle_cpu_ms
-    );
+    field!(out, "expire_cycle_cpu_milliseconds", "{}", st.expire_cycle_cpu_ms);
     field!(out, "evicted_keys", "{}", st.evicted_keys);
     zeros(
         out,
@@ -472,12 +377,7 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
             "tracking_total_prefixes",
         ],
     );
-    field!(
-        out,
-        "unexpected_error_replies",
-        "{}",
-        st.unexpected_error_replies
-    );
+    field!(out, "unexpected_error_replies", "{}", st.unexpected_error_replies);
     field!(out, "total_error_replies", "{}", st.total_error_replies);
     field!(out, "dump_payload_sanitizations", "0");
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -492,12 +392,7 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
             "io_threaded_total_prefetch_entries",
         ],
     );
-    field!(
-        out,
-        "client_query_buffer_limit_disconnections",
-        "{}",
-        st.client_qbuf_limit_disconnections
-    );
+    field!(out, "client_query_buffer_limit_disconnections", "{}", st.client_qbuf_limit_disconnections);
     zeros(
         out,
         &[
@@ -515,11 +410,7 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
 /// The replication ID a primary with no history would show: random per process.
 fn replid() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        (0..40)
-            .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
-            .collect()
-    })
+    ID.get_or_init(|| (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect())
 }
 
 fn replication(_ctx: &mut Ctx, out: &mut String) {
@@ -533,10 +424,7 @@ fn replication(_ctx: &mut Ctx, out: &mut String) {
     field!(out, "second_repl_offset", "-1");
     field!(out, "repl_backlog_active", "0");
     field!(out, "repl_backlog_size", "10485760");
-    zeros(
-        out,
-        &["repl_backlog_first_byte_offset", "repl_backlog_histlen"],
-    );
+    zeros(out, &["repl_backlog_first_byte_offset", "repl_backlog_histlen"]);
 }
 
 /// User and system CPU seconds of `who` (0 if the call fails).
@@ -598,22 +486,10 @@ fn keyspace(ctx: &mut Ctx, out: &mut String) {
 fn os_name() -> &'static str {
     static OS: OnceLock<String> = OnceLock::new();
     OS.get_or_init(|| {
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
         let sys = read("/proc/sys/kernel/ostype");
-        let sys = if sys.is_empty() {
-            std::env::consts::OS.to_string()
-        } else {
-            sys
-        };
-        format!(
-            "{sys} {} {}",
-            read("/proc/sys/kernel/osrelease"),
-            std::env::consts::ARCH
-        )
+        let sys = if sys.is_empty() { std::env::consts::OS.to_string() } else { sys };
+        format!("{sys} {} {}", read("/proc/sys/kernel/osrelease"), std::env::consts::ARCH)
     })
 }
 
@@ -623,11 +499,7 @@ mod tests {
     use crate::exec::testing::Harness;
 
     fn sections(reply: &str) -> Vec<String> {
-        reply
-            .split("\r\n")
-            .filter(|l| l.starts_with("# "))
-            .map(|l| l[2..].to_string())
-            .collect()
+        reply.split("\r\n").filter(|l| l.starts_with("# ")).map(|l| l[2..].to_string()).collect()
     }
 
     #[test]
@@ -648,15 +520,9 @@ mod tests {
         assert_eq!(sections(&h.run("INFO")), all);
         assert_eq!(sections(&h.run("INFO everything")), all);
         assert_eq!(sections(&h.run("INFO default")), all);
-        assert_eq!(
-            sections(&h.run("INFO keyspace CPU server KEYSPACE")),
-            ["Server", "CPU", "Keyspace"]
-        );
+        assert_eq!(sections(&h.run("INFO keyspace CPU server KEYSPACE")), ["Server", "CPU", "Keyspace"]);
         assert_eq!(h.run("INFO nosuch"), "$0\r\n\r\n");
-        assert_eq!(
-            h.run("INFO cluster"),
-            "$30\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n"
-        );
+        assert_eq!(h.run("INFO cluster"), "$30\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
 
     #[test]
@@ -671,9 +537,7 @@ mod tests {
             "# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\ndb3:keys=1,expires=1,avg_ttl="
         ), "{r}");
         h.clients[0].st.resp3 = true;
-        assert!(h
-            .run("INFO cluster")
-            .starts_with("=34\r\ntxt:# Cluster\r\n"));
+        assert!(h.run("INFO cluster").starts_with("=34\r\ntxt:# Cluster\r\n"));
     }
 
     #[test]
@@ -697,10 +561,7 @@ mod tests {
         assert!(used_memory() > 0);
         assert!(rss_bytes() > 0);
         for line in r.split("\r\n").skip(1) {
-            assert!(
-                line.is_empty() || line.starts_with('#') || line.contains(':'),
-                "{line:?}"
-            );
+            assert!(line.is_empty() || line.starts_with('#') || line.contains(':'), "{line:?}");
         }
     }
 

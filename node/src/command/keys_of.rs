@@ -88,11 +88,7 @@ fn set_keys(args: &[Bytes]) -> Vec<KeyRef> {
         let word = a.split(|&b| b == 0).next().unwrap_or(&[]);
         word.eq_ignore_ascii_case(b"get")
     });
-    let flags: &'static [&'static str] = if get {
-        &["RW", "ACCESS", "UPDATE"]
-    } else {
-        &["OW", "UPDATE"]
-    };
+    let flags: &'static [&'static str] = if get { &["RW", "ACCESS", "UPDATE"] } else { &["OW", "UPDATE"] };
     vec![KeyRef { pos: 1, flags }]
 }
 
@@ -109,11 +105,7 @@ fn begin(spec: &KeySpec, args: &[Bytes]) -> Result<Option<i64>, KeysError> {
         BeginSearch::Index(pos) => Ok(Some(pos as i64)),
         BeginSearch::Keyword { keyword, startfrom } => {
             let startfrom = startfrom as i64;
-            let (start, end) = if startfrom > 0 {
-                (startfrom, argc - 1)
-            } else {
-                (argc + startfrom, 1)
-            };
+            let (start, end) = if startfrom > 0 { (startfrom, argc - 1) } else { (argc + startfrom, 1) };
             // As in Valkey, `end` itself is never examined.
             let mut i = start;
             while i != end {
@@ -131,11 +123,7 @@ fn begin(spec: &KeySpec, args: &[Bytes]) -> Result<Option<i64>, KeysError> {
     }
 }
 
-fn for_each_key(
-    meta: &CommandMeta,
-    args: &[Bytes],
-    mut emit: impl FnMut(KeyRef),
-) -> Result<(), KeysError> {
+fn for_each_key(meta: &CommandMeta, args: &[Bytes], mut emit: impl FnMut(KeyRef)) -> Result<(), KeysError> {
     let argc = args.len() as i64;
     for spec in meta.key_specs {
         if has(spec, "NOT_KEY") {
@@ -145,11 +133,7 @@ fn for_each_key(
             continue;
         };
         let (last, step) = match spec.find {
-            FindKeys::Range {
-                lastkey,
-                step,
-                limit,
-            } => {
+            FindKeys::Range { lastkey, step, limit } => {
                 let lastkey = lastkey as i64;
                 let last = if lastkey >= 0 {
                     first + lastkey
@@ -161,11 +145,7 @@ fn for_each_key(
                 };
                 (last, step)
             }
-            FindKeys::Keynum {
-                keynumidx,
-                firstkey,
-                step,
-            } => {
+            FindKeys::Keynum { keynumidx, firstkey, step } => {
                 let idx = first + keynumidx as i64;
                 if keynumidx as i64 >= argc || idx < 0 || idx >= argc {
                     return Err(KeysError::InvalidNumkeys);
@@ -189,10 +169,7 @@ fn for_each_key(
             // `last < argc` was checked, so every position is inside the arguments; Valkey
             // skips out-of-range ones for variadic commands instead of failing.
             if i >= 0 {
-                emit(KeyRef {
-                    pos: i as usize,
-                    flags: spec.flags,
-                });
+                emit(KeyRef { pos: i as usize, flags: spec.flags });
             }
             i += step;
         }
@@ -213,24 +190,15 @@ mod tests {
             Some((c, s)) => (c, Some(s)),
             None => (name, None),
         };
-        let m = COMMANDS
-            .iter()
-            .find(|m| m.name == cmd)
-            .unwrap_or_else(|| panic!("no {cmd}"));
+        let m = COMMANDS.iter().find(|m| m.name == cmd).unwrap_or_else(|| panic!("no {cmd}"));
         match sub {
-            Some(s) => m
-                .subcommands
-                .iter()
-                .find(|m| m.name == s)
-                .unwrap_or_else(|| panic!("no {name}")),
+            Some(s) => m.subcommands.iter().find(|m| m.name == s).unwrap_or_else(|| panic!("no {name}")),
             None => m,
         }
     }
 
     fn args(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect()
+        line.split(' ').map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
     fn keys(name: &str, line: &str) -> Result<Vec<usize>, KeysError> {
@@ -288,10 +256,7 @@ mod tests {
     fn subcommand_keys() {
         assert_eq!(keys("object|encoding", "OBJECT ENCODING k"), Ok(vec![2]));
         assert_eq!(keys("object|freq", "OBJECT FREQ k"), Ok(vec![2]));
-        assert_eq!(
-            keys("memory|usage", "MEMORY USAGE k SAMPLES 5"),
-            Ok(vec![2])
-        );
+        assert_eq!(keys("memory|usage", "MEMORY USAGE k SAMPLES 5"), Ok(vec![2]));
         assert_eq!(keys("config|get", "CONFIG GET maxmemory"), Ok(vec![]));
     }
 
@@ -299,25 +264,16 @@ mod tests {
     fn every_table_command_is_consistent_with_its_legacy_triple() {
         // For commands whose keys are a plain range, the specs and the (first, last, step)
         // triple COMMAND INFO reports must find the same keys.
-        for m in COMMANDS
-            .iter()
-            .chain(COMMANDS.iter().flat_map(|m| m.subcommands))
-        {
+        for m in COMMANDS.iter().chain(COMMANDS.iter().flat_map(|m| m.subcommands)) {
             if m.first_key == 0 || m.key_specs.len() != 1 {
                 continue;
             }
             let n = if m.arity > 0 { m.arity as usize } else { 7 };
             let a: Vec<Bytes> = (0..n).map(|i| Bytes::from(format!("a{i}"))).collect();
             let got = key_positions(m, &a).unwrap_or_default();
-            let last = if m.last_key < 0 {
-                n as i32 + m.last_key
-            } else {
-                m.last_key
-            };
-            let want: Vec<usize> = (m.first_key..=last)
-                .step_by(m.step as usize)
-                .map(|i| i as usize)
-                .collect();
+            let last = if m.last_key < 0 { n as i32 + m.last_key } else { m.last_key };
+            let want: Vec<usize> =
+                (m.first_key..=last).step_by(m.step as usize).map(|i| i as usize).collect();
             assert_eq!(got, want, "{}", m.name);
         }
     }
@@ -325,11 +281,7 @@ mod tests {
     static KEYNUM: &[KeySpec] = &[KeySpec {
         flags: &["RW"],
         begin: BeginSearch::Index(2),
-        find: FindKeys::Keynum {
-            keynumidx: 0,
-            firstkey: 1,
-            step: 1,
-        },
+        find: FindKeys::Keynum { keynumidx: 0, firstkey: 1, step: 1 },
     }];
 
     #[test]
@@ -339,61 +291,26 @@ mod tests {
         assert_eq!(key_positions(&m, &args("EVAL s 2 a b x")), Ok(vec![3, 4]));
         // No keys at all is "out of range" too: Valkey then falls back to the command's own
         // key function.
-        assert_eq!(
-            key_positions(&m, &args("EVAL s 0 x")),
-            Err(KeysError::OutOfRange)
-        );
-        assert_eq!(
-            key_positions(&m, &args("EVAL s 0")),
-            Err(KeysError::OutOfRange)
-        );
-        assert_eq!(
-            key_positions(&m, &args("EVAL s 3 a b")),
-            Err(KeysError::OutOfRange)
-        );
-        assert_eq!(
-            key_positions(&m, &args("EVAL s -1 a")),
-            Err(KeysError::InvalidNumkeys)
-        );
-        assert_eq!(
-            key_positions(&m, &args("EVAL s x a")),
-            Err(KeysError::InvalidNumkeys)
-        );
-        assert_eq!(
-            key_positions(&m, &args("EVAL s")),
-            Err(KeysError::InvalidNumkeys)
-        );
+        assert_eq!(key_positions(&m, &args("EVAL s 0 x")), Err(KeysError::OutOfRange));
+        assert_eq!(key_positions(&m, &args("EVAL s 0")), Err(KeysError::OutOfRange));
+        assert_eq!(key_positions(&m, &args("EVAL s 3 a b")), Err(KeysError::OutOfRange));
+        assert_eq!(key_positions(&m, &args("EVAL s -1 a")), Err(KeysError::InvalidNumkeys));
+        assert_eq!(key_positions(&m, &args("EVAL s x a")), Err(KeysError::InvalidNumkeys));
+        assert_eq!(key_positions(&m, &args("EVAL s")), Err(KeysError::InvalidNumkeys));
         // numkeys is truncated to 32 bits: 2^32 + 1 means one key.
-        assert_eq!(
-            key_positions(&m, &args("EVAL s 4294967297 a b")),
-            Ok(vec![3])
-        );
+        assert_eq!(key_positions(&m, &args("EVAL s 4294967297 a b")), Ok(vec![3]));
     }
 
     static KEYWORD: &[KeySpec] = &[
         KeySpec {
             flags: &["RO"],
-            begin: BeginSearch::Keyword {
-                keyword: "STREAMS",
-                startfrom: 1,
-            },
-            find: FindKeys::Range {
-                lastkey: -1,
-                step: 1,
-                limit: 2,
-            },
+            begin: BeginSearch::Keyword { keyword: "STREAMS", startfrom: 1 },
+            find: FindKeys::Range { lastkey: -1, step: 1, limit: 2 },
         },
         KeySpec {
             flags: &["OW"],
-            begin: BeginSearch::Keyword {
-                keyword: "STORE",
-                startfrom: -2,
-            },
-            find: FindKeys::Range {
-                lastkey: 0,
-                step: 1,
-                limit: 0,
-            },
+            begin: BeginSearch::Keyword { keyword: "STORE", startfrom: -2 },
+            find: FindKeys::Range { lastkey: 0, step: 1, limit: 0 },
         },
     ];
 
@@ -401,10 +318,7 @@ mod tests {
     fn keyword_specs() {
         let m = synthetic(KEYWORD);
         // XREAD COUNT 2 STREAMS a b 0 0: half of what follows STREAMS.
-        assert_eq!(
-            key_positions(&m, &args("XREAD COUNT 2 STREAMS a b 0 0")),
-            Ok(vec![4, 5])
-        );
+        assert_eq!(key_positions(&m, &args("XREAD COUNT 2 STREAMS a b 0 0")), Ok(vec![4, 5]));
         assert_eq!(key_positions(&m, &args("XREAD streams a 0")), Ok(vec![2]));
         // Keyword absent: the spec contributes nothing.
         assert_eq!(key_positions(&m, &args("XREAD COUNT 2")), Ok(vec![]));
@@ -426,54 +340,33 @@ mod tests {
     static INCOMPLETE: &[KeySpec] = &[KeySpec {
         flags: &["RO", "INCOMPLETE"],
         begin: BeginSearch::Index(1),
-        find: FindKeys::Range {
-            lastkey: 0,
-            step: 1,
-            limit: 0,
-        },
+        find: FindKeys::Range { lastkey: 0, step: 1, limit: 0 },
     }];
 
     static NOT_KEY_AND_NEG: &[KeySpec] = &[
         KeySpec {
             flags: &["NOT_KEY"],
             begin: BeginSearch::Index(1),
-            find: FindKeys::Range {
-                lastkey: 0,
-                step: 1,
-                limit: 0,
-            },
+            find: FindKeys::Range { lastkey: 0, step: 1, limit: 0 },
         },
         KeySpec {
             flags: &["RW"],
             begin: BeginSearch::Index(2),
-            find: FindKeys::Range {
-                lastkey: -2,
-                step: 1,
-                limit: 0,
-            },
+            find: FindKeys::Range { lastkey: -2, step: 1, limit: 0 },
         },
     ];
 
-    static UNKNOWN: &[KeySpec] = &[KeySpec {
-        flags: &["RW"],
-        begin: BeginSearch::Unknown,
-        find: FindKeys::Unknown,
-    }];
+    static UNKNOWN: &[KeySpec] =
+        &[KeySpec { flags: &["RW"], begin: BeginSearch::Unknown, find: FindKeys::Unknown }];
 
     #[test]
     fn incomplete_not_key_negative_unknown() {
         let m = synthetic(INCOMPLETE);
-        assert_eq!(
-            key_positions(&m, &args("SORT k")),
-            Err(KeysError::Incomplete)
-        );
+        assert_eq!(key_positions(&m, &args("SORT k")), Err(KeysError::Incomplete));
         let m = synthetic(NOT_KEY_AND_NEG);
         // lastkey -2: up to the second-to-last argument.
         assert_eq!(key_positions(&m, &args("X c a b z")), Ok(vec![2, 3]));
-        assert_eq!(
-            key_positions(&m, &args("X c z")),
-            Err(KeysError::OutOfRange)
-        );
+        assert_eq!(key_positions(&m, &args("X c z")), Err(KeysError::OutOfRange));
         let m = synthetic(UNKNOWN);
         assert_eq!(key_positions(&m, &args("X a")), Err(KeysError::UnknownSpec));
         assert!(command_keys(&m, &args("X a")).is_empty());
@@ -483,13 +376,7 @@ mod tests {
     fn set_flags_depend_on_get() {
         let m = meta("set");
         let k = command_keys(m, &args("SET k v"));
-        assert_eq!(
-            k,
-            vec![KeyRef {
-                pos: 1,
-                flags: &["OW", "UPDATE"]
-            }]
-        );
+        assert_eq!(k, vec![KeyRef { pos: 1, flags: &["OW", "UPDATE"] }]);
         let k = command_keys(m, &args("SET k v gEt"));
         assert_eq!(k[0].flags, &["RW", "ACCESS", "UPDATE"]);
         // Too few arguments: no key rather than a position past the end.
@@ -501,10 +388,7 @@ mod tests {
 
     #[test]
     fn never_panics_on_short_or_odd_arguments() {
-        for m in COMMANDS
-            .iter()
-            .chain(COMMANDS.iter().flat_map(|m| m.subcommands))
-        {
+        for m in COMMANDS.iter().chain(COMMANDS.iter().flat_map(|m| m.subcommands)) {
             for n in 0..6 {
                 let a: Vec<Bytes> = (0..n).map(|_| Bytes::from_static(b"-7")).collect();
                 let _ = key_positions(m, &a);

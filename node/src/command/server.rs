@@ -86,10 +86,8 @@ fn time(ctx: &mut Ctx, _args: &[Bytes]) {
     let us = crate::util::now_us();
     let mut buf = itoa::Buffer::new();
     ctx.out.array(2);
-    ctx.out
-        .bulk(buf.format(us.div_euclid(1_000_000)).as_bytes());
-    ctx.out
-        .bulk(buf.format(us.rem_euclid(1_000_000)).as_bytes());
+    ctx.out.bulk(buf.format(us.div_euclid(1_000_000)).as_bytes());
+    ctx.out.bulk(buf.format(us.rem_euclid(1_000_000)).as_bytes());
 }
 
 /// There is no persistence: the last "save" is the start of the node, as in a fresh Valkey.
@@ -112,9 +110,7 @@ fn memory_help(ctx: &mut Ctx, args: &[Bytes]) {
 pub fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
     let cmd = String::from_utf8_lossy(cmd).to_ascii_uppercase();
     ctx.out.array(lines.len() + 3);
-    ctx.out.simple(&format!(
-        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
+    ctx.out.simple(&format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
     for l in lines {
         ctx.out.simple(l);
     }
@@ -142,9 +138,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[2];
     let i = ctx.client().db;
     let now = ctx.now_ms;
-    let size = ctx.srv.dbs[i]
-        .get(key, now, 0, false)
-        .map(|e| entry_usage(key, e));
+    let size = ctx.srv.dbs[i].get(key, now, 0, false).map(|e| entry_usage(key, e));
     match size {
         Some(n) => {
             ctx.srv.stats.keyspace_hits += 1;
@@ -190,9 +184,7 @@ pub fn entry_usage(key: &[u8], e: &Entry) -> usize {
     const DICT_ENTRY: usize = 24;
     let value = match &e.value {
         Value::Int(_) => ROBJ,
-        Value::Str(s) if s.len() <= crate::keyspace::value::EMBSTR_MAX => {
-            alloc_size(ROBJ + 3 + s.len() + 1)
-        }
+        Value::Str(s) if s.len() <= crate::keyspace::value::EMBSTR_MAX => alloc_size(ROBJ + 3 + s.len() + 1),
         Value::Str(s) => ROBJ + sds_size(s.len()),
     };
     sds_size(key.len()) + DICT_ENTRY + value
@@ -229,14 +221,10 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
 fn function_flush(ctx: &mut Ctx, args: &[Bytes]) {
     match args {
         [_, _] => ctx.out.ok(),
-        [_, _, mode]
-            if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") =>
-        {
+        [_, _, mode] if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") => {
             ctx.out.ok()
         }
-        [_, _, _] => ctx
-            .out
-            .err("FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        [_, _, _] => ctx.out.err("FUNCTION FLUSH only supports SYNC|ASYNC option"),
         _ => {
             let msg = format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
@@ -274,10 +262,7 @@ mod tests {
         h.srv.dbs[1].set(b"b", crate::keyspace::Value::Int(1), None, 0);
         assert_eq!(h.run("SWAPDB a 1"), "-ERR invalid first DB index\r\n");
         assert_eq!(h.run("SWAPDB 0 01"), "-ERR invalid second DB index\r\n");
-        assert_eq!(
-            h.run("SWAPDB 2147483648 0"),
-            "-ERR invalid first DB index\r\n"
-        );
+        assert_eq!(h.run("SWAPDB 2147483648 0"), "-ERR invalid first DB index\r\n");
         assert_eq!(h.run("SWAPDB -1 0"), "-ERR DB index is out of range\r\n");
         assert_eq!(h.run("SWAPDB 0 16"), "-ERR DB index is out of range\r\n");
         assert_eq!(h.run("SWAPDB 0 1"), "+OK\r\n");
@@ -299,13 +284,7 @@ mod tests {
         let long = "x".repeat(100);
         let e44 = "x".repeat(44);
         let f45 = "x".repeat(45);
-        for (k, v) in [
-            ("a", "1"),
-            ("b", "hello"),
-            ("c", &long),
-            ("e", &e44),
-            ("f", &f45),
-        ] {
+        for (k, v) in [("a", "1"), ("b", "hello"), ("c", &long), ("e", &e44), ("f", &f45)] {
             let v = crate::keyspace::Value::from_bytes(v.as_bytes());
             h.srv.dbs[0].set(k.as_bytes(), v, None, 0);
         }
@@ -326,15 +305,12 @@ mod tests {
         assert_eq!(h.run("MEMORY USAGE nokey"), "$-1\r\n");
         assert_eq!(h.run("MEMORY USAGE a SAMPLES"), "-ERR syntax error\r\n");
         assert_eq!(h.run("MEMORY USAGE a SAMPLES -1"), "-ERR syntax error\r\n");
-        assert_eq!(
-            h.run("MEMORY USAGE a SAMPLES x"),
-            "-ERR value is not an integer or out of range\r\n"
-        );
+        assert_eq!(h.run("MEMORY USAGE a SAMPLES x"), "-ERR value is not an integer or out of range\r\n");
         assert_eq!(h.run("MEMORY USAGE a samples 0 SAMPLES 3"), ":48\r\n");
         assert_eq!(h.run("MEMORY USAGE a foo 1"), "-ERR syntax error\r\n");
-        assert!(h.run("MEMORY HELP").starts_with(
-            "*6\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
-        ));
+        assert!(h
+            .run("MEMORY HELP")
+            .starts_with("*6\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
     }
 
     #[test]
@@ -354,10 +330,7 @@ mod tests {
         let mut h = Harness::default();
         assert_eq!(h.run("FUNCTION FLUSH"), "+OK\r\n");
         assert_eq!(h.run("FUNCTION FLUSH async"), "+OK\r\n");
-        assert_eq!(
-            h.run("FUNCTION FLUSH x"),
-            "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n"
-        );
+        assert_eq!(h.run("FUNCTION FLUSH x"), "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n");
         assert_eq!(
             h.run("function flush sync async"),
             "-ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.\r\n"

@@ -40,8 +40,7 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
             || f.ty.is_some_and(|t| t != ClientType::Normal)
             || f.id.is_some_and(|id| id != st.id)
             || (i == me && f.skipme)
-            || f.max_age
-                .is_some_and(|m| now.saturating_duration_since(st.created).as_secs() < m)
+            || f.max_age.is_some_and(|m| now.saturating_duration_since(st.created).as_secs() < m)
         {
             continue;
         }
@@ -68,14 +67,7 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// Parses the filters, replying the error and returning `None` on bad input.
 fn parse<'a>(ctx: &mut Ctx, args: &'a [Bytes]) -> Option<Filter<'a>> {
-    let mut f = Filter {
-        addr: None,
-        laddr: None,
-        ty: None,
-        id: None,
-        skipme: true,
-        max_age: None,
-    };
+    let mut f = Filter { addr: None, laddr: None, ty: None, id: None, skipme: true, max_age: None };
     if args.len() == 3 {
         // With the old form you can kill yourself.
         f.addr = Some(&args[2]);
@@ -155,38 +147,17 @@ mod tests {
     fn errors() {
         let mut h = Harness::default();
         assert_eq!(h.run("CLIENT KILL 1.2.3.4:5"), "-ERR No such client\r\n");
-        assert_eq!(
-            h.run("CLIENT KILL ID 0"),
-            "-ERR client-id should be greater than 0\r\n"
-        );
-        assert_eq!(
-            h.run("CLIENT KILL ID x"),
-            "-ERR client-id should be greater than 0\r\n"
-        );
+        assert_eq!(h.run("CLIENT KILL ID 0"), "-ERR client-id should be greater than 0\r\n");
+        assert_eq!(h.run("CLIENT KILL ID x"), "-ERR client-id should be greater than 0\r\n");
         assert_eq!(h.run("CLIENT KILL ID 1 SKIPME"), "-ERR syntax error\r\n");
-        assert_eq!(
-            h.run("CLIENT KILL TYPE foo x"),
-            "-ERR Unknown client type 'foo'\r\n"
-        );
+        assert_eq!(h.run("CLIENT KILL TYPE foo x"), "-ERR Unknown client type 'foo'\r\n");
         assert_eq!(h.run("CLIENT KILL USER bob"), "-ERR No such user 'bob'\r\n");
-        assert_eq!(
-            h.run("CLIENT KILL USER default SKIPME maybe"),
-            "-ERR syntax error\r\n"
-        );
+        assert_eq!(h.run("CLIENT KILL USER default SKIPME maybe"), "-ERR syntax error\r\n");
         assert_eq!(h.run("CLIENT KILL FOO bar"), "-ERR syntax error\r\n");
-        assert_eq!(
-            h.run("CLIENT KILL MAXAGE x"),
-            "-ERR maxage is not an integer or out of range\r\n"
-        );
-        assert_eq!(
-            h.run("CLIENT KILL MAXAGE 0"),
-            "-ERR maxage should be greater than 0\r\n"
-        );
+        assert_eq!(h.run("CLIENT KILL MAXAGE x"), "-ERR maxage is not an integer or out of range\r\n");
+        assert_eq!(h.run("CLIENT KILL MAXAGE 0"), "-ERR maxage should be greater than 0\r\n");
         assert_eq!(h.run("CLIENT KILL ID 999"), ":0\r\n");
-        assert_eq!(
-            h.run("CLIENT KILL"),
-            "-ERR wrong number of arguments for 'client|kill' command\r\n"
-        );
+        assert_eq!(h.run("CLIENT KILL"), "-ERR wrong number of arguments for 'client|kill' command\r\n");
         assert!(!h.clients[0].st.close_after_reply);
     }
 

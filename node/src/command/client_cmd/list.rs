@@ -71,13 +71,9 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
         flags.push('N');
     }
     let (qbuf, qbuf_cap, omem, net_in, net_out) = match c.io.as_deref() {
-        Some(io) => (
-            io.query_buffer_len(),
-            io.query_buffer_cap(),
-            io.pending_out(),
-            io.bytes_read,
-            io.bytes_written,
-        ),
+        Some(io) => {
+            (io.query_buffer_len(), io.query_buffer_cap(), io.pending_out(), io.bytes_read, io.bytes_written)
+        }
         None => (0, 0, 0, 0, 0),
     };
     let omem = omem + c.pending_out.iter().map(Bytes::len).sum::<usize>();
@@ -128,10 +124,7 @@ pub fn list(ctx: &mut Ctx, args: &[Bytes]) {
         match ClientType::parse(&args[3]) {
             Some(t) => ty = Some(t),
             None => {
-                let msg = format!(
-                    "Unknown client type '{}'",
-                    String::from_utf8_lossy(&args[3])
-                );
+                let msg = format!("Unknown client type '{}'", String::from_utf8_lossy(&args[3]));
                 ctx.out.err(&msg);
                 return;
             }
@@ -164,11 +157,7 @@ pub fn list(ctx: &mut Ctx, args: &[Bytes]) {
         // With IDs, clients come in the order asked for (repeats included), as in Valkey.
         Some(ids) => {
             for id in ids {
-                if let Some((i, c)) = ctx
-                    .clients
-                    .iter()
-                    .find(|(_, c)| c.st.id == id && !c.st.close_asap)
-                {
+                if let Some((i, c)) = ctx.clients.iter().find(|(_, c)| c.st.id == id && !c.st.close_asap) {
                     line(&mut s, i, c);
                 }
             }
@@ -215,11 +204,8 @@ mod tests {
         let r = h.run("CLIENT INFO");
         let line = payload(&r);
         assert!(line.ends_with('\n'));
-        let names: Vec<&str> = line
-            .trim_end()
-            .split(' ')
-            .map(|f| f.split('=').next().unwrap_or(""))
-            .collect();
+        let names: Vec<&str> =
+            line.trim_end().split(' ').map(|f| f.split('=').next().unwrap_or("")).collect();
         assert_eq!(
             names,
             [
@@ -309,10 +295,7 @@ mod tests {
         assert_eq!(h.run("CLIENT LIST TYPE pubsub"), "$0\r\n\r\n");
         assert_eq!(h.run("CLIENT LIST TYPE replica"), "$0\r\n\r\n");
         assert_eq!(h.run("CLIENT LIST TYPE master"), "$0\r\n\r\n");
-        assert_eq!(
-            h.run("CLIENT LIST TYPE foo"),
-            "-ERR Unknown client type 'foo'\r\n"
-        );
+        assert_eq!(h.run("CLIENT LIST TYPE foo"), "-ERR Unknown client type 'foo'\r\n");
 
         let r = h.run("CLIENT LIST ID 2 99 1 2");
         let ids: Vec<&str> = payload(&r).lines().map(|l| field(l, "id")).collect();
@@ -322,9 +305,6 @@ mod tests {
         assert_eq!(h.run("CLIENT LIST ID"), "-ERR syntax error\r\n");
         assert_eq!(h.run("CLIENT LIST TYPE"), "-ERR syntax error\r\n");
         assert_eq!(h.run("CLIENT LIST foo bar"), "-ERR syntax error\r\n");
-        assert_eq!(
-            h.run("CLIENT LIST TYPE normal ID 1"),
-            "-ERR syntax error\r\n"
-        );
+        assert_eq!(h.run("CLIENT LIST TYPE normal ID 1"), "-ERR syntax error\r\n");
     }
 }

@@ -255,10 +255,7 @@ mod tests {
         let mut h = Harness::default();
         assert_eq!(h.run("CLIENT SETINFO lib-name redis-py"), "+OK\r\n");
         assert_eq!(h.run("CLIENT SETINFO LIB-VER 5.0.1"), "+OK\r\n");
-        assert_eq!(
-            h.run("CLIENT SETINFO foo bar"),
-            "-ERR Unrecognized option 'foo'\r\n"
-        );
+        assert_eq!(h.run("CLIENT SETINFO foo bar"), "-ERR Unrecognized option 'foo'\r\n");
         assert_eq!(
             h.run_as(0, &[b"CLIENT", b"SETINFO", b"LIB-NAME", b"a b"]),
             b"-ERR LIB-NAME cannot contain spaces, newlines or special characters.\r\n"
@@ -266,10 +263,7 @@ mod tests {
         let st = &h.clients[0].st;
         assert_eq!(st.lib_name.as_deref(), Some(&b"redis-py"[..]));
         assert_eq!(st.lib_ver.as_deref(), Some(&b"5.0.1"[..]));
-        assert_eq!(
-            h.run_as(0, &[b"CLIENT", b"SETINFO", b"lib-ver", b""]),
-            b"+OK\r\n"
-        );
+        assert_eq!(h.run_as(0, &[b"CLIENT", b"SETINFO", b"lib-ver", b""]), b"+OK\r\n");
         assert!(h.clients[0].st.lib_ver.is_none());
     }
 
@@ -315,13 +309,7 @@ mod tests {
             super::HELP.len() + 3
         )));
         assert!(r.ends_with("+HELP\r\n+    Print this help.\r\n"));
-        assert_eq!(
-            h.run("CLIENT foo"),
-            "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n"
-        );
-        assert_eq!(
-            h.run("CLIENT"),
-            "-ERR wrong number of arguments for 'client' command\r\n"
-        );
+        assert_eq!(h.run("CLIENT foo"), "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n");
+        assert_eq!(h.run("CLIENT"), "-ERR wrong number of arguments for 'client' command\r\n");
     }
 }

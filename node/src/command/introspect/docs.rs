@@ -119,9 +119,7 @@ pub fn write(out: &mut Reply, e: &Entry) {
 }
 
 fn count_key_args(args: &[Arg]) -> usize {
-    args.iter()
-        .map(|a| (a.kind == "key") as usize + count_key_args(a.args))
-        .sum()
+    args.iter().map(|a| (a.kind == "key") as usize + count_key_args(a.args)).sum()
 }
 
 /// The argument tree (`addReplyCommandArgList`). A key argument's `key_spec_index` is its

@@ -58,9 +58,7 @@ pub struct Legacy {
 
 fn is_range(s: &KeySpec) -> Option<(i32, i32, i32)> {
     match (s.begin, s.find) {
-        (BeginSearch::Index(pos), FindKeys::Range { lastkey, step, .. }) => {
-            Some((pos, lastkey, step))
-        }
+        (BeginSearch::Index(pos), FindKeys::Range { lastkey, step, .. }) => Some((pos, lastkey, step)),
         _ => None,
     }
 }
@@ -69,12 +67,7 @@ fn is_range(s: &KeySpec) -> Option<(i32, i32, i32)> {
 /// spec (or an incomplete one) makes the keys movable.
 pub fn legacy(meta: &CommandMeta) -> Legacy {
     let specs = meta.key_specs;
-    let none = Legacy {
-        first: 0,
-        last: 0,
-        step: 0,
-        movable: false,
-    };
+    let none = Legacy { first: 0, last: 0, step: 0, movable: false };
     if specs.is_empty() {
         return none;
     }
@@ -109,17 +102,9 @@ pub fn legacy(meta: &CommandMeta) -> Legacy {
         prev_last = last as i32;
     }
     if first == i32::MAX {
-        return Legacy {
-            movable: true,
-            ..none
-        };
+        return Legacy { movable: true, ..none };
     }
-    Legacy {
-        first,
-        last: last as i32,
-        step: 1,
-        movable,
-    }
+    Legacy { first, last: last as i32, step: 1, movable }
 }
 
 /// Writes a set of status replies.
@@ -132,13 +117,7 @@ fn statuses<'a>(out: &mut Reply, items: impl Iterator<Item = &'a str> + Clone) {
 
 /// The key-spec flags of one key or spec, as a set of statuses in Valkey's order.
 pub fn write_key_flags(out: &mut Reply, flags: &[&str]) {
-    statuses(
-        out,
-        KEY_FLAGS
-            .iter()
-            .filter(|(name, _)| flags.contains(name))
-            .map(|&(_, shown)| shown),
-    );
+    statuses(out, KEY_FLAGS.iter().filter(|(name, _)| flags.contains(name)).map(|&(_, shown)| shown));
 }
 
 fn write_key_specs(out: &mut Reply, specs: &[KeySpec]) {
@@ -177,11 +156,7 @@ fn write_key_specs(out: &mut Reply, specs: &[KeySpec]) {
         out.map(2);
         out.bulk_str("type");
         match s.find {
-            FindKeys::Range {
-                lastkey,
-                step,
-                limit,
-            } => {
+            FindKeys::Range { lastkey, step, limit } => {
                 out.bulk_str("range");
                 out.bulk_str("spec");
                 out.map(3);
@@ -192,11 +167,7 @@ fn write_key_specs(out: &mut Reply, specs: &[KeySpec]) {
                 out.bulk_str("limit");
                 out.int(limit.into());
             }
-            FindKeys::Keynum {
-                keynumidx,
-                firstkey,
-                step,
-            } => {
+            FindKeys::Keynum { keynumidx, firstkey, step } => {
                 out.bulk_str("keynum");
                 out.bulk_str("spec");
                 out.map(3);

@@ -58,11 +58,7 @@ fn lookup_by_name<'r>(reg: &'r Registry, name: &[u8]) -> Option<&'r Entry> {
         (Some(sub), None) if !base.subs.is_empty() => base.sub(sub)?,
         _ => return None,
     };
-    let ok = if found.subs.is_empty() {
-        found.handler.is_some()
-    } else {
-        registered(found)
-    };
+    let ok = if found.subs.is_empty() { found.handler.is_some() } else { registered(found) };
     ok.then_some(found)
 }
 
@@ -115,10 +111,7 @@ fn command_docs(ctx: &mut Ctx, args: &[Bytes]) {
     let found: Vec<&Entry> = if args.len() == 2 {
         commands(&reg)
     } else {
-        args[2..]
-            .iter()
-            .filter_map(|n| lookup_by_name(&reg, n))
-            .collect()
+        args[2..].iter().filter_map(|n| lookup_by_name(&reg, n)).collect()
     };
     ctx.out.map(found.len());
     for e in found {
@@ -142,11 +135,7 @@ impl Filter<'_> {
         match self {
             Filter::None => true,
             Filter::Module => false,
-            Filter::AclCat(cat) => e
-                .meta
-                .acl
-                .iter()
-                .any(|c| c.as_bytes().eq_ignore_ascii_case(cat)),
+            Filter::AclCat(cat) => e.meta.acl.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(cat)),
             Filter::Pattern(p) => crate::util::glob_match(p, e.full_name.as_bytes(), false),
         }
     }
@@ -217,9 +206,7 @@ fn getkeys_impl(ctx: &mut Ctx, args: &[Bytes], with_flags: bool) {
     let n = cmd.len() as i64;
     let arity = meta.arity as i64;
     if (arity > 0 && arity != n) || n < -arity {
-        return ctx
-            .out
-            .err("Invalid number of arguments specified for command");
+        return ctx.out.err("Invalid number of arguments specified for command");
     }
     let mut keys = keys_of::command_keys(meta, cmd);
     // Positions are inside the arguments by construction; never index past them regardless.
@@ -270,9 +257,7 @@ const HELP: &[&str] = &[
 fn help(ctx: &mut Ctx, args: &[Bytes]) {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
     ctx.out.array(HELP.len() + 3);
-    ctx.out.simple(&format!(
-        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
+    ctx.out.simple(&format!("{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
     for line in HELP {
         ctx.out.simple(line);
     }

@@ -60,9 +60,7 @@ fn info_resp3_uses_sets_and_maps() {
     resp3(&mut h);
     let r = run(&mut h, "COMMAND INFO get nosuch");
     assert!(r.starts_with("*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n"));
-    assert!(
-        r.contains("~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n")
-    );
+    assert!(r.contains("~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n"));
     assert!(r.contains("$12\r\nbegin_search\r\n%2\r\n"));
     assert!(r.ends_with("~0\r\n_\r\n"), "{r}");
 }
@@ -71,17 +69,11 @@ fn info_resp3_uses_sets_and_maps() {
 fn info_unknown_and_malformed_names_are_null() {
     let mut h = harness();
     assert_eq!(
-        run(
-            &mut h,
-            "COMMAND INFO nosuch get|x config|get|y |get config|"
-        ),
+        run(&mut h, "COMMAND INFO nosuch get|x config|get|y |get config|"),
         "*5\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n"
     );
     let r = run(&mut h, "COMMAND INFO CONFIG|GET");
-    assert!(
-        r.starts_with("*1\r\n*10\r\n$10\r\nconfig|get\r\n:-3\r\n"),
-        "{r}"
-    );
+    assert!(r.starts_with("*1\r\n*10\r\n$10\r\nconfig|get\r\n:-3\r\n"), "{r}");
 }
 
 #[test]
@@ -95,10 +87,7 @@ fn info_hides_internal_flags_and_orders_like_valkey() {
     );
     // SET has a key-extraction function but plain specs: no movablekeys in Valkey 8.
     let r = run(&mut h, "COMMAND INFO set");
-    assert!(
-        r.contains("*2\r\n+write\r\n+denyoom\r\n:1\r\n:1\r\n:1\r\n"),
-        "{r}"
-    );
+    assert!(r.contains("*2\r\n+write\r\n+denyoom\r\n:1\r\n:1\r\n:1\r\n"), "{r}");
     // Containers list their subcommands; leaves have an empty set.
     let r = run(&mut h, "COMMAND INFO object");
     assert!(r.contains("$15\r\nobject|encoding\r\n"), "{r}");
@@ -125,19 +114,13 @@ fn count_and_list() {
     let r = run(&mut h, "COMMAND LIST");
     let subs: usize = COMMANDS.iter().map(|m| m.subcommands.len()).sum();
     assert!(r.starts_with(&format!("*{}\r\n", n + subs)), "{r}");
-    assert_eq!(
-        run(&mut h, "COMMAND LIST FILTERBY PATTERN CONFIG|G*"),
-        "*1\r\n$10\r\nconfig|get\r\n"
-    );
+    assert_eq!(run(&mut h, "COMMAND LIST FILTERBY PATTERN CONFIG|G*"), "*1\r\n$10\r\nconfig|get\r\n");
     assert_eq!(
         run(&mut h, "COMMAND LIST FILTERBY pattern inc*"),
         "*3\r\n$4\r\nincr\r\n$6\r\nincrby\r\n$11\r\nincrbyfloat\r\n"
     );
     let r = run(&mut h, "COMMAND LIST FILTERBY ACLCAT String");
-    assert!(
-        r.contains("$6\r\nappend\r\n") && !r.contains("$4\r\nping\r\n"),
-        "{r}"
-    );
+    assert!(r.contains("$6\r\nappend\r\n") && !r.contains("$4\r\nping\r\n"), "{r}");
     assert_eq!(run(&mut h, "COMMAND LIST FILTERBY ACLCAT nosuch"), "*0\r\n");
     assert_eq!(run(&mut h, "COMMAND LIST FILTERBY MODULE m"), "*0\r\n");
     for bad in [
@@ -155,30 +138,12 @@ fn count_and_list() {
 #[test]
 fn getkeys() {
     let mut h = harness();
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS MSET a 1 b 2"),
-        "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
-    );
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS object encoding k"),
-        "*1\r\n$1\r\nk\r\n"
-    );
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS nosuch"),
-        "-ERR Invalid command specified\r\n"
-    );
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS object nosuch k"),
-        "-ERR Invalid command specified\r\n"
-    );
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS ping"),
-        "-ERR The command has no key arguments\r\n"
-    );
-    assert_eq!(
-        run(&mut h, "COMMAND GETKEYS config"),
-        "-ERR The command has no key arguments\r\n"
-    );
+    assert_eq!(run(&mut h, "COMMAND GETKEYS MSET a 1 b 2"), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    assert_eq!(run(&mut h, "COMMAND GETKEYS object encoding k"), "*1\r\n$1\r\nk\r\n");
+    assert_eq!(run(&mut h, "COMMAND GETKEYS nosuch"), "-ERR Invalid command specified\r\n");
+    assert_eq!(run(&mut h, "COMMAND GETKEYS object nosuch k"), "-ERR Invalid command specified\r\n");
+    assert_eq!(run(&mut h, "COMMAND GETKEYS ping"), "-ERR The command has no key arguments\r\n");
+    assert_eq!(run(&mut h, "COMMAND GETKEYS config"), "-ERR The command has no key arguments\r\n");
     assert_eq!(
         run(&mut h, "COMMAND GETKEYS get a b"),
         "-ERR Invalid number of arguments specified for command\r\n"
@@ -231,11 +196,7 @@ $4\r\ntype\r\n$3\r\nkey\r\n$12\r\ndisplay_text\r\n$3\r\nkey\r\n$14\r\nkey_spec_i
     let r = run(&mut h, "COMMAND DOCS lcs");
     assert!(r.starts_with("%1\r\n$3\r\nlcs\r\n%5\r\n"), "{r}");
     // Both key arguments of LCS belong to its single key spec.
-    assert_eq!(
-        r.matches("$14\r\nkey_spec_index\r\n:0\r\n").count(),
-        2,
-        "{r}"
-    );
+    assert_eq!(r.matches("$14\r\nkey_spec_index\r\n:0\r\n").count(), 2, "{r}");
     assert!(r.contains("$5\r\nflags\r\n~1\r\n+optional\r\n"), "{r}");
     let r = run(&mut h, "COMMAND DOCS copy");
     assert!(r.contains("$14\r\nkey_spec_index\r\n:1\r\n"), "{r}");
@@ -248,9 +209,7 @@ $4\r\ntype\r\n$3\r\nkey\r\n$12\r\ndisplay_text\r\n$3\r\nkey\r\n$14\r\nkey_spec_i
 fn help() {
     let mut h = harness();
     let r = run(&mut h, "command help");
-    assert!(r.starts_with(
-        "*21\r\n+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
-    ));
+    assert!(r.starts_with("*21\r\n+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
     assert!(r.ends_with("+HELP\r\n+    Print this help.\r\n"));
 }
 
@@ -267,8 +226,5 @@ fn only_registered_commands_are_reported() {
         .count();
     assert_eq!(h.run("COMMAND COUNT"), format!(":{n}\r\n"));
     let r = h.run("COMMAND INFO command|count");
-    assert!(
-        r.starts_with("*1\r\n*10\r\n$13\r\ncommand|count\r\n"),
-        "{r}"
-    );
+    assert!(r.starts_with("*1\r\n*10\r\n$13\r\ncommand|count\r\n"), "{r}");
 }

@@ -64,13 +64,11 @@ impl Cond {
             }
         }
         if c.nx && (c.xx || c.gt || c.lt) {
-            ctx.out
-                .err("NX and XX, GT or LT options at the same time are not compatible");
+            ctx.out.err("NX and XX, GT or LT options at the same time are not compatible");
             return None;
         }
         if c.gt && c.lt {
-            ctx.out
-                .err("GT and LT options at the same time are not compatible");
+            ctx.out.err("GT and LT options at the same time are not compatible");
             return None;
         }
         Some(c)

@@ -128,8 +128,7 @@ fn err_with_arg(out: &mut Reply, prefix: &str, arg: &[u8], suffix: &str) {
 fn db_index_arg(ctx: &mut Ctx, arg: &Bytes) -> Option<usize> {
     let n = ctx.arg_i64(arg)?;
     let Ok(n) = i32::try_from(n) else {
-        ctx.out
-            .err("value is out of range, value must between -2147483648 and 2147483647");
+        ctx.out.err("value is out of range, value must between -2147483648 and 2147483647");
         return None;
     };
     match usize::try_from(n) {

@@ -30,8 +30,7 @@ pub fn refcount(ctx: &mut Ctx, args: &[Bytes]) {
     let shared_ok = shared_integers_allowed(ctx.srv);
     match read_key(ctx, &args[2], false) {
         Some(e) => {
-            let shared =
-                matches!(e.value, Value::Int(n) if (0..SHARED_INTEGERS).contains(&n)) && shared_ok;
+            let shared = matches!(e.value, Value::Int(n) if (0..SHARED_INTEGERS).contains(&n)) && shared_ok;
             ctx.out.int(if shared { SHARED_REFCOUNT } else { 1 });
         }
         None => ctx.out.null(),
@@ -116,9 +115,7 @@ fn idle_secs(e: &Entry, clock: u32) -> u32 {
 }
 
 fn lfu_policy(srv: &Server) -> bool {
-    srv.config
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.ends_with("-lfu"))
+    srv.config.get("maxmemory-policy").is_some_and(|p| p.ends_with("-lfu"))
 }
 
 /// Valkey stops sharing integers when `maxmemory` is set with an LRU or LFU policy (each key

@@ -79,8 +79,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
         j += 1;
     }
     if cluster_enabled(ctx.srv) && (src_db != 0 || dst_db != 0) {
-        ctx.out
-            .err("Copying to another database is not allowed in cluster mode");
+        ctx.out.err("Copying to another database is not allowed in cluster mode");
         return;
     }
     let (src, dst) = (&args[1], &args[2]);

@@ -80,11 +80,8 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) {
     let all = pattern == b"*";
     let now = ctx.now_ms;
     let i = ctx.clients[ctx.me].st.db;
-    let matched: Vec<&Bytes> = ctx.srv.dbs[i]
-        .iter(now)
-        .map(|(k, _)| k)
-        .filter(|k| all || glob_match(pattern, k, false))
-        .collect();
+    let matched: Vec<&Bytes> =
+        ctx.srv.dbs[i].iter(now).map(|(k, _)| k).filter(|k| all || glob_match(pattern, k, false)).collect();
     ctx.out.array(matched.len());
     for k in matched {
         ctx.out.bulk(k);
@@ -121,10 +118,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) {
             pattern = (p != b"*").then_some(p);
         } else if opt.eq_ignore_ascii_case(b"type") && has_value {
             let name = cstr(&args[i + 1]);
-            match TYPE_NAMES
-                .iter()
-                .find(|t| t.as_bytes().eq_ignore_ascii_case(name))
-            {
+            match TYPE_NAMES.iter().find(|t| t.as_bytes().eq_ignore_ascii_case(name)) {
                 Some(t) => type_name = Some(t),
                 None => {
                     err_with_arg(ctx.out, "unknown type name '", name, "'");

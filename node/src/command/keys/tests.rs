@@ -32,10 +32,7 @@ fn del_counts_live_keys_only_and_duplicates_once() {
     assert_eq!(h.srv.dbs[0].expired, 1);
     let mut h = h_with(&["a"]);
     assert_eq!(h.run("UNLINK a x"), ":1\r\n");
-    assert_eq!(
-        h.run("DEL"),
-        "-ERR wrong number of arguments for 'del' command\r\n"
-    );
+    assert_eq!(h.run("DEL"), "-ERR wrong number of arguments for 'del' command\r\n");
 }
 
 #[test]
@@ -127,10 +124,7 @@ fn scan_walks_everything_and_filters() {
     }
     assert_eq!(seen.len(), 11);
     assert!(h.run("SCAN 0 COUNT 1000 TYPE string").contains("*100\r\n"));
-    assert_eq!(
-        h.run("SCAN 0 COUNT 1000 TYPE LIST"),
-        "*2\r\n$1\r\n0\r\n*0\r\n"
-    );
+    assert_eq!(h.run("SCAN 0 COUNT 1000 TYPE LIST"), "*2\r\n$1\r\n0\r\n*0\r\n");
 }
 
 #[test]
@@ -140,17 +134,11 @@ fn scan_errors() {
     assert_eq!(h.run("SCAN -1"), "-ERR invalid cursor\r\n");
     assert_eq!(h.run("SCAN 0 COUNT 0"), "-ERR syntax error\r\n");
     assert_eq!(h.run("SCAN 0 COUNT -1"), "-ERR syntax error\r\n");
-    assert_eq!(
-        h.run("SCAN 0 COUNT x"),
-        "-ERR value is not an integer or out of range\r\n"
-    );
+    assert_eq!(h.run("SCAN 0 COUNT x"), "-ERR value is not an integer or out of range\r\n");
     assert_eq!(h.run("SCAN 0 MATCH"), "-ERR syntax error\r\n");
     assert_eq!(h.run("SCAN 0 FOO bar"), "-ERR syntax error\r\n");
     assert_eq!(h.run("SCAN 0 TYPE foo"), "-ERR unknown type name 'foo'\r\n");
-    assert_eq!(
-        h.run("SCAN 0 NOVALUES"),
-        "-ERR NOVALUES option can only be used in HSCAN\r\n"
-    );
+    assert_eq!(h.run("SCAN 0 NOVALUES"), "-ERR NOVALUES option can only be used in HSCAN\r\n");
 }
 
 #[test]
@@ -231,35 +219,14 @@ fn expire_errors() {
         h.run("EXPIRE k 10 NX GT"),
         "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"
     );
-    assert_eq!(
-        h.run("PEXPIRE k 10 GT LT"),
-        "-ERR GT and LT options at the same time are not compatible\r\n"
-    );
+    assert_eq!(h.run("PEXPIRE k 10 GT LT"), "-ERR GT and LT options at the same time are not compatible\r\n");
     assert_eq!(h.run("EXPIRE k x foo"), "-ERR Unsupported option foo\r\n");
-    assert_eq!(
-        run_bin(&mut h, &[b"EXPIRE", b"k", b"1", b"a\r\nb\0c"]),
-        "-ERR Unsupported option a  b\r\n"
-    );
-    assert_eq!(
-        h.run("EXPIRE k x"),
-        "-ERR value is not an integer or out of range\r\n"
-    );
-    assert_eq!(
-        h.run("EXPIRE k 9223372036854775807"),
-        "-ERR invalid expire time in 'expire' command\r\n"
-    );
-    assert_eq!(
-        h.run("EXPIRE k -9223372036854776"),
-        "-ERR invalid expire time in 'expire' command\r\n"
-    );
-    assert_eq!(
-        h.run("PEXPIRE k 9223372036854775807"),
-        "-ERR invalid expire time in 'pexpire' command\r\n"
-    );
-    assert_eq!(
-        h.run("EXPIREAT k 9223372036854776"),
-        "-ERR invalid expire time in 'expireat' command\r\n"
-    );
+    assert_eq!(run_bin(&mut h, &[b"EXPIRE", b"k", b"1", b"a\r\nb\0c"]), "-ERR Unsupported option a  b\r\n");
+    assert_eq!(h.run("EXPIRE k x"), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(h.run("EXPIRE k 9223372036854775807"), "-ERR invalid expire time in 'expire' command\r\n");
+    assert_eq!(h.run("EXPIRE k -9223372036854776"), "-ERR invalid expire time in 'expire' command\r\n");
+    assert_eq!(h.run("PEXPIRE k 9223372036854775807"), "-ERR invalid expire time in 'pexpire' command\r\n");
+    assert_eq!(h.run("EXPIREAT k 9223372036854776"), "-ERR invalid expire time in 'expireat' command\r\n");
     // The key is untouched by every refusal.
     assert_eq!(h.run("TTL k"), ":-1\r\n");
     // Extremes that do fit.
@@ -294,10 +261,7 @@ fn copy_within_and_across_databases() {
     let mut h = Harness::default();
     put(&mut h, 0, b"a", b"hello", Some(now_ms() + 100_000));
     put(&mut h, 0, b"b", b"x", None);
-    assert_eq!(
-        h.run("COPY a a"),
-        "-ERR source and destination objects are the same\r\n"
-    );
+    assert_eq!(h.run("COPY a a"), "-ERR source and destination objects are the same\r\n");
     assert_eq!(h.run("COPY a a DB 1"), ":1\r\n");
     assert_eq!(h.run("COPY a b"), ":0\r\n");
     assert_eq!(h.run("COPY a b REPLACE"), ":1\r\n");
@@ -308,10 +272,7 @@ fn copy_within_and_across_databases() {
     assert_eq!(h.srv.dbs[1].len(), 1);
     assert_eq!(h.run("COPY a z DB 16"), "-ERR DB index is out of range\r\n");
     assert_eq!(h.run("COPY a z DB -1"), "-ERR DB index is out of range\r\n");
-    assert_eq!(
-        h.run("COPY a z DB x"),
-        "-ERR value is not an integer or out of range\r\n"
-    );
+    assert_eq!(h.run("COPY a z DB x"), "-ERR value is not an integer or out of range\r\n");
     assert_eq!(
         h.run("COPY a z DB 99999999999"),
         "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
@@ -326,23 +287,15 @@ fn move_between_databases() {
     put(&mut h, 0, b"a", b"1", Some(now_ms() + 100_000));
     put(&mut h, 1, b"b", b"2", None);
     put(&mut h, 0, b"b", b"3", None);
-    assert_eq!(
-        h.run("MOVE a 0"),
-        "-ERR source and destination objects are the same\r\n"
-    );
+    assert_eq!(h.run("MOVE a 0"), "-ERR source and destination objects are the same\r\n");
     assert_eq!(h.run("MOVE a 16"), "-ERR DB index is out of range\r\n");
-    assert_eq!(
-        h.run("MOVE a x"),
-        "-ERR value is not an integer or out of range\r\n"
-    );
+    assert_eq!(h.run("MOVE a x"), "-ERR value is not an integer or out of range\r\n");
     assert_eq!(h.run("MOVE nokey 1"), ":0\r\n");
     assert_eq!(h.run("MOVE b 1"), ":0\r\n");
     assert_eq!(h.run("MOVE a 1"), ":1\r\n");
     assert_eq!(h.srv.dbs[0].len(), 1);
     assert_eq!(h.srv.dbs[1].len(), 2);
-    assert!(h.srv.dbs[1]
-        .get(b"a", now_ms(), 0, false)
-        .is_some_and(|e| e.expire_at.is_some()));
+    assert!(h.srv.dbs[1].get(b"a", now_ms(), 0, false).is_some_and(|e| e.expire_at.is_some()));
 }
 
 #[test]
@@ -361,13 +314,10 @@ fn object_subcommands() {
     assert_eq!(h.run("OBJECT REFCOUNT s"), ":1\r\n");
     assert_eq!(h.run("OBJECT IDLETIME s"), ":0\r\n");
     assert_eq!(h.run("OBJECT FREQ nokey"), "$-1\r\n");
-    assert!(h.run("OBJECT FREQ s").starts_with(
-        "-ERR An LFU maxmemory policy is not selected, access frequency not tracked."
-    ));
-    assert_eq!(
-        h.run("OBJECT ENCODING"),
-        "-ERR wrong number of arguments for 'object|encoding' command\r\n"
-    );
+    assert!(h
+        .run("OBJECT FREQ s")
+        .starts_with("-ERR An LFU maxmemory policy is not selected, access frequency not tracked."));
+    assert_eq!(h.run("OBJECT ENCODING"), "-ERR wrong number of arguments for 'object|encoding' command\r\n");
     let help = h.run("OBJECT HELP");
     assert!(help.starts_with("*15\r\n+OBJECT <subcommand>"));
     assert!(help.ends_with("+HELP\r\n+    Print this help.\r\n"));
@@ -390,14 +340,7 @@ fn no_touch_lookups_keep_the_access_time() {
     h.srv.dbs[0].set(b"k", Value::Int(1), None, 0);
     // Pretend the node has been up for a minute.
     h.srv.started -= std::time::Duration::from_secs(60);
-    for cmd in [
-        "TTL k",
-        "PTTL k",
-        "TYPE k",
-        "EXISTS k",
-        "OBJECT ENCODING k",
-        "EXPIRETIME k",
-    ] {
+    for cmd in ["TTL k", "PTTL k", "TYPE k", "EXISTS k", "OBJECT ENCODING k", "EXPIRETIME k"] {
         h.run(cmd);
     }
     assert_eq!(h.run("OBJECT IDLETIME k"), ":60\r\n");

@@ -35,18 +35,14 @@ fn word(arg: &[u8]) -> &[u8] {
 
 /// Valkey's `parseExtendedStringArgumentsOrReply`. `None` means a syntax error.
 fn parse_options(args: &[Bytes], from: usize, set: bool) -> Option<Options<'_>> {
-    let mut o = Options {
-        flags: 0,
-        expire: None,
-    };
+    let mut o = Options { flags: 0, expire: None };
     let mut j = from;
     while j < args.len() {
         let opt = word(&args[j]);
         let next = args.get(j + 1);
         let is = |name: &[u8]| opt.eq_ignore_ascii_case(name);
         let f = o.flags;
-        let timed =
-            |excluded: u32, flag: u32| (f & excluded == 0 && next.is_some()).then_some(flag);
+        let timed = |excluded: u32, flag: u32| (f & excluded == 0 && next.is_some()).then_some(flag);
         let expiry = if is(b"ex") {
             timed(KEEPTTL | PERSIST | EXAT | PX | PXAT, EX)
         } else if is(b"px") {
@@ -193,33 +189,17 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) {
-    let o = Options {
-        flags: NX,
-        expire: None,
-    };
-    set_generic(
-        ctx,
-        &o,
-        &args[1],
-        &args[2],
-        |out| out.int(1),
-        |out| out.int(0),
-    );
+    let o = Options { flags: NX, expire: None };
+    set_generic(ctx, &o, &args[1], &args[2], |out| out.int(1), |out| out.int(0));
 }
 
 pub fn setex(ctx: &mut Ctx, args: &[Bytes]) {
-    let o = Options {
-        flags: EX,
-        expire: Some(&args[2]),
-    };
+    let o = Options { flags: EX, expire: Some(&args[2]) };
     set_generic(ctx, &o, &args[1], &args[3], reply_ok, reply_null);
 }
 
 pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) {
-    let o = Options {
-        flags: PX,
-        expire: Some(&args[2]),
-    };
+    let o = Options { flags: PX, expire: Some(&args[2]) };
     set_generic(ctx, &o, &args[1], &args[3], reply_ok, reply_null);
 }
 
@@ -228,9 +208,7 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     }
     let clock = ctx.clock();
-    let old = ctx
-        .db()
-        .set(&args[1], Value::from_bytes(&args[2]), None, clock);
+    let old = ctx.db().set(&args[1], Value::from_bytes(&args[2]), None, clock);
     dispose(ctx, old);
 }
 
@@ -298,9 +276,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) {
 fn set_pairs(ctx: &mut Ctx, args: &[Bytes]) {
     let clock = ctx.clock();
     for pair in args[1..].chunks_exact(2) {
-        let old = ctx
-            .db()
-            .set(&pair[0], Value::from_bytes(&pair[1]), None, clock);
+        let old = ctx.db().set(&pair[0], Value::from_bytes(&pair[1]), None, clock);
         dispose(ctx, old);
     }
 }

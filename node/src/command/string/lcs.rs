@@ -48,9 +48,7 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) {
         j += 1;
     }
     if getidx && getlen {
-        return ctx
-            .out
-            .err("If you want both the length and indexes, please just use IDX.");
+        return ctx.out.err("If you want both the length and indexes, please just use IDX.");
     }
     let (mut abuf, mut bbuf) = (itoa::Buffer::new(), itoa::Buffer::new());
     let (a, b) = (bytes_of(&a, &mut abuf), bytes_of(&b, &mut bbuf));
@@ -59,14 +57,10 @@ pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
     if over_max_bulk(&ctx.srv.config, cells.saturating_mul(4)) {
-        return ctx
-            .out
-            .err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        return ctx.out.err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
     }
     let Some(table) = build_table(a, b, cells as usize) else {
-        return ctx
-            .out
-            .err("Insufficient memory, failed allocating transient memory for LCS");
+        return ctx.out.err("Insufficient memory, failed allocating transient memory for LCS");
     };
     let width = b.len() + 1;
     let at = |i: usize, j: usize| table[i * width + j];

@@ -28,12 +28,7 @@ pub struct Ld {
 }
 
 impl Ld {
-    pub const ZERO: Ld = Ld {
-        neg: false,
-        inf: false,
-        mant: 0,
-        exp: 0,
-    };
+    pub const ZERO: Ld = Ld { neg: false, inf: false, mant: 0, exp: 0 };
 
     /// An integer, exactly (every i64 fits in 64 significand bits).
     pub fn from_i64(n: i64) -> Ld {
@@ -42,12 +37,7 @@ impl Ld {
         }
         let m = n.unsigned_abs();
         let z = m.leading_zeros();
-        Ld {
-            neg: n < 0,
-            inf: false,
-            mant: m << z,
-            exp: -(z as i32),
-        }
+        Ld { neg: n < 0, inf: false, mant: m << z, exp: -(z as i32) }
     }
 
     pub fn is_finite(&self) -> bool {
@@ -71,12 +61,7 @@ impl Ld {
             if !(body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity")) {
                 return None;
             }
-            Ld {
-                neg: false,
-                inf: true,
-                mant: 0,
-                exp: 0,
-            }
+            Ld { neg: false, inf: true, mant: 0, exp: 0 }
         } else if lower(0) == Some(b'0') && lower(1) == Some(b'x') {
             parse_hex(&body[2..])?
         } else {
@@ -97,14 +82,7 @@ impl Ld {
             return if a.inf { a } else { b };
         }
         if b.mant == 0 {
-            return if a.mant == 0 {
-                Ld {
-                    neg: a.neg && b.neg,
-                    ..Ld::ZERO
-                }
-            } else {
-                a
-            };
+            return if a.mant == 0 { Ld { neg: a.neg && b.neg, ..Ld::ZERO } } else { a };
         }
         if a.mant == 0 {
             return b;
@@ -220,19 +198,9 @@ fn round(neg: bool, m: u128, e: i32, sticky: bool) -> Ld {
         te += 1;
     }
     if te + 63 > TOP_MAX {
-        return Ld {
-            neg,
-            inf: true,
-            mant: 0,
-            exp: 0,
-        };
+        return Ld { neg, inf: true, mant: 0, exp: 0 };
     }
-    Ld {
-        neg,
-        inf: false,
-        mant: mant as u64,
-        exp: if mant == 0 { 0 } else { te },
-    }
+    Ld { neg, inf: false, mant: mant as u64, exp: if mant == 0 { 0 } else { te } }
 }
 
 /// Rounds a non-negative big integer times `2^e`, refusing what `strtold` reports as a range
@@ -373,9 +341,7 @@ fn parse_exp(s: &[u8], marker: u8) -> Option<i64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = digits
-        .iter()
-        .fold(0i64, |a, &c| (a * 10 + (c - b'0') as i64).min(1 << 40));
+    let v = digits.iter().fold(0i64, |a, &c| (a * 10 + (c - b'0') as i64).min(1 << 40));
     Some(if neg { -v } else { v })
 }
 
@@ -487,10 +453,7 @@ impl Big {
     }
 
     fn cmp(&self, o: &Big) -> Ordering {
-        self.0
-            .len()
-            .cmp(&o.0.len())
-            .then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
+        self.0.len().cmp(&o.0.len()).then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
     }
 
     /// `self -= o`; requires `self >= o`.
@@ -579,10 +542,7 @@ mod tests {
         assert_eq!(incr("0.1", "0.2").as_deref(), Some("0.3"));
         assert_eq!(incr("10.50", "0.1").as_deref(), Some("10.6"));
         assert_eq!(incr("5.0e3", "2.0e2").as_deref(), Some("5200"));
-        assert_eq!(
-            incr("10000000000", "0.1").as_deref(),
-            Some("10000000000.09999999962747097")
-        );
+        assert_eq!(incr("10000000000", "0.1").as_deref(), Some("10000000000.09999999962747097"));
         assert_eq!(incr("0", "3.0e-18").as_deref(), Some("0"));
         assert_eq!(incr("0", "-0.0").as_deref(), Some("0"));
         assert_eq!(incr("0", "-1e-30").as_deref(), Some("0"));
@@ -600,8 +560,8 @@ mod tests {
     #[test]
     fn parse_refusals() {
         for bad in [
-            "", " 1", "1 ", "abc", "nan", "1e", "1e+", ".", "-", "0x", "1e5000", "1e-5000",
-            "infin", "--1", "1..2",
+            "", " 1", "1 ", "abc", "nan", "1e", "1e+", ".", "-", "0x", "1e5000", "1e-5000", "infin", "--1",
+            "1..2",
         ] {
             assert!(Ld::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }

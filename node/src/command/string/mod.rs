@@ -71,10 +71,7 @@ fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>,
 
 /// `lookup_write` (expiry, access time, no statistics) plus the reply buffer and the
 /// configuration (for size limits checked while the entry is held).
-fn write_and_out<'c>(
-    ctx: &'c mut Ctx<'_>,
-    key: &[u8],
-) -> (Option<&'c mut Entry>, &'c mut Reply, &'c Config) {
+fn write_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>, &'c mut Reply, &'c Config) {
     let db = ctx.clients[ctx.me].st.db;
     let clock = ctx.srv.lru_clock();
     let Server { dbs, config, .. } = &mut *ctx.srv;

@@ -40,14 +40,7 @@ fn set_options() {
     assert_eq!(h.run("SET k v EX 10 EX 20"), "+OK\r\n");
     assert_eq!(h.run("SET k v nx nx"), "$-1\r\n");
     assert_eq!(h.run("SET k v EX abc"), NOT_INT);
-    for bad in [
-        "EX 0",
-        "EX -1",
-        "PX 0",
-        "EXAT 0",
-        "PXAT -5",
-        "EX 9223372036854776",
-    ] {
+    for bad in ["EX 0", "EX -1", "PX 0", "EXAT 0", "PXAT -5", "EX 9223372036854776"] {
         assert_eq!(
             h.run(&format!("SET k v {bad}")),
             "-ERR invalid expire time in 'set' command\r\n",
@@ -55,14 +48,8 @@ fn set_options() {
         );
     }
     // Relative time overflowing when the clock is added.
-    assert_eq!(
-        h.run("SET k v PX 9223372036854775807"),
-        "-ERR invalid expire time in 'set' command\r\n"
-    );
-    assert_eq!(
-        h.run_as(0, &[b"SET", b"k", b"v", b"NX\x00junk"]),
-        b"$-1\r\n"
-    );
+    assert_eq!(h.run("SET k v PX 9223372036854775807"), "-ERR invalid expire time in 'set' command\r\n");
+    assert_eq!(h.run_as(0, &[b"SET", b"k", b"v", b"NX\x00junk"]), b"$-1\r\n");
 }
 
 #[test]
@@ -88,14 +75,8 @@ fn setnx_setex_psetex_getset() {
     assert_eq!(h.run("SETNX k v"), ":1\r\n");
     assert_eq!(h.run("SETNX k w"), ":0\r\n");
     assert_eq!(h.run("SETEX k 10 x"), "+OK\r\n");
-    assert_eq!(
-        h.run("SETEX k 0 x"),
-        "-ERR invalid expire time in 'setex' command\r\n"
-    );
-    assert_eq!(
-        h.run("PSETEX k -1 x"),
-        "-ERR invalid expire time in 'psetex' command\r\n"
-    );
+    assert_eq!(h.run("SETEX k 0 x"), "-ERR invalid expire time in 'setex' command\r\n");
+    assert_eq!(h.run("PSETEX k -1 x"), "-ERR invalid expire time in 'psetex' command\r\n");
     assert_eq!(h.run("PSETEX k abc x"), NOT_INT);
     assert_eq!(h.run("PSETEX k 1000 y"), "+OK\r\n");
     assert_eq!(h.run("GETSET k z"), "$1\r\ny\r\n");
@@ -114,10 +95,7 @@ fn getdel_getex() {
     assert_eq!(h.run("GETEX k EX 0"), "$-1\r\n");
     h.run("SET k v");
     assert_eq!(h.run("GETEX k"), "$1\r\nv\r\n");
-    assert_eq!(
-        h.run("GETEX k EX 0"),
-        "-ERR invalid expire time in 'getex' command\r\n"
-    );
+    assert_eq!(h.run("GETEX k EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
     assert_eq!(h.run("GETEX k EX 100"), "$1\r\nv\r\n");
     assert_eq!(h.srv.dbs[0].volatile_len(), 1);
     assert_eq!(h.run("GETEX k PERSIST"), "$1\r\nv\r\n");
@@ -133,17 +111,11 @@ fn getdel_getex() {
 fn multi_key() {
     let mut h = h();
     assert_eq!(h.run("MSET a 1 b 2"), "+OK\r\n");
-    assert_eq!(
-        h.run("MSET a 1 b"),
-        "-ERR wrong number of arguments for 'mset' command\r\n"
-    );
+    assert_eq!(h.run("MSET a 1 b"), "-ERR wrong number of arguments for 'mset' command\r\n");
     assert_eq!(h.run("MGET a b c"), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
     assert_eq!(h.run("MSETNX a 3 c 4"), ":0\r\n");
     assert_eq!(h.run("MSETNX c 3 d 4"), ":1\r\n");
-    assert_eq!(
-        h.run("MSETNX c"),
-        "-ERR wrong number of arguments for 'msetnx' command\r\n"
-    );
+    assert_eq!(h.run("MSETNX c"), "-ERR wrong number of arguments for 'msetnx' command\r\n");
     assert_eq!(h.run("GET d"), "$1\r\n4\r\n");
 }
 
@@ -156,20 +128,11 @@ fn counters() {
     assert_eq!(h.run("DECRBY n 20"), ":-10\r\n");
     assert_eq!(h.run("INCRBY n abc"), NOT_INT);
     assert_eq!(h.run("INCRBY n 01"), NOT_INT);
-    assert_eq!(
-        h.run("DECRBY n -9223372036854775808"),
-        "-ERR decrement would overflow\r\n"
-    );
+    assert_eq!(h.run("DECRBY n -9223372036854775808"), "-ERR decrement would overflow\r\n");
     h.run("SET m 9223372036854775807");
-    assert_eq!(
-        h.run("INCR m"),
-        "-ERR increment or decrement would overflow\r\n"
-    );
+    assert_eq!(h.run("INCR m"), "-ERR increment or decrement would overflow\r\n");
     h.run("SET m -9223372036854775808");
-    assert_eq!(
-        h.run("DECR m"),
-        "-ERR increment or decrement would overflow\r\n"
-    );
+    assert_eq!(h.run("DECR m"), "-ERR increment or decrement would overflow\r\n");
     h.run("SET s abc");
     assert_eq!(h.run("INCR s"), NOT_INT);
     h.run_as(0, &[b"SET", b"s", b" 1"]);
@@ -190,23 +153,11 @@ fn incrbyfloat() {
     assert_eq!(h.run("INCRBYFLOAT f -5"), "$3\r\n5.6\r\n");
     h.run("SET f 5.0e3");
     assert_eq!(h.run("INCRBYFLOAT f 2.0e2"), "$4\r\n5200\r\n");
-    assert_eq!(
-        h.run("INCRBYFLOAT f abc"),
-        "-ERR value is not a valid float\r\n"
-    );
-    assert_eq!(
-        h.run("INCRBYFLOAT f nan"),
-        "-ERR value is not a valid float\r\n"
-    );
-    assert_eq!(
-        h.run("INCRBYFLOAT f inf"),
-        "-ERR increment would produce NaN or Infinity\r\n"
-    );
+    assert_eq!(h.run("INCRBYFLOAT f abc"), "-ERR value is not a valid float\r\n");
+    assert_eq!(h.run("INCRBYFLOAT f nan"), "-ERR value is not a valid float\r\n");
+    assert_eq!(h.run("INCRBYFLOAT f inf"), "-ERR increment would produce NaN or Infinity\r\n");
     h.run("SET s abc");
-    assert_eq!(
-        h.run("INCRBYFLOAT s 1"),
-        "-ERR value is not a valid float\r\n"
-    );
+    assert_eq!(h.run("INCRBYFLOAT s 1"), "-ERR value is not a valid float\r\n");
     h.run("SET t 1 EX 100");
     assert_eq!(h.run("INCRBYFLOAT t 1"), "$1\r\n2\r\n");
     assert_eq!(h.srv.dbs[0].volatile_len(), 1);
@@ -250,10 +201,7 @@ fn repeated_append_grows_in_place() {
 fn setrange() {
     let mut h = h();
     assert_eq!(h.run("SETRANGE k 5 x"), ":6\r\n");
-    assert_eq!(
-        h.run_as(0, &[b"GET", b"k"]),
-        b"$6\r\n\x00\x00\x00\x00\x00x\r\n"
-    );
+    assert_eq!(h.run_as(0, &[b"GET", b"k"]), b"$6\r\n\x00\x00\x00\x00\x00x\r\n");
     assert_eq!(h.run("SETRANGE k 0 ab"), ":6\r\n");
     assert_eq!(h.run("SETRANGE e 0 "), ":0\r\n");
     assert_eq!(h.run("GET e"), "$-1\r\n");
