@@ -21,7 +21,7 @@ IMPLEMENTED = {
     "info": None, "config": ["get", "set", "resetstat", "rewrite", "help"],
     "command": ["count", "info", "list", "docs", "getkeys", "getkeysandflags", "help"],
     "dbsize": None, "flushdb": None, "flushall": None, "time": None,
-    "memory": ["usage", "help"], "swapdb": None, "shutdown": None, "function": ["flush"],
+    "memory": ["usage", "doctor", "malloc-stats", "purge", "stats", "help"], "swapdb": None, "shutdown": None, "function": ["flush"],
     "lastsave": None,
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "expire": None, "pexpire": None,
@@ -110,8 +110,8 @@ def legacy_range(specs):
 
 
 def movable(info):
-    if info.get("get_keys_function"):
-        return True
+    # Valkey reports movablekeys only from the key specs: SET and BITFIELD have a
+    # get_keys_function but `COMMAND INFO` shows no movablekeys for them.
     for ks in info.get("key_specs", []):
         if "index" not in ks["begin_search"] or "range" not in ks["find_keys"]:
             return True

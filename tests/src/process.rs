@@ -201,10 +201,15 @@ impl ShoalNode {
         node
     }
 
-    /// Starts a node with `io-threads n` plus extra arguments.
+    /// Starts a node with `io-threads n` plus extra arguments. With more than one thread,
+    /// `events-per-io-thread 0` sends every read and write through the I/O threads whatever
+    /// the load, so the threaded path is what the test exercises.
     pub fn with_io_threads(n: usize, args: &[&str]) -> ShoalNode {
         let n = n.to_string();
         let mut all = vec!["--io-threads", n.as_str()];
+        if n != "1" {
+            all.extend_from_slice(&["--events-per-io-thread", "0"]);
+        }
         all.extend_from_slice(args);
         ShoalNode::start(&all)
     }

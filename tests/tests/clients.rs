@@ -92,7 +92,7 @@ io_threads_test!(fn redis_cli(n) {
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("errors: 0, replies: 1000"), "{}", out.stdout);
     assert_eq!(cli(&node, &["GET", "key:999"], ""), "999");
-    assert_eq!(cli(&node, &["DBSIZE"], ""), "1002");
+    assert_eq!(cli(&node, &["DBSIZE"], ""), "1003");
 });
 
 /// Runs redis-benchmark and checks every test printed a requests-per-second line and no

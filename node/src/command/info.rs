@@ -118,6 +118,9 @@ fn server(ctx: &mut Ctx, out: &mut String) {
     let file = srv.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     field!(out, "config_file", "{file}");
     field!(out, "io_threads_active", "{}", (srv.active_io_threads > 0) as u8);
+    // Shoal's own: what the autoscaler reads.
+    field!(out, "io_threads_active_count", "{}", srv.active_io_threads);
+    field!(out, "executor_busy_ratio", "{:.3}", srv.busy_ratio);
     out.push_str("listener0:name=tcp");
     for b in srv.config.get("bind").unwrap_or("").split_whitespace() {
         let _ = write!(out, ",bind={b}");
@@ -149,6 +152,25 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
 
 /// Highest `used_memory` seen, for `used_memory_peak` (reset by CONFIG RESETSTAT).
 static PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// `used_memory` when the server had started, before any client or key.
+static STARTUP: AtomicU64 = AtomicU64::new(0);
+
+/// Records the memory in use once the server is set up (`used_memory_startup`).
+pub fn record_startup_memory() {
+    STARTUP.store(used_memory(), Ordering::Relaxed);
+}
+
+/// `used_memory_startup`.
+pub fn startup_memory() -> u64 {
+    STARTUP.load(Ordering::Relaxed)
+}
+
+/// The highest `used_memory` seen so far, this reading included.
+pub fn used_memory_peak() -> u64 {
+    let used = used_memory();
+    PEAK.fetch_max(used, Ordering::Relaxed).max(used)
+}
 
 /// Forgets the memory peak, as CONFIG RESETSTAT does in Valkey.
 pub fn reset_peak() {
@@ -234,6 +256,11 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "used_memory_peak_human", "{}", bytes_to_human(peak));
     let perc = if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 };
     field!(out, "used_memory_peak_perc", "{perc:.2}%");
+    let startup = startup_memory().min(used);
+    field!(out, "used_memory_startup", "{startup}");
+    field!(out, "used_memory_dataset", "{}", used - startup);
+    let dperc = if used > 0 { (used - startup) as f64 * 100.0 / used as f64 } else { 0.0 };
+    field!(out, "used_memory_dataset_perc", "{dperc:.2}%");
     field!(out, "total_system_memory", "{total}");
     field!(out, "total_system_memory_human", "{}", bytes_to_human(total));
     zeros(out, &["used_memory_lua", "used_memory_vm_eval"]);
@@ -384,14 +411,9 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "io_threaded_reads_processed", "{}", load(&io.reads));
     field!(out, "io_threaded_writes_processed", "{}", load(&io.writes));
     field!(out, "io_threaded_freed_objects", "{}", load(&io.freed));
-    zeros(
-        out,
-        &[
-            "io_threaded_poll_processed",
-            "io_threaded_total_prefetch_batches",
-            "io_threaded_total_prefetch_entries",
-        ],
-    );
+    field!(out, "io_threaded_poll_processed", "{}", load(&io.polls));
+    field!(out, "io_threaded_total_prefetch_batches", "{}", st.prefetch_batches);
+    field!(out, "io_threaded_total_prefetch_entries", "{}", st.prefetch_entries);
     field!(out, "client_query_buffer_limit_disconnections", "{}", st.client_qbuf_limit_disconnections);
     zeros(
         out,

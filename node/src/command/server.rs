@@ -18,6 +18,10 @@ pub fn handler(name: &str) -> Option<Handler> {
         "lastsave" => lastsave,
         "memory|usage" => memory_usage,
         "memory|help" => memory_help,
+        "memory|doctor" => memory_doctor,
+        "memory|malloc-stats" => memory_malloc_stats,
+        "memory|purge" => memory_purge,
+        "memory|stats" => memory_stats,
         "shutdown" => shutdown,
         "function|flush" => function_flush,
         _ => return None,
@@ -96,6 +100,14 @@ fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) {
 }
 
 const MEMORY_HELP: &[&str] = &[
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
     "USAGE <key> [SAMPLES <count>]",
     "    Return memory in bytes used by <key> and its value. Nested values are",
     "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -103,6 +115,102 @@ const MEMORY_HELP: &[&str] = &[
 
 fn memory_help(ctx: &mut Ctx, args: &[Bytes]) {
     reply_help(ctx, &args[0], MEMORY_HELP);
+}
+
+/// Valkey's verdict for a small instance; Shoal has no fragmentation or big-buffer detector
+/// yet, so a populated instance gets Valkey's "no problems" text.
+fn memory_doctor(ctx: &mut Ctx, _args: &[Bytes]) {
+    let empty = ctx.srv.dbs.iter().all(|d| d.is_empty());
+    let text = if empty {
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't \
+         be used in these conditions. Please, leave for your mission on Earth and fill it with \
+         some data. The new Sam and I will be back to our programming as soon as I finished \
+         rebooting."
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what \
+         occurs on this base."
+    };
+    ctx.out.verbatim(text.as_bytes(), "txt");
+}
+
+/// Valkey's answer when the allocator has no statistics report (libc malloc).
+fn memory_malloc_stats(ctx: &mut Ctx, _args: &[Bytes]) {
+    ctx.out.verbatim(b"Stats not supported for the current allocator", "txt");
+}
+
+/// Returns freed pages to the system where the allocator can (glibc's `malloc_trim`).
+fn memory_purge(ctx: &mut Ctx, _args: &[Bytes]) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    ctx.out.ok();
+}
+
+/// `MEMORY STATS`: Valkey's field names and order; the overheads Shoal does not have
+/// (replication backlog, AOF, Lua) are zero.
+fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) {
+    use super::info::{rss_bytes, startup_memory, used_memory, used_memory_peak};
+    let used = used_memory();
+    let peak = used_memory_peak().max(used);
+    let startup = startup_memory().min(used);
+    let rss = rss_bytes();
+    let keys: usize = ctx.srv.dbs.iter().map(|d| d.len()).sum();
+    let dataset = used - startup;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let mut fields: Vec<(&str, Result<i64, f64>)> = vec![
+        ("peak.allocated", Ok(peak as i64)),
+        ("total.allocated", Ok(used as i64)),
+        ("startup.allocated", Ok(startup as i64)),
+        ("replication.backlog", Ok(0)),
+        ("clients.slaves", Ok(0)),
+        ("clients.normal", Ok(0)),
+        ("cluster.links", Ok(0)),
+        ("aof.buffer", Ok(0)),
+        ("lua.caches", Ok(0)),
+        ("functions.caches", Ok(0)),
+        ("overhead.total", Ok(startup as i64)),
+    ];
+    let mut dbs = Vec::new();
+    for (i, d) in ctx.srv.dbs.iter().enumerate() {
+        if !d.is_empty() {
+            dbs.push((i, d.len()));
+        }
+    }
+    fields.extend([
+        ("keys.count", Ok(keys as i64)),
+        ("keys.bytes-per-key", Ok(if keys == 0 { 0 } else { (dataset / keys as u64) as i64 })),
+        ("dataset.bytes", Ok(dataset as i64)),
+        ("dataset.percentage", Err(100.0 * ratio(dataset, used))),
+        ("peak.percentage", Err(100.0 * ratio(used, peak))),
+        ("fragmentation", Err(ratio(rss, used))),
+        ("fragmentation.bytes", Ok(rss as i64 - used as i64)),
+    ]);
+    ctx.out.map(fields.len() + dbs.len());
+    let mut it = fields.into_iter();
+    for (name, v) in it.by_ref().take(11) {
+        stat(ctx, name, v);
+    }
+    for (i, n) in dbs {
+        ctx.out.bulk_str(&format!("db.{i}"));
+        ctx.out.map(2);
+        ctx.out.bulk_str("overhead.hashtable.main");
+        ctx.out.int(n as i64 * 24);
+        ctx.out.bulk_str("overhead.hashtable.expires");
+        ctx.out.int(0);
+    }
+    for (name, v) in it {
+        stat(ctx, name, v);
+    }
+}
+
+fn stat(ctx: &mut Ctx, name: &str, v: Result<i64, f64>) {
+    ctx.out.bulk_str(name);
+    match v {
+        Ok(n) => ctx.out.int(n),
+        Err(f) => ctx.out.double(f),
+    }
 }
 
 /// Valkey's `addReplyHelp`: a header naming the command, the lines, and the HELP footer, all
@@ -310,7 +418,7 @@ mod tests {
         assert_eq!(h.run("MEMORY USAGE a foo 1"), "-ERR syntax error\r\n");
         assert!(h
             .run("MEMORY HELP")
-            .starts_with("*6\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
+            .starts_with("*14\r\n+MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
     }
 
     #[test]

@@ -450,6 +450,11 @@ impl Executor {
                     io.gate = gate;
                     io.parse();
                 }
+            } else if !authed {
+                // Unauthenticated requests are parsed one at a time (see `ConnIo::parse`).
+                if let Some(io) = self.clients[idx].io.as_mut() {
+                    io.parse();
+                }
             }
         }
         if !self.reply.is_empty() {
@@ -539,9 +544,16 @@ impl Executor {
         }
         let workers = (want - 1) as usize;
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
-        let res = if forced { self.io.set_cap(workers) } else { self.io.set_limit(workers) };
+        let res = if forced {
+            self.io.set_cap(workers).and_then(|()| self.io.set_limit(workers))
+        } else {
+            self.io.set_limit(workers)
+        };
         match res {
             Ok(()) => {
+                if forced {
+                    self.io.set_active(workers);
+                }
                 log::info!("io-threads limit changed: {} -> {}", self.io_threads_limit, want);
                 self.io_threads_limit = want;
             }

@@ -25,6 +25,9 @@ pub struct Stats {
     pub unexpected_error_replies: u64,
     pub client_qbuf_limit_disconnections: u64,
     pub expire_cycle_cpu_ms: u64,
+    /// Batches prefetched before execution, and the keys they covered.
+    pub prefetch_batches: u64,
+    pub prefetch_entries: u64,
 }
 
 /// Why the node is stopping.
@@ -63,6 +66,7 @@ pub struct Server {
 impl Server {
     pub fn new(config: Config, registry: Arc<Registry>, io_stats: Arc<IoStats>) -> Server {
         let databases = config.get_i64("databases").max(1) as usize;
+        crate::command::info::record_startup_memory();
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_id: String =
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();

@@ -149,6 +149,11 @@ impl ConnIo {
     /// Parses buffered bytes into requests (also used after the gate changes, e.g. AUTH).
     pub fn parse(&mut self) {
         while self.proto_error.is_none() && self.parsed.len() < MAX_PARSED {
+            if self.gate.auth_required && !self.parsed.is_empty() {
+                // An unauthenticated client gets one request at a time: the tighter limits
+                // must not apply to what follows a successful AUTH in the same read.
+                break;
+            }
             match self.parser.parse(&self.rbuf, self.gate.limits, self.gate.auth_required) {
                 Ok(None) => break,
                 Ok(Some(frame)) => {
