@@ -221,6 +221,20 @@ impl Db {
         round
     }
 
+    /// Number of live keys hashing to a cluster slot.
+    pub fn count_in_slot(&self, slot: u16, now_ms: i64) -> usize {
+        self.iter(now_ms).filter(|(k, _)| super::slot::key_slot(k) == slot).count()
+    }
+
+    /// Up to `count` live keys of a cluster slot.
+    pub fn keys_in_slot(&self, slot: u16, count: usize, now_ms: i64) -> Vec<Bytes> {
+        self.iter(now_ms)
+            .filter(|(k, _)| super::slot::key_slot(k) == slot)
+            .take(count)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Sum of remaining TTLs over a sample, for INFO keyspace `avg_ttl` (0 when none).
     pub fn avg_ttl(&self, now_ms: i64) -> i64 {
         let n = self.volatile.len().min(32);

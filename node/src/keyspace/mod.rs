@@ -2,6 +2,7 @@
 //! threads: only the executor owns it.
 
 pub mod db;
+pub mod slot;
 pub mod value;
 
 pub use db::{Db, Entry};
