@@ -61,10 +61,11 @@ impl Ctx<'_> {
 
     /// Looks a key up for writing: lazy expiry and access time, no hit/miss statistics.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let touch = !self.clients[self.me].st.no_touch;
         let i = self.clients[self.me].st.db;
         let clock = self.srv.lru_clock();
         let now = self.now_ms;
-        self.srv.dbs[i].get(key, now, clock, true)
+        self.srv.dbs[i].get(key, now, clock, touch)
     }
 
     /// True if the key exists (no statistics, no access-time update).

@@ -143,6 +143,9 @@ impl Executor {
             let started = Instant::now();
             self.collect_io();
             self.service_ready();
+            if std::mem::take(&mut self.srv.kill_pending) {
+                self.reap_marked();
+            }
             self.flush_garbage();
             let now = Instant::now();
             self.scaler.record_busy(now.duration_since(started));

@@ -60,6 +60,8 @@ pub struct Server {
     pub active_io_threads: usize,
     /// The executor's busy ratio over the last second (0..=1), for INFO and the autoscaler.
     pub busy_ratio: f64,
+    /// CLIENT KILL marked other clients: close them after this batch.
+    pub kill_pending: bool,
     pub executable: String,
 }
 
@@ -89,6 +91,7 @@ impl Server {
             last_sample: (Instant::now(), 0),
             active_io_threads: 0,
             busy_ratio: 0.0,
+            kill_pending: false,
             executable,
         }
     }
