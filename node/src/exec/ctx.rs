@@ -7,7 +7,7 @@ use slab::Slab;
 use super::client::{Client, ClientState};
 use super::server::Server;
 use crate::command::meta::CommandMeta;
-use crate::keyspace::{Db, Entry};
+use crate::keyspace::{Db, EntryMut};
 use crate::protocol::Reply;
 
 /// `-WRONGTYPE` as Valkey words it.
@@ -41,7 +41,7 @@ impl Ctx<'_> {
     }
 
     /// Looks a key up for reading: lazy expiry, access time, hit/miss statistics.
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let touch = !self.clients[self.me].st.no_touch;
         let i = self.clients[self.me].st.db;
         let clock = self.srv.lru_clock();
@@ -60,7 +60,7 @@ impl Ctx<'_> {
     }
 
     /// Looks a key up for writing: lazy expiry and access time, no hit/miss statistics.
-    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let touch = !self.clients[self.me].st.no_touch;
         let i = self.clients[self.me].st.db;
         let clock = self.srv.lru_clock();

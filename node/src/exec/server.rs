@@ -98,7 +98,8 @@ impl Server {
 
     /// Seconds of the LRU clock (wraps after ~136 years; only differences matter).
     pub fn lru_clock(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        // 24 bits of seconds, as Valkey's LRU clock (it wraps after ~194 days).
+        (self.started.elapsed().as_secs() as u32) & 0x00ff_ffff
     }
 
     /// Keys removed because their TTL passed, over every database.

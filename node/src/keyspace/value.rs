@@ -45,7 +45,7 @@ impl Value {
     /// The string contents, if this is a string; integers are formatted.
     pub fn as_string(&self) -> Option<StrRef<'_>> {
         match self {
-            Value::Str(s) => Some(StrRef::Bytes(s)),
+            Value::Str(s) => Some(StrRef::Bytes(s.as_ref())),
             Value::Int(n) => Some(StrRef::Int(*n)),
         }
     }
@@ -60,8 +60,9 @@ impl Value {
 }
 
 /// A borrowed view of a string value.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StrRef<'a> {
-    Bytes(&'a Bytes),
+    Bytes(&'a [u8]),
     Int(i64),
 }
 
