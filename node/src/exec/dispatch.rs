@@ -10,13 +10,29 @@ use slab::Slab;
 use super::client::{Client, ReplyMode};
 use super::ctx::Ctx;
 use super::server::Server;
+use crate::command::Entry as CommandEntry;
+use crate::keyspace::KeyHint;
 use crate::protocol::Reply;
 
 /// Runs one request of client `idx`, appending its reply to `reply`.
 pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply, idx: usize, args: &[Bytes]) {
+    dispatch_parsed(srv, clients, reply, idx, args, None, None);
+}
+
+/// As `dispatch`, with what the parsing thread resolved: the command (from the registry of
+/// this build, so only used when the server runs that registry) and its first key's hash.
+pub fn dispatch_parsed(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    reply: &mut Reply,
+    idx: usize,
+    args: &[Bytes],
+    cmd: Option<&'static CommandEntry>,
+    key: Option<(u8, KeyHint)>,
+) {
     let Some(name) = args.first() else { return };
     let before = reply.len();
-    let registry = srv.registry.clone();
+    let registry = srv.registry;
     let c = &mut clients[idx];
     c.st.last_interaction = Instant::now();
     c.st.tot_cmds += 1;
@@ -24,7 +40,11 @@ pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply,
     if c.st.reply_mode == ReplyMode::SkipNext {
         c.st.reply_mode = ReplyMode::Skip;
     }
-    if let Some(entry) = registry.lookup(name) {
+    let resolved = match cmd {
+        Some(c) if std::ptr::eq(registry, crate::command::registry()) => Some(c),
+        _ => registry.lookup(name),
+    };
+    if let Some(entry) = resolved {
         let entry = match (entry.subs.is_empty(), args.get(1)) {
             (false, Some(sub)) => match entry.sub(sub) {
                 Some(s) => Some(s),
@@ -61,7 +81,14 @@ pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply,
                     cmd_name: &entry.full_name,
                     now_ms: crate::util::now_ms(),
                 };
-                handler(&mut ctx, args);
+                match key {
+                    Some((i, hint)) => {
+                        crate::keyspace::db::set_hint(&args[i as usize], Some(hint));
+                        handler(&mut ctx, args);
+                        crate::keyspace::db::set_hint(&[], None);
+                    }
+                    None => handler(&mut ctx, args),
+                }
             }
         }
     } else {

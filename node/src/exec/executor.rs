@@ -20,8 +20,8 @@ use slab::Slab;
 use super::client::{Client, ClientState};
 use super::scaler::Scaler;
 use super::server::{Server, Shutdown};
-use crate::command::Registry as CommandRegistry;
 use crate::config::Config;
+use crate::keyspace::KeyHint;
 use crate::net::io_thread::ExecWake;
 use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
 use crate::protocol::{Limits, Reply};
@@ -64,6 +64,10 @@ pub struct Executor {
     scaler: Scaler,
     /// `io-threads` as last applied, to notice CONFIG SET.
     io_threads_limit: i64,
+    /// `prefetch-batch-max-size`, refreshed by cron.
+    prefetch_max: usize,
+    /// Scratch space for the keys of a prefetch batch: (database, hint).
+    prefetch_keys: Vec<(usize, KeyHint)>,
 }
 
 impl Executor {
@@ -88,14 +92,14 @@ impl Executor {
             io.set_cap(threads - 1)?;
             io.set_active(threads - 1);
         }
-        let registry = Arc::new(CommandRegistry::build());
-        let mut srv = Server::new(config, registry, io.stats.clone());
+        let mut srv = Server::new(config, crate::command::registry(), io.stats.clone());
         let mut listeners = bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
         srv.active_io_threads = io.active();
         let registry = poll.registry().try_clone()?;
+        let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         Ok(Executor {
             poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
             registry,
@@ -110,6 +114,8 @@ impl Executor {
             spin_until: None,
             scaler: Scaler::new(Instant::now()),
             io_threads_limit: threads as i64,
+            prefetch_max,
+            prefetch_keys: Vec::with_capacity(128),
         })
     }
 
@@ -288,6 +294,7 @@ impl Executor {
             limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
             auth_required,
             qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
+            cluster: self.srv.config.get_bool("cluster-enabled"),
         }
     }
 
@@ -316,7 +323,42 @@ impl Executor {
         }
     }
 
+    /// Valkey 8's batch prefetch: before running the commands of the ready clients, ask the
+    /// CPU for the table buckets of all their keys, then for the entries those buckets point
+    /// at, so the cache misses overlap instead of stalling one command after another.
+    fn prefetch(&mut self) {
+        if self.prefetch_max < 2 {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.prefetch_keys);
+        keys.clear();
+        'outer: for &idx in &self.ready {
+            let Some(c) = self.clients.get(idx) else { continue };
+            let Some(io) = c.io.as_ref() else { continue };
+            for req in &io.parsed {
+                if keys.len() >= self.prefetch_max {
+                    break 'outer;
+                }
+                if let Some((_, hint)) = req.key {
+                    keys.push((c.st.db, hint));
+                }
+            }
+        }
+        if keys.len() >= 2 {
+            for &(db, hint) in &keys {
+                self.srv.dbs[db].prefetch_bucket(hint);
+            }
+            for &(db, hint) in &keys {
+                self.srv.dbs[db].prefetch_nodes(hint);
+            }
+            self.srv.stats.prefetch_batches += 1;
+            self.srv.stats.prefetch_entries += keys.len() as u64;
+        }
+        self.prefetch_keys = keys;
+    }
+
     fn service_ready(&mut self) {
+        self.prefetch();
         let ready = std::mem::take(&mut self.ready);
         for &idx in &ready {
             if let Some(c) = self.clients.get_mut(idx) {
@@ -471,8 +513,16 @@ impl Executor {
 
     /// Looks a request up, checks it and runs it (see `dispatch`).
     fn execute(&mut self, idx: usize, req: Request) {
-        let args = req.args;
-        super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
+        let Request { args, cmd, key } = req;
+        super::dispatch::dispatch_parsed(
+            &mut self.srv,
+            &mut self.clients,
+            &mut self.reply,
+            idx,
+            &args,
+            cmd,
+            key,
+        );
         self.free_args(args);
     }
 
@@ -567,6 +617,7 @@ impl Executor {
 
     fn cron(&mut self) {
         self.last_cron = Instant::now();
+        self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();

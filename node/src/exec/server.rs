@@ -42,7 +42,7 @@ pub struct Server {
     pub dbs: Vec<Db>,
     pub config: Config,
     pub stats: Stats,
-    pub registry: Arc<Registry>,
+    pub registry: &'static Registry,
     pub io_stats: Arc<IoStats>,
     pub started: Instant,
     pub started_unix: u64,
@@ -66,7 +66,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config: Config, registry: Arc<Registry>, io_stats: Arc<IoStats>) -> Server {
+    pub fn new(config: Config, registry: &'static Registry, io_stats: Arc<IoStats>) -> Server {
         let databases = config.get_i64("databases").max(1) as usize;
         crate::command::info::record_startup_memory();
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

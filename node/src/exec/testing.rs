@@ -1,14 +1,11 @@
 //! In-process harness for command unit tests: a server and clients without sockets, driven
 //! through the same dispatcher as the event loop.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use slab::Slab;
 
 use super::client::{Client, ClientState};
 use super::server::Server;
-use crate::command::Registry;
 use crate::config::Config;
 use crate::protocol::Reply;
 
@@ -28,7 +25,7 @@ impl Default for Harness {
 impl Harness {
     pub fn new(config: Config) -> Harness {
         let authed = config.get("requirepass").unwrap_or("").is_empty();
-        let mut srv = Server::new(config, Arc::new(Registry::build()), Default::default());
+        let mut srv = Server::new(config, crate::command::registry(), Default::default());
         let mut clients = Slab::new();
         let st = ClientState::new(1, "127.0.0.1:1".into(), "127.0.0.1:6379".into(), -1, authed);
         srv.next_client_id = 2;

@@ -29,10 +29,19 @@ pub struct Db {
     volatile_len: usize,
     /// Keys removed because their TTL passed (lazily or by the active cycle).
     pub expired: u64,
+}
+
+std::thread_local! {
     /// The hash of the key the running command is about to use, computed by an I/O thread:
-    /// (address and length of the argument, hint). Checked by pointer, so any other key
-    /// is hashed here.
-    hint: Option<(usize, usize, KeyHint)>,
+    /// (address and length of the argument, hint). Checked by address, so any other key is
+    /// hashed on the spot. Thread-local because only the executor runs commands.
+    static HINT: std::cell::Cell<Option<(usize, usize, KeyHint)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the I/O thread's hash of a key argument for the command about to run; `None`
+/// clears it (the argument buffer may be reused by the next request).
+pub fn set_hint(key: &[u8], hint: Option<KeyHint>) {
+    HINT.set(hint.map(|h| (key.as_ptr() as usize, key.len(), h)));
 }
 
 impl Default for Db {
@@ -88,7 +97,6 @@ impl Db {
             len: 0,
             volatile_len: 0,
             expired: 0,
-            hint: None,
         }
     }
 
@@ -113,14 +121,9 @@ impl Db {
         (self.tables.iter().map(Table::overhead).sum(), self.volatile.iter().map(Table::overhead).sum())
     }
 
-    /// Records the I/O thread's hash of the next key argument (see `hint`).
-    pub fn set_hint(&mut self, key: &[u8], hint: Option<KeyHint>) {
-        self.hint = hint.map(|h| (key.as_ptr() as usize, key.len(), h));
-    }
-
     /// The table index and hash of a key.
     fn locate(&self, key: &[u8]) -> (usize, u64) {
-        if let Some((p, l, h)) = self.hint {
+        if let Some((p, l, h)) = HINT.get() {
             if p == key.as_ptr() as usize && l == key.len() {
                 return (if self.is_cluster() { h.slot as usize } else { 0 }, h.hash);
             }
@@ -622,9 +625,10 @@ mod tests {
         db.set(&key, Value::Int(1), None, 0);
         // A wrong hint for another buffer with the same bytes must be ignored.
         let other = Bytes::copy_from_slice(b"hinted");
-        db.set_hint(&other, Some(KeyHint { hash: 1, slot: 0 }));
+        set_hint(&other, Some(KeyHint { hash: 1, slot: 0 }));
         assert!(db.get(&key, 0, 0, false).is_some());
-        db.set_hint(&key, Some(KeyHint { hash: hash_key(&key), slot: 0 }));
+        set_hint(&key, Some(KeyHint { hash: hash_key(&key), slot: 0 }));
         assert!(db.get(&key, 0, 0, false).is_some());
+        set_hint(&key, None);
     }
 }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use mio::net::TcpStream;
 
+use crate::command::Entry as CommandEntry;
+use crate::keyspace::KeyHint;
 use crate::protocol::{Frame, Limits, Parser, ProtocolError};
 
 /// How much to read per `read` call when not inside a big bulk.
@@ -21,10 +23,37 @@ const MAX_PARSED: usize = 4096;
 /// larger budget suits vectored writes of pipelined replies).
 const WRITE_BUDGET: usize = 1024 * 1024;
 
-/// One parsed request: its arguments, sliced from the read buffer without copying.
-#[derive(Debug, Clone)]
+/// One parsed request: its arguments, sliced from the read buffer without copying, and what
+/// the parsing thread already worked out for the executor: the command's registry entry and
+/// the table hash and cluster slot of its first key.
+#[derive(Clone)]
 pub struct Request {
     pub args: Vec<Bytes>,
+    pub cmd: Option<&'static CommandEntry>,
+    pub key: Option<(u8, KeyHint)>,
+}
+
+impl Request {
+    /// Resolves the command and hashes its first key (on whichever thread parses).
+    fn new(args: Vec<Bytes>, cluster: bool) -> Request {
+        let cmd = crate::command::registry().lookup(&args[0]);
+        let key = cmd.and_then(|c| {
+            let first = c.meta.first_key;
+            if !c.subs.is_empty() || first <= 0 || first as usize >= args.len() || first > u8::MAX as i32 {
+                return None;
+            }
+            let k = &args[first as usize];
+            let slot = if cluster { crate::keyspace::slot::key_slot(k) } else { 0 };
+            Some((first as u8, KeyHint { hash: crate::keyspace::hash::hash_key(k), slot }))
+        });
+        Request { args, cmd, key }
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("args", &self.args).field("key", &self.key).finish()
+    }
 }
 
 /// Limits and flags the executor sets before the I/O half leaves it.
@@ -33,6 +62,8 @@ pub struct ReadGate {
     pub limits: Limits,
     pub auth_required: bool,
     pub qbuf_limit: usize,
+    /// Cluster mode: compute each key's hash slot while parsing.
+    pub cluster: bool,
 }
 
 /// A connection's I/O state.
@@ -161,11 +192,11 @@ impl ConnIo {
                     match frame {
                         Frame::Multibulk { args, .. } if !args.is_empty() => {
                             let args = args.into_iter().map(|r| chunk.slice(r)).collect();
-                            self.parsed.push_back(Request { args });
+                            self.parsed.push_back(Request::new(args, self.gate.cluster));
                         }
                         Frame::Inline { args, .. } if !args.is_empty() => {
                             let args = args.into_iter().map(Bytes::from).collect();
-                            self.parsed.push_back(Request { args });
+                            self.parsed.push_back(Request::new(args, self.gate.cluster));
                         }
                         _ => {}
                     }
