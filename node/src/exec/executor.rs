@@ -64,6 +64,10 @@ pub struct Executor {
     scaler: Scaler,
     /// `io-threads` as last applied, to notice CONFIG SET.
     io_threads_limit: i64,
+    /// `1 / hz`, refreshed by cron.
+    cron_period: Duration,
+    /// Since when the poller has been with an I/O thread (stall diagnostics).
+    poller_away: Option<Instant>,
     /// `prefetch-batch-max-size`, refreshed by cron.
     prefetch_max: usize,
     /// Scratch space for the keys of a prefetch batch: (database, hint).
@@ -115,6 +119,8 @@ impl Executor {
             scaler: Scaler::new(Instant::now()),
             io_threads_limit: threads as i64,
             prefetch_max,
+            poller_away: None,
+            cron_period: Duration::from_millis(100),
             prefetch_keys: Vec::with_capacity(128),
         })
     }
@@ -146,6 +152,15 @@ impl Executor {
                     }
                 }
             }
+            if self.poller.is_none() {
+                let away = *self.poller_away.get_or_insert_with(Instant::now);
+                if away.elapsed() > Duration::from_secs(2) {
+                    log::warn!("I/O threads stalled: poller away for 2s; {}", self.io.describe());
+                    self.poller_away = Some(Instant::now());
+                }
+            } else {
+                self.poller_away = None;
+            }
             let started = Instant::now();
             self.collect_io();
             self.service_ready();
@@ -166,8 +181,9 @@ impl Executor {
         Ok(())
     }
 
+    /// The cron tick, from `hz` as of the last tick (read once per tick, not per loop).
     fn cron_period(&self) -> Duration {
-        Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64)
+        self.cron_period
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
@@ -617,6 +633,7 @@ impl Executor {
 
     fn cron(&mut self) {
         self.last_cron = Instant::now();
+        self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
         self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         self.apply_io_threads_limit();
         self.reap_marked();

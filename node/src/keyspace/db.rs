@@ -75,7 +75,7 @@ fn is_expired(node: &Node, now_ms: i64) -> bool {
 /// # Safety
 /// `p` must be a live node pointer owned by a table of a database that outlives `'a`, and
 /// no mutable borrow of that node may exist during `'a`.
-unsafe fn node_ref<'a>(p: &'a *mut u8) -> &'a Node {
+unsafe fn node_ref(p: &*mut u8) -> &Node {
     // SAFETY: `Node` is a transparent non-null pointer, the same layout as the table slot.
     unsafe { &*(p as *const *mut u8 as *const Node) }
 }

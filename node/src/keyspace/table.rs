@@ -422,6 +422,7 @@ mod tests {
             }
             if step % 11 == 0 {
                 let tmp: Vec<*mut u8> =
+                    // SAFETY: live pointers of the table.
                     t.iter().filter(|&p| unsafe { key_of(p) }.starts_with(b"tmp")).collect();
                 for p in tmp {
                     // SAFETY: `p` is live until freed below.

@@ -76,7 +76,7 @@ fn lookup_argv<'r>(reg: &'r Registry, args: &[Bytes]) -> Option<&'r Entry> {
 /// COMMAND: info about every command.
 fn command(ctx: &mut Ctx, _args: &[Bytes]) {
     let reg = ctx.srv.registry;
-    let all = commands(&reg);
+    let all = commands(reg);
     ctx.out.array(all.len());
     for e in all {
         info::write(ctx.out, e);
@@ -98,7 +98,7 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) {
     }
     ctx.out.array(args.len() - 2);
     for name in &args[2..] {
-        match lookup_by_name(&reg, name) {
+        match lookup_by_name(reg, name) {
             Some(e) => info::write(ctx.out, e),
             None => ctx.out.null(),
         }
@@ -109,9 +109,9 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) {
 fn command_docs(ctx: &mut Ctx, args: &[Bytes]) {
     let reg = ctx.srv.registry;
     let found: Vec<&Entry> = if args.len() == 2 {
-        commands(&reg)
+        commands(reg)
     } else {
-        args[2..].iter().filter_map(|n| lookup_by_name(&reg, n)).collect()
+        args[2..].iter().filter_map(|n| lookup_by_name(reg, n)).collect()
     };
     ctx.out.map(found.len());
     for e in found {
@@ -168,7 +168,7 @@ fn list(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let reg = ctx.srv.registry;
     let mut names: Vec<&str> = Vec::new();
-    for e in commands(&reg) {
+    for e in commands(reg) {
         if filter.keeps(e) {
             names.push(&e.full_name);
         }
@@ -196,7 +196,7 @@ fn getkeys_and_flags(ctx: &mut Ctx, args: &[Bytes]) {
 fn getkeys_impl(ctx: &mut Ctx, args: &[Bytes], with_flags: bool) {
     let reg = ctx.srv.registry;
     let cmd = &args[2..];
-    let Some(e) = lookup_argv(&reg, cmd) else {
+    let Some(e) = lookup_argv(reg, cmd) else {
         return ctx.out.err("Invalid command specified");
     };
     let meta = e.meta;
