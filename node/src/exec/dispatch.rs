@@ -2,8 +2,6 @@
 //! command, unknown subcommand, arity, authentication), run the handler, and apply CLIENT
 //! REPLY modes. Shared by the event loop and the in-process test harness.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use slab::Slab;
 
@@ -34,7 +32,7 @@ pub fn dispatch_parsed(
     let before = reply.len();
     let registry = srv.registry;
     let c = &mut clients[idx];
-    c.st.last_interaction = Instant::now();
+    c.st.last_interaction = srv.now;
     c.st.tot_cmds += 1;
     srv.stats.net_input_bytes += args.iter().map(|a| a.len() as u64 + 16).sum::<u64>();
     if c.st.reply_mode == ReplyMode::SkipNext {
@@ -72,6 +70,7 @@ pub fn dispatch_parsed(
                 c.st.last_cmd.clear();
                 c.st.last_cmd.push_str(&entry.full_name);
                 srv.stats.total_commands += 1;
+                let now_ms = srv.now_ms;
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -79,7 +78,7 @@ pub fn dispatch_parsed(
                     out: reply,
                     cmd: entry.meta,
                     cmd_name: &entry.full_name,
-                    now_ms: crate::util::now_ms(),
+                    now_ms,
                 };
                 match key {
                     Some((i, hint)) => {

@@ -161,7 +161,8 @@ impl Executor {
             } else {
                 self.poller_away = None;
             }
-            let started = Instant::now();
+            self.srv.tick();
+            let started = self.srv.now;
             self.collect_io();
             self.service_ready();
             if std::mem::take(&mut self.srv.kill_pending) {
@@ -339,42 +340,65 @@ impl Executor {
         }
     }
 
-    /// Valkey 8's batch prefetch: before running the commands of the ready clients, ask the
-    /// CPU for the table buckets of all their keys, then for the entries those buckets point
-    /// at, so the cache misses overlap instead of stalling one command after another.
-    fn prefetch(&mut self) {
-        if self.prefetch_max < 2 {
+    /// Valkey 8's batch prefetch: before running a batch of commands, ask the CPU for the
+    /// table buckets of all their keys, then for the entries those buckets point at, so the
+    /// cache misses overlap instead of stalling one command after another. Two batches are
+    /// formed: the first request of every ready client (many clients, one command each), and
+    /// a client's own pipeline when it has several requests parsed (see `run_parsed`).
+    fn prefetch_ready(&mut self) {
+        if self.prefetch_max < 2 || self.ready.len() < 2 {
             return;
         }
         let mut keys = std::mem::take(&mut self.prefetch_keys);
         keys.clear();
-        'outer: for &idx in &self.ready {
+        for &idx in &self.ready {
+            if keys.len() >= self.prefetch_max {
+                break;
+            }
             let Some(c) = self.clients.get(idx) else { continue };
-            let Some(io) = c.io.as_ref() else { continue };
-            for req in &io.parsed {
-                if keys.len() >= self.prefetch_max {
-                    break 'outer;
-                }
-                if let Some((_, hint)) = req.key {
-                    keys.push((c.st.db, hint));
-                }
+            if let Some((_, hint)) = c.io.as_ref().and_then(|io| io.parsed.front()).and_then(|r| r.key) {
+                keys.push((c.st.db, hint));
             }
-        }
-        if keys.len() >= 2 {
-            for &(db, hint) in &keys {
-                self.srv.dbs[db].prefetch_bucket(hint);
-            }
-            for &(db, hint) in &keys {
-                self.srv.dbs[db].prefetch_nodes(hint);
-            }
-            self.srv.stats.prefetch_batches += 1;
-            self.srv.stats.prefetch_entries += keys.len() as u64;
         }
         self.prefetch_keys = keys;
+        self.prefetch_batch();
+    }
+
+    /// Prefetches the keys of the next requests of one client's pipeline.
+    fn prefetch_pipeline(&mut self, idx: usize) {
+        if self.prefetch_max < 2 {
+            return;
+        }
+        let Some(c) = self.clients.get(idx) else { return };
+        let Some(io) = c.io.as_ref() else { return };
+        if io.parsed.len() < 2 {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.prefetch_keys);
+        keys.clear();
+        let db = c.st.db;
+        keys.extend(io.parsed.iter().take(self.prefetch_max).filter_map(|r| r.key).map(|(_, h)| (db, h)));
+        self.prefetch_keys = keys;
+        self.prefetch_batch();
+    }
+
+    fn prefetch_batch(&mut self) {
+        let keys = &self.prefetch_keys;
+        if keys.len() < 2 {
+            return;
+        }
+        for &(db, hint) in keys {
+            self.srv.dbs[db].prefetch_bucket(hint);
+        }
+        for &(db, hint) in keys {
+            self.srv.dbs[db].prefetch_nodes(hint);
+        }
+        self.srv.stats.prefetch_batches += 1;
+        self.srv.stats.prefetch_entries += keys.len() as u64;
     }
 
     fn service_ready(&mut self) {
-        self.prefetch();
+        self.prefetch_ready();
         let ready = std::mem::take(&mut self.ready);
         for &idx in &ready {
             if let Some(c) = self.clients.get_mut(idx) {
@@ -492,7 +516,13 @@ impl Executor {
     fn run_parsed(&mut self, idx: usize) {
         let resp3 = self.clients[idx].st.resp3;
         self.reply.resp3 = resp3;
+        let mut until_prefetch = 0usize;
         loop {
+            if until_prefetch == 0 {
+                self.prefetch_pipeline(idx);
+                until_prefetch = self.prefetch_max.max(1);
+            }
+            until_prefetch -= 1;
             let c = &mut self.clients[idx];
             if c.st.close_asap || c.st.close_after_reply || self.srv.shutdown.is_some() {
                 break;

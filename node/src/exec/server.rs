@@ -44,6 +44,9 @@ pub struct Server {
     pub stats: Stats,
     pub registry: &'static Registry,
     pub io_stats: Arc<IoStats>,
+    /// The time of the batch being run (see `tick`).
+    pub now: Instant,
+    pub now_ms: i64,
     pub started: Instant,
     pub started_unix: u64,
     pub run_id: String,
@@ -80,6 +83,8 @@ impl Server {
             registry,
             io_stats,
             started: Instant::now(),
+            now: Instant::now(),
+            now_ms: crate::util::now_ms(),
             started_unix,
             run_id,
             port: 0,
@@ -97,6 +102,13 @@ impl Server {
     }
 
     /// Seconds of the LRU clock (wraps after ~136 years; only differences matter).
+    /// Reads the clock once for the batch of commands about to run (a clock read per
+    /// command showed up at 5% of the executor's time).
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+        self.now_ms = crate::util::now_ms();
+    }
+
     pub fn lru_clock(&self) -> u32 {
         // 24 bits of seconds, as Valkey's LRU clock (it wraps after ~194 days).
         (self.started.elapsed().as_secs() as u32) & 0x00ff_ffff

@@ -59,6 +59,7 @@ impl Harness {
     pub fn run_as(&mut self, idx: usize, args: &[&[u8]]) -> Vec<u8> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         self.reply.resp3 = self.clients[idx].st.resp3;
+        self.srv.tick();
         super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
         self.reply.buf.split().to_vec()
     }

@@ -3,7 +3,7 @@
 //! it was moved to inside a job. Nothing here knows what a command means.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
@@ -54,6 +54,25 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request").field("args", &self.args).field("key", &self.key).finish()
     }
+}
+
+/// Reads up to `want` bytes from the socket straight into the spare capacity of `buf`,
+/// without zero-filling it first (zeroing 16 KB per read showed up in profiles).
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(want);
+    // SAFETY: `read(2)` writes at most `len` bytes into the spare capacity, which `reserve`
+    // made valid for writes; no Rust reference to uninitialised bytes is created.
+    let n = unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr() as *mut libc::c_void, len) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Limits and flags the executor sets before the I/O half leaves it.
@@ -150,27 +169,21 @@ impl ConnIo {
                 .filter(|&n| n >= crate::protocol::parse::BIG_ARG)
                 .unwrap_or(READ_CHUNK);
             let old = self.rbuf.len();
-            self.rbuf.resize(old + want, 0);
-            match self.stream.read(&mut self.rbuf[old..]) {
+            match read_into_spare(&self.stream, &mut self.rbuf, want) {
                 Ok(0) => {
-                    self.rbuf.truncate(old);
                     self.eof = true;
                 }
                 Ok(n) => {
-                    self.rbuf.truncate(old + n);
                     total += n;
                     self.bytes_read += n as u64;
                     self.parse();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.rbuf.truncate(old);
+                    debug_assert_eq!(self.rbuf.len(), old);
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.rbuf.truncate(old);
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.rbuf.truncate(old);
                     self.eof = true;
                 }
             }
