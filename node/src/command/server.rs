@@ -296,6 +296,8 @@ pub fn entry_usage(key: &[u8], v: ValueRef<'_>) -> usize {
             alloc_size(ROBJ + 3 + s.len() + 1)
         }
         ValueRef::Str(s) => ROBJ + sds_size(s.len()),
+        // Collections: the object header plus what the type reports it holds.
+        other => ROBJ + other.heap_size(),
     };
     sds_size(key.len()) + DICT_ENTRY + value
 }

@@ -29,6 +29,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Reports a keyspace event (`hset`, `lpush`, `del`, ...) of class `class` (see
+    /// `notify::class`) on `key`. Costs one comparison while notifications are off.
+    pub fn notify(&mut self, class: char, event: &str, key: &[u8]) {
+        if self.srv.notify_flags != 0 {
+            super::notify::emit(self, class, event, key);
+        }
+    }
+
     /// The running client's state.
     pub fn client(&mut self) -> &mut ClientState {
         &mut self.clients[self.me].st

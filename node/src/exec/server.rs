@@ -63,6 +63,8 @@ pub struct Server {
     pub active_io_threads: usize,
     /// The executor's busy ratio over the last second (0..=1), for INFO and the autoscaler.
     pub busy_ratio: f64,
+    /// `notify-keyspace-events` as flags (0: off), kept in step by CONFIG SET.
+    pub notify_flags: u32,
     /// CLIENT KILL marked other clients: close them after this batch.
     pub kill_pending: bool,
     pub executable: String,
@@ -97,6 +99,7 @@ impl Server {
             active_io_threads: 0,
             busy_ratio: 0.0,
             kill_pending: false,
+            notify_flags: 0,
             executable,
         }
     }

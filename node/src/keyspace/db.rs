@@ -523,6 +523,12 @@ impl EntryMut<'_> {
         Some(self.db.replace_at(self.t, self.pos, self.h, node))
     }
 
+    /// The stored collection (or large string) for in-place changes; `None` for small strings
+    /// and integers, which `set_value` replaces. Any call counts as a modification of the key.
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.node_mut().value_mut()
+    }
+
     /// Moves the value out (large strings without a copy), leaving an empty string; the
     /// caller sets a new value next.
     pub fn take_value(&mut self) -> Value {

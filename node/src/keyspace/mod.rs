@@ -6,6 +6,7 @@ pub mod hash;
 pub mod node;
 pub mod slot;
 pub mod table;
+pub mod types;
 pub mod value;
 
 pub use db::{Db, EntryMut, KeyHint};

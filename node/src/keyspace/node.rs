@@ -22,6 +22,7 @@ use std::ptr::NonNull;
 
 use bytes::Bytes;
 
+use super::types::{HashValue, ListValue, SetValue, ZSetValue};
 use super::value::{StrRef, Value, EMBSTR_MAX};
 
 /// Strings up to this length are stored inside the node.
@@ -44,6 +45,10 @@ const ALIGN: usize = 8;
 pub enum ValueRef<'a> {
     Str(&'a [u8]),
     Int(i64),
+    Hash(&'a HashValue),
+    List(&'a ListValue),
+    Set(&'a SetValue),
+    ZSet(&'a ZSetValue),
 }
 
 impl<'a> ValueRef<'a> {
@@ -51,6 +56,10 @@ impl<'a> ValueRef<'a> {
     pub fn type_name(&self) -> &'static str {
         match self {
             ValueRef::Str(_) | ValueRef::Int(_) => "string",
+            ValueRef::Hash(_) => "hash",
+            ValueRef::List(_) => "list",
+            ValueRef::Set(_) => "set",
+            ValueRef::ZSet(_) => "zset",
         }
     }
 
@@ -59,6 +68,7 @@ impl<'a> ValueRef<'a> {
         match *self {
             ValueRef::Str(s) => Some(StrRef::Bytes(s)),
             ValueRef::Int(n) => Some(StrRef::Int(n)),
+            _ => None,
         }
     }
 
@@ -67,6 +77,10 @@ impl<'a> ValueRef<'a> {
         match *self {
             ValueRef::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
             ValueRef::Int(n) => Value::Int(n),
+            ValueRef::Hash(h) => Value::Hash(Box::new(h.clone())),
+            ValueRef::List(l) => Value::List(Box::new(l.clone())),
+            ValueRef::Set(s) => Value::Set(Box::new(s.clone())),
+            ValueRef::ZSet(z) => Value::ZSet(Box::new(z.clone())),
         }
     }
 
@@ -75,6 +89,10 @@ impl<'a> ValueRef<'a> {
         match self {
             ValueRef::Str(s) => s.len(),
             ValueRef::Int(_) => 0,
+            ValueRef::Hash(h) => h.heap_size(),
+            ValueRef::List(l) => l.heap_size(),
+            ValueRef::Set(s) => s.heap_size(),
+            ValueRef::ZSet(z) => z.heap_size(),
         }
     }
 }
@@ -155,7 +173,7 @@ fn payload_of(value: &Value) -> Option<Payload<'_>> {
     match value {
         Value::Int(n) => Some(Payload::Int(*n)),
         Value::Str(s) if s.len() <= INLINE_MAX => Some(Payload::Str(s)),
-        Value::Str(_) => None,
+        _ => None,
     }
 }
 
@@ -321,6 +339,10 @@ impl Node {
                 match unsafe { &*self.boxed() } {
                     Value::Str(s) => ValueRef::Str(s),
                     Value::Int(n) => ValueRef::Int(*n),
+                    Value::Hash(h) => ValueRef::Hash(h),
+                    Value::List(l) => ValueRef::List(l),
+                    Value::Set(s) => ValueRef::Set(s),
+                    Value::ZSet(z) => ValueRef::ZSet(z),
                 }
             }
         }
@@ -335,6 +357,16 @@ impl Node {
         // SAFETY: an integer payload is 8 bytes inside the block.
         unsafe { (self.0.as_ptr().add(off) as *mut i64).write_unaligned(v) };
         true
+    }
+
+    /// The boxed value, for in-place changes to a collection (or a large string). `None` for
+    /// values stored inline (small strings and integers), which are replaced instead.
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        if self.kind() != KIND_BOXED {
+            return None;
+        }
+        // SAFETY: the box is owned by this node, which we hold mutably.
+        Some(unsafe { &mut *self.boxed() })
     }
 
     /// Takes the value out, leaving the node holding an empty string (the node is about to
@@ -359,6 +391,10 @@ impl Node {
             ValueRef::Int(_) => "int",
             ValueRef::Str(s) if s.len() <= EMBSTR_MAX && !self.is_raw() => "embstr",
             ValueRef::Str(_) => "raw",
+            ValueRef::Hash(h) => h.encoding(),
+            ValueRef::List(l) => l.encoding(),
+            ValueRef::Set(s) => s.encoding(),
+            ValueRef::ZSet(z) => z.encoding(),
         }
     }
 

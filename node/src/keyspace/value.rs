@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use super::types::{HashValue, ListValue, SetValue, ZSetValue};
+
 /// A value in the keyspace.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -10,6 +12,10 @@ pub enum Value {
     Str(Bytes),
     /// A string that is a canonical 64-bit integer (`OBJECT ENCODING` says `int`).
     Int(i64),
+    Hash(Box<HashValue>),
+    List(Box<ListValue>),
+    Set(Box<SetValue>),
+    ZSet(Box<ZSetValue>),
 }
 
 /// Strings up to this length report `embstr` encoding, as in Valkey.
@@ -30,6 +36,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -39,6 +49,10 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) => "raw",
+            Value::Hash(h) => h.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -47,6 +61,7 @@ impl Value {
         match self {
             Value::Str(s) => Some(StrRef::Bytes(s.as_ref())),
             Value::Int(n) => Some(StrRef::Int(*n)),
+            _ => None,
         }
     }
 
@@ -55,6 +70,10 @@ impl Value {
         match self {
             Value::Str(s) => s.len(),
             Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+            Value::List(l) => l.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }

@@ -1,0 +1,27 @@
+//! The `list` type. Representation to be chosen by the family that implements its commands;
+//! this placeholder lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
+
+/// A list value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListValue {}
+
+impl ListValue {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `OBJECT ENCODING` name.
+    pub fn encoding(&self) -> &'static str {
+        "quicklist"
+    }
+
+    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
+    pub fn heap_size(&self) -> usize {
+        0
+    }
+}
