@@ -5,3 +5,4 @@
 //! moment, even in the middle of a migration.
 
 pub mod model;
+pub mod planner;
