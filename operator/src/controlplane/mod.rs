@@ -4,5 +4,6 @@
 //! no state of its own that it cannot rebuild by observing them, so it can be restarted at any
 //! moment, even in the middle of a migration.
 
+pub mod autoscaler;
 pub mod model;
 pub mod planner;
