@@ -5,5 +5,6 @@
 //! moment, even in the middle of a migration.
 
 pub mod autoscaler;
+pub mod client;
 pub mod model;
 pub mod planner;
