@@ -19,3 +19,6 @@
 
 pub mod controlplane;
 pub mod local;
+
+/// The crate's error type at its edges: each module has its own typed errors.
+pub use local::LocalError;

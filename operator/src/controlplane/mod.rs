@@ -7,6 +7,7 @@
 pub mod autoscaler;
 pub mod client;
 pub mod driver;
+pub mod history;
 pub mod model;
 pub mod observe;
 pub mod planner;
