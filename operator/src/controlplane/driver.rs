@@ -1,0 +1,497 @@
+//! The migration driver: one idempotent reconcile step at a time, from the observed state towards
+//! the desired shards. It keeps no plan between steps — each step observes, re-plans (the planner
+//! is stable, so the plan does not drift) and does the next safe thing:
+//!
+//! 1. fold migrations the nodes report as finished into the topology (a control plane that died
+//!    between a migration's end and its topology push catches up here);
+//! 2. while a migration runs anywhere, only wait (never two conflicting operations);
+//! 3. add new shards (empty) and give unowned slots away, in one push;
+//! 4. bring nodes holding an older epoch up to date;
+//! 5. start the next migrations, one per source and per target shard, on the source primary;
+//! 6. once drained shards own nothing, remove them from the topology.
+//!
+//! Every topology change is pushed with epoch = highest epoch seen + 1. A failed migration leaves
+//! the slots with their source; the next step plans the same move again, after a backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    MigrationJob, MigrationState, NodeAddr, NodeId, ObservedState, Role, ShardId, SlotRange, Topology,
+    TopologyNode, TopologyShard, SLOT_COUNT,
+};
+use super::observe::{observe, ClientPool};
+use super::planner::{next_moves, plan, PlanError, PlanInput, PlanOptions};
+
+/// A shard the infrastructure provides: its id and its nodes' endpoints, primary first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredShard {
+    pub id: ShardId,
+    pub nodes: Vec<NodeAddr>,
+}
+
+/// Where the cluster stands after a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// The topology matches the desired shards; nothing to do.
+    Converged,
+    /// Something changed this step (a push, migrations started); step again.
+    Progressing,
+    /// Migrations are running; step again later.
+    Migrating,
+    /// Cannot proceed yet (nodes unreachable, backoff); step again later.
+    Waiting,
+}
+
+/// The outcome of one step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    pub phase: Phase,
+    /// What the step did or waits for, one line each (also logged).
+    pub actions: Vec<String>,
+    pub observed: ObservedState,
+    /// Migration jobs running now.
+    pub running: Vec<MigrationJob>,
+    /// Slots still to move to reach the desired layout (including those moving now).
+    pub slots_to_move: usize,
+}
+
+impl StepReport {
+    /// True when the observed topology names shard `id`.
+    pub fn in_topology(&self, id: &ShardId) -> bool {
+        self.observed.topology.as_ref().is_some_and(|t| t.shard(id).is_some())
+    }
+}
+
+/// Why a step could not even be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("planning: {0}")]
+    Plan(#[from] PlanError),
+}
+
+/// Per-source retry state after failed migrations.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+/// Drives a cluster towards its desired shards. Holds connections and retry backoffs only.
+pub struct Driver {
+    pool: ClientPool,
+    opts: PlanOptions,
+    backoff: HashMap<ShardId, Backoff>,
+    seen_jobs: HashSet<String>,
+}
+
+impl Driver {
+    pub fn new(opts: PlanOptions, timeout: Duration) -> Driver {
+        Driver { pool: ClientPool::new(timeout), opts, backoff: HashMap::new(), seen_jobs: HashSet::new() }
+    }
+
+    /// Sets `io-threads` on the node at `addr`.
+    pub async fn set_io_threads(
+        &mut self,
+        addr: &NodeAddr,
+        n: u32,
+    ) -> Result<(), super::client::ClientError> {
+        let mut c = self.pool.get(addr).await?;
+        let r = c.set_io_threads(n).await;
+        if r.is_err() {
+            self.pool.drop_client(addr);
+        }
+        r
+    }
+
+    /// Observes only (no action).
+    pub async fn observe(&mut self, addrs: &[NodeAddr]) -> ObservedState {
+        observe(&mut self.pool, addrs).await
+    }
+
+    /// One reconcile step. `others` are nodes that are not in `desired` but may still be in the
+    /// topology (shards being drained): they are observed and pushed to as well.
+    pub async fn step(
+        &mut self,
+        desired: &[DesiredShard],
+        others: &[NodeAddr],
+    ) -> Result<StepReport, DriverError> {
+        let mut addrs: Vec<NodeAddr> = desired.iter().flat_map(|s| s.nodes.iter().cloned()).collect();
+        for a in others {
+            if !addrs.contains(a) {
+                addrs.push(a.clone());
+            }
+        }
+        self.pool.retain(&addrs);
+        let obs = observe(&mut self.pool, &addrs).await;
+        let mut actions = Vec::new();
+        let running: Vec<MigrationJob> = dedup_jobs(obs.running_migrations());
+        let ids: HashMap<&NodeAddr, &NodeId> =
+            obs.nodes.iter().filter_map(|n| Some((&n.addr, n.id.as_ref()?))).collect();
+        let node_shard: HashMap<NodeId, ShardId> = obs
+            .topology
+            .iter()
+            .flat_map(|t| t.shards.iter())
+            .flat_map(|s| s.nodes.iter().map(move |n| (n.id.clone(), s.id.clone())))
+            .collect();
+        // Outcomes of jobs not seen before: a failure backs the source shard off (doubling), a
+        // success clears its backoff.
+        for j in obs.nodes.iter().flat_map(|n| &n.migrations) {
+            if !j.state.is_terminal() || !self.seen_jobs.insert(j.name.clone()) {
+                continue;
+            }
+            let Some(src) = node_shard.get(&j.source_node) else { continue };
+            if j.state == MigrationState::Success {
+                self.backoff.remove(src);
+            } else {
+                let b =
+                    self.backoff.entry(src.clone()).or_insert(Backoff { failures: 0, until: Instant::now() });
+                b.failures += 1;
+                b.until = Instant::now() + Duration::from_millis(250u64 << b.failures.min(8));
+                tracing::warn!(job = %j.name, slots = ?j.slots, state = ?j.state, message = %j.message, "slot migration did not complete");
+                actions
+                    .push(format!("migration {} {:?}: {} (retry after backoff)", j.name, j.state, j.message));
+            }
+        }
+        let epoch = obs.max_epoch();
+        let mut topo = obs.topology.clone().unwrap_or_default();
+        let mut changed = Vec::new();
+
+        // 1. Finished migrations not yet in the topology.
+        let finished =
+            fold_finished_jobs(&mut topo, obs.nodes.iter().flat_map(|n| n.migrations.iter()), &node_shard);
+        if finished > 0 {
+            changed.push(format!("{finished} migrated slots change owner"));
+        }
+        // Endpoints of known nodes that moved (a restarted pod with a new IP or port).
+        for shard in &mut topo.shards {
+            for n in &mut shard.nodes {
+                if let Some(o) = obs.nodes.iter().find(|o| o.id.as_ref() == Some(&n.id)) {
+                    if o.addr.port != n.port || o.addr.ip != n.ip {
+                        changed.push(format!("node {} moved to {}", short(&n.id.0), o.addr));
+                        n.ip = o.addr.ip.clone();
+                        n.port = o.addr.port;
+                        n.hostname = o.addr.hostname.clone();
+                    }
+                }
+            }
+        }
+
+        // 2. Wait while migrations run.
+        let order = shard_order(&topo, desired);
+        topo.shards.sort_by_key(|s| order(&s.id));
+        let input = PlanInput::from_topology(&topo, desired.iter().map(|s| s.id.clone()).collect());
+        let p = plan(&input, &self.opts)?;
+        let running_slots: usize = running.iter().map(|j| super::model::slot_count(&j.slots)).sum();
+        let slots_to_move = p.moved_slots() + running_slots;
+        if !running.is_empty() {
+            if !changed.is_empty() {
+                self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
+            }
+            actions.push(format!("{} migration(s) running", running.len()));
+            return Ok(report(Phase::Migrating, actions, obs, running, slots_to_move));
+        }
+
+        // 3. New shards and unowned slots, in one push.
+        for id in &p.added {
+            let Some(d) = desired.iter().find(|d| &d.id == id) else { continue };
+            let mut nodes = Vec::new();
+            for (i, a) in d.nodes.iter().enumerate() {
+                let Some(nid) = ids.get(a) else { continue };
+                nodes.push(TopologyNode {
+                    id: (*nid).clone(),
+                    ip: a.ip.clone(),
+                    hostname: a.hostname.clone(),
+                    port: a.port,
+                    role: if i == 0 { Role::Primary } else { Role::Replica },
+                });
+            }
+            if nodes.first().map(|n| n.role) != Some(Role::Primary) {
+                actions.push(format!("waiting for the primary of new shard {}", short(&id.0)));
+                return Ok(report(Phase::Waiting, actions, obs, running, slots_to_move));
+            }
+            topo.shards.push(TopologyShard { id: id.clone(), slots: Vec::new(), nodes });
+            changed.push(format!("add shard {}", short(&id.0)));
+        }
+        for c in &p.claims {
+            if let Some(s) = topo.shards.iter_mut().find(|s| s.id == c.id) {
+                let mut all: Vec<u16> = s.slots.iter().flat_map(SlotRange::slots).collect();
+                all.extend(c.slots.iter().flat_map(SlotRange::slots));
+                s.slots = super::model::ranges_of(all);
+                changed.push(format!(
+                    "shard {} claims {} unowned slots",
+                    short(&c.id.0),
+                    super::model::slot_count(&c.slots)
+                ));
+            }
+        }
+        if !changed.is_empty() {
+            self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
+            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+        }
+
+        // 4. Laggards.
+        let laggards: Vec<&NodeAddr> =
+            obs.nodes.iter().filter(|n| n.reachable() && n.epoch < topo.epoch).map(|n| &n.addr).collect();
+        if !laggards.is_empty() {
+            for a in laggards {
+                match self.pool.get(a).await {
+                    Ok(mut c) => match c.set_topology(&topo).await {
+                        Ok(()) => actions.push(format!("brought {a} up to epoch {}", topo.epoch)),
+                        Err(e) => actions.push(format!("pushing epoch {} to {a} failed: {e}", topo.epoch)),
+                    },
+                    Err(e) => actions.push(format!("{e}")),
+                }
+            }
+            log_actions(&actions);
+            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+        }
+
+        // 5. Start migrations.
+        if !p.moves.is_empty() {
+            let now = Instant::now();
+            let busy: HashSet<ShardId> =
+                self.backoff.iter().filter(|(_, b)| b.until > now).map(|(s, _)| s.clone()).collect();
+            let mut started = 0;
+            for m in next_moves(&p.moves, &busy) {
+                let (Some(src), Some(dst)) = (
+                    topo.shard(&m.from).and_then(|s| s.primary()),
+                    topo.shard(&m.to).and_then(|s| s.primary()),
+                ) else {
+                    continue;
+                };
+                let src_addr =
+                    NodeAddr { ip: src.ip.clone(), hostname: src.hostname.clone(), port: src.port };
+                let r = match self.pool.get(&src_addr).await {
+                    Ok(mut c) => c.migrate_slots(&m.slots, &dst.id).await,
+                    Err(e) => Err(e),
+                };
+                let what = format!(
+                    "migrate {} slots {} from shard {} to shard {}",
+                    super::model::slot_count(&m.slots),
+                    ranges_text(&m.slots),
+                    short(&m.from.0),
+                    short(&m.to.0)
+                );
+                match r {
+                    Ok(()) => {
+                        started += 1;
+                        // Backoff is armed now and cleared when the move is seen finished; a
+                        // failure keeps it, doubling, so a broken move is not retried in a loop.
+                        let b =
+                            self.backoff.entry(m.from.clone()).or_insert(Backoff { failures: 0, until: now });
+                        b.failures += 1;
+                        b.until = now + Duration::from_millis(250u64 << b.failures.min(7));
+                        actions.push(what);
+                    }
+                    Err(e) => {
+                        self.pool.drop_client(&src_addr);
+                        actions.push(format!("{what}: {e}"));
+                    }
+                }
+            }
+            log_actions(&actions);
+            let phase = if started > 0 { Phase::Progressing } else { Phase::Waiting };
+            return Ok(report(phase, actions, obs, running, slots_to_move));
+        }
+
+        // 6. Remove drained shards.
+        let empty: Vec<ShardId> = p
+            .drained
+            .iter()
+            .filter(|id| topo.shard(id).is_some_and(|s| s.slots.is_empty()))
+            .cloned()
+            .collect();
+        if !empty.is_empty() {
+            topo.shards.retain(|s| !empty.contains(&s.id));
+            let what: Vec<String> =
+                empty.iter().map(|id| format!("remove drained shard {}", short(&id.0))).collect();
+            self.push(&mut topo, epoch + 1, &obs, &mut actions, &what).await;
+            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+        }
+        let phase = if p.is_done() { Phase::Converged } else { Phase::Waiting };
+        Ok(report(phase, actions, obs, running, slots_to_move))
+    }
+
+    /// Pushes `topo` at `epoch` to every reachable node.
+    async fn push(
+        &mut self,
+        topo: &mut Topology,
+        epoch: u64,
+        obs: &ObservedState,
+        actions: &mut Vec<String>,
+        why: &[String],
+    ) {
+        topo.epoch = epoch;
+        if let Err(e) = topo.validate() {
+            actions.push(format!("refusing to push an invalid topology: {e}"));
+            tracing::error!(error = %e, "planned topology is invalid");
+            return;
+        }
+        let mut ok = 0;
+        for n in obs.nodes.iter().filter(|n| n.reachable()) {
+            let r = match self.pool.get(&n.addr).await {
+                Ok(mut c) => c.set_topology(topo).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    self.pool.drop_client(&n.addr);
+                    actions.push(format!("push to {} failed: {e}", n.addr));
+                }
+            }
+        }
+        actions.push(format!("pushed topology epoch {epoch} to {ok} node(s): {}", why.join("; ")));
+        log_actions(actions);
+    }
+}
+
+fn report(
+    phase: Phase,
+    actions: Vec<String>,
+    observed: ObservedState,
+    running: Vec<MigrationJob>,
+    slots_to_move: usize,
+) -> StepReport {
+    StepReport { phase, actions, observed, running, slots_to_move }
+}
+
+fn log_actions(actions: &[String]) {
+    for a in actions {
+        tracing::info!("{a}");
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+fn ranges_text(r: &[SlotRange]) -> String {
+    r.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Running jobs, once each (source and target both report them).
+fn dedup_jobs<'a>(jobs: impl Iterator<Item = &'a MigrationJob>) -> Vec<MigrationJob> {
+    let mut seen = HashSet::new();
+    jobs.filter(|j| seen.insert((j.source_node.clone(), j.target_node.clone(), j.slots.clone())))
+        .cloned()
+        .collect()
+}
+
+/// Ordinal order: desired shards in their order, then the others in topology order.
+fn shard_order<'a>(topo: &Topology, desired: &'a [DesiredShard]) -> impl Fn(&ShardId) -> (usize, usize) + 'a {
+    let topo_pos: HashMap<ShardId, usize> =
+        topo.shards.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+    move |id| match desired.iter().position(|d| &d.id == id) {
+        Some(i) => (0, i),
+        None => (1, topo_pos.get(id).copied().unwrap_or(usize::MAX)),
+    }
+}
+
+/// Gives each slot to the shard that the newest successful migration of that slot moved it
+/// to, when the topology still names another owner. Returns how many slots changed owner.
+/// Pure: `node_shard` maps node ids to their shards.
+pub fn fold_finished_jobs<'a>(
+    topo: &mut Topology,
+    jobs: impl Iterator<Item = &'a MigrationJob>,
+    node_shard: &HashMap<NodeId, ShardId>,
+) -> usize {
+    let mut newest: Vec<Option<&MigrationJob>> = vec![None; usize::from(SLOT_COUNT)];
+    for j in jobs.filter(|j| j.state == MigrationState::Success) {
+        for s in j.slots.iter().flat_map(SlotRange::slots).filter(|&s| s < SLOT_COUNT) {
+            let e = &mut newest[usize::from(s)];
+            if e.is_none_or(|old| j.last_update > old.last_update) {
+                *e = Some(j);
+            }
+        }
+    }
+    let Ok(owners) = topo.owners() else { return 0 };
+    let mut moved: HashMap<usize, Vec<u16>> = HashMap::new();
+    let mut removed: HashMap<usize, HashSet<u16>> = HashMap::new();
+    for (slot, j) in newest.iter().enumerate() {
+        let Some(j) = j else { continue };
+        let Some(target_shard) = node_shard.get(&j.target_node) else { continue };
+        let Some(ti) = topo.shards.iter().position(|s| &s.id == target_shard) else { continue };
+        if owners[slot] == Some(ti) {
+            continue;
+        }
+        if let Some(oi) = owners[slot] {
+            removed.entry(oi).or_default().insert(slot as u16);
+        }
+        moved.entry(ti).or_default().push(slot as u16);
+    }
+    let count = moved.values().map(Vec::len).sum();
+    for (i, gone) in removed {
+        let keep: Vec<u16> =
+            topo.shards[i].slots.iter().flat_map(SlotRange::slots).filter(|s| !gone.contains(s)).collect();
+        topo.shards[i].slots = super::model::ranges_of(keep);
+    }
+    for (i, add) in moved {
+        let mut all: Vec<u16> = topo.shards[i].slots.iter().flat_map(SlotRange::slots).collect();
+        all.extend(add);
+        topo.shards[i].slots = super::model::ranges_of(all);
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::MigrationOperation;
+    use super::*;
+
+    fn shard(id: &str, node: &str, slots: Vec<SlotRange>) -> TopologyShard {
+        TopologyShard {
+            id: ShardId(id.into()),
+            slots,
+            nodes: vec![TopologyNode {
+                id: NodeId(node.into()),
+                ip: "127.0.0.1".into(),
+                hostname: None,
+                port: 1,
+                role: Role::Primary,
+            }],
+        }
+    }
+
+    fn job(src: &str, dst: &str, r: SlotRange, state: MigrationState, t: u64) -> MigrationJob {
+        MigrationJob {
+            name: format!("{src}{dst}{t}"),
+            operation: MigrationOperation::Export,
+            slots: vec![r],
+            source_node: NodeId(src.into()),
+            target_node: NodeId(dst.into()),
+            state,
+            message: String::new(),
+            last_update: t,
+        }
+    }
+
+    #[test]
+    fn finished_jobs_fold_into_the_topology_newest_first() {
+        let mut t = Topology {
+            epoch: 5,
+            shards: vec![shard("A", "a", vec![SlotRange::new(0, 16383)]), shard("B", "b", vec![])],
+        };
+        let ns: HashMap<NodeId, ShardId> =
+            [(NodeId("a".into()), ShardId("A".into())), (NodeId("b".into()), ShardId("B".into()))].into();
+        let jobs = [
+            job("a", "b", SlotRange::new(0, 9), MigrationState::Success, 1),
+            // Moved back later: the newest success wins.
+            job("b", "a", SlotRange::new(0, 4), MigrationState::Success, 2),
+            // Failed and running jobs change nothing.
+            job("a", "b", SlotRange::new(100, 200), MigrationState::Failed, 3),
+            job("a", "b", SlotRange::new(300, 400), MigrationState::Running, 3),
+        ];
+        assert_eq!(fold_finished_jobs(&mut t, jobs.iter(), &ns), 5);
+        assert_eq!(t.shards[1].slots, vec![SlotRange::new(5, 9)]);
+        assert_eq!(t.shards[0].slots, vec![SlotRange::new(0, 4), SlotRange::new(10, 16383)]);
+        t.validate().unwrap();
+        // Idempotent.
+        assert_eq!(fold_finished_jobs(&mut t, jobs.iter(), &ns), 0);
+    }
+}

@@ -1,0 +1,349 @@
+//! Local mode: runs a self-managing Shoal cluster as `shoal-node` processes on this machine,
+//! driven by the same control plane as the Kubernetes operator. One shard is one node (no
+//! replicas yet); shard `i` is the node of ordinal `i`, so scaling in removes the highest ordinals
+//! once the driver has drained them.
+//!
+//! Each tick: restart dead nodes, start the nodes of new shards, run one driver step, stop the
+//! nodes of shards the topology no longer names, record the metrics, and let the autoscaler
+//! decide the shard count and each node's `io-threads`.
+
+pub mod supervisor;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::controlplane::autoscaler::AutoscalePolicy;
+use crate::controlplane::driver::{Driver, DriverError, Phase, StepReport};
+use crate::controlplane::history::AutoscaleHistory;
+use crate::controlplane::model::{NodeAddr, SLOT_COUNT};
+use crate::controlplane::planner::PlanOptions;
+use supervisor::{default_node_bin, NodeTemplate, Supervisor, SupervisorError};
+
+/// Local-mode configuration: a YAML file (the same field names as the Kubernetes resource's
+/// spec where they overlap) and/or command-line flags.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LocalConfig {
+    /// Cluster name: shard ids derive from it.
+    pub name: String,
+    /// Shards to start with.
+    pub shards: u32,
+    /// Address the nodes bind and announce.
+    pub host: String,
+    /// Port of shard 0 (shard i uses base + i); unset: ephemeral ports.
+    pub port_base: Option<u16>,
+    /// Where node directories live.
+    pub dir: PathBuf,
+    /// The `shoal-node` binary (default: next to `shoal-operator`, else on PATH).
+    pub node_bin: Option<PathBuf>,
+    /// Each node's `maxmemory` (e.g. `256mb`), which memory targets are relative to.
+    pub maxmemory: Option<String>,
+    /// Each node's initial `io-threads`.
+    pub io_threads: Option<u32>,
+    /// More `--name value` arguments for every node.
+    pub node_args: Vec<String>,
+    pub autoscaling: AutoscalePolicy,
+    pub migration: PlanOptions,
+    /// Control-loop period, milliseconds.
+    pub interval_ms: u64,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            name: "shoal".into(),
+            shards: 3,
+            host: "127.0.0.1".into(),
+            port_base: None,
+            dir: PathBuf::from("shoal-local"),
+            node_bin: None,
+            maxmemory: None,
+            io_threads: None,
+            node_args: Vec::new(),
+            autoscaling: AutoscalePolicy::default(),
+            migration: PlanOptions::default(),
+            interval_ms: 500,
+        }
+    }
+}
+
+/// A local-mode failure.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Node(#[from] SupervisorError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("installing the SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+    #[error("reading {path}: {source}")]
+    Config { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {source}")]
+    ConfigSyntax { path: PathBuf, source: serde_yaml::Error },
+}
+
+impl LocalConfig {
+    /// Reads a YAML file.
+    pub fn from_file(path: &std::path::Path) -> Result<LocalConfig, LocalError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LocalError::Config { path: path.to_path_buf(), source })?;
+        serde_yaml::from_str(&text)
+            .map_err(|source| LocalError::ConfigSyntax { path: path.to_path_buf(), source })
+    }
+}
+
+/// A running local cluster and its control loop state.
+pub struct LocalCluster {
+    pub cfg: LocalConfig,
+    pub sup: Supervisor,
+    driver: Driver,
+    pub history: AutoscaleHistory,
+    target: u32,
+    resize_from: Option<u32>,
+    progress_total: usize,
+    started: Instant,
+    last_hold: String,
+    /// The last step's report.
+    pub last: Option<StepReport>,
+}
+
+impl LocalCluster {
+    /// Starts the initial nodes (the first tick forms the cluster).
+    pub async fn start(cfg: LocalConfig) -> Result<LocalCluster, LocalError> {
+        let mut args = cfg.node_args.clone();
+        if let Some(m) = &cfg.maxmemory {
+            args.extend(["--maxmemory".to_string(), m.clone()]);
+        }
+        if let Some(n) = cfg.io_threads {
+            args.extend(["--io-threads".to_string(), n.to_string()]);
+        }
+        let template = NodeTemplate {
+            bin: cfg.node_bin.clone().unwrap_or_else(default_node_bin),
+            dir: cfg.dir.clone(),
+            port_base: cfg.port_base,
+            host: cfg.host.clone(),
+            args,
+        };
+        let mut sup = Supervisor::new(template, cfg.name.clone());
+        let target = cfg.shards.max(1);
+        for line in sup.ensure(target).await? {
+            tracing::info!("{line}");
+        }
+        let driver = Driver::new(cfg.migration.clone(), Duration::from_secs(5));
+        Ok(LocalCluster {
+            cfg,
+            sup,
+            driver,
+            history: AutoscaleHistory::default(),
+            target,
+            resize_from: None,
+            progress_total: 0,
+            started: Instant::now(),
+            last_hold: String::new(),
+            last: None,
+        })
+    }
+
+    /// The shard count the loop is driving towards.
+    pub fn target(&self) -> u32 {
+        self.target
+    }
+
+    /// Resizes to `n` shards (as a manual operation; the autoscaler may change it later).
+    pub fn set_target(&mut self, n: u32) {
+        let n = n.max(1);
+        if n != self.target {
+            self.resize_from.get_or_insert(self.shards_owning_slots());
+            tracing::info!(from = self.target, to = n, "resize requested");
+            self.target = n;
+        }
+    }
+
+    /// The client endpoint: shard 0's node.
+    pub fn endpoint(&self) -> Option<NodeAddr> {
+        self.sup.node(0).map(|p| p.addr.clone())
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Shards that own slots in the last observed topology.
+    pub fn shards_owning_slots(&self) -> u32 {
+        self.last
+            .as_ref()
+            .and_then(|r| r.observed.topology.as_ref())
+            .map_or(0, |t| t.shards.iter().filter(|s| !s.slots.is_empty()).count() as u32)
+    }
+
+    /// True when the last step found the cluster converged on the target.
+    pub fn converged(&self) -> bool {
+        self.last.as_ref().is_some_and(|r| r.phase == Phase::Converged) && self.resize_from.is_none()
+    }
+
+    /// One control-loop iteration.
+    pub async fn tick(&mut self) -> Result<Phase, LocalError> {
+        self.sup.check().await;
+        for line in self.sup.ensure(self.target).await? {
+            tracing::info!("{line}");
+        }
+        let desired = self.sup.desired(self.target);
+        let others = self.sup.beyond(self.target);
+        let rep = self.driver.step(&desired, &others).await?;
+        let now = self.now_secs();
+        self.progress_total =
+            if rep.slots_to_move == 0 { 0 } else { self.progress_total.max(rep.slots_to_move) };
+        let phase = rep.phase.clone();
+        if phase == Phase::Converged {
+            let gone = (self.target..)
+                .take_while(|&i| self.sup.node(i).is_some())
+                .all(|i| !rep.in_topology(&self.sup.shard_id(i)));
+            if !others.is_empty() && gone {
+                for line in self.sup.stop_beyond(self.target, Duration::from_secs(5)).await {
+                    tracing::info!("{line}");
+                }
+            }
+            if let Some(from) = self.resize_from.take() {
+                tracing::info!(from, to = self.target, "resize complete");
+                self.history.resized(from, self.target, now);
+            }
+        }
+        self.history.record(&rep.observed, now);
+        self.last = Some(rep);
+        self.autoscale(now).await;
+        Ok(phase)
+    }
+
+    async fn autoscale(&mut self, now: u64) {
+        let policy = self.cfg.autoscaling.clone();
+        if !policy.enabled {
+            return;
+        }
+        let Some(rep) = &self.last else { return };
+        let in_progress = self.resize_from.is_some() || rep.phase != Phase::Converged;
+        let obs = rep.observed.clone();
+        let current = self.shards_owning_slots();
+        let d = self.history.decide(&policy, current, in_progress, now);
+        let figures = serde_json::to_string(&d.figures).unwrap_or_default();
+        match d.target() {
+            Some(to) if policy.recommend_only => {
+                if d.reason != self.last_hold {
+                    tracing::info!(decision = ?d.action, reason = %d.reason, %figures, "autoscaler recommends (not acting)");
+                    self.last_hold = d.reason.clone();
+                }
+                let _ = to;
+            }
+            Some(to) => {
+                tracing::info!(decision = ?d.action, reason = %d.reason, %figures, "autoscaler resizes");
+                self.set_target(to);
+            }
+            None => {
+                if d.reason != self.last_hold {
+                    tracing::debug!(reason = %d.reason, %figures, "autoscaler holds");
+                    self.last_hold = d.reason;
+                }
+            }
+        }
+        for (addr, id, io) in self.history.decide_io(&policy, &obs) {
+            let Some(to) = io.set_to else { continue };
+            if policy.recommend_only {
+                tracing::info!(node = %addr, reason = %io.reason, "io-threads recommendation (not acting)");
+                continue;
+            }
+            match self.driver.set_io_threads(&addr, to).await {
+                Ok(()) => tracing::info!(node = %addr, id = %id, reason = %io.reason, "io-threads changed"),
+                Err(e) => tracing::warn!(node = %addr, error = %e, "setting io-threads failed"),
+            }
+        }
+    }
+
+    /// A one-line summary: shards, slots, migrations with a progress bar, ops/sec, memory.
+    pub fn status_line(&self) -> String {
+        let Some(rep) = &self.last else { return "starting".into() };
+        let covered = rep.observed.topology.as_ref().map_or(0, |t| t.covered_slots());
+        let nodes = rep.observed.nodes.iter().filter_map(|n| n.metrics.as_ref());
+        let (ops, mem, keys) =
+            nodes.fold((0, 0, 0), |a, m| (a.0 + m.ops_per_sec, a.1 + m.used_memory, a.2 + m.keys));
+        let up = rep.observed.nodes.iter().filter(|n| n.reachable()).count();
+        let mut s = format!(
+            "shards {}/{} · nodes up {}/{} · slots {covered}/{SLOT_COUNT} · {ops} ops/s · {:.1} MiB · {keys} keys",
+            self.shards_owning_slots(),
+            self.target,
+            up,
+            rep.observed.nodes.len(),
+            mem as f64 / (1024.0 * 1024.0),
+        );
+        if self.progress_total > 0 {
+            let done = self.progress_total.saturating_sub(rep.slots_to_move);
+            let width = 24;
+            let filled = done * width / self.progress_total.max(1);
+            s.push_str(&format!(
+                " · migrating [{}{}] {done}/{} slots, {} job(s)",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                self.progress_total,
+                rep.running.len()
+            ));
+        }
+        s
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(&mut self) {
+        self.sup.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Runs local mode until Ctrl-C: forms the cluster, prints the endpoint, keeps a live status
+/// line (on a terminal) and stops every node on exit.
+pub async fn run(cfg: LocalConfig) -> Result<(), LocalError> {
+    let interval = Duration::from_millis(cfg.interval_ms.max(50));
+    let mut cluster = LocalCluster::start(cfg).await?;
+    let tty = std::io::stderr().is_terminal();
+    let mut announced = false;
+    let mut last_log = Instant::now() - Duration::from_secs(3600);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // SIGTERM (systemd, `timeout`, Kubernetes) stops as cleanly as Ctrl-C.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(LocalError::Signal)?;
+    let result = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = term.recv() => break Ok(()),
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = cluster.tick().await {
+            break Err(e);
+        }
+        if !announced && cluster.converged() {
+            if let Some(ep) = cluster.endpoint() {
+                println!(
+                    "cluster ready: {} shards; connect with: redis-cli -c -h {} -p {}",
+                    cluster.target(),
+                    ep.ip,
+                    ep.port
+                );
+                let _ = std::io::stdout().flush();
+                announced = true;
+            }
+        }
+        let line = cluster.status_line();
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else if last_log.elapsed() >= Duration::from_secs(10) {
+            // Without a terminal, a status line every 10 s instead of a live one.
+            tracing::info!("{line}");
+            last_log = Instant::now();
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+    tracing::info!("stopping nodes");
+    cluster.shutdown().await;
+    result
+}

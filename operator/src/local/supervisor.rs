@@ -1,0 +1,271 @@
+//! Spawns and supervises `shoal-node` processes, one per shard ordinal, each with its own data
+//! directory (where the node persists its id and topology). A node that dies is restarted on the
+//! same port and directory, so it comes back with its identity and slots. Startup waits for the
+//! node's own `port=N` log line, bounded; nothing sleeps to synchronise.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::controlplane::driver::DesiredShard;
+use crate::controlplane::model::{NodeAddr, ShardId};
+
+/// How long a node may take to print its port.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A failure to run a node.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("creating {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("starting {bin}: {source}")]
+    Spawn { bin: PathBuf, source: std::io::Error },
+    #[error("node {ordinal} did not report its port within {timeout:?} (see {log})")]
+    NoPort { ordinal: u32, timeout: Duration, log: PathBuf },
+}
+
+/// How to run nodes.
+#[derive(Clone, Debug)]
+pub struct NodeTemplate {
+    pub bin: PathBuf,
+    /// Parent of the per-node directories (`node-<ordinal>`).
+    pub dir: PathBuf,
+    /// Port of ordinal 0; ordinal i listens on `port_base + i`. `None`: ephemeral ports.
+    pub port_base: Option<u16>,
+    pub host: String,
+    /// Extra `--name value` arguments for every node.
+    pub args: Vec<String>,
+}
+
+/// One running node.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub ordinal: u32,
+    pub addr: NodeAddr,
+    pub dir: PathBuf,
+    child: Child,
+    pub restarts: u32,
+}
+
+impl NodeProc {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// The node processes of one local cluster.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub template: NodeTemplate,
+    pub cluster: String,
+    nodes: Vec<Option<NodeProc>>,
+}
+
+impl Supervisor {
+    pub fn new(template: NodeTemplate, cluster: impl Into<String>) -> Supervisor {
+        Supervisor { template, cluster: cluster.into(), nodes: Vec::new() }
+    }
+
+    /// The shard id of ordinal `i`.
+    pub fn shard_id(&self, i: u32) -> ShardId {
+        ShardId::for_ordinal(&self.cluster, i)
+    }
+
+    /// Running nodes, by ordinal.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeProc> {
+        self.nodes.iter().flatten()
+    }
+
+    pub fn node(&self, ordinal: u32) -> Option<&NodeProc> {
+        self.nodes.get(ordinal as usize).and_then(Option::as_ref)
+    }
+
+    /// The desired shards: ordinals `0..n` that run.
+    pub fn desired(&self, n: u32) -> Vec<DesiredShard> {
+        (0..n)
+            .filter_map(|i| {
+                self.node(i).map(|p| DesiredShard { id: self.shard_id(i), nodes: vec![p.addr.clone()] })
+            })
+            .collect()
+    }
+
+    /// Endpoints of running nodes of ordinals `n..`.
+    pub fn beyond(&self, n: u32) -> Vec<NodeAddr> {
+        self.nodes().filter(|p| p.ordinal >= n).map(|p| p.addr.clone()).collect()
+    }
+
+    /// Starts the nodes of ordinals `0..n` that are not running.
+    pub async fn ensure(&mut self, n: u32) -> Result<Vec<String>, SupervisorError> {
+        let mut done = Vec::new();
+        for i in 0..n {
+            if self.node(i).is_none() {
+                let p = self.start(i, None).await?;
+                done.push(format!("started node {i} on {} (pid {})", p.addr, p.pid().unwrap_or(0)));
+                self.put(p);
+            }
+        }
+        Ok(done)
+    }
+
+    fn put(&mut self, p: NodeProc) {
+        let i = p.ordinal as usize;
+        if self.nodes.len() <= i {
+            self.nodes.resize_with(i + 1, || None);
+        }
+        self.nodes[i] = Some(p);
+    }
+
+    async fn start(&self, ordinal: u32, port: Option<u16>) -> Result<NodeProc, SupervisorError> {
+        start(&self.template, ordinal, port).await
+    }
+
+    /// Restarts nodes that exited, on their port and directory. Returns what it did.
+    pub async fn check(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for slot in &mut self.nodes {
+            let Some(p) = slot else { continue };
+            let Ok(Some(status)) = p.child.try_wait() else { continue };
+            out.push(format!("node {} on {} exited ({status}); restarting", p.ordinal, p.addr));
+            let (ordinal, port, restarts) = (p.ordinal, p.addr.port, p.restarts);
+            // Same port first (clients and the topology know it); any port if it is taken.
+            let r = match start(&self.template, ordinal, Some(port)).await {
+                Ok(p) => Ok(p),
+                Err(_) => start(&self.template, ordinal, None).await,
+            };
+            match r {
+                Ok(mut np) => {
+                    np.restarts = restarts + 1;
+                    out.push(format!("node {ordinal} back on {}", np.addr));
+                    *slot = Some(np);
+                }
+                Err(e) => out.push(format!("restarting node {ordinal}: {e}")),
+            }
+        }
+        for l in &out {
+            tracing::warn!("{l}");
+        }
+        out
+    }
+
+    /// Stops (SIGTERM, then SIGKILL after `grace`) and forgets the nodes of ordinals `n..`.
+    pub async fn stop_beyond(&mut self, n: u32, grace: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        for slot in self.nodes.iter_mut().skip(n as usize) {
+            if let Some(mut p) = slot.take() {
+                stop(&mut p.child, grace).await;
+                out.push(format!("stopped node {} on {}", p.ordinal, p.addr));
+            }
+        }
+        out
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        self.stop_beyond(0, grace).await;
+    }
+}
+
+/// Starts the node of `ordinal` on `port` (or the template's port), waiting for its port line.
+async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<NodeProc, SupervisorError> {
+    let dir = t.dir.join(format!("node-{ordinal}"));
+    std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Dir { path: dir.clone(), source })?;
+    let port = port.or(t.port_base.map(|b| b + ordinal as u16)).unwrap_or(0);
+    let log_path = dir.join("node.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| SupervisorError::Dir { path: log_path.clone(), source })?;
+    let mut cmd = Command::new(&t.bin);
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", &t.host, "--cluster-enabled", "yes", "--dir"])
+        .arg(&dir)
+        .args(&t.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| SupervisorError::Spawn { bin: t.bin.clone(), source })?;
+    let stdout = child.stdout.take();
+    let found = match stdout {
+        Some(out) => {
+            tokio::time::timeout(START_TIMEOUT, wait_port(out, log_path.clone())).await.ok().flatten()
+        }
+        None => None,
+    };
+    let Some(port) = found else {
+        let _ = child.start_kill();
+        return Err(SupervisorError::NoPort { ordinal, timeout: START_TIMEOUT, log: log_path });
+    };
+    let addr = NodeAddr { ip: t.host.clone(), hostname: None, port };
+    Ok(NodeProc { ordinal, addr, dir, child, restarts: 0 })
+}
+
+/// Reads the node's stdout until a `port=N` line, copies everything to `log`, and keeps
+/// draining stdout in the background so the node never blocks on a full pipe.
+async fn wait_port(out: tokio::process::ChildStdout, log: PathBuf) -> Option<u16> {
+    let mut lines = BufReader::new(out).lines();
+    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await.ok();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(f) = &mut file {
+            let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+        }
+        if let Some(port) = port_in(&line) {
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(f) = &mut file {
+                        let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                }
+            });
+            return Some(port);
+        }
+    }
+    None
+}
+
+/// The number after `port=` in a log line.
+fn port_in(line: &str) -> Option<u16> {
+    let at = line.find("port=")? + 5;
+    let digits: String = line[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|p| *p != 0)
+}
+
+async fn stop(child: &mut Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        // SIGTERM lets the node save and exit cleanly.
+        // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not yet
+        // reaped (we hold its `Child`), so it cannot name another process.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+/// The `shoal-node` binary: `SHOAL_NODE_BIN`, else next to this executable, else on `PATH`.
+pub fn default_node_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHOAL_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("shoal-node")));
+    match beside {
+        Some(b) if b.exists() => b,
+        _ => Path::new("shoal-node").to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_line() {
+        assert_eq!(super::port_in("Running mode=cluster, port=7001."), Some(7001));
+        assert_eq!(super::port_in("port=0"), None);
+        assert_eq!(super::port_in("nothing"), None);
+    }
+}
