@@ -82,7 +82,7 @@ pub enum LocalError {
     #[error("reading {path}: {source}")]
     Config { path: PathBuf, source: std::io::Error },
     #[error("parsing {path}: {source}")]
-    ConfigSyntax { path: PathBuf, source: serde_yaml::Error },
+    ConfigSyntax { path: PathBuf, source: yaml_serde::Error },
 }
 
 impl LocalConfig {
@@ -90,7 +90,7 @@ impl LocalConfig {
     pub fn from_file(path: &std::path::Path) -> Result<LocalConfig, LocalError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| LocalError::Config { path: path.to_path_buf(), source })?;
-        serde_yaml::from_str(&text)
+        yaml_serde::from_str(&text)
             .map_err(|source| LocalError::ConfigSyntax { path: path.to_path_buf(), source })
     }
 }
