@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cluster::ClusterState;
 use crate::command::Registry;
 use crate::config::Config;
 use crate::keyspace::Db;
@@ -61,6 +62,8 @@ pub struct Server {
     /// The executor's busy ratio over the last second (0..=1), for INFO and the autoscaler.
     pub busy_ratio: f64,
     pub executable: String,
+    /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
+    pub cluster: Option<ClusterState>,
 }
 
 impl Server {
@@ -90,6 +93,7 @@ impl Server {
             active_io_threads: 0,
             busy_ratio: 0.0,
             executable,
+            cluster: None,
         }
     }
 
