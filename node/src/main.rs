@@ -44,7 +44,8 @@ fn main() -> anyhow::Result<()> {
         shoal_node::REDIS_VERSION,
         std::process::id()
     );
-    log::info!("Running mode=standalone, port={}.", node.port());
+    let mode = if node.srv.cluster.is_some() { "cluster" } else { "standalone" };
+    log::info!("Running mode={mode}, port={}.", node.port());
     log::info!("Ready to accept connections tcp");
     node.run().context("event loop")?;
     Ok(())

@@ -5,8 +5,10 @@ pub mod meta;
 pub mod table;
 
 pub mod client_cmd;
+pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
+pub mod dump;
 pub mod info;
 pub mod introspect;
 pub mod keys;
@@ -56,6 +58,8 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| config_cmd::handler(full))
         .or_else(|| info::handler(full))
         .or_else(|| introspect::handler(full))
+        .or_else(|| cluster_cmd::handler(full))
+        .or_else(|| dump::handler(full))
 }
 
 impl Registry {

@@ -65,6 +65,14 @@ pub fn dispatch_parsed(
                 reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
                 reply.error("NOAUTH Authentication required.");
+            } else if let Some(redirect) =
+                crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
+            {
+                match redirect.message() {
+                    Some(msg) => reply.error(&msg),
+                    // Deferred: no reply now, the executor runs the request again later.
+                    None => clients[idx].st.deferred = true,
+                }
             } else if let Some(handler) = entry.handler {
                 let c = &mut clients[idx];
                 c.st.last_cmd.clear();
@@ -88,6 +96,9 @@ pub fn dispatch_parsed(
                     }
                     None => handler(&mut ctx, args),
                 }
+                if srv.cluster.is_some() {
+                    crate::cluster::migrate::after_command(srv, entry.meta, args);
+                }
             }
         }
     } else {
@@ -100,6 +111,10 @@ pub fn dispatch_parsed(
     let Some(c) = clients.get_mut(idx) else {
         return;
     };
+    // ASKING is one-shot: it covers the next command only.
+    if c.st.asking && !name.eq_ignore_ascii_case(b"asking") && !c.st.deferred {
+        c.st.asking = false;
+    }
     match c.st.reply_mode {
         ReplyMode::Off => reply.truncate(before),
         ReplyMode::Skip => {

@@ -34,6 +34,8 @@ const LISTENER_BASE: usize = usize::MAX - 64;
 const SERVICE_ROUNDS: usize = 4;
 /// How long the executor keeps polling without blocking while I/O jobs are in flight.
 const EXEC_SPIN: Duration = Duration::from_micros(100);
+/// Longest poll while a slot migration is running (it advances once per loop iteration).
+const CLUSTER_TICK: Duration = Duration::from_millis(1);
 
 /// Errors that stop the node from starting.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum StartError {
     NoListener(String),
     #[error("I/O error during start: {0}")]
     Io(#[from] io::Error),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// The node: event loop, listeners, clients, server state and I/O threads.
@@ -97,6 +101,9 @@ impl Executor {
             io.set_active(threads - 1);
         }
         let mut srv = Server::new(config, crate::command::registry(), io.stats.clone());
+        if srv.config.get_bool("cluster-enabled") {
+            srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
+        }
         let mut listeners = bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
@@ -168,6 +175,7 @@ impl Executor {
             if std::mem::take(&mut self.srv.kill_pending) {
                 self.reap_marked();
             }
+            self.cluster_tick();
             self.flush_garbage();
             let now = Instant::now();
             self.scaler.record_busy(now.duration_since(started));
@@ -190,6 +198,10 @@ impl Executor {
     fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
+        }
+        if self.srv.cluster.as_ref().is_some_and(|c| c.migrations.busy()) {
+            // A slot migration advances a bounded step per iteration.
+            return Some(CLUSTER_TICK);
         }
         if self.io.inflight > 0 {
             let now = Instant::now();
@@ -499,7 +511,11 @@ impl Executor {
                     c.readable = true;
                 }
             }
-            if io.parsed.is_empty() && !io.read_closed() && !(c.st.close_after_reply && io.out.is_empty()) {
+            if c.st.deferred
+                || (io.parsed.is_empty()
+                    && !io.read_closed()
+                    && !(c.st.close_after_reply && io.out.is_empty()))
+            {
                 return;
             }
         }
@@ -532,7 +548,13 @@ impl Executor {
                 break;
             };
             let auth_before = c.st.authenticated;
-            self.execute(idx, req);
+            if let Some(req) = self.execute(idx, req) {
+                // Deferred by a slot hand-off: keep it first in line and retry later.
+                if let Some(io) = self.clients[idx].io.as_mut() {
+                    io.parsed.push_front(req);
+                }
+                break;
+            }
             let authed = self.clients[idx].st.authenticated;
             if authed != auth_before {
                 // AUTH/HELLO changed the limits the parser applies to what is still buffered.
@@ -557,9 +579,11 @@ impl Executor {
         }
     }
 
-    /// Looks a request up, checks it and runs it (see `dispatch`).
-    fn execute(&mut self, idx: usize, req: Request) {
+    /// Looks a request up, checks it and runs it (see `dispatch`). Returns the request when
+    /// it was deferred (cluster slot hand-off) and must run again later.
+    fn execute(&mut self, idx: usize, req: Request) -> Option<Request> {
         let Request { args, cmd, key } = req;
+        self.clients[idx].st.deferred = false;
         super::dispatch::dispatch_parsed(
             &mut self.srv,
             &mut self.clients,
@@ -569,7 +593,28 @@ impl Executor {
             cmd,
             key,
         );
+        if self.clients.get(idx).is_some_and(|c| c.st.deferred) {
+            return Some(Request { args, cmd, key });
+        }
         self.free_args(args);
+        None
+    }
+
+    /// Slot migration work; when a hand-off ends, clients whose requests were deferred run
+    /// them again.
+    fn cluster_tick(&mut self) {
+        if self.srv.cluster.is_none() || !crate::cluster::migrate::tick(&mut self.srv, &self.clients) {
+            return;
+        }
+        for (idx, c) in self.clients.iter_mut() {
+            if c.st.deferred {
+                c.st.deferred = false;
+                if !c.queued {
+                    c.queued = true;
+                    self.ready.push(idx);
+                }
+            }
+        }
     }
 
     /// Argument buffers of big requests are dropped on an I/O thread.

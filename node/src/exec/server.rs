@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cluster::ClusterState;
 use crate::command::Registry;
 use crate::config::Config;
 use crate::keyspace::Db;
@@ -68,6 +69,8 @@ pub struct Server {
     /// CLIENT KILL marked other clients: close them after this batch.
     pub kill_pending: bool,
     pub executable: String,
+    /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
+    pub cluster: Option<ClusterState>,
 }
 
 impl Server {
@@ -79,7 +82,13 @@ impl Server {
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         Server {
-            dbs: (0..databases).map(|_| Db::new()).collect(),
+            // Cluster mode keeps one database, its keys in one table per hash slot so slot
+            // counts, listings and migrations touch only that slot's keys.
+            dbs: if config.get_bool("cluster-enabled") {
+                vec![Db::new_cluster()]
+            } else {
+                (0..databases).map(|_| Db::new()).collect()
+            },
             config,
             stats: Stats::default(),
             registry,
@@ -101,6 +110,7 @@ impl Server {
             kill_pending: false,
             notify_flags: 0,
             executable,
+            cluster: None,
         }
     }
 

@@ -23,6 +23,19 @@ pub const EMBSTR_MAX: usize = 44;
 
 impl Value {
     /// Builds a string value, choosing the integer encoding when the bytes are canonical.
+    /// A borrowed view, the form the keyspace hands out.
+    pub fn view(&self) -> crate::keyspace::node::ValueRef<'_> {
+        use crate::keyspace::node::ValueRef;
+        match self {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Hash(h) => ValueRef::Hash(h),
+            Value::List(l) => ValueRef::List(l),
+            Value::Set(s) => ValueRef::Set(s),
+            Value::ZSet(z) => ValueRef::ZSet(z),
+        }
+    }
+
     pub fn from_bytes(b: &[u8]) -> Value {
         if b.len() <= 20 {
             if let Some(n) = crate::util::parse_i64(b) {

@@ -1,14 +1,16 @@
-//! The `list` type. Representation to be chosen by the family that implements its commands;
-//! this placeholder lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
+//! The `list` type. A plain vector stands in until the family that implements its commands
+//! chooses the representation; this stand-in lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
 
 /// A list value.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListValue {}
+pub struct ListValue {
+    items: Vec<Box<[u8]>>,
+}
 
 impl ListValue {
     /// Number of elements.
     pub fn len(&self) -> usize {
-        0
+        self.items.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -18,6 +20,16 @@ impl ListValue {
     /// `OBJECT ENCODING` name.
     pub fn encoding(&self) -> &'static str {
         "quicklist"
+    }
+
+    /// Elements from head to tail.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.items.iter().map(|v| &v[..])
+    }
+
+    /// Appends at the tail (restore and migration build values through this).
+    pub fn push_back(&mut self, value: &[u8]) {
+        self.items.push(value.into());
     }
 
     /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.

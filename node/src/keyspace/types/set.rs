@@ -1,14 +1,16 @@
-//! The `set` type. Representation to be chosen by the family that implements its commands;
-//! this placeholder lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
+//! The `set` type. A plain vector stands in until the family that implements its commands
+//! chooses the representation; this stand-in lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
 
 /// A set value.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SetValue {}
+pub struct SetValue {
+    members: Vec<Box<[u8]>>,
+}
 
 impl SetValue {
     /// Number of elements.
     pub fn len(&self) -> usize {
-        0
+        self.members.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -18,6 +20,20 @@ impl SetValue {
     /// `OBJECT ENCODING` name.
     pub fn encoding(&self) -> &'static str {
         "hashtable"
+    }
+
+    /// Members, in the type's own order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.members.iter().map(|v| &v[..])
+    }
+
+    /// Adds a member (restore and migration build values through this); true if it was new.
+    pub fn insert_member(&mut self, member: &[u8]) -> bool {
+        if self.members.iter().any(|m| &m[..] == member) {
+            return false;
+        }
+        self.members.push(member.into());
+        true
     }
 
     /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
