@@ -1,10 +1,14 @@
-//! The `hash` type. A plain vector stands in until the family that implements its commands
-//! chooses the representation; this stand-in lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
+//! The `hash` type. A plain vector stands in until the family that implements its
+//! commands chooses the representation; the stand-in lets the keyspace, TYPE, OBJECT ENCODING
+//! and DUMP/RESTORE handle the type already.
+
+/// A field and its value.
+type Pair = (Box<[u8]>, Box<[u8]>);
 
 /// A hash value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HashValue {
-    pairs: Vec<(Box<[u8]>, Box<[u8]>)>,
+    pairs: Vec<Pair>,
 }
 
 impl HashValue {

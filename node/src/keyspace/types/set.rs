@@ -1,5 +1,6 @@
-//! The `set` type. A plain vector stands in until the family that implements its commands
-//! chooses the representation; this stand-in lets the keyspace, TYPE and OBJECT ENCODING know the type exists.
+//! The `set` type. A plain vector stands in until the family that implements its
+//! commands chooses the representation; the stand-in lets the keyspace, TYPE, OBJECT ENCODING
+//! and DUMP/RESTORE handle the type already.
 
 /// A set value.
 #[derive(Debug, Clone, Default, PartialEq)]
