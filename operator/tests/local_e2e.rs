@@ -3,9 +3,7 @@
 //!   after `kill -9`, and stop cleanly;
 //! - `resizes_and_tunes_from_metrics`: a 2-shard cluster takes keys, grows to 3 shards (slots
 //!   migrate, no key lost), shrinks back to 2, and has a node's `io-threads` raised under load
-//!   and lowered after. This needs the node's cluster commands (`CLUSTER MYID/SETTOPOLOGY/
-//!   MIGRATESLOTS/...`); against a node without them it says so and stops early, or fails when
-//!   `SHOAL_E2E_REQUIRE_CLUSTER=1`.
+//!   and lowered after, through the node's `CLUSTER MYID/SETTOPOLOGY/MIGRATESLOTS/...`.
 //!
 //! Waits are bounded loops over control-loop ticks; nothing sleeps to synchronise.
 
@@ -125,17 +123,7 @@ async fn resizes_and_tunes_from_metrics() {
     };
     let mut c = LocalCluster::start(cfg).await.expect("start");
     let port0 = c.endpoint().expect("endpoint").port;
-    if !cluster_supported(port0).await {
-        assert!(
-            std::env::var_os("SHOAL_E2E_REQUIRE_CLUSTER").is_none(),
-            "shoal-node lacks the cluster control commands (CLUSTER MYID)"
-        );
-        eprintln!(
-            "PENDING: shoal-node has no CLUSTER MYID/SETTOPOLOGY yet; resize and io-threads steps not run"
-        );
-        c.shutdown().await;
-        return;
-    }
+    assert!(cluster_supported(port0).await, "shoal-node answers CLUSTER MYID");
     tick_until(&mut c, Duration::from_secs(20), "2 shards formed", |c| c.converged() && owning(c) == 2).await;
 
     // Keys through a real cluster client.

@@ -226,6 +226,10 @@ impl LocalCluster {
         let in_progress = self.resize_from.is_some() || rep.phase != Phase::Converged;
         let obs = rep.observed.clone();
         let current = self.shards_owning_slots();
+        if current == 0 {
+            // No topology yet (the cluster is forming): nothing to resize from.
+            return;
+        }
         let d = self.history.decide(&policy, current, in_progress, now);
         let figures = serde_json::to_string(&d.figures).unwrap_or_default();
         match d.target() {
