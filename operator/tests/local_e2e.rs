@@ -7,52 +7,16 @@
 //!
 //! Waits are bounded loops over control-loop ticks; nothing sleeps to synchronise.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_operator::controlplane::autoscaler::{AutoscalePolicy, IoThreadsPolicy};
 use shoal_operator::controlplane::client::NodeClient;
-use shoal_operator::controlplane::planner::PlanOptions;
-use shoal_operator::local::{LocalCluster, LocalConfig};
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "shoal-op-{tag}-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn config(tag: &str, shards: u32) -> LocalConfig {
-    LocalConfig {
-        shards,
-        dir: temp_dir(tag),
-        node_bin: Some(shoal_e2e::process::shoal_node_bin()),
-        migration: PlanOptions { max_slots_per_move: 4096 },
-        interval_ms: 100,
-        ..LocalConfig::default()
-    }
-}
-
-/// Ticks the control loop until `done` holds, at most `limit`.
-async fn tick_until(c: &mut LocalCluster, limit: Duration, what: &str, done: impl Fn(&LocalCluster) -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        c.tick().await.expect("tick");
-        if done(c) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; status: {}", c.status_line());
-        // The control loop's own pace (as `shoal-operator local` ticks), not a synchronisation.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use shoal_operator::local::LocalCluster;
+use support::{config, owning, tick_until};
 
 async fn ping(port: u16) -> bool {
     let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else { return false };
@@ -97,10 +61,6 @@ async fn cluster_supported(port: u16) -> bool {
         Ok(mut c) => c.my_id().await.is_ok(),
         Err(_) => false,
     }
-}
-
-fn owning(c: &LocalCluster) -> u32 {
-    c.shards_owning_slots()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,20 @@ impl LocalCluster {
         }
     }
 
+    /// Forgets everything the control loop holds in memory (driver state, autoscaling
+    /// history, the last observation), as a restarted control plane would, while the nodes keep
+    /// running. The next tick rebuilds its view from what the nodes report, which is the point:
+    /// the nodes are the source of truth for topology and migrations in flight.
+    pub fn restart_control_plane(&mut self) {
+        tracing::info!("control plane state dropped; resuming from the nodes");
+        self.driver = Driver::new(self.cfg.migration.clone(), Duration::from_secs(5));
+        self.history = AutoscaleHistory::default();
+        self.resize_from = None;
+        self.progress_total = 0;
+        self.last_hold.clear();
+        self.last = None;
+    }
+
     /// The client endpoint: shard 0's node.
     pub fn endpoint(&self) -> Option<NodeAddr> {
         self.sup.node(0).map(|p| p.addr.clone())
