@@ -227,6 +227,37 @@ mod tests {
     }
 
     #[test]
+    fn cluster_slots_owned_and_keys_per_slot() {
+        let mut config = crate::config::Config::default();
+        config.load_str("cluster-enabled yes").expect("config");
+        let mut h = Harness::new(config);
+        let me = "1".repeat(40);
+        h.srv.cluster = Some(crate::cluster::ClusterState::ephemeral(me.clone()));
+        let before = collect(&h.srv, &h.clients, 1).cluster.expect("cluster figures");
+        assert_eq!((before.slots_owned, before.epoch, before.state_ok), (0, 0, false));
+        let json = format!(
+            r#"{{"epoch":5,"shards":[{{"id":"{a}","slots":[[0,99]],"nodes":[{{"id":"{me}","ip":"127.0.0.1","port":7001,"role":"primary"}}]}},{{"id":"{b}","slots":[[100,16383]],"nodes":[{{"id":"{two}","ip":"127.0.0.1","port":7002,"role":"primary"}}]}}]}}"#,
+            a = "a".repeat(40),
+            b = "b".repeat(40),
+            two = "2".repeat(40),
+        );
+        let reply = h.run_as(0, &[b"CLUSTER", b"SETTOPOLOGY", json.as_bytes()]);
+        assert_eq!(reply, b"+OK\r\n");
+        // `{48756}` hashes to slot 2, `{355}` to slot 99 (CLUSTER KEYSLOT agrees, below).
+        assert_eq!(h.run("CLUSTER KEYSLOT {48756}"), ":2\r\n");
+        assert_eq!(h.run("CLUSTER KEYSLOT {355}"), ":99\r\n");
+        for k in ["{48756}a", "{48756}b", "{48756}c", "{355}a"] {
+            assert_eq!(h.run(&format!("SET {k} v")), "+OK\r\n");
+        }
+        let c = collect(&h.srv, &h.clients, 1).cluster.expect("cluster figures");
+        assert_eq!((c.epoch, c.slots_owned, c.slots_assigned, c.state_ok), (5, 100, 16384, true));
+        assert_eq!(c.slot_keys.len(), 100);
+        assert_eq!(c.slot_keys.iter().sum::<u64>(), 4);
+        assert_eq!(&c.slot_keys[98..], &[1, 3], "sorted ascending");
+        assert_eq!((c.migrations_exporting, c.migrations_importing), (0, 0));
+    }
+
+    #[test]
     fn failed_calls_are_counted() {
         let mut h = Harness::default();
         h.run("SET s notanumber");
