@@ -35,6 +35,8 @@ pub struct LocalConfig {
     pub host: String,
     /// Port of shard 0 (shard i uses base + i); unset: ephemeral ports.
     pub port_base: Option<u16>,
+    /// Prometheus metrics port of shard 0 (shard i serves on base + i); unset: no endpoint.
+    pub metrics_port_base: Option<u16>,
     /// Where node directories live.
     pub dir: PathBuf,
     /// The `shoal-node` binary (default: next to `shoal-operator`, else on PATH).
@@ -58,6 +60,7 @@ impl Default for LocalConfig {
             shards: 3,
             host: "127.0.0.1".into(),
             port_base: None,
+            metrics_port_base: None,
             dir: PathBuf::from("shoal-local"),
             node_bin: None,
             maxmemory: None,
@@ -125,6 +128,7 @@ impl LocalCluster {
             dir: cfg.dir.clone(),
             port_base: cfg.port_base,
             host: cfg.host.clone(),
+            metrics_port_base: cfg.metrics_port_base,
             args,
         };
         let mut sup = Supervisor::new(template, cfg.name.clone());
