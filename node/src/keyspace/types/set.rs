@@ -1,17 +1,103 @@
-//! The `set` type. A plain vector stands in until the family that implements its
-//! commands chooses the representation; the stand-in lets the keyspace, TYPE, OBJECT ENCODING
-//! and DUMP/RESTORE handle the type already.
+//! The `set` type, with Valkey 8's three encodings: `intset` (sorted integers, while every
+//! member is a canonical integer and there are at most `set-max-intset-entries`), `listpack`
+//! (a small vector in insertion order, within `set-max-listpack-entries` and
+//! `set-max-listpack-value`) and `hashtable` (a [`Dict`]). The rules for creating and
+//! converting follow `setTypeCreate` and `setTypeAddAux`, and a set never converts back, so
+//! `OBJECT ENCODING` matches Valkey for the same history of writes.
+
+use super::dict::Dict;
+use crate::util::parse_i64;
+
+/// Valkey caps `set-max-intset-entries` at this (`intsetMaxEntries`).
+const INTSET_HARD_MAX: usize = 1 << 30;
+
+/// The conversion thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetLimits {
+    /// `set-max-intset-entries`
+    pub max_intset: usize,
+    /// `set-max-listpack-entries`
+    pub max_listpack: usize,
+    /// `set-max-listpack-value`
+    pub max_value: usize,
+}
+
+impl Default for SetLimits {
+    /// Valkey's defaults, used where no configuration is at hand (RESTORE, migration).
+    fn default() -> Self {
+        SetLimits { max_intset: 512, max_listpack: 128, max_value: 64 }
+    }
+}
+
+/// An intset member: the integer and its canonical text, so iteration can lend bytes.
+#[derive(Debug, Clone, Copy)]
+struct IntMember {
+    v: i64,
+    len: u8,
+    text: [u8; 20],
+}
+
+impl IntMember {
+    fn new(v: i64) -> Self {
+        let mut text = [0u8; 20];
+        let mut b = itoa::Buffer::new();
+        let s = b.format(v).as_bytes();
+        text[..s.len()].copy_from_slice(s);
+        IntMember { v, len: s.len() as u8, text }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.text[..self.len as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Ints(Vec<IntMember>),
+    Pack(Vec<Box<[u8]>>),
+    Table(Dict<Box<[u8]>>),
+}
 
 /// A set value.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SetValue {
-    members: Vec<Box<[u8]>>,
+    repr: Repr,
+}
+
+impl Default for SetValue {
+    fn default() -> Self {
+        SetValue { repr: Repr::Ints(Vec::new()) }
+    }
+}
+
+impl PartialEq for SetValue {
+    /// Same members, whatever the order or encoding.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|m| other.contains(m))
+    }
 }
 
 impl SetValue {
-    /// Number of elements.
+    /// Valkey's `setTypeCreate`: the encoding a new set starts with, from its first member
+    /// and the number of members about to be added.
+    pub fn create(first: &[u8], size_hint: usize, limits: &SetLimits) -> SetValue {
+        let repr = if parse_i64(first).is_some() && size_hint <= limits.max_intset {
+            Repr::Ints(Vec::new())
+        } else if size_hint <= limits.max_listpack {
+            Repr::Pack(Vec::new())
+        } else {
+            Repr::Table(Dict::with_capacity(size_hint))
+        };
+        SetValue { repr }
+    }
+
+    /// Number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.repr {
+            Repr::Ints(v) => v.len(),
+            Repr::Pack(v) => v.len(),
+            Repr::Table(d) => d.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -20,25 +106,226 @@ impl SetValue {
 
     /// `OBJECT ENCODING` name.
     pub fn encoding(&self) -> &'static str {
-        "hashtable"
+        match self.repr {
+            Repr::Ints(_) => "intset",
+            Repr::Pack(_) => "listpack",
+            Repr::Table(_) => "hashtable",
+        }
     }
 
-    /// Members, in the type's own order.
+    /// Members, in the type's own order (ascending while `intset`, insertion order while
+    /// `listpack`).
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.members.iter().map(|v| &v[..])
+        let (a, b, c) = match &self.repr {
+            Repr::Ints(v) => (v.iter(), None, None),
+            Repr::Pack(v) => ([].iter(), Some(v.iter()), None),
+            Repr::Table(d) => ([].iter(), None, Some(d.iter())),
+        };
+        a.map(IntMember::bytes).chain(b.into_iter().flatten().chain(c.into_iter().flatten()).map(|m| &m[..]))
     }
 
-    /// Adds a member (restore and migration build values through this); true if it was new.
+    /// The member at index `i` (`0..len`), for random picks.
+    pub fn at(&self, i: usize) -> &[u8] {
+        match &self.repr {
+            Repr::Ints(v) => v[i].bytes(),
+            Repr::Pack(v) => &v[i],
+            Repr::Table(d) => d.at(i),
+        }
+    }
+
+    /// True if `member` is in the set.
+    pub fn contains(&self, member: &[u8]) -> bool {
+        match &self.repr {
+            Repr::Ints(v) => parse_i64(member).is_some_and(|n| v.binary_search_by_key(&n, |m| m.v).is_ok()),
+            Repr::Pack(v) => v.iter().any(|m| &m[..] == member),
+            Repr::Table(d) => d.find(member).is_some(),
+        }
+    }
+
+    /// Adds a member (restore and migration build values through this, with the default
+    /// thresholds); true if it was new.
     pub fn insert_member(&mut self, member: &[u8]) -> bool {
-        if self.members.iter().any(|m| &m[..] == member) {
+        self.add(member, &SetLimits::default())
+    }
+
+    /// Valkey's `setTypeAdd`: adds a member, converting past the thresholds; true if new.
+    pub fn add(&mut self, member: &[u8], limits: &SetLimits) -> bool {
+        match &mut self.repr {
+            Repr::Ints(v) => {
+                if let Some(n) = parse_i64(member) {
+                    let Err(at) = v.binary_search_by_key(&n, |m| m.v) else { return false };
+                    v.insert(at, IntMember::new(n));
+                    if v.len() > limits.max_intset.min(INTSET_HARD_MAX) {
+                        self.convert_to_table(0);
+                    }
+                    return true;
+                }
+                // A non-integer: a listpack if everything would fit one, else a table.
+                let longest = match (v.first(), v.last()) {
+                    (Some(a), Some(b)) => a.len.max(b.len) as usize,
+                    _ => 0,
+                };
+                if v.len() < limits.max_listpack && member.len() <= limits.max_value && longest <= limits.max_value {
+                    let mut p: Vec<Box<[u8]>> = Vec::with_capacity(v.len() + 1);
+                    p.extend(v.iter().map(|m| m.bytes().into()));
+                    p.push(member.into());
+                    self.repr = Repr::Pack(p);
+                } else {
+                    self.convert_to_table(1);
+                    self.table_add(member);
+                }
+                true
+            }
+            Repr::Pack(v) => {
+                if v.iter().any(|m| &m[..] == member) {
+                    return false;
+                }
+                if v.len() < limits.max_listpack && member.len() <= limits.max_value {
+                    v.push(member.into());
+                } else {
+                    self.convert_to_table(1);
+                    self.table_add(member);
+                }
+                true
+            }
+            Repr::Table(_) => self.table_add(member),
+        }
+    }
+
+    fn table_add(&mut self, member: &[u8]) -> bool {
+        let Repr::Table(d) = &mut self.repr else { return false };
+        if d.find(member).is_some() {
             return false;
         }
-        self.members.push(member.into());
+        d.insert_new(member.into());
         true
+    }
+
+    fn convert_to_table(&mut self, extra: usize) {
+        let d = {
+            let mut d = Dict::with_capacity(self.len() + extra);
+            for m in self.iter() {
+                d.insert_new(m.into());
+            }
+            d
+        };
+        self.repr = Repr::Table(d);
+    }
+
+    /// Removes a member; true if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match &mut self.repr {
+            Repr::Ints(v) => {
+                let Some(n) = parse_i64(member) else { return false };
+                match v.binary_search_by_key(&n, |m| m.v) {
+                    Ok(i) => {
+                        v.remove(i);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            Repr::Pack(v) => match v.iter().position(|m| &m[..] == member) {
+                Some(i) => {
+                    v.remove(i);
+                    true
+                }
+                None => false,
+            },
+            Repr::Table(d) => d.remove(member).is_some(),
+        }
+    }
+
+    /// Removes and returns the member at index `i` (`0..len`), for SPOP.
+    pub fn remove_at(&mut self, i: usize) -> Vec<u8> {
+        match &mut self.repr {
+            Repr::Ints(v) => v.remove(i).bytes().to_vec(),
+            Repr::Pack(v) => v.remove(i).into_vec(),
+            Repr::Table(d) => d.remove_at(i).into_vec(),
+        }
+    }
+
+    /// One SSCAN step: an intset or listpack is returned whole (cursor 0 next), as Valkey
+    /// does; a table is walked by its hash-space cursor (see `dict.rs`).
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        match &self.repr {
+            Repr::Table(d) => d.scan(cursor, count, |m| f(m)),
+            _ => {
+                self.iter().for_each(f);
+                0
+            }
+        }
     }
 
     /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
     pub fn heap_size(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Ints(v) => v.capacity() * std::mem::size_of::<IntMember>(),
+            Repr::Pack(v) => v.capacity() * 16 + v.iter().map(|m| m.len() + 8).sum::<usize>(),
+            Repr::Table(d) => d.overhead() + d.iter().map(|m| m.len() + 8).sum::<usize>(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add_all(s: &mut SetValue, members: &[&str], lim: &SetLimits) {
+        for m in members {
+            s.add(m.as_bytes(), lim);
+        }
+    }
+
+    #[test]
+    fn encodings_follow_valkey_rules() {
+        let lim = SetLimits { max_intset: 3, max_listpack: 4, max_value: 5 };
+        let mut s = SetValue::create(b"1", 1, &lim);
+        add_all(&mut s, &["3", "1", "-2"], &lim);
+        assert_eq!(s.encoding(), "intset");
+        assert_eq!(s.iter().collect::<Vec<_>>(), [&b"-2"[..], b"1", b"3"]);
+        assert!(s.contains(b"3") && !s.contains(b"03") && !s.contains(b"x"));
+        s.add(b"4", &lim);
+        assert_eq!(s.encoding(), "hashtable", "past set-max-intset-entries");
+
+        let mut s = SetValue::create(b"1", 1, &lim);
+        add_all(&mut s, &["1", "2", "a"], &lim);
+        assert_eq!(s.encoding(), "listpack");
+        assert_eq!(s.iter().collect::<Vec<_>>(), [&b"1"[..], b"2", b"a"]);
+        add_all(&mut s, &["b"], &lim);
+        assert_eq!(s.encoding(), "listpack");
+        add_all(&mut s, &["c"], &lim);
+        assert_eq!(s.encoding(), "hashtable", "past set-max-listpack-entries");
+        assert!(s.remove(b"c") && s.remove(b"a") && !s.remove(b"a"));
+        assert_eq!(s.encoding(), "hashtable");
+        assert_eq!(s.len(), 3);
+
+        let mut s = SetValue::create(b"a", 1, &lim);
+        assert_eq!(s.encoding(), "listpack");
+        s.add(b"toolong", &lim);
+        assert_eq!(s.encoding(), "hashtable", "past set-max-listpack-value");
+        assert_eq!(SetValue::create(b"1", 4, &lim).encoding(), "listpack");
+        assert_eq!(SetValue::create(b"a", 5, &lim).encoding(), "hashtable");
+        // An intset whose integers are too long for a listpack goes straight to a table.
+        let mut s = SetValue::create(b"1", 1, &lim);
+        add_all(&mut s, &["123456", "x"], &lim);
+        assert_eq!(s.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn remove_at_and_equality() {
+        let mut a = SetValue::default();
+        for m in ["5", "x", "7"] {
+            a.insert_member(m.as_bytes());
+        }
+        let mut b = SetValue::create(b"x", 1000, &SetLimits::default());
+        for m in ["7", "x", "5"] {
+            b.insert_member(m.as_bytes());
+        }
+        assert_eq!(b.encoding(), "hashtable");
+        assert_eq!(a, b);
+        let m = b.remove_at(1);
+        assert!(!b.contains(&m) && b.len() == 2);
+        assert_ne!(a, b);
     }
 }
