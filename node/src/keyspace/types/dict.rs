@@ -197,7 +197,7 @@ impl<E: Keyed> Dict<E> {
     /// One SCAN step from `cursor` (a position in hash space): calls `f` for every element
     /// with a hash in `[cursor, next)` over at least `count` elements (whole buckets), and
     /// returns `next`, or 0 when the table is done.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&E)) -> u64 {
+    pub fn scan<'s>(&'s self, cursor: u64, count: usize, mut f: impl FnMut(&'s E)) -> u64 {
         let mut b = self.bucket(cursor);
         let mut seen = 0;
         loop {

@@ -171,7 +171,7 @@ impl HashValue {
 
     /// One HSCAN step: a listpack is returned whole (cursor 0 next), as Valkey does; a table
     /// is walked by its hash-space cursor (see `dict.rs`).
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+    pub fn scan<'s>(&'s self, cursor: u64, count: usize, mut f: impl FnMut(&'s [u8], &'s [u8])) -> u64 {
         match &self.repr {
             Repr::Pack(v) => {
                 v.iter().for_each(|(k, val)| f(k, val));

@@ -91,6 +91,46 @@ impl SetValue {
         SetValue { repr }
     }
 
+    /// An empty set in the `listpack` encoding (results built by SINTERSTORE and SPOP).
+    pub fn new_listpack() -> SetValue {
+        SetValue { repr: Repr::Pack(Vec::new()) }
+    }
+
+    /// An empty set in this set's compact encoding: `intset` if this is one, else `listpack`
+    /// (the set SPOP rebuilds when it keeps only a few members).
+    pub fn empty_compact(&self) -> SetValue {
+        match self.repr {
+            Repr::Ints(_) => SetValue::default(),
+            _ => SetValue::new_listpack(),
+        }
+    }
+
+    /// Valkey's `setTypeMaybeConvert`: before adding `size_hint` members, converts to
+    /// `hashtable` if they could not fit the current compact encoding.
+    pub fn maybe_convert(&mut self, size_hint: usize, limits: &SetLimits) {
+        let over = match self.repr {
+            Repr::Pack(_) => size_hint > limits.max_listpack,
+            Repr::Ints(_) => size_hint > limits.max_intset,
+            Repr::Table(_) => false,
+        };
+        if over {
+            self.convert_to_table(size_hint);
+        }
+    }
+
+    /// Valkey's `maybeConvertToIntset`: a set known to hold only integers becomes an
+    /// `intset` again if it is small enough (SINTERSTORE's result).
+    pub fn maybe_to_intset(&mut self, limits: &SetLimits) {
+        if matches!(self.repr, Repr::Ints(_)) || self.len() > limits.max_intset.min(INTSET_HARD_MAX) {
+            return;
+        }
+        let Some(mut v) = self.iter().map(|m| parse_i64(m).map(IntMember::new)).collect::<Option<Vec<_>>>() else {
+            return;
+        };
+        v.sort_unstable_by_key(|m| m.v);
+        self.repr = Repr::Ints(v);
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         match &self.repr {
@@ -247,7 +287,7 @@ impl SetValue {
 
     /// One SSCAN step: an intset or listpack is returned whole (cursor 0 next), as Valkey
     /// does; a table is walked by its hash-space cursor (see `dict.rs`).
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+    pub fn scan<'s>(&'s self, cursor: u64, count: usize, mut f: impl FnMut(&'s [u8])) -> u64 {
         match &self.repr {
             Repr::Table(d) => d.scan(cursor, count, |m| f(m)),
             _ => {
