@@ -50,7 +50,8 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
             out.bulk(v);
         }
     };
-    let header = |out: &mut Reply, len: usize| out.array(if withvalues && !out.resp3 { len * 2 } else { len });
+    let header =
+        |out: &mut Reply, len: usize| out.array(if withvalues && !out.resp3 { len * 2 } else { len });
     if n < 0 || count == 1 {
         // With repetitions, in random order.
         header(out, count);

@@ -97,7 +97,8 @@ fn inter(ctx: &mut Ctx, keys: &[Bytes], mode: Inter) {
             out.int(n as i64);
         }
         Inter::Store(dst) => {
-            let mut result = if first.encoding() == "intset" { SetValue::default() } else { SetValue::new_listpack() };
+            let mut result =
+                if first.encoding() == "intset" { SetValue::default() } else { SetValue::new_listpack() };
             let mut only_integers = true;
             for m in common {
                 only_integers &= parse_i64(m).is_some();
@@ -161,7 +162,8 @@ fn union_diff(ctx: &mut Ctx, keys: &[Bytes], dst: Option<&[u8]>, op: Op) {
     let lim = limits(ctx);
     let (db, out) = db_and_out(ctx);
     let mut sets: Vec<Option<&SetValue>> = keys.iter().map(|k| set_in(db, k)).collect();
-    let sameset = keys[1..].iter().zip(&sets[1..]).any(|(k, s)| *k == keys[0] || (s.is_none() && sets[0].is_none()));
+    let sameset =
+        keys[1..].iter().zip(&sets[1..]).any(|(k, s)| *k == keys[0] || (s.is_none() && sets[0].is_none()));
     let mut result = SetValue::default();
     match (op, sets[0]) {
         (Op::Union, _) => {

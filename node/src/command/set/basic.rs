@@ -102,7 +102,8 @@ pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) {
 /// SMOVE source destination member
 pub fn smove(ctx: &mut Ctx, args: &[Bytes]) {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
-    let kind = |ctx: &mut Ctx, key: &[u8]| ctx.lookup_write(key).map(|e| matches!(e.value(), ValueRef::Set(_)));
+    let kind =
+        |ctx: &mut Ctx, key: &[u8]| ctx.lookup_write(key).map(|e| matches!(e.value(), ValueRef::Set(_)));
     let src_kind = kind(ctx, src);
     let dst_kind = kind(ctx, dst);
     match (src_kind, dst_kind) {

@@ -113,7 +113,8 @@ impl HashValue {
 
     /// Valkey's `hashTypeSet`: sets a field, converting past the thresholds; true if new.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: &HashLimits) -> bool {
-        if matches!(self.repr, Repr::Pack(_)) && (field.len() > limits.max_value || value.len() > limits.max_value)
+        if matches!(self.repr, Repr::Pack(_))
+            && (field.len() > limits.max_value || value.len() > limits.max_value)
         {
             self.convert(0);
         }

@@ -124,7 +124,8 @@ impl SetValue {
         if matches!(self.repr, Repr::Ints(_)) || self.len() > limits.max_intset.min(INTSET_HARD_MAX) {
             return;
         }
-        let Some(mut v) = self.iter().map(|m| parse_i64(m).map(IntMember::new)).collect::<Option<Vec<_>>>() else {
+        let Some(mut v) = self.iter().map(|m| parse_i64(m).map(IntMember::new)).collect::<Option<Vec<_>>>()
+        else {
             return;
         };
         v.sort_unstable_by_key(|m| m.v);
@@ -205,7 +206,10 @@ impl SetValue {
                     (Some(a), Some(b)) => a.len.max(b.len) as usize,
                     _ => 0,
                 };
-                if v.len() < limits.max_listpack && member.len() <= limits.max_value && longest <= limits.max_value {
+                if v.len() < limits.max_listpack
+                    && member.len() <= limits.max_value
+                    && longest <= limits.max_value
+                {
                     let mut p: Vec<Box<[u8]>> = Vec::with_capacity(v.len() + 1);
                     p.extend(v.iter().map(|m| m.bytes().into()));
                     p.push(member.into());
