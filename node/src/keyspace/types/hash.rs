@@ -33,11 +33,13 @@ enum Repr {
 #[derive(Debug, Clone)]
 pub struct HashValue {
     repr: Repr,
+    /// Bytes of every field and value, kept up to date so `heap_size` is O(1).
+    data: usize,
 }
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue { repr: Repr::Pack(Vec::new()) }
+        HashValue { repr: Repr::Pack(Vec::new()), data: 0 }
     }
 }
 
@@ -121,20 +123,24 @@ impl HashValue {
         let fresh = match &mut self.repr {
             Repr::Pack(v) => match v.iter_mut().find(|(f, _)| &f[..] == field) {
                 Some(slot) => {
+                    self.data = self.data + value.len() - slot.1.len();
                     slot.1 = value.into();
                     false
                 }
                 None => {
+                    self.data += field.len() + value.len();
                     v.push((field.into(), value.into()));
                     true
                 }
             },
             Repr::Table(d) => match d.get_mut(field) {
                 Some(slot) => {
+                    self.data = self.data + value.len() - slot.1.len();
                     slot.1 = value.into();
                     false
                 }
                 None => {
+                    self.data += field.len() + value.len();
                     d.insert_new((field.into(), value.into()));
                     true
                 }
@@ -148,15 +154,16 @@ impl HashValue {
 
     /// Removes a field; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match &mut self.repr {
-            Repr::Pack(v) => match v.iter().position(|(f, _)| &f[..] == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
-                None => false,
-            },
-            Repr::Table(d) => d.remove(field).is_some(),
+        let gone = match &mut self.repr {
+            Repr::Pack(v) => v.iter().position(|(f, _)| &f[..] == field).map(|i| v.remove(i)),
+            Repr::Table(d) => d.remove(field),
+        };
+        match gone {
+            Some((f, v)) => {
+                self.data -= f.len() + v.len();
+                true
+            }
+            None => false,
         }
     }
 
@@ -182,13 +189,16 @@ impl HashValue {
         }
     }
 
-    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
+    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing: the bytes
+    /// of every field and value (two allocations per pair) plus the container. O(1).
     pub fn heap_size(&self) -> usize {
-        let data: usize = self.iter().map(|(f, v)| f.len() + v.len() + 16).sum();
-        data + match &self.repr {
-            Repr::Pack(v) => v.capacity() * std::mem::size_of::<Pair>(),
-            Repr::Table(d) => d.overhead(),
-        }
+        const PER_ALLOC: usize = 8;
+        self.data
+            + self.len() * 2 * PER_ALLOC
+            + match &self.repr {
+                Repr::Pack(v) => v.capacity() * std::mem::size_of::<Pair>(),
+                Repr::Table(d) => d.overhead(),
+            }
     }
 }
 
@@ -211,6 +221,8 @@ mod tests {
         assert!(h.remove(b"d") && h.remove(b"c"));
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.get(b"a"), Some(&b"w"[..]));
+        assert_eq!(h.data, 4, "a=w b=v");
+        assert!(h.heap_size() >= 4);
 
         let mut h = HashValue::default();
         h.set(b"f", b"123456", &lim);

@@ -62,11 +62,13 @@ enum Repr {
 #[derive(Debug, Clone)]
 pub struct SetValue {
     repr: Repr,
+    /// Bytes of every member as text, kept up to date so `heap_size` is O(1).
+    data: usize,
 }
 
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue { repr: Repr::Ints(Vec::new()) }
+        SetValue { repr: Repr::Ints(Vec::new()), data: 0 }
     }
 }
 
@@ -88,12 +90,12 @@ impl SetValue {
         } else {
             Repr::Table(Dict::with_capacity(size_hint))
         };
-        SetValue { repr }
+        SetValue { repr, data: 0 }
     }
 
     /// An empty set in the `listpack` encoding (results built by SINTERSTORE and SPOP).
     pub fn new_listpack() -> SetValue {
-        SetValue { repr: Repr::Pack(Vec::new()) }
+        SetValue { repr: Repr::Pack(Vec::new()), data: 0 }
     }
 
     /// An empty set in this set's compact encoding: `intset` if this is one, else `listpack`
@@ -191,6 +193,14 @@ impl SetValue {
 
     /// Valkey's `setTypeAdd`: adds a member, converting past the thresholds; true if new.
     pub fn add(&mut self, member: &[u8], limits: &SetLimits) -> bool {
+        let fresh = self.add_inner(member, limits);
+        if fresh {
+            self.data += member.len();
+        }
+        fresh
+    }
+
+    fn add_inner(&mut self, member: &[u8], limits: &SetLimits) -> bool {
         match &mut self.repr {
             Repr::Ints(v) => {
                 if let Some(n) = parse_i64(member) {
@@ -258,6 +268,14 @@ impl SetValue {
 
     /// Removes a member; true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
+        let gone = self.remove_inner(member);
+        if gone {
+            self.data -= member.len();
+        }
+        gone
+    }
+
+    fn remove_inner(&mut self, member: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Ints(v) => {
                 let Some(n) = parse_i64(member) else { return false };
@@ -282,11 +300,13 @@ impl SetValue {
 
     /// Removes and returns the member at index `i` (`0..len`), for SPOP.
     pub fn remove_at(&mut self, i: usize) -> Vec<u8> {
-        match &mut self.repr {
+        let m = match &mut self.repr {
             Repr::Ints(v) => v.remove(i).bytes().to_vec(),
             Repr::Pack(v) => v.remove(i).into_vec(),
             Repr::Table(d) => d.remove_at(i).into_vec(),
-        }
+        };
+        self.data -= m.len();
+        m
     }
 
     /// One SSCAN step: an intset or listpack is returned whole (cursor 0 next), as Valkey
@@ -301,12 +321,14 @@ impl SetValue {
         }
     }
 
-    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
+    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing: the member
+    /// bytes (one allocation each) plus the container. O(1).
     pub fn heap_size(&self) -> usize {
+        const PER_ALLOC: usize = 8;
         match &self.repr {
             Repr::Ints(v) => v.capacity() * std::mem::size_of::<IntMember>(),
-            Repr::Pack(v) => v.capacity() * 16 + v.iter().map(|m| m.len() + 8).sum::<usize>(),
-            Repr::Table(d) => d.overhead() + d.iter().map(|m| m.len() + 8).sum::<usize>(),
+            Repr::Pack(v) => v.capacity() * 16 + self.data + v.len() * PER_ALLOC,
+            Repr::Table(d) => d.overhead() + self.data + d.len() * PER_ALLOC,
         }
     }
 }
@@ -370,6 +392,8 @@ mod tests {
         assert_eq!(a, b);
         let m = b.remove_at(1);
         assert!(!b.contains(&m) && b.len() == 2);
+        assert_eq!(b.data, 3 - m.len());
+        assert_eq!(a.data, 3);
         assert_ne!(a, b);
     }
 }
