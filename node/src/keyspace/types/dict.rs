@@ -105,9 +105,26 @@ impl<E: Keyed> Dict<E> {
         &self.entries[i].e
     }
 
+    /// The index of the element with this key, or the key's hash to insert it with
+    /// (`insert_hashed`), so a miss followed by an insert hashes once.
+    pub fn find_or_hash(&self, key: &[u8]) -> Result<usize, u64> {
+        let h = hash_key(key);
+        self.find_hashed(key, h).ok_or(h)
+    }
+
+    /// Mutable access by index (`0..len`).
+    pub fn at_mut(&mut self, i: usize) -> &mut E {
+        &mut self.entries[i].e
+    }
+
     /// Inserts an element whose key is known to be absent.
     pub fn insert_new(&mut self, e: E) {
         let h = hash_key(e.key());
+        self.insert_hashed(e, h);
+    }
+
+    /// Inserts an absent element whose key hashes to `h` (from `find_or_hash`).
+    pub fn insert_hashed(&mut self, e: E, h: u64) {
         if self.entries.len() >= self.heads.len() {
             self.rehash(bits_for(self.entries.len() + 1));
         }

@@ -133,15 +133,16 @@ impl HashValue {
                     true
                 }
             },
-            Repr::Table(d) => match d.get_mut(field) {
-                Some(slot) => {
+            Repr::Table(d) => match d.find_or_hash(field) {
+                Ok(i) => {
+                    let slot = d.at_mut(i);
                     self.data = self.data + value.len() - slot.1.len();
                     slot.1 = value.into();
                     false
                 }
-                None => {
+                Err(h) => {
                     self.data += field.len() + value.len();
-                    d.insert_new((field.into(), value.into()));
+                    d.insert_hashed((field.into(), value.into()), h);
                     true
                 }
             },

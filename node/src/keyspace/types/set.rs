@@ -248,11 +248,13 @@ impl SetValue {
 
     fn table_add(&mut self, member: &[u8]) -> bool {
         let Repr::Table(d) = &mut self.repr else { return false };
-        if d.find(member).is_some() {
-            return false;
+        match d.find_or_hash(member) {
+            Ok(_) => false,
+            Err(h) => {
+                d.insert_hashed(member.into(), h);
+                true
+            }
         }
-        d.insert_new(member.into());
-        true
     }
 
     fn convert_to_table(&mut self, extra: usize) {
