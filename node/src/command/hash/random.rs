@@ -40,8 +40,10 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
         return out.array(0);
     }
     let size = h.len();
+    // A listpack is read in one pass, not once per pick.
+    let packed: Option<Vec<(&[u8], &[u8])>> = (h.encoding() == "listpack").then(|| h.iter().collect());
     let pick = |out: &mut Reply, i: usize| {
-        let (f, v) = h.at(i);
+        let (f, v) = packed.as_ref().map_or_else(|| h.at(i), |p| p[i]);
         if withvalues && out.resp3 {
             out.array(2);
         }

@@ -35,20 +35,23 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) {
         return out.bulk(s.at(fastrand::usize(..size)));
     };
     let count = n.unsigned_abs() as usize;
+    // A listpack is read in one pass, not once per pick.
+    let packed: Option<Vec<&[u8]>> = (s.encoding() == "listpack").then(|| s.iter().collect());
+    let at = |i: usize| packed.as_ref().map_or_else(|| s.at(i), |p| p[i]);
     if count == 0 {
         out.array(0);
     } else if n < 0 || count == 1 {
         // With repetitions, in random order.
         out.array(count);
         for _ in 0..count {
-            out.bulk(s.at(fastrand::usize(..size)));
+            out.bulk(at(fastrand::usize(..size)));
         }
     } else if count >= size {
         out.array(size);
         s.iter().for_each(|m| out.bulk(m));
     } else {
         out.array(count);
-        distinct_indices(size, count).into_iter().for_each(|i| out.bulk(s.at(i)));
+        distinct_indices(size, count).into_iter().for_each(|i| out.bulk(at(i)));
     }
 }
 

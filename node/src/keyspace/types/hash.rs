@@ -1,10 +1,11 @@
-//! The `hash` type, with Valkey's two encodings: `listpack` — a small vector of pairs in
-//! insertion order, searched linearly, for hashes within `hash-max-listpack-entries` and
+//! The `hash` type, with Valkey's two encodings: `listpack` — fields and values packed in
+//! one buffer (see `packed.rs`) in insertion order, searched linearly, for hashes within `hash-max-listpack-entries` and
 //! `hash-max-listpack-value` — and `hashtable` (a [`Dict`]) past either threshold. As in
 //! Valkey a hash converts once and never back, so `OBJECT ENCODING` reports what Valkey 8
 //! would for the same history of writes.
 
 use super::dict::Dict;
+use super::packed::Packed;
 
 /// A field and its value.
 type Pair = (Box<[u8]>, Box<[u8]>);
@@ -25,7 +26,8 @@ impl Default for HashLimits {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Pack(Vec<Pair>),
+    /// Field, value, field, value, ...
+    Pack(Packed),
     Table(Dict<Pair>),
 }
 
@@ -39,7 +41,7 @@ pub struct HashValue {
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue { repr: Repr::Pack(Vec::new()), data: 0 }
+        HashValue { repr: Repr::Pack(Packed::default()), data: 0 }
     }
 }
 
@@ -54,7 +56,7 @@ impl HashValue {
     /// Number of fields.
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.len(),
+            Repr::Pack(p) => p.len() / 2,
             Repr::Table(d) => d.len(),
         }
     }
@@ -74,27 +76,29 @@ impl HashValue {
     /// Fields and values, in the type's own order (insertion order while `listpack`).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let (a, b) = match &self.repr {
-            Repr::Pack(v) => (v.iter(), None),
-            Repr::Table(d) => ([].iter(), Some(d.iter())),
+            Repr::Pack(p) => (Some(pairs(p)), None),
+            Repr::Table(d) => (None, Some(d.iter().map(|(f, v)| (&f[..], &v[..])))),
         };
-        a.chain(b.into_iter().flatten()).map(|(f, v)| (&f[..], &v[..]))
+        a.into_iter().flatten().chain(b.into_iter().flatten())
     }
 
     /// The value of a field.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().find(|(f, _)| &f[..] == field).map(|(_, v)| &v[..]),
+            Repr::Pack(p) => pairs(p).find(|(f, _)| *f == field).map(|(_, v)| v),
             Repr::Table(d) => d.get(field).map(|(_, v)| &v[..]),
         }
     }
 
     /// The pair at index `i` (`0..len`) in the type's order, for random picks.
     pub fn at(&self, i: usize) -> (&[u8], &[u8]) {
-        let (f, v) = match &self.repr {
-            Repr::Pack(p) => &p[i],
-            Repr::Table(d) => d.at(i),
-        };
-        (f, v)
+        match &self.repr {
+            Repr::Pack(p) => pairs(p).nth(i).unwrap_or((&[], &[])),
+            Repr::Table(d) => {
+                let (f, v) = d.at(i);
+                (f, v)
+            }
+        }
     }
 
     /// Sets a field (restore and migration build values through this, with the default
@@ -121,15 +125,16 @@ impl HashValue {
             self.convert(0);
         }
         let fresh = match &mut self.repr {
-            Repr::Pack(v) => match v.iter_mut().find(|(f, _)| &f[..] == field) {
-                Some(slot) => {
-                    self.data = self.data + value.len() - slot.1.len();
-                    slot.1 = value.into();
+            Repr::Pack(p) => match locate(p, field) {
+                Some((_, at, old)) => {
+                    self.data = self.data + value.len() - old;
+                    p.replace_at(at, value);
                     false
                 }
                 None => {
                     self.data += field.len() + value.len();
-                    v.push((field.into(), value.into()));
+                    p.push(field);
+                    p.push(value);
                     true
                 }
             },
@@ -156,12 +161,15 @@ impl HashValue {
     /// Removes a field; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         let gone = match &mut self.repr {
-            Repr::Pack(v) => v.iter().position(|(f, _)| &f[..] == field).map(|i| v.remove(i)),
-            Repr::Table(d) => d.remove(field),
+            Repr::Pack(p) => locate(p, field).map(|(at, _, old)| {
+                p.remove_at(at, 2);
+                field.len() + old
+            }),
+            Repr::Table(d) => d.remove(field).map(|(f, v)| f.len() + v.len()),
         };
         match gone {
-            Some((f, v)) => {
-                self.data -= f.len() + v.len();
+            Some(n) => {
+                self.data -= n;
                 true
             }
             None => false,
@@ -169,10 +177,10 @@ impl HashValue {
     }
 
     fn convert(&mut self, extra: usize) {
-        if let Repr::Pack(v) = &mut self.repr {
-            let mut d = Dict::with_capacity(v.len() + extra);
-            for p in v.drain(..) {
-                d.insert_new(p);
+        if let Repr::Pack(p) = &self.repr {
+            let mut d = Dict::with_capacity(p.len() / 2 + extra);
+            for (f, v) in pairs(p) {
+                d.insert_new((f.into(), v.into()));
             }
             self.repr = Repr::Table(d);
         }
@@ -182,25 +190,42 @@ impl HashValue {
     /// is walked by its hash-space cursor (see `dict.rs`).
     pub fn scan<'s>(&'s self, cursor: u64, count: usize, mut f: impl FnMut(&'s [u8], &'s [u8])) -> u64 {
         match &self.repr {
-            Repr::Pack(v) => {
-                v.iter().for_each(|(k, val)| f(k, val));
+            Repr::Pack(p) => {
+                pairs(p).for_each(|(k, val)| f(k, val));
                 0
             }
             Repr::Table(d) => d.scan(cursor, count, |(k, val)| f(k, val)),
         }
     }
 
-    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing: the bytes
-    /// of every field and value (two allocations per pair) plus the container. O(1).
+    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing: the packed
+    /// buffer, or the bytes of every field and value (two allocations per pair) plus the
+    /// table. O(1).
     pub fn heap_size(&self) -> usize {
         const PER_ALLOC: usize = 8;
-        self.data
-            + self.len() * 2 * PER_ALLOC
-            + match &self.repr {
-                Repr::Pack(v) => v.capacity() * std::mem::size_of::<Pair>(),
-                Repr::Table(d) => d.overhead(),
-            }
+        match &self.repr {
+            Repr::Pack(p) => p.heap_size(),
+            Repr::Table(d) => self.data + self.len() * 2 * PER_ALLOC + d.overhead(),
+        }
     }
+}
+
+/// The pairs of a packed hash.
+fn pairs(p: &Packed) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut it = p.iter();
+    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
+}
+
+/// Where the entries of `field` and of its value start in a packed hash, and the value's
+/// length.
+fn locate(p: &Packed, field: &[u8]) -> Option<(usize, usize, usize)> {
+    let mut it = p.entries();
+    while let (Some((fat, f)), Some((vat, v))) = (it.next(), it.next()) {
+        if f == field {
+            return Some((fat, vat, v.len()));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -231,6 +256,22 @@ mod tests {
         let mut h = HashValue::default();
         h.prepare(4, 1, &lim);
         assert_eq!(h.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn packed_updates_keep_order_and_sizes() {
+        let lim = HashLimits::default();
+        let mut h = HashValue::default();
+        for (f, v) in [("a", "1"), ("b", "22"), ("c", "333")] {
+            h.set(f.as_bytes(), v.as_bytes(), &lim);
+        }
+        h.set(b"b", b"x", &lim);
+        assert!(h.remove(b"a") && !h.remove(b"a"));
+        assert_eq!(h.iter().collect::<Vec<_>>(), [(&b"b"[..], &b"x"[..]), (b"c", b"333")]);
+        assert_eq!((h.len(), h.data), (2, 6));
+        assert_eq!(h.at(1), (&b"c"[..], &b"333"[..]));
+        // One buffer: a small hash costs tens of bytes, not an allocation per string.
+        assert!(h.heap_size() < 64, "{}", h.heap_size());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod dict;
 pub mod hash;
 pub mod list;
+pub mod packed;
 pub mod set;
 pub mod zset;
 

@@ -1,11 +1,12 @@
 //! The `set` type, with Valkey 8's three encodings: `intset` (sorted integers, while every
 //! member is a canonical integer and there are at most `set-max-intset-entries`), `listpack`
-//! (a small vector in insertion order, within `set-max-listpack-entries` and
+//! (members packed in one buffer in insertion order, see `packed.rs`, within `set-max-listpack-entries` and
 //! `set-max-listpack-value`) and `hashtable` (a [`Dict`]). The rules for creating and
 //! converting follow `setTypeCreate` and `setTypeAddAux`, and a set never converts back, so
 //! `OBJECT ENCODING` matches Valkey for the same history of writes.
 
 use super::dict::Dict;
+use super::packed::Packed;
 use crate::util::parse_i64;
 
 /// Valkey caps `set-max-intset-entries` at this (`intsetMaxEntries`).
@@ -54,7 +55,7 @@ impl IntMember {
 #[derive(Debug, Clone)]
 enum Repr {
     Ints(Vec<IntMember>),
-    Pack(Vec<Box<[u8]>>),
+    Pack(Packed),
     Table(Dict<Box<[u8]>>),
 }
 
@@ -86,7 +87,7 @@ impl SetValue {
         let repr = if parse_i64(first).is_some() && size_hint <= limits.max_intset {
             Repr::Ints(Vec::new())
         } else if size_hint <= limits.max_listpack {
-            Repr::Pack(Vec::new())
+            Repr::Pack(Packed::default())
         } else {
             Repr::Table(Dict::with_capacity(size_hint))
         };
@@ -95,7 +96,7 @@ impl SetValue {
 
     /// An empty set in the `listpack` encoding (results built by SINTERSTORE and SPOP).
     pub fn new_listpack() -> SetValue {
-        SetValue { repr: Repr::Pack(Vec::new()), data: 0 }
+        SetValue { repr: Repr::Pack(Packed::default()), data: 0 }
     }
 
     /// An empty set in this set's compact encoding: `intset` if this is one, else `listpack`
@@ -138,7 +139,7 @@ impl SetValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Ints(v) => v.len(),
-            Repr::Pack(v) => v.len(),
+            Repr::Pack(p) => p.len(),
             Repr::Table(d) => d.len(),
         }
     }
@@ -161,17 +162,17 @@ impl SetValue {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let (a, b, c) = match &self.repr {
             Repr::Ints(v) => (v.iter(), None, None),
-            Repr::Pack(v) => ([].iter(), Some(v.iter()), None),
-            Repr::Table(d) => ([].iter(), None, Some(d.iter())),
+            Repr::Pack(p) => ([].iter(), Some(p.iter()), None),
+            Repr::Table(d) => ([].iter(), None, Some(d.iter().map(|m| &m[..]))),
         };
-        a.map(IntMember::bytes).chain(b.into_iter().flatten().chain(c.into_iter().flatten()).map(|m| &m[..]))
+        a.map(IntMember::bytes).chain(b.into_iter().flatten()).chain(c.into_iter().flatten())
     }
 
     /// The member at index `i` (`0..len`), for random picks.
     pub fn at(&self, i: usize) -> &[u8] {
         match &self.repr {
             Repr::Ints(v) => v[i].bytes(),
-            Repr::Pack(v) => &v[i],
+            Repr::Pack(p) => p.iter().nth(i).unwrap_or(&[]),
             Repr::Table(d) => d.at(i),
         }
     }
@@ -180,7 +181,7 @@ impl SetValue {
     pub fn contains(&self, member: &[u8]) -> bool {
         match &self.repr {
             Repr::Ints(v) => parse_i64(member).is_some_and(|n| v.binary_search_by_key(&n, |m| m.v).is_ok()),
-            Repr::Pack(v) => v.iter().any(|m| &m[..] == member),
+            Repr::Pack(p) => p.iter().any(|m| m == member),
             Repr::Table(d) => d.find(member).is_some(),
         }
     }
@@ -220,9 +221,9 @@ impl SetValue {
                     && member.len() <= limits.max_value
                     && longest <= limits.max_value
                 {
-                    let mut p: Vec<Box<[u8]>> = Vec::with_capacity(v.len() + 1);
-                    p.extend(v.iter().map(|m| m.bytes().into()));
-                    p.push(member.into());
+                    let mut p = Packed::default();
+                    v.iter().for_each(|m| p.push(m.bytes()));
+                    p.push(member);
                     self.repr = Repr::Pack(p);
                 } else {
                     self.convert_to_table(1);
@@ -230,12 +231,12 @@ impl SetValue {
                 }
                 true
             }
-            Repr::Pack(v) => {
-                if v.iter().any(|m| &m[..] == member) {
+            Repr::Pack(p) => {
+                if p.iter().any(|m| m == member) {
                     return false;
                 }
-                if v.len() < limits.max_listpack && member.len() <= limits.max_value {
-                    v.push(member.into());
+                if p.len() < limits.max_listpack && member.len() <= limits.max_value {
+                    p.push(member);
                 } else {
                     self.convert_to_table(1);
                     self.table_add(member);
@@ -289,9 +290,9 @@ impl SetValue {
                     Err(_) => false,
                 }
             }
-            Repr::Pack(v) => match v.iter().position(|m| &m[..] == member) {
-                Some(i) => {
-                    v.remove(i);
+            Repr::Pack(p) => match p.entries().find(|(_, m)| *m == member) {
+                Some((at, _)) => {
+                    p.remove_at(at, 1);
                     true
                 }
                 None => false,
@@ -304,7 +305,13 @@ impl SetValue {
     pub fn remove_at(&mut self, i: usize) -> Vec<u8> {
         let m = match &mut self.repr {
             Repr::Ints(v) => v.remove(i).bytes().to_vec(),
-            Repr::Pack(v) => v.remove(i).into_vec(),
+            Repr::Pack(p) => match p.entries().nth(i).map(|(at, m)| (at, m.to_vec())) {
+                Some((at, m)) => {
+                    p.remove_at(at, 1);
+                    m
+                }
+                None => Vec::new(),
+            },
             Repr::Table(d) => d.remove_at(i).into_vec(),
         };
         self.data -= m.len();
@@ -329,7 +336,7 @@ impl SetValue {
         const PER_ALLOC: usize = 8;
         match &self.repr {
             Repr::Ints(v) => v.capacity() * std::mem::size_of::<IntMember>(),
-            Repr::Pack(v) => v.capacity() * 16 + self.data + v.len() * PER_ALLOC,
+            Repr::Pack(p) => p.heap_size(),
             Repr::Table(d) => d.overhead() + self.data + d.len() * PER_ALLOC,
         }
     }
