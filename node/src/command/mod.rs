@@ -9,11 +9,13 @@ pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use std::collections::HashMap;
@@ -64,6 +66,8 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| hash::handler(full))
+        .or_else(|| set::handler(full))
 }
 
 impl Registry {
