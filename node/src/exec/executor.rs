@@ -172,6 +172,7 @@ impl Executor {
             let started = self.srv.now;
             self.collect_io();
             self.service_ready();
+            self.queue_subscribers();
             if std::mem::take(&mut self.srv.kill_pending) {
                 self.reap_marked();
             }
@@ -432,10 +433,10 @@ impl Executor {
             let Some(c) = self.clients.get_mut(idx) else {
                 return;
             };
-            let Some(io) = c.io.as_mut() else { return };
-            for chunk in c.pending_out.drain(..) {
-                io.queue(chunk);
+            if c.io.is_none() {
+                return;
             }
+            c.flush_pending();
             self.run_parsed(idx);
             let Some(c) = self.clients.get_mut(idx) else {
                 return;
@@ -647,9 +648,30 @@ impl Executor {
             return;
         };
         let _ = self.registry.deregister(&mut io.stream);
+        // Leave every pub/sub registry before the slab slot can be reused.
+        self.srv.pubsub.drop_client(&mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
+    }
+
+    /// Pub/sub fan-out gave output to clients other than the one running: queue them so the
+    /// normal write path (an I/O thread when one is active) sends it.
+    fn queue_subscribers(&mut self) {
+        if self.srv.pubsub.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.srv.pubsub.dirty);
+        for &idx in &dirty {
+            if let Some(c) = self.clients.get_mut(idx) {
+                if !c.queued {
+                    c.queued = true;
+                    self.ready.push(idx);
+                }
+            }
+        }
+        self.srv.pubsub.dirty = dirty;
+        self.srv.pubsub.dirty.clear();
     }
 
     /// Closes clients marked by other clients' commands (CLIENT KILL) that are now idle.
@@ -713,6 +735,10 @@ impl Executor {
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
+        if self.srv.notify_flags != 0 {
+            super::notify::flush_expired(&mut self.srv, &mut self.clients, None);
+            self.queue_subscribers();
+        }
         self.client_timeouts();
         let now = Instant::now();
         let (t0, n0) = self.srv.last_sample;
@@ -779,10 +805,8 @@ impl Executor {
         }
         self.collect_io();
         for (_, c) in self.clients.iter_mut() {
+            c.flush_pending();
             if let Some(io) = c.io.as_mut() {
-                for chunk in c.pending_out.drain(..) {
-                    io.queue(chunk);
-                }
                 while !io.out.is_empty() && Instant::now() < deadline {
                     io.write();
                     if io.write_blocked {

@@ -71,6 +71,8 @@ pub struct Server {
     pub executable: String,
     /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
     pub cluster: Option<ClusterState>,
+    /// Pub/sub subscriptions and fan-out bookkeeping.
+    pub pubsub: super::pubsub::PubSub,
 }
 
 impl Server {
@@ -80,8 +82,10 @@ impl Server {
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_id: String =
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
+        let pubsub = super::pubsub::PubSub::new(config.get("client-output-buffer-limit").unwrap_or(""));
+        let notify = crate::config::pubsub::notify_flags(config.get("notify-keyspace-events").unwrap_or(""));
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
-        Server {
+        let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
             // counts, listings and migrations touch only that slot's keys.
             dbs: if config.get_bool("cluster-enabled") {
@@ -111,6 +115,20 @@ impl Server {
             notify_flags: 0,
             executable,
             cluster: None,
+            pubsub,
+        };
+        srv.set_notify_flags(notify.unwrap_or(0));
+        srv
+    }
+
+    /// Applies `notify-keyspace-events` flags. Databases record the keys they expire only
+    /// while `expired` events would be published.
+    pub fn set_notify_flags(&mut self, flags: u32) {
+        use crate::config::pubsub::flag;
+        self.notify_flags = flags;
+        let log = flags & flag::EXPIRED != 0 && flags & (flag::KEYSPACE | flag::KEYEVENT) != 0;
+        for db in &mut self.dbs {
+            db.log_expired(log);
         }
     }
 
