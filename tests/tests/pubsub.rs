@@ -207,7 +207,7 @@ io_threads_test!(fn lazy_expiry_publishes_expired(n) {
 
 #[test]
 fn sharded_pubsub_on_a_cluster_node() {
-    let c = Cluster::start(2);
+    let mut c = Cluster::start(2);
     let (lo, hi) = (key_in_slot(100, "a"), key_in_slot(16000, "b"));
     let lo2 = key_in_slot(100, "c");
     let owner = c.node(c.owner(100)).node.connect();
@@ -238,6 +238,19 @@ fn sharded_pubsub_on_a_cluster_node() {
     let second = sub.read_text();
     assert!(first.ends_with(":1\r\n") && second.ends_with(":0\r\n"), "{first} {second}");
     assert_eq!(publisher.cmd(&["SPUBLISH", &lo, "x"]).unwrap(), b":0\r\n");
+
+    // When the slot moves to another node, its shard channels' subscribers are told.
+    subscribe(&mut sub, "SSUBSCRIBE", &lo, 1, false);
+    let mut moved = c.assignment.clone();
+    let old_owner = c.owner(100);
+    let new_owner = 1 - old_owner;
+    moved.retain(|a| !(a.0 <= 100 && 100 <= a.1));
+    moved.push((0, 100, new_owner));
+    moved.push((101, 8191, old_owner));
+    c.push(moved);
+    assert_eq!(sub.read_text(), format!("*3\r\n$12\r\nsunsubscribe\r\n${}\r\n{lo}\r\n:0\r\n", lo.len()));
+    let r = publisher.cmd(&["PUBSUB", "SHARDCHANNELS"]).unwrap();
+    assert_eq!(r, b"*0\r\n");
 }
 
 io_threads_test!(fn slow_subscriber_is_cut_off_and_the_node_keeps_serving(n) {

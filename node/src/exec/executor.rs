@@ -737,8 +737,9 @@ impl Executor {
         self.active_expire();
         if self.srv.notify_flags != 0 {
             super::notify::flush_expired(&mut self.srv, &mut self.clients, None);
-            self.queue_subscribers();
         }
+        super::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
+        self.queue_subscribers();
         self.client_timeouts();
         let now = Instant::now();
         let (t0, n0) = self.srv.last_sample;

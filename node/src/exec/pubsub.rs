@@ -374,6 +374,35 @@ impl Fanout<'_> {
     }
 }
 
+/// Cluster mode: shard channels whose slot this node no longer owns lose their subscribers,
+/// each told with a `sunsubscribe` message (Valkey's `removeChannelsInSlot`), so clients
+/// resubscribe on the new owner. Run from cron: a few shard channels to check per tick.
+pub fn drop_unowned_shard_channels(srv: &mut super::server::Server, clients: &mut Slab<Client>) {
+    let Some(cl) = srv.cluster.as_ref() else { return };
+    if srv.pubsub.shard.is_empty() {
+        return;
+    }
+    let lost: Vec<Bytes> =
+        srv.pubsub.shard.keys().filter(|c| !cl.owns(crate::keyspace::slot::key_slot(c))).cloned().collect();
+    for ch in lost {
+        let subs: Vec<usize> =
+            srv.pubsub.shard.get(&ch).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        for idx in subs {
+            let Some(c) = clients.get_mut(idx) else { continue };
+            srv.pubsub.unsubscribe(&mut c.st, idx, Kind::Shard, &ch);
+            let count = c.st.subs.as_ref().map_or(0, |s| s.count(Kind::Shard));
+            let mut r = Reply::new(c.st.resp3);
+            r.push(3);
+            r.bulk(b"sunsubscribe");
+            r.bulk(&ch);
+            r.int(count as i64);
+            c.send(r.buf.freeze());
+            srv.pubsub.leave_if_idle(&mut c.st);
+            srv.pubsub.dirty.push(idx);
+        }
+    }
+}
+
 /// The RESP2 subscriber-mode restriction (Valkey's `processCommand`): a RESP2 client with
 /// subscriptions may only run these; RESP3 clients may run anything.
 pub fn allowed_in_subscriber_mode(name: &str) -> bool {

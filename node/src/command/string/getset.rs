@@ -265,10 +265,9 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.db().set_expire(key, Some(ms));
             ctx.notify(class::GENERIC, "expire", key);
         }
-        None if o.flags & PERSIST != 0 => {
-            if had_ttl && ctx.db().set_expire(key, None) {
-                ctx.notify(class::GENERIC, "persist", key);
-            }
+        None if o.flags & PERSIST != 0 && had_ttl => {
+            ctx.db().set_expire(key, None);
+            ctx.notify(class::GENERIC, "persist", key);
         }
         None => {}
     }
