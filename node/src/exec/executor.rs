@@ -785,6 +785,8 @@ impl Executor {
             .clients
             .iter()
             .filter(|(_, c)| c.io.is_some() && c.st.last_interaction.elapsed() > limit)
+            // Subscribers wait for messages, not commands: Valkey never times them out.
+            .filter(|(_, c)| c.st.subs.is_none())
             .map(|(i, _)| i)
             .collect();
         for idx in idle {

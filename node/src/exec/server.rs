@@ -153,6 +153,7 @@ impl Server {
     /// CONFIG RESETSTAT.
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
+        self.pubsub.limit_disconnections = 0;
         for db in &mut self.dbs {
             db.expired = 0;
         }

@@ -92,7 +92,10 @@ fn shard_channels_are_their_own_namespace() {
     assert_eq!(pushed(&mut h, s), "*3\r\n$8\r\nsmessage\r\n$4\r\n{t}a\r\n$1\r\nx\r\n");
     assert_eq!(h.run("PUBSUB SHARDCHANNELS"), "*1\r\n$4\r\n{t}a\r\n");
     assert_eq!(h.run("PUBSUB SHARDNUMSUB {t}a"), "*2\r\n$4\r\n{t}a\r\n:1\r\n");
-    assert!(h.run("CLIENT LIST").contains("flags=P"), "{}", h.run("CLIENT LIST"));
+    h.run_as(s, &[b"PSUBSCRIBE", b"a*", b"b*"]);
+    let list = text(h.run_as(0, &[b"CLIENT", b"LIST", b"TYPE", b"pubsub"]));
+    assert!(list.contains(" flags=P ") && list.contains(" sub=0 psub=2 ssub=1 "), "{list}");
+    assert_eq!(list.matches("id=").count(), 1, "only the subscriber is of type pubsub: {list}");
 }
 
 #[test]
