@@ -51,6 +51,10 @@ IMPLEMENTED = {
                 "syncslots"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
+    # pubsub
+    "subscribe": None, "psubscribe": None, "ssubscribe": None, "unsubscribe": None,
+    "punsubscribe": None, "sunsubscribe": None, "publish": None, "spublish": None,
+    "pubsub": ["channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"],
 }
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),

@@ -71,10 +71,14 @@ pub fn decide(
     meta: &CommandMeta,
     args: &[Bytes],
 ) -> Option<Redirect> {
-    if !has_keys(meta) {
+    // Sharded pub/sub is routed by its channels, which are not keys (see `shard_channels`).
+    let channels = crate::command::keys_of::shard_channels(meta, args);
+    if !has_keys(meta) && channels.is_empty() {
         return None;
     }
-    let keys = command_keys(meta, args);
+    // Shard channels are served by the source until a migration ends: never "missing".
+    let by_channel = !channels.is_empty();
+    let keys = if by_channel { channels } else { command_keys(meta, args) };
     let first = keys.first()?;
     let slot = key_slot(&args[first.pos]);
     let Some(shard) = cl.shard_of(slot) else {
@@ -94,7 +98,7 @@ pub fn decide(
             }
             multiple = true;
         }
-        if open && !db.contains(key, now) {
+        if open && !by_channel && !db.contains(key, now) {
             missing += 1;
         }
     }

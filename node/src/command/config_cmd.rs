@@ -179,6 +179,15 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                     std::env::set_current_dir(dir).map_err(|e| ("dir", os_error_text(&e)))?;
                 }
             }
+            "notify-keyspace-events" => {
+                let v = ctx.srv.config.get("notify-keyspace-events").unwrap_or("");
+                let flags = crate::config::pubsub::notify_flags(v).unwrap_or(0);
+                ctx.srv.set_notify_flags(flags);
+            }
+            "client-output-buffer-limit" => {
+                let v = ctx.srv.config.get("client-output-buffer-limit").unwrap_or("").to_string();
+                ctx.srv.pubsub.set_limits(&v);
+            }
             _ => {}
         }
     }

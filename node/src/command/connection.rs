@@ -27,6 +27,14 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 
 /// PING [message]
 fn ping(ctx: &mut Ctx, args: &[Bytes]) {
+    let st = ctx.client();
+    if st.subs.is_some() && !st.resp3 {
+        // RESP2 subscriber mode: a reply shaped like a message, `["pong", message or ""]`.
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |m| &m[..]));
+        return;
+    }
     match args {
         [_] => ctx.out.simple("PONG"),
         [_, msg] => ctx.out.bulk(msg),
@@ -83,6 +91,8 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
 /// RESET: back to the state of a new connection (lib-name/lib-ver are kept, as in Valkey).
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     let nopass = requirepass(ctx).is_empty();
+    let me = ctx.me;
+    ctx.srv.pubsub.drop_client(&mut ctx.clients[me].st, me);
     let c = ctx.client();
     c.db = 0;
     c.resp3 = false;

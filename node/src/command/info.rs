@@ -140,7 +140,12 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
             "client_recent_max_output_buffer",
             "blocked_clients",
             "tracking_clients",
-            "pubsub_clients",
+        ],
+    );
+    field!(out, "pubsub_clients", "{}", ctx.srv.pubsub.clients);
+    zeros(
+        out,
+        &[
             "watching_clients",
             "clients_in_timeout_table",
             "total_watched_keys",
@@ -383,12 +388,13 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     );
     field!(out, "keyspace_hits", "{}", st.keyspace_hits);
     field!(out, "keyspace_misses", "{}", st.keyspace_misses);
+    let ps = &srv.pubsub;
+    field!(out, "pubsub_channels", "{}", ps.channel_count(crate::exec::pubsub::Kind::Channel));
+    field!(out, "pubsub_patterns", "{}", ps.channel_count(crate::exec::pubsub::Kind::Pattern));
+    field!(out, "pubsubshard_channels", "{}", ps.channel_count(crate::exec::pubsub::Kind::Shard));
     zeros(
         out,
         &[
-            "pubsub_channels",
-            "pubsub_patterns",
-            "pubsubshard_channels",
             "latest_fork_usec",
             "total_forks",
             "migrate_cached_sockets",
@@ -415,10 +421,10 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "io_threaded_total_prefetch_batches", "{}", st.prefetch_batches);
     field!(out, "io_threaded_total_prefetch_entries", "{}", st.prefetch_entries);
     field!(out, "client_query_buffer_limit_disconnections", "{}", st.client_qbuf_limit_disconnections);
+    field!(out, "client_output_buffer_limit_disconnections", "{}", srv.pubsub.limit_disconnections);
     zeros(
         out,
         &[
-            "client_output_buffer_limit_disconnections",
             "reply_buffer_shrinks",
             "reply_buffer_expands",
             "acl_access_denied_auth",

@@ -43,14 +43,14 @@ fn has(spec: &KeySpec, flag: &str) -> bool {
 /// `args[1]` is its name), from the key specs of `meta`. Specs flagged NOT_KEY are skipped.
 pub fn key_positions(meta: &CommandMeta, args: &[Bytes]) -> Result<Vec<usize>, KeysError> {
     let mut out = Vec::new();
-    for_each_key(meta, args, |k| out.push(k.pos))?;
+    for_each_key(meta, args, false, |k| out.push(k.pos))?;
     Ok(out)
 }
 
 /// Like [`key_positions`], with each key's spec flags.
 pub fn key_refs(meta: &CommandMeta, args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
     let mut out = Vec::new();
-    for_each_key(meta, args, |k| out.push(k))?;
+    for_each_key(meta, args, false, |k| out.push(k))?;
     Ok(out)
 }
 
@@ -123,10 +123,26 @@ fn begin(spec: &KeySpec, args: &[Bytes]) -> Result<Option<i64>, KeysError> {
     }
 }
 
-fn for_each_key(meta: &CommandMeta, args: &[Bytes], mut emit: impl FnMut(KeyRef)) -> Result<(), KeysError> {
+/// The shard channels of SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH: not keys (their specs are
+/// NOT_KEY, so COMMAND GETKEYS finds none), yet cluster mode routes these commands by them
+/// as Valkey does (`GET_KEYSPEC_INCLUDE_NOT_KEYS`). Empty for every other command.
+pub fn shard_channels(meta: &CommandMeta, args: &[Bytes]) -> Vec<KeyRef> {
+    let mut out = Vec::new();
+    if meta.has_flag("pubsub") && !meta.key_specs.is_empty() {
+        let _ = for_each_key(meta, args, true, |k| out.push(k));
+    }
+    out
+}
+
+fn for_each_key(
+    meta: &CommandMeta,
+    args: &[Bytes],
+    not_keys: bool,
+    mut emit: impl FnMut(KeyRef),
+) -> Result<(), KeysError> {
     let argc = args.len() as i64;
     for spec in meta.key_specs {
-        if has(spec, "NOT_KEY") {
+        if has(spec, "NOT_KEY") && !not_keys {
             continue;
         }
         let Some(mut first) = begin(spec, args)? else {
@@ -265,7 +281,8 @@ mod tests {
         // For commands whose keys are a plain range, the specs and the (first, last, step)
         // triple COMMAND INFO reports must find the same keys.
         for m in COMMANDS.iter().chain(COMMANDS.iter().flat_map(|m| m.subcommands)) {
-            if m.first_key == 0 || m.key_specs.len() != 1 {
+            // NOT_KEY specs (the shard channels of SPUBLISH) find no keys, whatever the triple.
+            if m.first_key == 0 || m.key_specs.len() != 1 || m.key_specs[0].flags.contains(&"NOT_KEY") {
                 continue;
             }
             let n = if m.arity > 0 { m.arity as usize } else { 7 };

@@ -14,6 +14,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -68,6 +69,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| dump::handler(full))
         .or_else(|| hash::handler(full))
         .or_else(|| set::handler(full))
+        .or_else(|| pubsub::handler(full))
 }
 
 impl Registry {

@@ -2,6 +2,7 @@
 //! same directive names as valkey.conf, `CONFIG GET/SET/REWRITE`. Values are kept in their
 //! canonical text form (what `CONFIG GET` shows); the hot paths read a typed snapshot.
 
+pub mod pubsub;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -100,9 +101,19 @@ impl Config {
                 return Err(bad(i + 1, line, "wrong number of arguments"));
             };
             let canon = table::normalize(dir, &value).map_err(|e| bad(i + 1, line, e))?;
+            let canon = self.merged(dir, &value, canon).map_err(|e| bad(i + 1, line, e))?;
             self.values.insert(dir.name, canon);
         }
         Ok(())
+    }
+
+    /// `client-output-buffer-limit` changes only the classes a value names: merge it over the
+    /// current value. Every other directive's canonical form stands alone.
+    fn merged(&self, dir: &Directive, raw: &str, canon: String) -> Result<String, String> {
+        if dir.name != "client-output-buffer-limit" {
+            return Ok(canon);
+        }
+        pubsub::merge_obuf(self.values.get(dir.name).map_or(dir.default, String::as_str), raw)
     }
 
     /// The canonical value of a directive.
@@ -158,6 +169,7 @@ impl Config {
                 return Err((name.clone(), "can't set immutable config".into()));
             }
             let canon = table::normalize(dir, value).map_err(|e| (name.clone(), e))?;
+            let canon = self.merged(dir, value, canon).map_err(|e| (name.clone(), e))?;
             staged.push((dir.name, canon));
         }
         let mut old = Vec::new();

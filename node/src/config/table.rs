@@ -211,6 +211,9 @@ pub fn normalize(dir: &Directive, raw: &str) -> Result<String, String> {
                 Err(format!("argument(s) must be one of the following: {}", opts.join(", ")))
             }
         }
+        // Pub/sub's two structured strings are parsed and shown as Valkey does.
+        Str if dir.name == "notify-keyspace-events" => super::pubsub::normalize_notify(raw),
+        Str if dir.name == "client-output-buffer-limit" => super::pubsub::merge_obuf(dir.default, raw),
         Str => Ok(raw.to_string()),
     }
 }

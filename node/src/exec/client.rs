@@ -51,6 +51,11 @@ pub struct ClientState {
     /// Cluster: the last request was deferred (its slot's migration is handing over); the
     /// executor keeps it and retries when the hand-off ends.
     pub deferred: bool,
+    /// Pub/sub subscriptions; `Some` exactly while the client is in pub/sub mode (Valkey's
+    /// `CLIENT_PUBSUB`), boxed so other clients pay one pointer.
+    pub subs: Option<Box<super::pubsub::Subs>>,
+    /// Since when the pending output has been over the pubsub class's soft limit.
+    pub obuf_soft_since: Option<Instant>,
 }
 
 impl ClientState {
@@ -79,6 +84,8 @@ impl ClientState {
             asking: false,
             readonly: false,
             deferred: false,
+            subs: None,
+            obuf_soft_since: None,
         }
     }
 }
@@ -96,18 +103,66 @@ pub struct Client {
     pub queued: bool,
     /// Replies produced while the I/O half was away (e.g. for other clients' commands).
     pub pending_out: Vec<Bytes>,
+    /// Bytes in `pending_out` (pub/sub output limits read it on every delivery).
+    pending_bytes: usize,
 }
 
 impl Client {
     pub fn new(st: ClientState, io: Box<ConnIo>) -> Self {
-        Client { st, io: Some(io), readable: true, writable: true, queued: false, pending_out: Vec::new() }
+        Client {
+            st,
+            io: Some(io),
+            readable: true,
+            writable: true,
+            queued: false,
+            pending_out: Vec::new(),
+            pending_bytes: 0,
+        }
+    }
+
+    /// A client without a connection (the in-process test harness).
+    pub fn detached(st: ClientState) -> Self {
+        Client {
+            st,
+            io: None,
+            readable: false,
+            writable: false,
+            queued: false,
+            pending_out: Vec::new(),
+            pending_bytes: 0,
+        }
     }
 
     /// Queues reply bytes whether or not the I/O half is home.
     pub fn send(&mut self, chunk: Bytes) {
         match self.io.as_mut() {
             Some(io) => io.queue(chunk),
-            None => self.pending_out.push(chunk),
+            None => {
+                self.pending_bytes += chunk.len();
+                self.pending_out.push(chunk);
+            }
         }
+    }
+
+    /// Moves output queued while the I/O half was away into it, once it is home.
+    pub fn flush_pending(&mut self) {
+        if let Some(io) = self.io.as_mut() {
+            for chunk in self.pending_out.drain(..) {
+                io.queue(chunk);
+            }
+            self.pending_bytes = 0;
+        }
+    }
+
+    /// Reply bytes not yet written, as far as the executor can see: those queued while the
+    /// I/O half is away, plus its own queue when it is home.
+    pub fn pending_out_bytes(&self) -> usize {
+        self.pending_bytes + self.io.as_ref().map_or(0, |io| io.pending_out())
+    }
+
+    /// Drops output that will never be sent (the client is being closed).
+    pub fn discard_pending(&mut self) {
+        self.pending_out.clear();
+        self.pending_bytes = 0;
     }
 }

@@ -78,6 +78,16 @@ pub fn dispatch_parsed(
                     // Deferred: no reply now, the executor runs the request again later.
                     None => clients[idx].st.deferred = true,
                 }
+            } else if clients[idx].st.subs.is_some()
+                && !clients[idx].st.resp3
+                && !super::pubsub::allowed_in_subscriber_mode(entry.meta.name)
+            {
+                // RESP2 subscriber mode (Valkey's `processCommand`): replies would be mixed
+                // up with pushed messages, so only the pub/sub commands run.
+                reply.err(&format!(
+                    "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    entry.full_name
+                ));
             } else if let Some(handler) = entry.handler {
                 let c = &mut clients[idx];
                 c.st.last_cmd.clear();
@@ -113,6 +123,10 @@ pub fn dispatch_parsed(
                 }
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);
+                }
+                if srv.notify_flags != 0 {
+                    // Keys the command found expired publish `expired` even if it notified nothing.
+                    super::notify::flush_expired(srv, clients, Some((idx, &mut *reply)));
                 }
             }
         }

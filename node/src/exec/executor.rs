@@ -182,6 +182,7 @@ impl Executor {
             let started = self.srv.now;
             self.collect_io();
             self.service_ready();
+            self.queue_subscribers();
             if std::mem::take(&mut self.srv.kill_pending) {
                 self.reap_marked();
             }
@@ -446,10 +447,10 @@ impl Executor {
             let Some(c) = self.clients.get_mut(idx) else {
                 return;
             };
-            let Some(io) = c.io.as_mut() else { return };
-            for chunk in c.pending_out.drain(..) {
-                io.queue(chunk);
+            if c.io.is_none() {
+                return;
             }
+            c.flush_pending();
             self.run_parsed(idx);
             let Some(c) = self.clients.get_mut(idx) else {
                 return;
@@ -661,9 +662,30 @@ impl Executor {
             return;
         };
         let _ = self.registry.deregister(&mut io.stream);
+        // Leave every pub/sub registry before the slab slot can be reused.
+        self.srv.pubsub.drop_client(&mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
+    }
+
+    /// Pub/sub fan-out gave output to clients other than the one running: queue them so the
+    /// normal write path (an I/O thread when one is active) sends it.
+    fn queue_subscribers(&mut self) {
+        if self.srv.pubsub.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.srv.pubsub.dirty);
+        for &idx in &dirty {
+            if let Some(c) = self.clients.get_mut(idx) {
+                if !c.queued {
+                    c.queued = true;
+                    self.ready.push(idx);
+                }
+            }
+        }
+        self.srv.pubsub.dirty = dirty;
+        self.srv.pubsub.dirty.clear();
     }
 
     /// Closes clients marked by other clients' commands (CLIENT KILL) that are now idle.
@@ -687,11 +709,13 @@ impl Executor {
     fn scale(&mut self, now: Instant) {
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
         let max = self.io.max_active();
-        let target =
-            if forced { Some(max) } else { self.scaler.tick(now, self.io.active(), max, self.io.queued()) };
-        if forced {
-            self.scaler.tick(now, self.io.active(), max, 0);
-        }
+        let cpu = crate::util::thread_cpu_time();
+        let target = if forced {
+            self.scaler.tick(now, cpu, self.io.active(), max, 0);
+            Some(max)
+        } else {
+            self.scaler.tick(now, cpu, self.io.active(), max, self.io.queued())
+        };
         if let Some(n) = target {
             if n != self.io.active() {
                 log::debug!("I/O threads active: {} -> {}", self.io.active(), n);
@@ -736,6 +760,11 @@ impl Executor {
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
+        if self.srv.notify_flags != 0 {
+            super::notify::flush_expired(&mut self.srv, &mut self.clients, None);
+        }
+        super::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
+        self.queue_subscribers();
         self.client_timeouts();
         let now = Instant::now();
         let (t0, n0) = self.srv.last_sample;
@@ -781,6 +810,8 @@ impl Executor {
             .clients
             .iter()
             .filter(|(_, c)| c.io.is_some() && c.st.last_interaction.elapsed() > limit)
+            // Subscribers wait for messages, not commands: Valkey never times them out.
+            .filter(|(_, c)| c.st.subs.is_none())
             .map(|(i, _)| i)
             .collect();
         for idx in idle {
@@ -802,10 +833,8 @@ impl Executor {
         }
         self.collect_io();
         for (_, c) in self.clients.iter_mut() {
+            c.flush_pending();
             if let Some(io) = c.io.as_mut() {
-                for chunk in c.pending_out.drain(..) {
-                    io.queue(chunk);
-                }
                 while !io.out.is_empty() && Instant::now() < deadline {
                     io.write();
                     if io.write_blocked {

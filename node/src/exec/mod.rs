@@ -6,6 +6,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod executor;
 pub mod notify;
+pub mod pubsub;
 pub mod scaler;
 pub mod server;
 pub mod testing;

@@ -34,6 +34,8 @@ pub struct Scaler {
     hot_samples: usize,
     low_since: Option<Instant>,
     last_change: Instant,
+    /// The executor thread's CPU time when the current sample started.
+    cpu_mark: Option<Duration>,
 }
 
 impl Scaler {
@@ -45,6 +47,7 @@ impl Scaler {
             hot_samples: 0,
             low_since: None,
             last_change: now,
+            cpu_mark: None,
         }
     }
 
@@ -67,11 +70,29 @@ impl Scaler {
     }
 
     /// Closes a sample and returns the new number of active threads, if it should change.
-    /// `queued` is the number of jobs waiting in the active threads' rings.
-    pub fn tick(&mut self, now: Instant, active: usize, max_active: usize, queued: usize) -> Option<usize> {
+    /// `queued` is the number of jobs waiting in the active threads' rings; `cpu` is the
+    /// executor thread's CPU time now, when known.
+    ///
+    /// Busy time is measured in wall-clock time around the executor's work, which overstates
+    /// it when the machine is oversubscribed and the thread is descheduled mid-work; the
+    /// thread's CPU time bounds it from above (it also counts spinning, which wall-clock busy
+    /// time does not), so the sample uses the smaller of the two.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        cpu: Option<Duration>,
+        active: usize,
+        max_active: usize,
+        queued: usize,
+    ) -> Option<usize> {
         let elapsed = now.duration_since(self.window_start);
+        let mut busy_time = self.busy;
+        if let (Some(cpu), Some(mark)) = (cpu, self.cpu_mark) {
+            busy_time = busy_time.min(cpu.saturating_sub(mark));
+        }
+        self.cpu_mark = cpu;
         let busy =
-            if elapsed.is_zero() { 0.0 } else { (self.busy.as_secs_f64() / elapsed.as_secs_f64()).min(1.0) };
+            if elapsed.is_zero() { 0.0 } else { (busy_time.as_secs_f64() / elapsed.as_secs_f64()).min(1.0) };
         self.window_start = now;
         self.busy = Duration::ZERO;
         if self.history.len() == HISTORY {
@@ -142,7 +163,7 @@ mod tests {
             .map(|&b| {
                 *t += SAMPLE;
                 s.record_busy(SAMPLE.mul_f64(b));
-                if let Some(n) = s.tick(*t, *active, max, queued) {
+                if let Some(n) = s.tick(*t, None, *active, max, queued) {
                     *active = n;
                 }
                 *active
@@ -213,5 +234,24 @@ mod tests {
         assert!((s.busy_ratio() - 1.0).abs() < 1e-9);
         drive(&mut s, &mut t, &mut active, 0, &[0.0; 50], 0);
         assert!((s.busy_ratio() - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpu_time_caps_wall_clock_busy_time() {
+        let t0 = Instant::now();
+        let mut s = Scaler::new(t0);
+        // The first sample only sets the CPU mark.
+        s.record_busy(SAMPLE);
+        s.tick(t0 + SAMPLE, Some(Duration::from_millis(100)), 1, 1, 0);
+        assert!((s.busy_ratio() - 1.0).abs() < 1e-9);
+        // Wall clock says busy the whole sample, but the thread ran for a tenth of it (it was
+        // descheduled): the sample counts 10%.
+        s.record_busy(SAMPLE);
+        s.tick(t0 + SAMPLE * 2, Some(Duration::from_millis(100) + SAMPLE / 10), 1, 1, 0);
+        assert!((s.history[1] - 0.1).abs() < 1e-6, "{:?}", s.history);
+        // CPU time above the wall-clock busy time (spinning) does not raise the sample.
+        s.record_busy(SAMPLE / 4);
+        s.tick(t0 + SAMPLE * 3, Some(Duration::from_millis(100) + SAMPLE), 1, 1, 0);
+        assert!((s.history[2] - 0.25).abs() < 1e-6, "{:?}", s.history);
     }
 }

@@ -88,6 +88,8 @@ pub struct Server {
     pub cmd_stats: Vec<CmdStat>,
     /// `latency-tracking`: time each command (two clock reads). Refreshed by cron.
     pub time_commands: bool,
+    /// Pub/sub subscriptions and fan-out bookkeeping.
+    pub pubsub: super::pubsub::PubSub,
 }
 
 impl Server {
@@ -97,9 +99,11 @@ impl Server {
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_id: String =
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
+        let pubsub = super::pubsub::PubSub::new(config.get("client-output-buffer-limit").unwrap_or(""));
+        let notify = crate::config::pubsub::notify_flags(config.get("notify-keyspace-events").unwrap_or(""));
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         let config_time_commands = config.get_bool("latency-tracking");
-        Server {
+        let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
             // counts, listings and migrations touch only that slot's keys.
             dbs: if config.get_bool("cluster-enabled") {
@@ -131,6 +135,20 @@ impl Server {
             cluster: None,
             cmd_stats: vec![CmdStat::default(); registry.len],
             time_commands: config_time_commands,
+            pubsub,
+        };
+        srv.set_notify_flags(notify.unwrap_or(0));
+        srv
+    }
+
+    /// Applies `notify-keyspace-events` flags. Databases record the keys they expire only
+    /// while `expired` events would be published.
+    pub fn set_notify_flags(&mut self, flags: u32) {
+        use crate::config::pubsub::flag;
+        self.notify_flags = flags;
+        let log = flags & flag::EXPIRED != 0 && flags & (flag::KEYSPACE | flag::KEYEVENT) != 0;
+        for db in &mut self.dbs {
+            db.log_expired(log);
         }
     }
 
@@ -156,6 +174,7 @@ impl Server {
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
         self.cmd_stats.iter_mut().for_each(|c| *c = CmdStat::default());
+        self.pubsub.limit_disconnections = 0;
         for db in &mut self.dbs {
             db.expired = 0;
         }

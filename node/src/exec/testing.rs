@@ -29,14 +29,7 @@ impl Harness {
         let mut clients = Slab::new();
         let st = ClientState::new(1, "127.0.0.1:1".into(), "127.0.0.1:6379".into(), -1, authed);
         srv.next_client_id = 2;
-        clients.insert(Client {
-            st,
-            io: None,
-            readable: false,
-            writable: false,
-            queued: false,
-            pending_out: Vec::new(),
-        });
+        clients.insert(Client::detached(st));
         Harness { srv, clients, reply: Reply::new(false) }
     }
 
@@ -45,14 +38,7 @@ impl Harness {
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
         let st = ClientState::new(id, format!("127.0.0.1:{id}"), "127.0.0.1:6379".into(), -1, true);
-        self.clients.insert(Client {
-            st,
-            io: None,
-            readable: false,
-            writable: false,
-            queued: false,
-            pending_out: Vec::new(),
-        })
+        self.clients.insert(Client::detached(st))
     }
 
     /// Runs a command as client `idx` and returns the raw RESP reply.

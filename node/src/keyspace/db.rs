@@ -29,6 +29,9 @@ pub struct Db {
     volatile_len: usize,
     /// Keys removed because their TTL passed (lazily or by the active cycle).
     pub expired: u64,
+    /// Names of keys expired since the executor last looked, kept only while `expired`
+    /// keyspace notifications are on (the executor publishes them).
+    pub expired_log: Option<Vec<Bytes>>,
 }
 
 std::thread_local! {
@@ -97,6 +100,22 @@ impl Db {
             len: 0,
             volatile_len: 0,
             expired: 0,
+            expired_log: None,
+        }
+    }
+
+    /// Starts or stops recording the names of expired keys (see `expired_log`).
+    pub fn log_expired(&mut self, on: bool) {
+        if on != self.expired_log.is_some() {
+            self.expired_log = on.then(Vec::new);
+        }
+    }
+
+    /// Counts an expired key and records its name when asked to.
+    pub fn note_expired(&mut self, key: &[u8]) {
+        self.expired += 1;
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push(Bytes::copy_from_slice(key));
         }
     }
 
@@ -155,8 +174,9 @@ impl Db {
         let (t, h) = self.locate(key);
         let pos = self.tables[t].find(key, h)?;
         if is_expired(self.node(t, pos), now_ms) {
-            drop(self.remove_at(t, pos, h));
-            self.expired += 1;
+            let node = self.remove_at(t, pos, h);
+            self.note_expired(node.key());
+            drop(node);
             return None;
         }
         let mut e = EntryMut { db: self, t, pos, h };
@@ -296,7 +316,8 @@ impl Db {
 
     /// Removes every key, returning the old database so the caller can drop it elsewhere.
     pub fn clear(&mut self) -> Db {
-        let fresh = Db::with_tables(self.tables.len());
+        let mut fresh = Db::with_tables(self.tables.len());
+        fresh.log_expired(self.expired_log.is_some());
         std::mem::replace(self, fresh)
     }
 
@@ -331,8 +352,9 @@ impl Db {
             }
             // Every round either answers or deletes a key, so this ends.
             let h = hash_key(node.key());
-            drop(self.remove_at(t, pos, h));
-            self.expired += 1;
+            let node = self.remove_at(t, pos, h);
+            self.note_expired(node.key());
+            drop(node);
         }
     }
 
@@ -357,7 +379,7 @@ impl Db {
         });
         for k in expired {
             if self.remove(&k).is_some() {
-                self.expired += 1;
+                self.note_expired(&k);
             }
         }
         if next != SCAN_DONE {
@@ -399,7 +421,7 @@ impl Db {
             if is_expired(node, now_ms) {
                 let key = Bytes::copy_from_slice(node.key());
                 if self.remove(&key).is_some() {
-                    self.expired += 1;
+                    self.note_expired(&key);
                     round.expired += 1;
                 }
             }

@@ -105,6 +105,9 @@ pub struct ConnIo {
     /// Reply chunks not yet written; `out_pos` bytes of the front chunk are already sent.
     pub out: VecDeque<Bytes>,
     out_pos: usize,
+    /// Bytes in `out` not yet written, kept as a running count (pub/sub output limits read
+    /// it on every delivered message).
+    out_bytes: usize,
     /// Writing stopped at `WouldBlock`: wait for a writable event.
     pub write_blocked: bool,
     pub bytes_read: u64,
@@ -128,6 +131,7 @@ impl ConnIo {
             more_to_read: false,
             out: VecDeque::new(),
             out_pos: 0,
+            out_bytes: 0,
             write_blocked: false,
             bytes_read: 0,
             bytes_written: 0,
@@ -146,7 +150,7 @@ impl ConnIo {
 
     /// Bytes of replies waiting to be written.
     pub fn pending_out(&self) -> usize {
-        self.out.iter().map(Bytes::len).sum::<usize>() - self.out_pos
+        self.out_bytes
     }
 
     /// True when nothing more may be read: EOF, a protocol error or the limit was hit.
@@ -232,6 +236,7 @@ impl ConnIo {
     /// Queues reply bytes.
     pub fn queue(&mut self, chunk: Bytes) {
         if !chunk.is_empty() {
+            self.out_bytes += chunk.len();
             self.out.push_back(chunk);
         }
     }
@@ -251,10 +256,12 @@ impl ConnIo {
                 Ok(0) => {
                     self.eof = true;
                     self.out.clear();
+                    self.out_bytes = 0;
                     break;
                 }
                 Ok(mut w) => {
                     total += w;
+                    self.out_bytes -= w;
                     self.bytes_written += w as u64;
                     while w > 0 {
                         let front = self.out.front().map_or(0, |c| c.len() - self.out_pos);
@@ -276,6 +283,7 @@ impl ConnIo {
                 Err(_) => {
                     self.eof = true;
                     self.out.clear();
+                    self.out_bytes = 0;
                     break;
                 }
             }

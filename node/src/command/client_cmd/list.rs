@@ -39,10 +39,14 @@ impl ClientType {
         }
     }
 
-    /// The type of a connected client. The node has no replication or pub/sub yet, so every
-    /// client is a normal one.
-    pub fn of(_c: &Client) -> ClientType {
-        ClientType::Normal
+    /// The type of a connected client: `pubsub` while it has subscriptions (Valkey's
+    /// `getClientType`, whatever the protocol), otherwise `normal` (no replication yet).
+    pub fn of(c: &Client) -> ClientType {
+        if c.st.subs.is_some() {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
     }
 }
 
@@ -55,6 +59,9 @@ impl ClientType {
 pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Option<&[Bytes]>) {
     let st = &c.st;
     let mut flags = String::with_capacity(4);
+    if st.subs.is_some() {
+        flags.push('P');
+    }
     if st.close_after_reply {
         flags.push('c');
     }
@@ -76,7 +83,7 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
         }
         None => (0, 0, 0, 0, 0),
     };
-    let omem = omem + c.pending_out.iter().map(Bytes::len).sum::<usize>();
+    let omem = omem + c.pending_out_bytes() - c.io.as_ref().map_or(0, |io| io.pending_out());
     let argv_mem = running.map_or(0, |a| a.iter().map(Bytes::len).sum());
     let tot_mem = qbuf_cap + REPLY_BUF + omem + argv_mem + CLIENT_OVERHEAD;
     let events = if omem > 0 { "rw" } else { "r" };
@@ -85,12 +92,14 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
     let lib_name = st.lib_name.as_deref().map(String::from_utf8_lossy);
     let lib_ver = st.lib_ver.as_deref().map(String::from_utf8_lossy);
     let age = now.saturating_duration_since(st.created).as_secs();
+    let (sub, psub, ssub) =
+        st.subs.as_ref().map_or((0, 0, 0), |s| (s.channels.len(), s.patterns.len(), s.shard.len()));
     let idle = now.saturating_duration_since(st.last_interaction).as_secs();
     // Writing to a String cannot fail.
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
-         sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf={qbuf} qbuf-free={} argv-mem={argv_mem} \
+         sub={sub} psub={psub} ssub={ssub} multi=-1 watch=0 qbuf={qbuf} qbuf-free={} argv-mem={argv_mem} \
          multi-mem=0 rbs={REPLY_BUF} rbp={REPLY_BUF} obl=0 oll=0 omem={omem} \
          tot-mem={tot_mem} events={events} cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={} tot-net-in={net_in} tot-net-out={net_out} tot-cmds={tot_cmds}",

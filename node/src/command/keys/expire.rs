@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::{cstr, dispose, err_with_arg, read_key, LazyFree};
+use crate::exec::notify::class;
 use crate::exec::Ctx;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,9 +120,11 @@ fn set_expire(ctx: &mut Ctx, args: &[Bytes], base: i64, unit: Unit) {
         // Already in the past: Valkey deletes the key (and propagates a DEL).
         if let Some(entry) = ctx.db().remove(key) {
             dispose(ctx.srv, entry, LazyFree::If("lazyfree-lazy-expire"));
+            ctx.notify(class::GENERIC, "del", key);
         }
     } else {
         ctx.db().set_expire(key, Some(when));
+        ctx.notify(class::GENERIC, "expire", key);
     }
     ctx.out.int(1);
 }
@@ -174,6 +177,7 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) {
     let had_ttl = ctx.lookup_write(key).is_some_and(|e| e.expire_at().is_some());
     if had_ttl {
         ctx.db().set_expire(key, None);
+        ctx.notify(class::GENERIC, "persist", key);
     }
     ctx.out.int(i64::from(had_ttl));
 }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{cluster_enabled, cstr, db_index_arg, dispose, LAZY_SERVER_DEL};
+use crate::exec::notify::{class, emit_in};
 use crate::exec::Ctx;
 
 const SAME_OBJECT: &str = "source and destination objects are the same";
@@ -50,6 +51,8 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) {
     if let Some(old) = old {
         dispose(ctx.srv, old, LAZY_SERVER_DEL);
     }
+    ctx.notify(class::GENERIC, "rename_from", src);
+    ctx.notify(class::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -103,6 +106,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
     if let Some(old) = target.set(dst, value, expire_at, clock) {
         dispose(ctx.srv, old, LAZY_SERVER_DEL);
     }
+    emit_in(ctx, dst_db, class::GENERIC, "copy_to", dst);
     ctx.out.int(1);
 }
 
@@ -135,6 +139,8 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) {
         Some(e) => {
             let at = e.expire_at();
             ctx.srv.dbs[dst_db].set(key, e.into_value(), at, clock);
+            emit_in(ctx, src_db, class::GENERIC, "move_from", key);
+            emit_in(ctx, dst_db, class::GENERIC, "move_to", key);
             ctx.out.int(1);
         }
         None => ctx.out.int(0),

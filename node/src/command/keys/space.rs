@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::{cstr, dispose, err_with_arg, read_key, LazyFree};
+use crate::exec::notify::class;
 use crate::exec::Ctx;
 use crate::util::{glob_match, parse_i64};
 
@@ -27,12 +28,16 @@ fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: LazyFree) {
         let Some(entry) = db.remove(key) else {
             continue;
         };
-        if entry.expire_at().is_some_and(|at| now > at) {
-            db.expired += 1;
+        let expired = entry.expire_at().is_some_and(|at| now > at);
+        if expired {
+            db.note_expired(key);
         } else {
             deleted += 1;
         }
         dispose(ctx.srv, entry, lazy);
+        if !expired {
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
     ctx.out.int(deleted);
 }

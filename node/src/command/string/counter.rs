@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::longdouble::Ld;
 use super::write_and_out;
+use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::value::StrRef;
 use crate::keyspace::Value;
@@ -58,6 +59,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
             ctx.db().set(key, Value::Int(v), None, clock);
         }
     }
+    ctx.notify(class::STRING, "incrby", key);
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
@@ -89,4 +91,5 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.db().set(key, value, None, clock);
         }
     }
+    ctx.notify(class::STRING, "incrbyfloat", key);
 }

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::{dispose, read_and_out, reply_str};
+use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::Value;
 use crate::protocol::Reply;
@@ -149,6 +150,7 @@ fn set_generic(
             let old = ctx.db().remove(key);
             ctx.srv.stats.expired_keys += 1;
             dispose(ctx, old);
+            ctx.notify(class::GENERIC, "del", key);
         }
         if !get {
             ctx.out.ok();
@@ -164,6 +166,10 @@ fn set_generic(
         db.set(key, value, at, clock)
     };
     dispose(ctx, old);
+    ctx.notify(class::STRING, "set", key);
+    if at.is_some() {
+        ctx.notify(class::GENERIC, "expire", key);
+    }
     if !get {
         on_ok(ctx.out);
     }
@@ -210,6 +216,7 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) {
     let clock = ctx.clock();
     let old = ctx.db().set(&args[1], Value::from_bytes(&args[2]), None, clock);
     dispose(ctx, old);
+    ctx.notify(class::STRING, "set", &args[1]);
 }
 
 pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
@@ -221,6 +228,7 @@ pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let old = ctx.db().remove(&args[1]);
     dispose(ctx, old);
+    ctx.notify(class::GENERIC, "del", &args[1]);
 }
 
 pub fn getex(ctx: &mut Ctx, args: &[Bytes]) {
@@ -233,6 +241,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(e) = e else {
         return out.null();
     };
+    let had_ttl = e.expire_at().is_some();
     let Some(s) = e.value().as_string() else {
         return out.error(WRONGTYPE);
     };
@@ -250,12 +259,15 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) {
             let old = ctx.db().remove(key);
             ctx.srv.stats.expired_keys += 1;
             dispose(ctx, old);
+            ctx.notify(class::GENERIC, "del", key);
         }
         Some(ms) => {
             ctx.db().set_expire(key, Some(ms));
+            ctx.notify(class::GENERIC, "expire", key);
         }
-        None if o.flags & PERSIST != 0 => {
+        None if o.flags & PERSIST != 0 && had_ttl => {
             ctx.db().set_expire(key, None);
+            ctx.notify(class::GENERIC, "persist", key);
         }
         None => {}
     }
@@ -278,6 +290,7 @@ fn set_pairs(ctx: &mut Ctx, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
         let old = ctx.db().set(&pair[0], Value::from_bytes(&pair[1]), None, clock);
         dispose(ctx, old);
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
 }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::{check_string_length, read_and_out, take_bytes_mut, write_and_out};
+use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::value::StrRef;
 use crate::keyspace::Value;
@@ -16,6 +17,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(mut e) = e else {
         out.int(tail.len() as i64);
         ctx.db().set(key, Value::from_bytes(tail), None, clock);
+        ctx.notify(class::STRING, "append", key);
         return;
     };
     let Some(len) = e.value().as_string().map(|s| s.len()) else {
@@ -29,6 +31,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) {
     buf.extend_from_slice(tail);
     out.int(buf.len() as i64);
     e.set_value_raw(Value::Str(buf.freeze()));
+    ctx.notify(class::STRING, "append", key);
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) {
@@ -108,6 +111,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
         buf[offset..].copy_from_slice(value);
         out.int(buf.len() as i64);
         ctx.db().set_raw(key, Value::Str(Bytes::from(buf)), None, clock);
+        ctx.notify(class::STRING, "setrange", key);
         return;
     };
     let Some(len) = e.value().as_string().map(|s| s.len()) else {
@@ -128,6 +132,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
     buf[offset..end].copy_from_slice(value);
     out.int(buf.len() as i64);
     e.set_value_raw(Value::Str(buf.freeze()));
+    ctx.notify(class::STRING, "setrange", key);
 }
 
 #[cfg(test)]
