@@ -13,6 +13,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
+pub mod list;
 pub mod server;
 pub mod string;
 
@@ -60,6 +61,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| list::handler(full))
 }
 
 impl Registry {

@@ -51,6 +51,8 @@ pub struct ClientState {
     /// Cluster: the last request was deferred (its slot's migration is handing over); the
     /// executor keeps it and retries when the hand-off ends.
     pub deferred: bool,
+    /// Blocked on keys (BLPOP & co, see `blocking`): no further request runs until served.
+    pub blocked: bool,
 }
 
 impl ClientState {
@@ -79,6 +81,7 @@ impl ClientState {
             asking: false,
             readonly: false,
             deferred: false,
+            blocked: false,
         }
     }
 }

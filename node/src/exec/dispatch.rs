@@ -99,6 +99,11 @@ pub fn dispatch_parsed(
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);
                 }
+                // Blocking: any write to a key someone waits on may serve them (RENAME, COPY,
+                // RESTORE, pushes of every type); the executor serves after this command.
+                if srv.blocking.any() && entry.meta.has_flag("write") {
+                    super::blocking::signal_command_keys(srv, clients[idx].st.db, entry.meta, args);
+                }
             }
         }
     } else {

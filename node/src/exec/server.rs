@@ -71,6 +71,8 @@ pub struct Server {
     pub executable: String,
     /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
     pub cluster: Option<ClusterState>,
+    /// Clients blocked on keys (BLPOP & co).
+    pub blocking: super::blocking::Blocking,
 }
 
 impl Server {
@@ -111,6 +113,7 @@ impl Server {
             notify_flags: 0,
             executable,
             cluster: None,
+            blocking: Default::default(),
         }
     }
 
