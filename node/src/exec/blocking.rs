@@ -179,24 +179,50 @@ pub fn parse_timeout(ctx: &mut Ctx, arg: &[u8]) -> Option<Option<Instant>> {
     Some(ctx.srv.now.checked_add(Duration::from_millis(ms as u64)))
 }
 
-/// `string2ld`: the whole argument is a number (no leading space, no NaN), at most 5 KiB.
+/// `string2ld`: the whole argument is a number as `strtold` reads it (decimal or hexadecimal,
+/// `inf`), without leading space or NaN, shorter than 5 KiB.
 fn parse_float(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() || arg.len() >= 5 * 1024 || arg[0].is_ascii_whitespace() {
         return None;
     }
     let s = std::str::from_utf8(arg).ok()?;
-    let lower = s.to_ascii_lowercase();
-    let t = lower.trim_start_matches(['+', '-']);
-    // strtold accepts "inf"/"infinity" but Rust also accepts "nan" forms C rejects here.
-    if t.starts_with("nan") {
-        return None;
-    }
-    let v: f64 = if t.starts_with("0x") {
+    let (neg, body) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let v = if let Some(hex) = lower.strip_prefix("0x") {
+        parse_hex_float(hex)?
+    } else if lower.starts_with("nan") || lower.starts_with(['+', '-']) {
         return None;
     } else {
-        s.parse().ok()?
+        lower.parse::<f64>().ok()?
     };
-    (!v.is_nan()).then_some(v)
+    Some(if neg { -v } else { v })
+}
+
+/// The part of a C hexadecimal float after `0x`: digits, an optional fraction, an optional
+/// binary exponent (`p-3`).
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mant, exp) = match s.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (s, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp))
 }
 
 /// Parks the running client on `keys` until one of them can serve it, its deadline passes,
@@ -394,6 +420,24 @@ pub fn signal_command_keys(srv: &mut Server, db: usize, meta: &CommandMeta, args
             if let Some(k) = args.get(pos) {
                 signal_key_ready(srv, db, k);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_float;
+
+    #[test]
+    fn timeouts_parse_as_strtold() {
+        assert_eq!(parse_float(b"0.5"), Some(0.5));
+        assert_eq!(parse_float(b"+1e2"), Some(100.0));
+        assert_eq!(parse_float(b"0x10"), Some(16.0));
+        assert_eq!(parse_float(b"-0x1.8p1"), Some(-3.0));
+        assert_eq!(parse_float(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_float(b"-Infinity"), Some(f64::NEG_INFINITY));
+        for bad in [&b""[..], b" 1", b"1 ", b"nan", b"-nan", b"x", b"0x", b"1e", b"--1", b"0xg"] {
+            assert_eq!(parse_float(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }
