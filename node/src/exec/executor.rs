@@ -522,7 +522,8 @@ impl Executor {
                 }
             }
             if c.st.deferred
-                || c.st.blocked
+                // Blocked: nothing to run until served, but an EOF must still be handled.
+                || (c.st.blocked && !io.read_closed())
                 || (io.parsed.is_empty()
                     && !io.read_closed()
                     && !(c.st.close_after_reply && io.out.is_empty()))
