@@ -244,3 +244,25 @@ mod push_inside_exec_wakes_after_exec {
         super::push_inside_exec(2);
     }
 }
+
+/// Cluster mode: a client blocked on a key whose slot this node stops serving gets `-MOVED`
+/// to the new owner instead of waiting for a push that can never happen here.
+#[test]
+fn a_waiter_on_a_slot_that_moves_away_gets_moved() {
+    use shoal_e2e::cluster::{key_slot, Cluster};
+    let mut cluster = Cluster::start(2);
+    let slot = key_slot(b"q");
+    let owner = cluster.owner(slot);
+    let other = 1 - owner;
+    let node = &cluster.node(owner).node;
+    let mut admin = node.connect();
+    let mut w = node.connect();
+    w.send_cmd(&["BLPOP", "q", "0"]).expect("send");
+    wait_info(&mut admin, "blocked_clients", 1);
+    let new_port = cluster.ports[other];
+    cluster.push(vec![(0, 16383, other)]);
+    let reply = w.read_text();
+    assert!(reply.starts_with(&format!("-MOVED {slot} ")), "{reply}");
+    assert!(reply.ends_with(&format!(":{new_port}\r\n")), "{reply}");
+    wait_info(&mut admin, "blocked_clients", 0);
+}

@@ -33,6 +33,7 @@ use slab::Slab;
 use super::client::Client;
 use super::ctx::Ctx;
 use super::server::Server;
+use crate::cluster::redirect::Redirect;
 use crate::command::meta::CommandMeta;
 use crate::command::Handler;
 use crate::keyspace::node::ValueRef;
@@ -250,11 +251,14 @@ pub fn block(
     if b.by_key.len() <= db {
         b.by_key.resize_with(db + 1, HashMap::new);
     }
+    // Own copies: the arguments may be slices of a large read buffer that must not stay
+    // pinned while the client waits.
     let mut uniq: Vec<Bytes> = Vec::with_capacity(keys.len());
     for k in keys {
         if !uniq.contains(k) {
-            uniq.push(k.clone());
+            let k = Bytes::copy_from_slice(k);
             b.by_key[db].entry(k.clone()).or_default().push_back(idx);
+            uniq.push(k);
         }
     }
     if let Some(d) = deadline {
@@ -266,7 +270,7 @@ pub fn block(
             id,
             db,
             keys: uniq,
-            args: args.to_vec(),
+            args: args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
             deadline,
             kind,
             handler,
@@ -339,13 +343,13 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
         };
         let (args, cmd_name) = (w.args.clone(), w.cmd_name.clone());
         scratch.resp3 = c.st.resp3;
-        let redirect = crate::cluster::redirect::check(srv, &clients[idx].st, meta, &args);
-        match redirect.as_ref().map(|r| r.message()) {
-            // The key's slot moved away while the client waited.
-            Some(Some(msg)) => scratch.error(&msg),
+        match crate::cluster::redirect::check(srv, &clients[idx].st, meta, &args) {
             // Its slot is being handed over: try again after the hand-off.
-            Some(None) => continue,
-            None => {
+            Some(Redirect::Defer) => continue,
+            // The key's slot moved away while the client waited.
+            Some(r) if gone(&r) => scratch.error(&r.message().unwrap_or_default()),
+            // ASK/TRYAGAIN concern missing keys; this one is here: serve it.
+            _ => {
                 srv.blocking.retrying = true;
                 srv.blocking.still_blocked = false;
                 let mut ctx = Ctx {
@@ -381,6 +385,38 @@ fn finish(srv: &mut Server, clients: &mut Slab<Client>, idx: usize, scratch: &mu
             c.send(chunk);
         }
         srv.blocking.woken.push(idx);
+    }
+}
+
+/// True for redirections that mean "this node will never serve the key" (Valkey's
+/// `clusterRedirectBlockedClientIfNeeded`: the slot is unassigned, the cluster is down, or
+/// another node owns it).
+fn gone(r: &Redirect) -> bool {
+    matches!(r, Redirect::Moved { .. } | Redirect::Unbound | Redirect::Down | Redirect::DownReadOnly)
+}
+
+/// Cluster mode: unblocks, with the redirection error, clients blocked on keys whose slot
+/// this node no longer serves (run from the executor's cron, as Valkey does from its
+/// `clientsCron`), so a client blocked on a migrated slot does not wait for a push that can
+/// never happen here.
+pub fn redirect_moved(srv: &mut Server, clients: &mut Slab<Client>) {
+    if srv.cluster.is_none() || srv.blocking.waiters.is_empty() {
+        return;
+    }
+    let mut moved = Vec::new();
+    let Server { cluster: Some(cl), config, dbs, blocking, .. } = &mut *srv else { return };
+    for (&idx, w) in &blocking.waiters {
+        let Some(c) = clients.get(idx) else { continue };
+        if let Some(r) = crate::cluster::redirect::decide(cl, config, &mut dbs[0], &c.st, w.meta, &w.args) {
+            if gone(&r) {
+                moved.push((idx, r.message().unwrap_or_default()));
+            }
+        }
+    }
+    for (idx, msg) in moved {
+        let mut scratch = Reply::new(clients.get(idx).is_some_and(|c| c.st.resp3));
+        scratch.error(&msg);
+        finish(srv, clients, idx, &mut scratch);
     }
 }
 

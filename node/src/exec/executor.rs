@@ -747,6 +747,9 @@ impl Executor {
         self.reap_marked();
         self.active_expire();
         self.client_timeouts();
+        // Cluster: clients blocked on keys of slots that moved away get the redirect.
+        super::blocking::redirect_moved(&mut self.srv, &mut self.clients);
+        self.requeue_woken();
         let now = Instant::now();
         let (t0, n0) = self.srv.last_sample;
         let dt = now.duration_since(t0).as_secs_f64();
