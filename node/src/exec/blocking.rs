@@ -368,6 +368,9 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
                     continue;
                 }
                 srv.stats.total_commands += 1;
+                if let Some(e) = srv.registry.lookup(cmd_name.as_bytes()) {
+                    srv.cmd_stat(e.id).calls += 1;
+                }
             }
         }
         finish(srv, clients, idx, scratch);
