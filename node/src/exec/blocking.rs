@@ -452,8 +452,37 @@ pub fn unblock(srv: &mut Server, clients: &mut Slab<Client>, id: u64, error: boo
 }
 
 /// Signals every key argument of a write command (called by the dispatcher while clients are
-/// blocked).
+/// blocked). Commands that write into another database signal there too, as Valkey's `dbAdd`
+/// does: MOVE and COPY ... DB into their target database, SWAPDB every blocked key of both
+/// databases (Valkey's `scanDatabaseForReadyKeys`).
 pub fn signal_command_keys(srv: &mut Server, db: usize, meta: &CommandMeta, args: &[Bytes]) {
+    let target_db = |arg: Option<&Bytes>| {
+        arg.and_then(|a| crate::util::parse_i64(a)).and_then(|n| usize::try_from(n).ok())
+    };
+    match meta.name {
+        "swapdb" => {
+            for d in [target_db(args.get(1)), target_db(args.get(2))].into_iter().flatten() {
+                let keys: Vec<Bytes> =
+                    srv.blocking.by_key.get(d).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                for k in keys {
+                    signal_key_ready(srv, d, &k);
+                }
+            }
+            return;
+        }
+        "move" => {
+            if let (Some(k), Some(d)) = (args.get(1), target_db(args.get(2))) {
+                signal_key_ready(srv, d, k);
+            }
+        }
+        "copy" => {
+            let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"db"));
+            if let (Some(k), Some(d)) = (args.get(2), target_db(at.and_then(|i| args.get(i + 1)))) {
+                signal_key_ready(srv, d, k);
+            }
+        }
+        _ => {}
+    }
     if let Ok(keys) = crate::command::keys_of::key_positions(meta, args) {
         for pos in keys {
             if let Some(k) = args.get(pos) {

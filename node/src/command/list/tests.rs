@@ -157,3 +157,25 @@ fn timeouts_reply_a_null_array() {
     assert_eq!(h.srv.blocking.blocked_clients(), 0);
     assert!(!h.clients[a].st.blocked);
 }
+
+#[test]
+fn move_copy_and_swapdb_wake_waiters_in_the_target_database() {
+    let mut h = Harness::default();
+    let a = h.add_client();
+    h.clients[a].st.db = 1;
+    h.run_as(a, &[b"BLPOP", b"q", b"0"]);
+    h.run("RPUSH q x");
+    assert_eq!(h.run("MOVE q 1"), ":1\r\n");
+    assert_eq!(h.take_pending(a), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+
+    h.run_as(a, &[b"BLPOP", b"q", b"0"]);
+    h.run("RPUSH src y");
+    assert_eq!(h.run("COPY src q DB 1"), ":1\r\n");
+    assert_eq!(h.take_pending(a), "*2\r\n$1\r\nq\r\n$1\r\ny\r\n");
+
+    h.run_as(a, &[b"BLPOP", b"q", b"0"]);
+    h.run("RPUSH q z");
+    assert_eq!(h.run("SWAPDB 0 1"), "+OK\r\n");
+    assert_eq!(h.take_pending(a), "*2\r\n$1\r\nq\r\n$1\r\nz\r\n");
+    assert_eq!(h.srv.blocking.blocked_clients(), 0);
+}
