@@ -9,12 +9,14 @@ pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
 pub mod list;
 pub mod server;
+pub mod set;
 pub mod string;
 
 use std::collections::HashMap;
@@ -65,6 +67,8 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| hash::handler(full))
+        .or_else(|| set::handler(full))
         .or_else(|| list::handler(full))
 }
 
