@@ -55,7 +55,14 @@ IMPLEMENTED = {
     "subscribe": None, "psubscribe": None, "ssubscribe": None, "unsubscribe": None,
     "punsubscribe": None, "sunsubscribe": None, "publish": None, "spublish": None,
     "pubsub": ["channels", "numsub", "numpat", "shardchannels", "shardnumsub", "help"],
+    # lists (and the blocking ones)
+    "lpush": None, "rpush": None, "lpushx": None, "rpushx": None, "lpop": None, "rpop": None,
+    "llen": None, "lrange": None, "lindex": None, "lset": None, "linsert": None, "lrem": None,
+    "ltrim": None, "lpos": None, "lmove": None, "rpoplpush": None, "lmpop": None,
+    "blpop": None, "brpop": None, "blmove": None, "brpoplpush": None, "blmpop": None,
 }
+# lists: CLIENT UNBLOCK belongs to the blocking machinery
+IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),
 # in the same JSON format.

@@ -133,26 +133,13 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
     field!(out, "connected_clients", "{}", ctx.clients.len());
     field!(out, "cluster_connections", "0");
     field!(out, "maxclients", "{}", ctx.srv.config.get_i64("maxclients"));
-    zeros(
-        out,
-        &[
-            "client_recent_max_input_buffer",
-            "client_recent_max_output_buffer",
-            "blocked_clients",
-            "tracking_clients",
-        ],
-    );
+    zeros(out, &["client_recent_max_input_buffer", "client_recent_max_output_buffer"]);
+    field!(out, "blocked_clients", "{}", ctx.srv.blocking.blocked_clients());
+    zeros(out, &["tracking_clients"]);
     field!(out, "pubsub_clients", "{}", ctx.srv.pubsub.clients);
-    zeros(
-        out,
-        &[
-            "watching_clients",
-            "clients_in_timeout_table",
-            "total_watched_keys",
-            "total_blocking_keys",
-            "total_blocking_keys_on_nokey",
-        ],
-    );
+    zeros(out, &["watching_clients", "clients_in_timeout_table", "total_watched_keys"]);
+    field!(out, "total_blocking_keys", "{}", ctx.srv.blocking.blocking_keys());
+    field!(out, "total_blocking_keys_on_nokey", "0");
 }
 
 /// Highest `used_memory` seen, for `used_memory_peak` (reset by CONFIG RESETSTAT).

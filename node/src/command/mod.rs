@@ -14,6 +14,7 @@ pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
+pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -70,6 +71,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| hash::handler(full))
         .or_else(|| set::handler(full))
         .or_else(|| pubsub::handler(full))
+        .or_else(|| list::handler(full))
 }
 
 impl Registry {

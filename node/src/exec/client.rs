@@ -56,6 +56,8 @@ pub struct ClientState {
     pub subs: Option<Box<super::pubsub::Subs>>,
     /// Since when the pending output has been over the pubsub class's soft limit.
     pub obuf_soft_since: Option<Instant>,
+    /// Blocked on keys (BLPOP & co, see `blocking`): no further request runs until served.
+    pub blocked: bool,
 }
 
 impl ClientState {
@@ -86,6 +88,7 @@ impl ClientState {
             deferred: false,
             subs: None,
             obuf_soft_since: None,
+            blocked: false,
         }
     }
 }

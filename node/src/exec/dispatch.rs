@@ -113,8 +113,10 @@ pub fn dispatch_parsed(
                     }
                     None => handler(&mut ctx, args),
                 }
+                let blocked = clients[idx].st.blocked;
                 let stat = srv.cmd_stat(entry.id);
-                stat.calls += 1;
+                // A command that blocked is counted when it is served (see `blocking::serve`).
+                stat.calls += u64::from(!blocked);
                 if let Some(t) = started {
                     stat.nanos += t.elapsed().as_nanos() as u64;
                 }
@@ -127,6 +129,11 @@ pub fn dispatch_parsed(
                 if srv.notify_flags != 0 {
                     // Keys the command found expired publish `expired` even if it notified nothing.
                     super::notify::flush_expired(srv, clients, Some((idx, &mut *reply)));
+                }
+                // Blocking: any write to a key someone waits on may serve them (RENAME, COPY,
+                // RESTORE, pushes of every type); the executor serves after this command.
+                if srv.blocking.any() && entry.meta.has_flag("write") {
+                    super::blocking::signal_command_keys(srv, clients[idx].st.db, entry.meta, args);
                 }
             }
         }

@@ -183,6 +183,11 @@ impl Executor {
             self.collect_io();
             self.service_ready();
             self.queue_subscribers();
+            // Blocked clients whose timeout passed (see `exec::blocking`).
+            if self.srv.blocking.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                super::blocking::expire(&mut self.srv, &mut self.clients, Instant::now());
+                self.requeue_woken();
+            }
             if std::mem::take(&mut self.srv.kill_pending) {
                 self.reap_marked();
             }
@@ -227,7 +232,12 @@ impl Executor {
         } else {
             self.spin_until = None;
         }
-        Some(self.cron_period().saturating_sub(self.last_cron.elapsed()))
+        let cron = self.cron_period().saturating_sub(self.last_cron.elapsed());
+        // Wake up for the earliest blocked client's deadline.
+        match self.srv.blocking.next_deadline() {
+            Some(d) => Some(cron.min(d.saturating_duration_since(Instant::now()))),
+            None => Some(cron),
+        }
     }
 
     fn poll_inline(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -527,6 +537,8 @@ impl Executor {
                 }
             }
             if c.st.deferred
+                // Blocked: nothing to run until served, but an EOF must still be handled.
+                || (c.st.blocked && !io.read_closed())
                 || (io.parsed.is_empty()
                     && !io.read_closed()
                     && !(c.st.close_after_reply && io.out.is_empty()))
@@ -555,7 +567,7 @@ impl Executor {
             }
             until_prefetch -= 1;
             let c = &mut self.clients[idx];
-            if c.st.close_asap || c.st.close_after_reply || self.srv.shutdown.is_some() {
+            if c.st.close_asap || c.st.close_after_reply || c.st.blocked || self.srv.shutdown.is_some() {
                 break;
             }
             let Some(io) = c.io.as_mut() else { break };
@@ -569,6 +581,13 @@ impl Executor {
                     io.parsed.push_front(req);
                 }
                 break;
+            }
+            // Serve clients blocked on keys this command (or EXEC) made ready.
+            if self.srv.blocking.has_ready() {
+                super::blocking::serve(&mut self.srv, &mut self.clients);
+            }
+            if !self.srv.blocking.woken.is_empty() {
+                self.requeue_woken();
             }
             let authed = self.clients[idx].st.authenticated;
             if authed != auth_before {
@@ -632,6 +651,19 @@ impl Executor {
         }
     }
 
+    /// Puts clients that `blocking` unblocked (served, timed out, CLIENT UNBLOCK) in the ready
+    /// list, so their replies are written and their pipelined requests run.
+    fn requeue_woken(&mut self) {
+        for idx in std::mem::take(&mut self.srv.blocking.woken) {
+            if let Some(c) = self.clients.get_mut(idx) {
+                if !c.queued {
+                    c.queued = true;
+                    self.ready.push(idx);
+                }
+            }
+        }
+    }
+
     /// Argument buffers of big requests are dropped on an I/O thread.
     fn free_args(&mut self, args: Vec<Bytes>) {
         let size: usize = args.iter().map(Bytes::len).sum();
@@ -664,6 +696,7 @@ impl Executor {
         let _ = self.registry.deregister(&mut io.stream);
         // Leave every pub/sub registry before the slab slot can be reused.
         self.srv.pubsub.drop_client(&mut c.st, idx);
+        self.srv.blocking.remove_client(idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
@@ -766,6 +799,9 @@ impl Executor {
         super::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
         self.queue_subscribers();
         self.client_timeouts();
+        // Cluster: clients blocked on keys of slots that moved away get the redirect.
+        super::blocking::redirect_moved(&mut self.srv, &mut self.clients);
+        self.requeue_woken();
         let now = Instant::now();
         let (t0, n0) = self.srv.last_sample;
         let dt = now.duration_since(t0).as_secs_f64();

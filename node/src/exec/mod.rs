@@ -1,6 +1,7 @@
 //! The executor: the single thread that owns the keyspace, runs every command and drives the
 //! I/O threads. See `lib.rs` for the thread model.
 
+pub mod blocking;
 pub mod client;
 pub mod ctx;
 pub mod dispatch;

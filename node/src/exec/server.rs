@@ -90,6 +90,8 @@ pub struct Server {
     pub time_commands: bool,
     /// Pub/sub subscriptions and fan-out bookkeeping.
     pub pubsub: super::pubsub::PubSub,
+    /// Clients blocked on keys (BLPOP & co).
+    pub blocking: super::blocking::Blocking,
 }
 
 impl Server {
@@ -136,6 +138,7 @@ impl Server {
             cmd_stats: vec![CmdStat::default(); registry.len],
             time_commands: config_time_commands,
             pubsub,
+            blocking: Default::default(),
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         srv

@@ -47,7 +47,17 @@ impl Harness {
         self.reply.resp3 = self.clients[idx].st.resp3;
         self.srv.tick();
         super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
+        // As the executor: serve clients blocked on keys this command made ready.
+        super::blocking::serve(&mut self.srv, &mut self.clients);
+        self.srv.blocking.woken.clear();
         self.reply.buf.split().to_vec()
+    }
+
+    /// Takes the replies queued for client `idx` by other clients' commands (served blocked
+    /// commands), as one string.
+    pub fn take_pending(&mut self, idx: usize) -> String {
+        let out: Vec<u8> = self.clients[idx].pending_out.drain(..).flat_map(|b| b.to_vec()).collect();
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Runs a command given as one string split on spaces, as the first client.
