@@ -179,6 +179,13 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                     std::env::set_current_dir(dir).map_err(|e| ("dir", os_error_text(&e)))?;
                 }
             }
+            "maxmemory"
+            | "maxmemory-policy"
+            | "maxmemory-samples"
+            | "maxmemory-eviction-tenacity"
+            | "lfu-log-factor"
+            | "lfu-decay-time"
+            | "lazyfree-lazy-eviction" => crate::exec::evict::apply_config(ctx.srv),
             _ => {}
         }
     }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod ctx;
 pub mod dispatch;
+pub mod evict;
 pub mod executor;
 pub mod notify;
 pub mod scaler;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::evict::Eviction;
 use crate::cluster::ClusterState;
 use crate::command::Registry;
 use crate::config::Config;
@@ -71,6 +72,8 @@ pub struct Server {
     pub executable: String,
     /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
     pub cluster: Option<ClusterState>,
+    /// `maxmemory` settings and the eviction pool.
+    pub evict: Eviction,
 }
 
 impl Server {
@@ -81,7 +84,8 @@ impl Server {
         let run_id: String =
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
-        Server {
+        let evict = Eviction::from_config(&config);
+        let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
             // counts, listings and migrations touch only that slot's keys.
             dbs: if config.get_bool("cluster-enabled") {
@@ -111,7 +115,10 @@ impl Server {
             notify_flags: 0,
             executable,
             cluster: None,
-        }
+            evict,
+        };
+        super::evict::apply_config(&mut srv);
+        srv
     }
 
     /// Seconds of the LRU clock (wraps after ~136 years; only differences matter).
@@ -122,8 +129,14 @@ impl Server {
         self.now_ms = crate::util::now_ms();
     }
 
+    /// The access field a key gets when created or read now: the LRU clock, or under an LFU
+    /// policy the minutes and initial counter (see `keyspace::evict`).
     pub fn lru_clock(&self) -> u32 {
-        // 24 bits of seconds, as Valkey's LRU clock (it wraps after ~194 days).
+        super::evict::new_key_field(self, self.raw_lru_clock())
+    }
+
+    /// The LRU clock: 24 bits of seconds, as Valkey's (it wraps after ~194 days).
+    pub fn raw_lru_clock(&self) -> u32 {
         (self.started.elapsed().as_secs() as u32) & 0x00ff_ffff
     }
 
@@ -135,6 +148,7 @@ impl Server {
     /// CONFIG RESETSTAT.
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
+        self.evict.exceeded_total_us = 0;
         for db in &mut self.dbs {
             db.expired = 0;
         }

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use super::evict::Lfu;
 use super::hash::hash_key;
 use super::node::{Node, ValueRef};
 use super::slot::{key_slot, SLOTS};
@@ -29,6 +30,9 @@ pub struct Db {
     volatile_len: usize,
     /// Keys removed because their TTL passed (lazily or by the active cycle).
     pub expired: u64,
+    /// Under an LFU policy, how an access updates a key's counter (`None`: the access field
+    /// is the LRU clock). Kept in step with the configuration by the executor.
+    pub lfu: Option<Lfu>,
 }
 
 std::thread_local! {
@@ -97,6 +101,7 @@ impl Db {
             len: 0,
             volatile_len: 0,
             expired: 0,
+            lfu: None,
         }
     }
 
@@ -159,9 +164,15 @@ impl Db {
             self.expired += 1;
             return None;
         }
+        let lfu = self.lfu;
         let mut e = EntryMut { db: self, t, pos, h };
         if touch {
-            e.node_mut().set_lru(clock);
+            let node = e.node_mut();
+            match lfu {
+                // Under LFU the clock is a new key's field: minutes above the initial counter.
+                Some(l) => node.set_lru(l.touch(node.lru(), clock >> 8)),
+                None => node.set_lru(clock),
+            }
         }
         Some(e)
     }
@@ -288,7 +299,8 @@ impl Db {
 
     /// Removes every key, returning the old database so the caller can drop it elsewhere.
     pub fn clear(&mut self) -> Db {
-        let fresh = Db::with_tables(self.tables.len());
+        let mut fresh = Db::with_tables(self.tables.len());
+        fresh.lfu = self.lfu;
         std::mem::replace(self, fresh)
     }
 
@@ -397,6 +409,34 @@ impl Db {
             }
         }
         round
+    }
+
+    /// Calls `f` with up to `n` randomly chosen keys of all keys or only of those with a TTL
+    /// (from one table picked by size, as Valkey samples one slot's dictionary), for eviction.
+    /// Expired keys are offered too: evicting them is as good as expiring them. Returns how
+    /// many were sampled.
+    pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&Node)) -> usize {
+        let Some(t) = self.random_table(volatile) else { return 0 };
+        let table = if volatile { &self.volatile[t] } else { &self.tables[t] };
+        let mut sampled = 0;
+        if table.len() <= n {
+            // A small table is looked at whole, as Valkey's `dictGetSomeKeys` would return
+            // every key of it: no candidate is missed by chance.
+            for p in table.iter_slots() {
+                // SAFETY: live nodes of this database, not mutated while borrowed.
+                f(unsafe { node_ref(p) });
+                sampled += 1;
+            }
+            return sampled;
+        }
+        for _ in 0..n {
+            let Some(pos) = table.random() else { break };
+            // SAFETY: main and volatile tables hold live nodes owned by this database, and
+            // `&self` bars any mutation while `f` looks at them.
+            f(unsafe { node_ref(table.slot_ref(pos)) });
+            sampled += 1;
+        }
+        sampled
     }
 
     /// Average remaining TTL over a sample, for INFO keyspace `avg_ttl` (0 when none).
