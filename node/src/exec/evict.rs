@@ -11,8 +11,8 @@
 //!
 //! One eviction round spends at most the time `maxmemory-eviction-tenacity` allows (500 µs by
 //! default); a command that finds memory still over the limit after that runs anyway (Valkey's
-//! `EVICT_RUNNING`) and the next command continues. Unlike Valkey there is no timer that keeps
-//! evicting while no command arrives: memory only grows through commands.
+//! `EVICT_RUNNING`), and the executor keeps evicting between loop iterations until memory is
+//! under the limit or nothing is left to evict (Valkey's `evictionTimeProc`).
 
 use std::time::Instant;
 
@@ -99,7 +99,16 @@ pub struct Eviction {
     pub exceeded_total_us: u64,
     /// Where the memory figure comes from (the allocator count; tests substitute their own).
     pub used: fn(&Server) -> u64,
+    /// The last round ran out of time while still over the limit: the executor keeps
+    /// evicting between commands (Valkey's `evictionTimeProc`).
+    pub running: bool,
+    /// Keys evicted whose `evicted` notification is not sent yet.
+    pub evicted_keys: Vec<(usize, Vec<u8>)>,
 }
+
+/// Notifications held back at most (beyond that, evictions go unannounced rather than grow
+/// memory while freeing it).
+const MAX_PENDING_NOTIFY: usize = 4096;
 
 fn live_used(_srv: &Server) -> u64 {
     crate::memory::used()
@@ -128,6 +137,8 @@ impl Eviction {
             exceeded_since: None,
             exceeded_total_us: 0,
             used: live_used,
+            running: false,
+            evicted_keys: Vec::new(),
         };
         e.refresh(config);
         e
@@ -161,6 +172,7 @@ impl Eviction {
     }
 
     fn record(&mut self, outcome: Outcome) {
+        self.running = outcome == Outcome::Running;
         match outcome {
             Outcome::Ok => {
                 if let Some(t) = self.exceeded_since.take() {
@@ -200,24 +212,27 @@ pub fn admit(ctx: &mut Ctx, denyoom: bool) -> bool {
     if ctx.srv.evict.maxmemory == 0 {
         return true;
     }
-    let outcome = perform(ctx);
+    let outcome = perform(ctx.srv);
+    notify_pending(ctx);
     !(denyoom && outcome == Outcome::Fail)
 }
 
-/// Valkey's `performEvictions`.
-pub fn perform(ctx: &mut Ctx) -> Outcome {
-    let ev = &ctx.srv.evict;
+/// Valkey's `performEvictions`. Evicted keys wait in `Eviction::evicted_keys` for their
+/// keyspace notification (sent by the next command's [`admit`], which has a client context).
+pub fn perform(srv: &mut Server) -> Outcome {
+    let ev = &srv.evict;
     let max = ev.maxmemory;
     if max == 0 {
+        srv.evict.running = false;
         return Outcome::Ok;
     }
-    let used = (ev.used)(ctx.srv);
+    let used = (ev.used)(srv);
     if used <= max {
-        ctx.srv.evict.record(Outcome::Ok);
+        srv.evict.record(Outcome::Ok);
         return Outcome::Ok;
     }
     if ev.policy == Policy::NoEviction {
-        ctx.srv.evict.record(Outcome::Fail);
+        srv.evict.record(Outcome::Fail);
         return Outcome::Fail;
     }
     let to_free = used - max;
@@ -227,28 +242,30 @@ pub fn perform(ctx: &mut Ctx) -> Outcome {
     let mut evicted = 0u64;
     let mut outcome = Outcome::Ok;
     while freed < to_free {
-        let Some((db, key)) = pick(ctx.srv) else {
+        let Some((db, key)) = pick(srv) else {
             outcome = Outcome::Fail;
             break;
         };
-        let before = (ctx.srv.evict.used)(ctx.srv);
-        let node = ctx.srv.dbs[db].remove(&key);
+        let before = (srv.evict.used)(srv);
+        let node = srv.dbs[db].remove(&key);
         let mut lazily = 0;
         if let Some(node) = node {
             let heap = node.value().heap_size();
-            if ctx.srv.evict.lazy && heap >= LAZYFREE_BYTES {
-                // Counted as freed now: the I/O thread drops it within the loop iteration.
+            if srv.evict.lazy && heap >= LAZYFREE_BYTES {
+                // Counted as freed now: an I/O thread drops it at the end of this iteration.
                 lazily = (heap + node.size()) as u64;
-                ctx.srv.free_later(node);
+                srv.free_later(node);
             } else {
                 drop(node);
             }
         }
-        let after = (ctx.srv.evict.used)(ctx.srv);
+        let after = (srv.evict.used)(srv);
         freed += before.saturating_sub(after) + lazily;
-        ctx.srv.stats.evicted_keys += 1;
+        srv.stats.evicted_keys += 1;
         evicted += 1;
-        notify_evicted(ctx, db, &key);
+        if srv.notify_flags != 0 && srv.evict.evicted_keys.len() < MAX_PENDING_NOTIFY {
+            srv.evict.evicted_keys.push((db, key));
+        }
         if evicted % 16 == 0 && limit.is_some_and(|l| started.elapsed().as_micros() as u64 > l) {
             outcome = Outcome::Running;
             break;
@@ -256,21 +273,25 @@ pub fn perform(ctx: &mut Ctx) -> Outcome {
     }
     // Memory may have gone down on its own meanwhile (I/O threads free buffers): what counts
     // is the figure now.
-    if outcome != Outcome::Ok && (ctx.srv.evict.used)(ctx.srv) <= max {
+    if outcome != Outcome::Ok && (srv.evict.used)(srv) <= max {
         outcome = Outcome::Ok;
     }
-    ctx.srv.evict.record(outcome);
+    srv.evict.record(outcome);
     outcome
 }
 
-/// Publishes `evicted` for the key, as seen from the database it was in.
-fn notify_evicted(ctx: &mut Ctx, db: usize, key: &[u8]) {
-    if ctx.srv.notify_flags == 0 {
+/// Publishes `evicted` for every key evicted since the last call, each as seen from the
+/// database it was in.
+fn notify_pending(ctx: &mut Ctx) {
+    if ctx.srv.evict.evicted_keys.is_empty() {
         return;
     }
+    let keys = std::mem::take(&mut ctx.srv.evict.evicted_keys);
     let mine = ctx.client().db;
-    ctx.client().db = db;
-    ctx.notify(class::EVICTED, "evicted", key);
+    for (db, key) in &keys {
+        ctx.client().db = *db;
+        ctx.notify(class::EVICTED, "evicted", key);
+    }
     ctx.client().db = mine;
 }
 
