@@ -190,6 +190,12 @@ impl Eviction {
 /// Called at start and after CONFIG SET of any eviction setting.
 pub fn apply_config(srv: &mut Server) {
     srv.evict.refresh(&srv.config);
+    // A limit lowered below the memory in use starts evicting right away, as Valkey's
+    // `updateMaxmemory` does, instead of waiting for the next command.
+    let max = srv.evict.maxmemory;
+    if max != 0 && (srv.evict.used)(srv) > max && srv.evict.policy != Policy::NoEviction {
+        srv.evict.running = true;
+    }
     let lfu = srv.evict.policy.is_lfu().then_some(srv.evict.lfu);
     for db in &mut srv.dbs {
         db.lfu = lfu;
