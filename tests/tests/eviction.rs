@@ -156,7 +156,8 @@ fn hold_the_bound(policy: &str, maxmemory_mb: u64, io_threads: usize, ttl: bool)
                 if name.starts_with("keep:") {
                     continue;
                 }
-                let ms: i64 = c.run(&format!("PTTL {name}")).trim_start_matches(':').trim().parse().expect("PTTL");
+                let ms: i64 =
+                    c.run(&format!("PTTL {name}")).trim_start_matches(':').trim().parse().expect("PTTL");
                 seen += 1;
                 if ms > 3_600_000 + 3_600_000 / 2 {
                     late += 1;
@@ -242,7 +243,9 @@ fn lru_keeps_recently_read_keys() {
     }
     let hot_rate = hot_alive as f64 / hot as f64;
     let old_rate = old_alive as f64 / sample as f64;
-    eprintln!("LRU: {hot_alive}/{hot} hot keys alive, {old_alive}/{sample} old ones; {evicted} evicted of {old}");
+    eprintln!(
+        "LRU: {hot_alive}/{hot} hot keys alive, {old_alive}/{sample} old ones; {evicted} evicted of {old}"
+    );
     assert!(hot_rate >= 0.95, "hot keys kept: {hot_rate}");
     assert!(hot_rate > 2.0 * old_rate, "hot {hot_rate} vs old {old_rate}");
 }

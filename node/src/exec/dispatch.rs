@@ -114,7 +114,14 @@ pub fn dispatch_parsed(
 }
 
 /// Error statistics and reply modes, after the command ran or was refused.
-fn finish(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply, idx: usize, name: &[u8], before: usize) {
+fn finish(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    reply: &mut Reply,
+    idx: usize,
+    name: &[u8],
+    before: usize,
+) {
     if reply.buf.get(before) == Some(&b'-') {
         srv.stats.total_error_replies += 1;
     }

@@ -67,7 +67,10 @@ impl Policy {
 
     /// Only keys with a TTL are candidates.
     pub fn volatile_only(self) -> bool {
-        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+        matches!(
+            self,
+            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+        )
     }
 }
 
@@ -347,7 +350,8 @@ fn pick(srv: &mut Server) -> Option<(usize, Vec<u8>)> {
                 // Best first; candidates deleted or changed since they were sampled are ghosts.
                 while let Some(c) = evict.pool.pop_best() {
                     let live = dbs.get_mut(c.db).is_some_and(|db| {
-                        db.get(&c.key, i64::MIN, 0, false).is_some_and(|e| !volatile || e.expire_at().is_some())
+                        db.get(&c.key, i64::MIN, 0, false)
+                            .is_some_and(|e| !volatile || e.expire_at().is_some())
                     });
                     if live {
                         return Some((c.db, c.key));

@@ -57,7 +57,7 @@ impl Lfu {
     pub fn decayed(&self, field: u32, now_min: u32) -> u32 {
         let ldt = (field >> 8) & 0xffff;
         let counter = field & 0xff;
-        let periods = if self.decay_time > 0 { lfu_elapsed(ldt, now_min) / self.decay_time } else { 0 };
+        let periods = lfu_elapsed(ldt, now_min).checked_div(self.decay_time).unwrap_or(0);
         counter.saturating_sub(periods)
     }
 
