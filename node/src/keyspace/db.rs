@@ -411,17 +411,17 @@ impl Db {
         round
     }
 
-    /// Calls `f` with up to `n` randomly chosen keys of all keys or only of those with a TTL
-    /// (from one table picked by size, as Valkey samples one slot's dictionary), for eviction.
+    /// Calls `f` with up to `n` keys of all keys or only of those with a TTL, from consecutive
+    /// buckets at a random place of one table picked by size (as Valkey samples one slot's
+    /// dictionary with `dictGetSomeKeys`), for eviction.
     /// Expired keys are offered too: evicting them is as good as expiring them. Returns how
     /// many were sampled.
     pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&Node)) -> usize {
         let Some(t) = self.random_table(volatile) else { return 0 };
         let table = if volatile { &self.volatile[t] } else { &self.tables[t] };
-        let mut sampled = 0;
         if table.len() <= n {
-            // A small table is looked at whole, as Valkey's `dictGetSomeKeys` would return
-            // every key of it: no candidate is missed by chance.
+            // A small table is looked at whole: no candidate is missed by chance.
+            let mut sampled = 0;
             for p in table.iter_slots() {
                 // SAFETY: live nodes of this database, not mutated while borrowed.
                 f(unsafe { node_ref(p) });
@@ -429,14 +429,9 @@ impl Db {
             }
             return sampled;
         }
-        for _ in 0..n {
-            let Some(pos) = table.random() else { break };
-            // SAFETY: main and volatile tables hold live nodes owned by this database, and
-            // `&self` bars any mutation while `f` looks at them.
-            f(unsafe { node_ref(table.slot_ref(pos)) });
-            sampled += 1;
-        }
-        sampled
+        // SAFETY: the table hands out live node pointers of this database; `&self` bars any
+        // mutation while `f` looks at them.
+        table.sample_run(n, |p| f(unsafe { node_ref(&p) }))
     }
 
     /// Average remaining TTL over a sample, for INFO keyspace `avg_ttl` (0 when none).

@@ -146,19 +146,12 @@ impl Pool {
         self.entries.is_empty()
     }
 
-    /// Offers a sampled key. It enters if there is room or it beats the worst candidate.
+    /// Offers a sampled key. It enters if there is room or it beats the worst candidate. A key
+    /// sampled twice may hold two entries, as in Valkey: the second one pops as a ghost.
     pub fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
         let k = self.entries.partition_point(|c| c.score < score);
         if k == 0 && self.entries.len() >= POOL_SIZE {
             return;
-        }
-        if self.entries.iter().any(|c| c.db == db && c.key == key) {
-            // Already a candidate: keep the fresher score.
-            if let Some(i) = self.entries.iter().position(|c| c.db == db && c.key == key) {
-                let old = self.entries.remove(i);
-                self.spare.push(old.key);
-            }
-            return self.offer(score, db, key);
         }
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
@@ -215,16 +208,6 @@ mod tests {
         want.sort_unstable_by(|a, b| b.cmp(a));
         want.truncate(POOL_SIZE);
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn pool_refreshes_a_key_offered_twice() {
-        let mut p = Pool::default();
-        p.offer(10, 0, b"a");
-        p.offer(1, 0, b"a");
-        p.offer(5, 0, b"b");
-        assert_eq!(p.len(), 2);
-        assert_eq!(p.pop_best().map(|c| c.key), Some(b"b".to_vec()));
     }
 
     #[test]

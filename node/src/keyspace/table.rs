@@ -289,6 +289,33 @@ impl Table {
         None
     }
 
+    /// Up to `n` entries from consecutive buckets, starting at a random one (Valkey's
+    /// `dictGetSomeKeys`): neighbouring buckets share cache lines and prefetch well, which
+    /// matters when eviction samples before every write.
+    pub fn sample_run(&self, n: usize, mut f: impl FnMut(*mut u8)) -> usize {
+        let buckets = self.buckets.len();
+        if self.len == 0 || n == 0 {
+            return 0;
+        }
+        let mut b = fastrand::usize(..buckets);
+        let mut got = 0;
+        for _ in 0..buckets {
+            let bk = &self.buckets[b];
+            let mut m = bk.meta & PRESENT;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                f(bk.ptrs[i]);
+                got += 1;
+                if got == n {
+                    return got;
+                }
+            }
+            b = self.next(b);
+        }
+        got
+    }
+
     /// Lowest 32-bit hash position whose home is bucket `b`.
     fn bucket_start(&self, b: usize) -> u64 {
         ((b as u64) << 32).div_ceil(self.buckets.len() as u64)
