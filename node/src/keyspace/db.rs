@@ -194,11 +194,16 @@ impl Db {
 
     fn set_node(&mut self, key: &[u8], value: Value, at: Option<i64>, clock: u32, raw: bool) -> Option<Node> {
         let (t, h) = self.locate(key);
-        let node = Node::from_value(key, value, at, clock, raw);
         match self.tables[t].find(key, h) {
-            Some(pos) => Some(self.replace_at(t, pos, h, node)),
+            Some(pos) => {
+                // Under LFU an overwritten key keeps its access counter (Valkey's
+                // `dbSetValue`): a key rewritten often is a key used often.
+                let clock = if self.lfu.is_some() { self.node(t, pos).lru() } else { clock };
+                let node = Node::from_value(key, value, at, clock, raw);
+                Some(self.replace_at(t, pos, h, node))
+            }
             None => {
-                self.insert_new(t, h, node);
+                self.insert_new(t, h, Node::from_value(key, value, at, clock, raw));
                 None
             }
         }
@@ -643,6 +648,19 @@ mod tests {
         }
         assert_eq!(total, 100);
         assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn lfu_counter_survives_an_overwrite() {
+        let mut db = Db::new();
+        db.set(b"k", Value::Int(1), None, (7 << 8) | 40);
+        db.set(b"k", Value::Int(2), None, (9 << 8) | 5);
+        assert_eq!(db.get(b"k", 0, 0, false).expect("live").lru(), (9 << 8) | 5, "LRU: the new clock");
+        db.lfu = Some(Lfu { log_factor: 10, decay_time: 1 });
+        assert!(db.remove(b"k").is_some());
+        db.set(b"k", Value::Int(3), None, (7 << 8) | 40);
+        db.set(b"k", Value::Int(4), None, (9 << 8) | 5);
+        assert_eq!(db.get(b"k", 0, 0, false).expect("live").lru(), (7 << 8) | 40, "LFU: the old counter");
     }
 
     #[test]
