@@ -4,11 +4,19 @@ use anyhow::Context;
 use shoal_node::config::Config;
 use shoal_node::exec::Executor;
 
+// The allocator is wrapped so `used_memory` (and the `maxmemory` check) is a live count of
+// every thread's allocations (see `shoal_node::memory`).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: shoal_node::memory::Counting<mimalloc::MiMalloc> =
+    shoal_node::memory::Counting::new(mimalloc::MiMalloc);
+#[cfg(not(feature = "mimalloc"))]
+#[global_allocator]
+static GLOBAL: shoal_node::memory::Counting<std::alloc::System> =
+    shoal_node::memory::Counting::new(std::alloc::System);
 
 fn main() -> anyhow::Result<()> {
+    shoal_node::memory::mark_installed();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version" || a == "-v") {
         println!("Shoal server v={} (redis_version={})", shoal_node::VERSION, shoal_node::REDIS_VERSION);

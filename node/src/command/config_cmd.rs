@@ -188,6 +188,13 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                 let v = ctx.srv.config.get("client-output-buffer-limit").unwrap_or("").to_string();
                 ctx.srv.pubsub.set_limits(&v);
             }
+            "maxmemory"
+            | "maxmemory-policy"
+            | "maxmemory-samples"
+            | "maxmemory-eviction-tenacity"
+            | "lfu-log-factor"
+            | "lfu-decay-time"
+            | "lazyfree-lazy-eviction" => crate::exec::evict::apply_config(ctx.srv),
             _ => {}
         }
     }

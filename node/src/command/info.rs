@@ -3,8 +3,8 @@
 //! (persistence, replication, scripting, pub/sub) keep their idle values. Shoal presents itself
 //! as Redis `REDIS_VERSION` plus a `shoal_version` field; it does not claim to be Valkey.
 //!
-//! There is no allocator accounting yet: `used_memory` is what glibc's allocator reports as
-//! in use (RSS elsewhere), and `used_memory_rss` is read from `/proc/self/statm`.
+//! `used_memory` is the counting allocator's live figure (`crate::memory`, the same number
+//! `maxmemory` is checked against), and `used_memory_rss` is read from `/proc/self/statm`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +113,7 @@ fn server(ctx: &mut Ctx, out: &mut String) {
     field!(out, "uptime_in_days", "{}", uptime / 86400);
     field!(out, "hz", "{hz}");
     field!(out, "configured_hz", "{hz}");
-    field!(out, "lru_clock", "{}", srv.lru_clock());
+    field!(out, "lru_clock", "{}", srv.raw_lru_clock());
     field!(out, "executable", "{}", srv.executable);
     let file = srv.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     field!(out, "config_file", "{file}");
@@ -169,40 +169,14 @@ pub fn reset_peak() {
     PEAK.store(0, Ordering::Relaxed);
 }
 
-/// Bytes the process has allocated: glibc's in-use total where available, else the RSS.
+/// Bytes the process has allocated (see `crate::memory`).
 pub fn used_memory() -> u64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 takes no arguments and only reads the allocator's statistics.
-        let mi = unsafe { libc::mallinfo2() };
-        let used = (mi.uordblks + mi.hblkhd) as u64;
-        if used > 0 {
-            return used;
-        }
-    }
-    rss_bytes()
+    crate::memory::used()
 }
 
 /// Resident set size from `/proc/self/statm` (0 where unavailable).
 pub fn rss_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    pages * page_size()
-}
-
-fn page_size() -> u64 {
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf only reads a system constant.
-        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if n > 0 {
-            n as u64
-        } else {
-            4096
-        }
-    })
+    crate::memory::rss_bytes()
 }
 
 fn total_system_memory() -> u64 {
@@ -364,15 +338,9 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "expired_time_cap_reached_count", "0");
     field!(out, "expire_cycle_cpu_milliseconds", "{}", st.expire_cycle_cpu_ms);
     field!(out, "evicted_keys", "{}", st.evicted_keys);
-    zeros(
-        out,
-        &[
-            "evicted_clients",
-            "evicted_scripts",
-            "total_eviction_exceeded_time",
-            "current_eviction_exceeded_time",
-        ],
-    );
+    zeros(out, &["evicted_clients", "evicted_scripts"]);
+    field!(out, "total_eviction_exceeded_time", "{}", srv.evict.exceeded_total_ms());
+    field!(out, "current_eviction_exceeded_time", "{}", srv.evict.exceeded_current_us() / 1000);
     field!(out, "keyspace_hits", "{}", st.keyspace_hits);
     field!(out, "keyspace_misses", "{}", st.keyspace_misses);
     let ps = &srv.pubsub;

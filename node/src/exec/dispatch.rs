@@ -105,6 +105,12 @@ pub fn dispatch_parsed(
                     cmd_name: &entry.full_name,
                     now_ms,
                 };
+                if ctx.srv.evict.maxmemory != 0
+                    && !super::evict::admit(&mut ctx, entry.meta.has_flag("denyoom"))
+                {
+                    ctx.out.error(super::evict::OOM);
+                    return finish(srv, clients, reply, idx, name, before);
+                }
                 match key {
                     Some((i, hint)) => {
                         crate::keyspace::db::set_hint(&args[i as usize], Some(hint));
@@ -140,6 +146,18 @@ pub fn dispatch_parsed(
     } else {
         reply.err(&unknown_command(args));
     }
+    finish(srv, clients, reply, idx, name, before);
+}
+
+/// Error statistics and reply modes, after the command ran or was refused.
+fn finish(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    reply: &mut Reply,
+    idx: usize,
+    name: &[u8],
+    before: usize,
+) {
     if reply.buf.get(before) == Some(&b'-') {
         srv.stats.total_error_replies += 1;
     }

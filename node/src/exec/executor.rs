@@ -192,6 +192,10 @@ impl Executor {
                 self.reap_marked();
             }
             self.cluster_tick();
+            if self.srv.evict.running {
+                // Over maxmemory after a time-limited round: keep evicting between commands.
+                super::evict::perform(&mut self.srv);
+            }
             self.flush_garbage();
             let now = Instant::now();
             self.scaler.record_busy(now.duration_since(started));
@@ -216,7 +220,7 @@ impl Executor {
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.ready.is_empty() {
+        if !self.ready.is_empty() || self.srv.evict.running {
             return Some(Duration::ZERO);
         }
         if self.srv.cluster.as_ref().is_some_and(|c| c.migrations.busy()) {

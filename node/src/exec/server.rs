@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::evict::Eviction;
 use crate::cluster::ClusterState;
 use crate::command::Registry;
 use crate::config::Config;
@@ -92,6 +93,8 @@ pub struct Server {
     pub pubsub: super::pubsub::PubSub,
     /// Clients blocked on keys (BLPOP & co).
     pub blocking: super::blocking::Blocking,
+    /// `maxmemory` settings and the eviction pool.
+    pub evict: Eviction,
 }
 
 impl Server {
@@ -105,6 +108,7 @@ impl Server {
         let notify = crate::config::pubsub::notify_flags(config.get("notify-keyspace-events").unwrap_or(""));
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         let config_time_commands = config.get_bool("latency-tracking");
+        let evict = Eviction::from_config(&config);
         let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
             // counts, listings and migrations touch only that slot's keys.
@@ -139,8 +143,10 @@ impl Server {
             time_commands: config_time_commands,
             pubsub,
             blocking: Default::default(),
+            evict,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
+        super::evict::apply_config(&mut srv);
         srv
     }
 
@@ -163,8 +169,14 @@ impl Server {
         self.now_ms = crate::util::now_ms();
     }
 
+    /// The access field a key gets when created or read now: the LRU clock, or under an LFU
+    /// policy the minutes and initial counter (see `keyspace::evict`).
     pub fn lru_clock(&self) -> u32 {
-        // 24 bits of seconds, as Valkey's LRU clock (it wraps after ~194 days).
+        super::evict::new_key_field(self, self.raw_lru_clock())
+    }
+
+    /// The LRU clock: 24 bits of seconds, as Valkey's (it wraps after ~194 days).
+    pub fn raw_lru_clock(&self) -> u32 {
         (self.started.elapsed().as_secs() as u32) & 0x00ff_ffff
     }
 
@@ -178,6 +190,7 @@ impl Server {
         self.stats = Stats::default();
         self.cmd_stats.iter_mut().for_each(|c| *c = CmdStat::default());
         self.pubsub.limit_disconnections = 0;
+        self.evict.exceeded_total_us = 0;
         for db in &mut self.dbs {
             db.expired = 0;
         }

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use super::evict::Lfu;
 use super::hash::hash_key;
 use super::node::{Node, ValueRef};
 use super::slot::{key_slot, SLOTS};
@@ -32,6 +33,9 @@ pub struct Db {
     /// Names of keys expired since the executor last looked, kept only while `expired`
     /// keyspace notifications are on (the executor publishes them).
     pub expired_log: Option<Vec<Bytes>>,
+    /// Under an LFU policy, how an access updates a key's counter (`None`: the access field
+    /// is the LRU clock). Kept in step with the configuration by the executor.
+    pub lfu: Option<Lfu>,
 }
 
 std::thread_local! {
@@ -101,6 +105,7 @@ impl Db {
             volatile_len: 0,
             expired: 0,
             expired_log: None,
+            lfu: None,
         }
     }
 
@@ -179,9 +184,15 @@ impl Db {
             drop(node);
             return None;
         }
+        let lfu = self.lfu;
         let mut e = EntryMut { db: self, t, pos, h };
         if touch {
-            e.node_mut().set_lru(clock);
+            let node = e.node_mut();
+            match lfu {
+                // Under LFU the clock is a new key's field: minutes above the initial counter.
+                Some(l) => node.set_lru(l.touch(node.lru(), clock >> 8)),
+                None => node.set_lru(clock),
+            }
         }
         Some(e)
     }
@@ -211,11 +222,16 @@ impl Db {
 
     fn set_node(&mut self, key: &[u8], value: Value, at: Option<i64>, clock: u32, raw: bool) -> Option<Node> {
         let (t, h) = self.locate(key);
-        let node = Node::from_value(key, value, at, clock, raw);
         match self.tables[t].find(key, h) {
-            Some(pos) => Some(self.replace_at(t, pos, h, node)),
+            Some(pos) => {
+                // Under LFU an overwritten key keeps its access counter (Valkey's
+                // `dbSetValue`): a key rewritten often is a key used often.
+                let clock = if self.lfu.is_some() { self.node(t, pos).lru() } else { clock };
+                let node = Node::from_value(key, value, at, clock, raw);
+                Some(self.replace_at(t, pos, h, node))
+            }
             None => {
-                self.insert_new(t, h, node);
+                self.insert_new(t, h, Node::from_value(key, value, at, clock, raw));
                 None
             }
         }
@@ -318,6 +334,7 @@ impl Db {
     pub fn clear(&mut self) -> Db {
         let mut fresh = Db::with_tables(self.tables.len());
         fresh.log_expired(self.expired_log.is_some());
+        fresh.lfu = self.lfu;
         std::mem::replace(self, fresh)
     }
 
@@ -427,6 +444,29 @@ impl Db {
             }
         }
         round
+    }
+
+    /// Calls `f` with up to `n` keys of all keys or only of those with a TTL, from consecutive
+    /// buckets at a random place of one table picked by size (as Valkey samples one slot's
+    /// dictionary with `dictGetSomeKeys`), for eviction.
+    /// Expired keys are offered too: evicting them is as good as expiring them. Returns how
+    /// many were sampled.
+    pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&Node)) -> usize {
+        let Some(t) = self.random_table(volatile) else { return 0 };
+        let table = if volatile { &self.volatile[t] } else { &self.tables[t] };
+        if table.len() <= n {
+            // A small table is looked at whole: no candidate is missed by chance.
+            let mut sampled = 0;
+            for p in table.iter_slots() {
+                // SAFETY: live nodes of this database, not mutated while borrowed.
+                f(unsafe { node_ref(p) });
+                sampled += 1;
+            }
+            return sampled;
+        }
+        // SAFETY: the table hands out live node pointers of this database; `&self` bars any
+        // mutation while `f` looks at them.
+        table.sample_run(n, |p| f(unsafe { node_ref(&p) }))
     }
 
     /// Average remaining TTL over a sample, for INFO keyspace `avg_ttl` (0 when none).
@@ -638,6 +678,19 @@ mod tests {
         }
         assert_eq!(total, 100);
         assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn lfu_counter_survives_an_overwrite() {
+        let mut db = Db::new();
+        db.set(b"k", Value::Int(1), None, (7 << 8) | 40);
+        db.set(b"k", Value::Int(2), None, (9 << 8) | 5);
+        assert_eq!(db.get(b"k", 0, 0, false).expect("live").lru(), (9 << 8) | 5, "LRU: the new clock");
+        db.lfu = Some(Lfu { log_factor: 10, decay_time: 1 });
+        assert!(db.remove(b"k").is_some());
+        db.set(b"k", Value::Int(3), None, (7 << 8) | 40);
+        db.set(b"k", Value::Int(4), None, (9 << 8) | 5);
+        assert_eq!(db.get(b"k", 0, 0, false).expect("live").lru(), (7 << 8) | 40, "LFU: the old counter");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! threads: only the executor owns it.
 
 pub mod db;
+pub mod evict;
 pub mod hash;
 pub mod node;
 pub mod slot;

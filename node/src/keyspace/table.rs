@@ -52,7 +52,15 @@ pub struct Pos {
 pub struct Table {
     buckets: Vec<Bucket>,
     len: usize,
+    /// Buckets marked everfull. Deletes never clear the mark, so under churn at a constant
+    /// size (a cache evicting or expiring as fast as it writes) marks pile up until every
+    /// lookup miss walks the whole table; past [`MAX_EVERFULL`] the table is rebuilt in place.
+    everfull: usize,
 }
+
+/// Rebuild (same size) once this share of buckets (per mille) is marked everfull. A table at
+/// its maximum fill has about a quarter of its buckets overflowed legitimately.
+const MAX_EVERFULL: usize = 500;
 
 // SAFETY: the table holds pointers to nodes it is handed by `Db`, which owns them and moves
 // them together with the table (a cleared database is dropped on an I/O thread).
@@ -184,6 +192,9 @@ impl Table {
         }
         self.place(p, h);
         self.len += 1;
+        if self.everfull * 1000 > self.buckets.len() * MAX_EVERFULL {
+            self.resize(self.len);
+        }
     }
 
     fn place(&mut self, p: *mut u8, h: u64) {
@@ -198,7 +209,10 @@ impl Table {
                 bk.ptrs[i] = p;
                 return;
             }
-            bk.meta |= EVERFULL;
+            if bk.meta & EVERFULL == 0 {
+                bk.meta |= EVERFULL;
+                self.everfull += 1;
+            }
             b = self.next(b);
         }
     }
@@ -219,6 +233,7 @@ impl Table {
     fn resize(&mut self, want: usize) {
         let n = if want == 0 { 0 } else { (want * 1000).div_ceil(WIDTH * TARGET_FILL).max(1) };
         let old = std::mem::replace(&mut self.buckets, vec![EMPTY; n]);
+        self.everfull = 0;
         for bk in &old {
             let mut m = bk.meta & PRESENT;
             while m != 0 {
@@ -242,6 +257,7 @@ impl Table {
     pub fn drain(&mut self) -> Vec<*mut u8> {
         let v: Vec<*mut u8> = self.iter().collect();
         self.buckets = Vec::new();
+        self.everfull = 0;
         self.len = 0;
         v
     }
@@ -271,6 +287,33 @@ impl Table {
             b = self.next(b);
         }
         None
+    }
+
+    /// Up to `n` entries from consecutive buckets, starting at a random one (Valkey's
+    /// `dictGetSomeKeys`): neighbouring buckets share cache lines and prefetch well, which
+    /// matters when eviction samples before every write.
+    pub fn sample_run(&self, n: usize, mut f: impl FnMut(*mut u8)) -> usize {
+        let buckets = self.buckets.len();
+        if self.len == 0 || n == 0 {
+            return 0;
+        }
+        let mut b = fastrand::usize(..buckets);
+        let mut got = 0;
+        for _ in 0..buckets {
+            let bk = &self.buckets[b];
+            let mut m = bk.meta & PRESENT;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                f(bk.ptrs[i]);
+                got += 1;
+                if got == n {
+                    return got;
+                }
+            }
+            b = self.next(b);
+        }
+        got
     }
 
     /// Lowest 32-bit hash position whose home is bucket `b`.
@@ -392,6 +435,42 @@ mod tests {
         for k in &keys[19_000..] {
             assert!(t.find(k.as_bytes(), hash_key(k.as_bytes())).is_some());
         }
+        for p in t.drain() {
+            free(p);
+        }
+    }
+
+    /// Buckets a lookup miss walks from its home bucket.
+    fn miss_walk(t: &Table, h: u64) -> usize {
+        let mut b = t.home(h);
+        let mut walked = 1;
+        while t.buckets[b].meta & EVERFULL != 0 && walked < t.buckets.len() {
+            b = t.next(b);
+            walked += 1;
+        }
+        walked
+    }
+
+    #[test]
+    fn churn_at_a_constant_size_keeps_misses_short() {
+        // A full cache: every new key replaces an old one, as under eviction or expiry.
+        let mut t = Table::default();
+        let n = 50_000;
+        let mut live: std::collections::VecDeque<String> = (0..n).map(|i| format!("k{i}")).collect();
+        for k in &live {
+            t.insert(node(k), hash_key(k.as_bytes()));
+        }
+        for i in n..n * 20 {
+            let old = live.pop_front().expect("a key");
+            let pos = t.find(old.as_bytes(), hash_key(old.as_bytes())).expect("present");
+            free(t.remove(pos));
+            let k = format!("k{i}");
+            t.insert(node(&k), hash_key(k.as_bytes()));
+            live.push_back(k);
+        }
+        assert!(t.everfull * 1000 <= t.buckets.len() * MAX_EVERFULL);
+        let walks: usize = (0..1000u64).map(|i| miss_walk(&t, hash_key(format!("miss{i}").as_bytes()))).sum();
+        assert!(walks < 1000 * 4, "a miss walks {} buckets on average", walks as f64 / 1000.0);
         for p in t.drain() {
             free(p);
         }

@@ -5,14 +5,13 @@ use bytes::Bytes;
 
 use super::read_key;
 use crate::exec::{Ctx, Server};
+use crate::keyspace::evict::lfu_minutes;
 use crate::keyspace::ValueRef;
 
 /// What Valkey reports as the reference count of a shared object (`OBJ_SHARED_REFCOUNT`).
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Integers below this are shared objects in Valkey (`OBJ_SHARED_INTEGERS`).
 const SHARED_INTEGERS: i64 = 10_000;
-/// The counter a new key starts with under an LFU policy (`LFU_INIT_VAL`).
-const LFU_INIT_VAL: i64 = 5;
 
 /// OBJECT ENCODING key
 pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) {
@@ -57,19 +56,17 @@ pub fn idletime(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.out.int(i64::from(idle));
 }
 
-/// OBJECT FREQ key: the logarithmic access counter; refused unless the policy is LFU.
-///
-/// The keyspace keeps one access time per key, not an LFU counter, so this reports the
-/// counter a key starts with, decayed by its idle time as `LFUDecrAndReturn` would.
+/// OBJECT FREQ key: the logarithmic access counter, decayed for the time since it was last
+/// decremented (`LFUDecrAndReturn`); refused unless the policy is LFU.
 pub fn freq(ctx: &mut Ctx, args: &[Bytes]) {
     let lfu = lfu_policy(ctx.srv);
-    let decay_minutes = ctx.srv.config.get_i64("lfu-decay-time");
-    let clock = ctx.clock();
+    let params = ctx.srv.evict.lfu;
+    let now_min = lfu_minutes(ctx.now_ms);
     let Some(e) = read_key(ctx, &args[2], false) else {
         ctx.out.null();
         return;
     };
-    let idle = idle_secs(e.lru(), clock);
+    let field = e.lru();
     if !lfu {
         ctx.out.err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note \
@@ -78,11 +75,7 @@ pub fn freq(ctx: &mut Ctx, args: &[Bytes]) {
         );
         return;
     }
-    let periods = match decay_minutes {
-        d if d > 0 => i64::from(idle) / 60 / d,
-        _ => 0,
-    };
-    ctx.out.int((LFU_INIT_VAL - periods).max(0));
+    ctx.out.int(i64::from(params.decayed(field, now_min)));
 }
 
 /// OBJECT HELP

@@ -327,7 +327,8 @@ fn object_subcommands() {
 fn object_under_lfu_policy() {
     let args = ["--maxmemory-policy".to_string(), "allkeys-lfu".to_string()];
     let mut h = Harness::new(Config::from_args(&args).unwrap());
-    put(&mut h, 0, b"s", b"hello", None);
+    // A key created by a command starts at LFU_INIT_VAL.
+    assert_eq!(h.run("SET s hello"), "+OK\r\n");
     assert_eq!(h.run("OBJECT FREQ s"), ":5\r\n");
     assert!(h
         .run("OBJECT IDLETIME s")
