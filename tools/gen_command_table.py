@@ -42,6 +42,14 @@ IMPLEMENTED = {
                 "syncslots"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
+    # sorted sets (zset family; the blocking BZPOP*/BZMPOP belong to the blocking family)
+    "zadd": None, "zincrby": None, "zrem": None, "zscore": None, "zmscore": None, "zcard": None,
+    "zrank": None, "zrevrank": None, "zcount": None, "zlexcount": None, "zrandmember": None,
+    "zscan": None, "zrange": None, "zrangestore": None, "zrangebyscore": None,
+    "zrevrangebyscore": None, "zrangebylex": None, "zrevrangebylex": None, "zrevrange": None,
+    "zremrangebyrank": None, "zremrangebyscore": None, "zremrangebylex": None, "zpopmin": None,
+    "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
+    "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
 }
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod keys_of;
 pub mod server;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 
@@ -60,6 +61,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| zset::handler(full))
 }
 
 impl Registry {
