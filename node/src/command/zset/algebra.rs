@@ -150,12 +150,8 @@ fn generic(ctx: &mut Ctx, args: &[Bytes], numkeys_at: usize, dst: Option<&Bytes>
         } else if card_only && remaining >= 2 && is(&args[j], "limit") {
             match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 0 => limit = n as usize,
-                Some(_) => {
+                _ => {
                     ctx.out.err("LIMIT can't be negative");
-                    return;
-                }
-                None => {
-                    ctx.not_integer();
                     return;
                 }
             }

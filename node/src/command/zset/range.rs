@@ -103,7 +103,7 @@ fn parse_query(ctx: &mut Ctx, args: &[Bytes], key: usize, store: bool, kind: Kin
             offset = ctx.arg_i64(&args[j + 1])?;
             limit = ctx.arg_i64(&args[j + 2])?;
             j += 2;
-        } else if dir.is_none() && is(a, "rev") {
+        } else if rev.is_none() && is(a, "rev") {
             rev = Some(true);
         } else if kind == Kind::Auto && is(a, "bylex") {
             kind = Kind::Lex;

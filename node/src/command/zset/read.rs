@@ -102,7 +102,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let Some(l) = ctx.arg_i64(&args[2]) else { return };
     if l == i64::MIN {
-        ctx.out.err("value is out of range, must be between -9223372036854775807 and 9223372036854775807");
+        ctx.out.err("value is out of range, value must between -9223372036854775807 and 9223372036854775807");
         return;
     }
     let withscores = match args.get(3) {
@@ -148,7 +148,8 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
         }
         let count = l as usize;
         let items: Vec<(&[u8], f64)> = if count >= size {
-            z.iter().collect()
+            // The whole set, walked from the tail as Valkey's `zuiNext` does.
+            z.iter_rev_from(z.at(size - 1)).collect()
         } else if count * 3 > size {
             // Most of the set: drop random members from a full copy.
             let mut all: Vec<usize> = (0..size).collect();

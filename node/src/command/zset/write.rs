@@ -196,12 +196,13 @@ fn zpop_cmd(ctx: &mut Ctx, args: &[Bytes], max: bool) {
     }
     let mut count = None;
     if let Some(c) = args.get(2) {
-        let Some(n) = ctx.arg_i64(c) else { return };
-        if n < 0 {
-            ctx.out.err("value is out of range, must be positive");
-            return;
+        match crate::util::parse_i64(c) {
+            Some(n) if n >= 0 => count = Some(n as usize),
+            _ => {
+                ctx.out.err("value is out of range, must be positive");
+                return;
+            }
         }
-        count = Some(n as usize);
     }
     // RESP3 nests [member, score] pairs only when a count was given.
     let nested = ctx.out.resp3 && count.is_some();

@@ -117,6 +117,12 @@ impl ZSetValue {
 
     /// Sets a member's score, converting the encoding per `limits` as Valkey's `zsetAdd`.
     pub fn add(&mut self, member: &[u8], score: f64, limits: Limits) -> Added {
+        let fresh = !self.dict.contains_key(member);
+        if fresh && (self.len() + 1 > limits.entries || member.len() > limits.value) {
+            self.big = true;
+        }
+        // A listpack stores "-0" as the integer 0, so a small set loses the zero's sign.
+        let score = if score == 0.0 && !self.big { 0.0 } else { score };
         match self.dict.get_mut(member) {
             Some(cur) => {
                 if *cur == score {
@@ -130,9 +136,6 @@ impl ZSetValue {
             None => {
                 self.dict.insert(member.into(), score);
                 self.list.insert(score, member.into());
-                if self.len() > limits.entries || member.len() > limits.value {
-                    self.big = true;
-                }
                 Added::New
             }
         }
