@@ -26,9 +26,12 @@ enum Aggregate {
     Max,
 }
 
+/// Members and scores of one input.
+type Items = Vec<(Box<[u8]>, f64)>;
+
 /// One input, materialised: members in its own order, and a lookup by member.
 struct Source {
-    items: Vec<(Box<[u8]>, f64)>,
+    items: Items,
     index: HashMap<Box<[u8]>, f64, foldhash::fast::RandomState>,
     weight: f64,
 }
@@ -82,7 +85,7 @@ fn combine(target: &mut f64, v: f64, agg: Aggregate) {
 }
 
 /// Reads one input key: a sorted set, a set (scores 1), or nothing. `Err` after WRONGTYPE.
-fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<(Box<[u8]>, f64)>>, ()> {
+fn load(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Items>, ()> {
     let Some(e) = ctx.lookup_read(key) else { return Ok(None) };
     let items = match e.value() {
         ValueRef::ZSet(z) => z.iter().map(|(m, s)| (Box::from(m), s)).collect(),

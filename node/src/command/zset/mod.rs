@@ -110,11 +110,7 @@ enum Found<'a> {
 /// Runs `f` on the sorted set at `key` for writing, with the reply buffer. Replies WRONGTYPE
 /// and returns `None` for other types. Deletes the key if `f` left the set empty and reports
 /// whether it did (the caller then notifies `del`).
-fn write<R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    f: impl FnOnce(Found<'_>, &mut Reply) -> R,
-) -> Option<(R, bool)> {
+fn write<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Found<'_>, &mut Reply) -> R) -> Option<(R, bool)> {
     let st = &ctx.clients[ctx.me].st;
     let (db, touch) = (st.db, !st.no_touch);
     let clock = ctx.srv.lru_clock();
@@ -179,7 +175,7 @@ fn store(ctx: &mut Ctx, dst: &[u8], mut z: ZSetValue, event: &str) {
 
 /// Replies members, with their scores if asked: a flat array in RESP2, `[member, score]`
 /// pairs in RESP3, as Valkey's range replies.
-fn reply_members<'a>(out: &mut Reply, items: &[(&'a [u8], f64)], withscores: bool) {
+fn reply_members(out: &mut Reply, items: &[(&[u8], f64)], withscores: bool) {
     if withscores && !out.resp3 {
         out.array(items.len() * 2);
     } else {

@@ -17,7 +17,9 @@ fn strtod_all(s: &[u8]) -> Option<f64> {
         return None;
     }
     let body = t.trim_start_matches(['+', '-']);
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'-') {
+    if body.is_empty()
+        || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'-')
+    {
         return None;
     }
     t.parse::<f64>().ok()

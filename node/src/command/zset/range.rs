@@ -90,7 +90,14 @@ pub fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// Valkey's option parsing for the family (`zrangeGenericCommand` steps 1 and 2).
-fn parse_query(ctx: &mut Ctx, args: &[Bytes], key: usize, store: bool, kind: Kind, dir: Option<bool>) -> Option<Query> {
+fn parse_query(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    key: usize,
+    store: bool,
+    kind: Kind,
+    dir: Option<bool>,
+) -> Option<Query> {
     let (mut kind, mut rev) = (kind, dir);
     let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
     let mut j = key + 3;
@@ -168,10 +175,13 @@ fn clamp_ranks(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((start as usize, end as usize))
 }
 
+/// Whether a member (with its score) is still inside the range being walked.
+type InRange<'r> = Box<dyn Fn(&[u8], f64) -> bool + 'r>;
+
 /// The members a query selects, in reply order.
 fn collect<'z>(z: &'z ZSetValue, q: &Query) -> Vec<(&'z [u8], f64)> {
     let len = z.len();
-    let (first, in_range): (u32, Box<dyn Fn(&[u8], f64) -> bool + '_>) = match &q.spec {
+    let (first, in_range): (u32, InRange<'_>) = match &q.spec {
         Spec::Rank(s, e) => {
             let Some((s, e)) = clamp_ranks(*s, *e, len) else { return Vec::new() };
             let n = e - s + 1;
@@ -184,13 +194,13 @@ fn collect<'z>(z: &'z ZSetValue, q: &Query) -> Vec<(&'z [u8], f64)> {
         Spec::Score(r) => {
             let first = if q.rev { z.last_in_score(r) } else { z.first_in_score(r) };
             let r = *r;
-            let f: Box<dyn Fn(&[u8], f64) -> bool> =
+            let f: InRange<'_> =
                 if q.rev { Box::new(move |_, s| r.gte_min(s)) } else { Box::new(move |_, s| r.lte_max(s)) };
             (first, f)
         }
         Spec::Lex(r) => {
             let first = if q.rev { z.last_in_lex(r) } else { z.first_in_lex(r) };
-            let f: Box<dyn Fn(&[u8], f64) -> bool + '_> =
+            let f: InRange<'_> =
                 if q.rev { Box::new(move |m, _| r.gte_min(m)) } else { Box::new(move |m, _| r.lte_max(m)) };
             (first, f)
         }

@@ -230,10 +230,12 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
         } else {
             (usize::try_from(cursor).unwrap_or(usize::MAX), count.saturating_mul(SCAN_BATCH))
         };
-        let items: Vec<(&[u8], f64)> = if from < z.len() { z.iter_from(z.at(from)).take(n).collect() } else { Vec::new() };
+        let items: Vec<(&[u8], f64)> =
+            if from < z.len() { z.iter_from(z.at(from)).take(n).collect() } else { Vec::new() };
         let next = from.saturating_add(items.len());
         let next = if next >= z.len() || items.is_empty() { 0 } else { next };
-        let kept: Vec<_> = items.into_iter().filter(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false))).collect();
+        let kept: Vec<_> =
+            items.into_iter().filter(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false))).collect();
         out.array(2);
         out.bulk(itoa::Buffer::new().format(next).as_bytes());
         out.array(if noscores { kept.len() } else { kept.len() * 2 });

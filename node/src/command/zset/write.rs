@@ -58,7 +58,7 @@ fn add_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, f: Flags) {
         ctx.out.err("XX and NX options at the same time are not compatible");
         return;
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         ctx.out.err("GT, LT, and/or NX options at the same time are not compatible");
         return;
     }

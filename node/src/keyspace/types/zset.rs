@@ -8,8 +8,8 @@ mod skiplist;
 
 use std::collections::HashMap;
 
-pub use skiplist::{LexBound, LexRange, ScoreRange, NIL};
 use skiplist::SkipList;
+pub use skiplist::{LexBound, LexRange, ScoreRange, NIL};
 
 type Members = HashMap<Box<[u8]>, f64, foldhash::fast::RandomState>;
 
