@@ -15,6 +15,7 @@ mod write;
 use bytes::Bytes;
 
 use super::Handler;
+use crate::config::Config;
 use crate::exec::notify::class;
 use crate::exec::{Ctx, Server};
 use crate::keyspace::node::ValueRef;
@@ -68,7 +69,11 @@ pub fn handler(name: &str) -> Option<Handler> {
 
 /// The configured listpack thresholds.
 fn limits(ctx: &Ctx) -> Limits {
-    let c = &ctx.srv.config;
+    limits_of(&ctx.srv.config)
+}
+
+/// The listpack thresholds of a configuration (two table lookups: only ask when they matter).
+fn limits_of(c: &Config) -> Limits {
     Limits {
         entries: usize::try_from(c.get_i64("zset-max-listpack-entries")).unwrap_or(0),
         value: usize::try_from(c.get_i64("zset-max-listpack-value")).unwrap_or(0),
@@ -110,15 +115,20 @@ enum Found<'a> {
 /// Runs `f` on the sorted set at `key` for writing, with the reply buffer. Replies WRONGTYPE
 /// and returns `None` for other types. Deletes the key if `f` left the set empty and reports
 /// whether it did (the caller then notifies `del`).
-fn write<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Found<'_>, &mut Reply) -> R) -> Option<(R, bool)> {
+fn write<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(Found<'_>, &mut Reply, &Config) -> R,
+) -> Option<(R, bool)> {
     let st = &ctx.clients[ctx.me].st;
     let (db, touch) = (st.db, !st.no_touch);
     let clock = ctx.srv.lru_clock();
     let now = ctx.now_ms;
     let out = &mut *ctx.out;
-    let d = &mut ctx.srv.dbs[db];
+    let Server { dbs, config, .. } = &mut *ctx.srv;
+    let d = &mut dbs[db];
     let (r, empty) = match d.get(key, now, clock, touch) {
-        None => (f(Found::Missing, out), false),
+        None => (f(Found::Missing, out, config), false),
         Some(mut e) => {
             if !matches!(e.value(), ValueRef::ZSet(_)) {
                 out.error(crate::exec::ctx::WRONGTYPE);
@@ -126,7 +136,7 @@ fn write<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Found<'_>, &mut Reply) -> 
             }
             match e.value_mut() {
                 Some(Value::ZSet(z)) => {
-                    let r = f(Found::ZSet(z), out);
+                    let r = f(Found::ZSet(z), out, config);
                     (r, z.is_empty())
                 }
                 _ => {

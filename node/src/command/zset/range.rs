@@ -242,7 +242,7 @@ pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn remrange(ctx: &mut Ctx, args: &[Bytes], spec: Spec, event: &str) {
     let key = &args[1];
-    let r = write(ctx, key, |found, _| {
+    let r = write(ctx, key, |found, _, _| {
         let Found::ZSet(z) = found else { return 0 };
         let (from, n) = match &spec {
             Spec::Rank(s, e) => match clamp_ranks(*s, *e, z.len()) {

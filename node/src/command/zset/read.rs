@@ -171,64 +171,32 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) {
     });
 }
 
-/// Elements a ZSCAN call of a skiplist-encoded set visits for each unit of COUNT.
-const SCAN_BATCH: usize = 1;
-
 /// ZSCAN key cursor [MATCH pattern] [COUNT count] [NOSCORES]
 pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(cursor) = parse_cursor(&args[2]) else {
         ctx.out.err("invalid cursor");
         return;
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut noscores = false;
-    let mut i = 3;
-    // Options are checked only when the key holds a set, as Valkey's `scanGenericCommand`.
-    let exists = read(ctx, &args[1], |z, out| {
-        if z.is_none() {
+    // Options are judged only once the key is known to hold a set, as Valkey's
+    // `scanGenericCommand` runs after the lookup; parse now, reply later.
+    let opts = scan_options(&args[3..]);
+    read(ctx, &args[1], |z, out| {
+        let Some(z) = z else {
             out.array(2);
             out.bulk(b"0");
             out.array(0);
-        }
-        z.is_some()
-    });
-    if exists != Some(true) {
-        return;
-    }
-    while i < args.len() {
-        let more = i + 1 < args.len();
-        if is(&args[i], "count") && more {
-            let Some(n) = ctx.arg_i64(&args[i + 1]) else { return };
-            if n < 1 {
-                ctx.syntax_error();
-                return;
-            }
-            count = usize::try_from(n).unwrap_or(usize::MAX);
-            i += 2;
-        } else if is(&args[i], "match") && more {
-            let p = &args[i + 1][..];
-            pattern = (p != b"*").then_some(p);
-            i += 2;
-        } else if is(&args[i], "novalues") {
-            ctx.out.err("NOVALUES option can only be used in HSCAN");
             return;
-        } else if is(&args[i], "noscores") {
-            noscores = true;
-            i += 1;
-        } else {
-            ctx.syntax_error();
-            return;
-        }
-    }
-    read(ctx, &args[1], |z, out| {
-        let Some(z) = z else { return };
+        };
+        let (count, pattern, noscores) = match opts {
+            Ok(o) => o,
+            Err(msg) => return out.err(msg),
+        };
         // A listpack-sized set comes back whole with cursor 0, as in Valkey; a big one in
         // rank order, the cursor being the next rank.
         let (from, n) = if z.encoding() == "listpack" {
             (0, z.len())
         } else {
-            (usize::try_from(cursor).unwrap_or(usize::MAX), count.saturating_mul(SCAN_BATCH))
+            (usize::try_from(cursor).unwrap_or(usize::MAX), count)
         };
         let items: Vec<(&[u8], f64)> =
             if from < z.len() { z.iter_from(z.at(from)).take(n).collect() } else { Vec::new() };
@@ -246,6 +214,35 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
     });
+}
+
+/// ZSCAN's options: (COUNT, MATCH pattern unless `*`, NOSCORES), or the error to reply.
+fn scan_options(args: &[Bytes]) -> Result<(usize, Option<&[u8]>, bool), &'static str> {
+    let (mut count, mut pattern, mut noscores) = (10usize, None, false);
+    let mut i = 0;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        if is(&args[i], "count") && more {
+            let n = parse_i64(&args[i + 1]).ok_or("value is not an integer or out of range")?;
+            if n < 1 {
+                return Err("syntax error");
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+            i += 2;
+        } else if is(&args[i], "match") && more {
+            let p = &args[i + 1][..];
+            pattern = (p != b"*").then_some(p);
+            i += 2;
+        } else if is(&args[i], "novalues") {
+            return Err("NOVALUES option can only be used in HSCAN");
+        } else if is(&args[i], "noscores") {
+            noscores = true;
+            i += 1;
+        } else {
+            return Err("syntax error");
+        }
+    }
+    Ok((count, pattern, noscores))
 }
 
 /// A cursor as `strtoull` reads it in full: decimal digits (a canonical integer or not).

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{is, limits, parse, write, Found};
+use super::{is, limits, limits_of, parse, write, Found};
 use crate::exec::notify::class;
 use crate::exec::Ctx;
 use crate::keyspace::types::zset::{Added, Limits};
@@ -74,10 +74,11 @@ fn add_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, f: Flags) {
         };
         pairs.push((s, &p[1][..]));
     }
-    let lim = limits(ctx);
     let key = &args[1];
-    let r = write(ctx, key, |found, _| match found {
-        Found::ZSet(z) => Some(apply(z, &pairs, f, lim)),
+    let r = write(ctx, key, |found, _, config| match found {
+        // A set past the listpack limits never converts back: skip the config lookups.
+        Found::ZSet(z) if z.encoding() == "skiplist" => Some(apply(z, &pairs, f, Limits::default())),
+        Found::ZSet(z) => Some(apply(z, &pairs, f, limits_of(config))),
         Found::Missing => None,
     });
     let outcome = match r {
@@ -85,6 +86,7 @@ fn add_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, f: Flags) {
         Some((Some(o), _)) => Some(o),
         Some((None, _)) if f.xx => None,
         Some((None, _)) => {
+            let lim = limits(ctx);
             let longest = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
             let mut z = ZSetValue::with_hint(pairs.len(), longest, lim);
             let o = apply(&mut z, &pairs, f, lim);
@@ -148,7 +150,7 @@ fn apply(z: &mut ZSetValue, pairs: &[(f64, &[u8])], f: Flags, lim: Limits) -> (i
 /// ZREM key member [member ...]
 pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    let r = write(ctx, key, |found, _| match found {
+    let r = write(ctx, key, |found, _, _| match found {
         Found::Missing => 0,
         Found::ZSet(z) => {
             let mut n = 0;
@@ -262,7 +264,7 @@ fn generic_pop(
     nil_when_empty: bool,
 ) {
     for key in keys {
-        let r = write(ctx, key, |found, out| match found {
+        let r = write(ctx, key, |found, out, _| match found {
             Found::Missing => false,
             Found::ZSet(z) => {
                 let n = count.unwrap_or(1);
