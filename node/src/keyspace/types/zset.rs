@@ -117,28 +117,25 @@ impl ZSetValue {
 
     /// Sets a member's score, converting the encoding per `limits` as Valkey's `zsetAdd`.
     pub fn add(&mut self, member: &[u8], score: f64, limits: Limits) -> Added {
-        let fresh = !self.dict.contains_key(member);
-        if fresh && (self.len() + 1 > limits.entries || member.len() > limits.value) {
+        // A listpack stores "-0" as the integer 0, so a small set loses the zero's sign.
+        let small = |big: bool, s: f64| if s == 0.0 && !big { 0.0 } else { s };
+        if let Some(cur) = self.dict.get_mut(member) {
+            let score = small(self.big, score);
+            if *cur == score {
+                return Added::Unchanged;
+            }
+            let old = std::mem::replace(cur, score);
+            let m = self.list.remove(old, member).unwrap_or_else(|| member.into());
+            self.list.insert(score, m);
+            return Added::Updated;
+        }
+        if self.len() + 1 > limits.entries || member.len() > limits.value {
             self.big = true;
         }
-        // A listpack stores "-0" as the integer 0, so a small set loses the zero's sign.
-        let score = if score == 0.0 && !self.big { 0.0 } else { score };
-        match self.dict.get_mut(member) {
-            Some(cur) => {
-                if *cur == score {
-                    return Added::Unchanged;
-                }
-                let old = std::mem::replace(cur, score);
-                let m = self.list.remove(old, member).unwrap_or_else(|| member.into());
-                self.list.insert(score, m);
-                Added::Updated
-            }
-            None => {
-                self.dict.insert(member.into(), score);
-                self.list.insert(score, member.into());
-                Added::New
-            }
-        }
+        let score = small(self.big, score);
+        self.dict.insert(member.into(), score);
+        self.list.insert(score, member.into());
+        Added::New
     }
 
     /// A member's score.

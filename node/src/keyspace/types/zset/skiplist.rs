@@ -1,10 +1,16 @@
 //! The order-statistic index of a sorted set: Valkey's skiplist with spans (`zskiplist`),
-//! kept in an arena of nodes addressed by `u32` indices instead of pointers, so it needs no
-//! `unsafe` and clones with one `Vec` copy. Spans make rank lookups and "element at rank"
-//! O(log n); backward links give reverse iteration. Order is (score, member bytes), as Valkey's.
+//! kept in arenas addressed by `u32` indices instead of pointers, so it needs no `unsafe` and
+//! clones with two `Vec` copies. Spans make rank lookups and "element at rank" O(log n);
+//! backward links give reverse iteration. Order is (score, member bytes), as Valkey's.
 //!
-//! Invariant: the chain at level 0 from the header visits every live node in order; the span
-//! of a link counts the level-0 steps it skips; `free` lists the indices of dead nodes.
+//! Layout for speed: every node's levels sit in one shared array (`lv`), and each link carries
+//! the score and level offset of the node it points to, so a descent reads one link per step
+//! (one cache miss, like Valkey's inline levels) and touches a node's member only on a score
+//! tie.
+//!
+//! Invariants: the chain at level 0 from the header visits every live node in order; the span
+//! of a link counts the level-0 steps it skips; a link's `next_score`/`next_lv` mirror its
+//! target; `free` and `free_lv` list dead nodes and dead level blocks (by height).
 
 /// Maximum node level (Valkey's `ZSKIPLIST_MAXLEVEL`).
 const MAX_LEVEL: usize = 32;
@@ -12,21 +18,29 @@ const MAX_LEVEL: usize = 32;
 const LEVEL_ODDS: u32 = 4;
 /// The null link.
 pub const NIL: u32 = u32::MAX;
-/// The header node's index.
+/// The header node's index (its levels start at offset 0).
 const HEAD: u32 = 0;
 
 #[derive(Debug, Clone, Copy)]
 struct Level {
     next: u32,
+    /// Offset of `next`'s levels in `lv`.
+    next_lv: u32,
     span: u32,
+    /// Score of `next`.
+    next_score: f64,
 }
+
+const EMPTY: Level = Level { next: NIL, next_lv: 0, span: 0, next_score: 0.0 };
 
 #[derive(Debug, Clone)]
 struct Node {
     member: Box<[u8]>,
     score: f64,
     back: u32,
-    levels: Box<[Level]>,
+    /// Offset of this node's levels in `lv`, and how many.
+    lv: u32,
+    height: u8,
 }
 
 /// A score interval (`zrangespec`).
@@ -119,7 +133,9 @@ impl LexRange {
 #[derive(Debug, Clone)]
 pub struct SkipList {
     nodes: Vec<Node>,
+    lv: Vec<Level>,
     free: Vec<u32>,
+    free_lv: Vec<Vec<u32>>,
     tail: u32,
     len: usize,
     level: usize,
@@ -133,9 +149,12 @@ impl Default for SkipList {
                 member: Box::default(),
                 score: 0.0,
                 back: NIL,
-                levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+                lv: 0,
+                height: MAX_LEVEL as u8,
             }],
+            lv: vec![EMPTY; MAX_LEVEL],
             free: Vec::new(),
+            free_lv: vec![Vec::new(); MAX_LEVEL],
             tail: NIL,
             len: 0,
             level: 1,
@@ -144,10 +163,14 @@ impl Default for SkipList {
     }
 }
 
-/// True if (s1, m1) sorts before (s2, m2).
-fn before(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
-    s1 < s2 || (s1 == s2 && m1 < m2)
+/// Cursor of a descent: a node and the offset of its levels.
+#[derive(Clone, Copy)]
+struct At {
+    x: u32,
+    l: u32,
 }
+
+const AT_HEAD: At = At { x: HEAD, l: 0 };
 
 impl SkipList {
     pub fn len(&self) -> usize {
@@ -158,16 +181,16 @@ impl SkipList {
         self.len == 0
     }
 
-    fn next(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].levels[i].next
+    fn link(&self, at: At, i: usize) -> Level {
+        self.lv[at.l as usize + i]
     }
 
-    fn span(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].levels[i].span
+    fn link_mut(&mut self, at: At, i: usize) -> &mut Level {
+        &mut self.lv[at.l as usize + i]
     }
 
-    fn lvl(&mut self, x: u32, i: usize) -> &mut Level {
-        &mut self.nodes[x as usize].levels[i]
+    fn member(&self, x: u32) -> &[u8] {
+        &self.nodes[x as usize].member
     }
 
     /// Member and score of a live node.
@@ -178,7 +201,7 @@ impl SkipList {
 
     /// The first node, or NIL.
     pub fn first(&self) -> u32 {
-        self.next(HEAD, 0)
+        self.lv[0].next
     }
 
     pub fn last(&self) -> u32 {
@@ -187,7 +210,7 @@ impl SkipList {
 
     /// The node after `x`, or NIL.
     pub fn succ(&self, x: u32) -> u32 {
-        self.next(x, 0)
+        self.lv[self.nodes[x as usize].lv as usize].next
     }
 
     /// The node before `x`, or NIL.
@@ -211,41 +234,68 @@ impl SkipList {
         }
     }
 
+    /// True if the target of link `l` sorts before (score, member).
+    fn link_before(&self, l: &Level, score: f64, member: &[u8]) -> bool {
+        l.next_score < score || (l.next_score == score && self.member(l.next) < member)
+    }
+
+    /// Descends to the last node before (score, member) on every level.
+    fn path(&self, score: f64, member: &[u8], rank: Option<&mut [u32; MAX_LEVEL]>) -> [At; MAX_LEVEL] {
+        let mut update = [AT_HEAD; MAX_LEVEL];
+        let mut ranks = [0u32; MAX_LEVEL];
+        let mut at = AT_HEAD;
+        for i in (0..self.level).rev() {
+            ranks[i] = if i == self.level - 1 { 0 } else { ranks[i + 1] };
+            loop {
+                let l = self.link(at, i);
+                if l.next == NIL || !self.link_before(&l, score, member) {
+                    break;
+                }
+                ranks[i] += l.span;
+                at = At { x: l.next, l: l.next_lv };
+            }
+            update[i] = at;
+        }
+        if let Some(r) = rank {
+            *r = ranks;
+        }
+        update
+    }
+
+    fn alloc_levels(&mut self, height: usize) -> u32 {
+        match self.free_lv[height - 1].pop() {
+            Some(off) => {
+                self.lv[off as usize..off as usize + height].fill(EMPTY);
+                off
+            }
+            None => {
+                let off = self.lv.len() as u32;
+                self.lv.resize(self.lv.len() + height, EMPTY);
+                off
+            }
+        }
+    }
+
     /// Inserts a member that is not present yet.
     pub fn insert(&mut self, score: f64, member: Box<[u8]>) {
-        let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
-                    break;
-                }
-                let n = &self.nodes[nx as usize];
-                if !before(n.score, &n.member, score, &member) {
-                    break;
-                }
-                rank[i] += self.span(x, i);
-                x = nx;
-            }
-            update[i] = x;
-        }
+        let mut update = self.path(score, &member, Some(&mut rank));
         let level = self.random_level();
         if level > self.level {
             for i in self.level..level {
                 rank[i] = 0;
-                update[i] = HEAD;
-                self.lvl(HEAD, i).span = self.len as u32;
+                update[i] = AT_HEAD;
+                self.lv[i].span = self.len as u32;
             }
             self.level = level;
         }
+        let nl = self.alloc_levels(level);
         let node = Node {
             member,
             score,
-            back: if update[0] == HEAD { NIL } else { update[0] },
-            levels: vec![Level { next: NIL, span: 0 }; level].into_boxed_slice(),
+            back: if update[0].x == HEAD { NIL } else { update[0].x },
+            lv: nl,
+            height: level as u8,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -257,17 +307,17 @@ impl SkipList {
                 (self.nodes.len() - 1) as u32
             }
         };
-        for i in 0..level {
-            let u = update[i];
-            let (unext, uspan) = (self.next(u, i), self.span(u, i));
+        let me = At { x: idx, l: nl };
+        for (i, &u) in update.iter().enumerate().take(level) {
+            let old = self.link(u, i);
             let gap = rank[0] - rank[i];
-            *self.lvl(idx, i) = Level { next: unext, span: uspan - gap };
-            *self.lvl(u, i) = Level { next: idx, span: gap + 1 };
+            *self.link_mut(me, i) = Level { span: old.span - gap, ..old };
+            *self.link_mut(u, i) = Level { next: idx, next_lv: nl, span: gap + 1, next_score: score };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.lvl(u, i).span += 1;
+            self.link_mut(u, i).span += 1;
         }
-        match self.next(idx, 0) {
+        match self.link(me, 0).next {
             NIL => self.tail = idx,
             n => self.nodes[n as usize].back = idx,
         }
@@ -276,23 +326,8 @@ impl SkipList {
 
     /// Removes (score, member); returns the stored member if it was there.
     pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Box<[u8]>> {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
-                    break;
-                }
-                let n = &self.nodes[nx as usize];
-                if !before(n.score, &n.member, score, member) {
-                    break;
-                }
-                x = nx;
-            }
-            update[i] = x;
-        }
-        let x = self.next(x, 0);
+        let update = self.path(score, member, None);
+        let x = self.link(update[0], 0).next;
         if x == NIL {
             return None;
         }
@@ -303,50 +338,51 @@ impl SkipList {
         Some(self.unlink(x, &update))
     }
 
-    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) -> Box<[u8]> {
+    fn unlink(&mut self, x: u32, update: &[At; MAX_LEVEL]) -> Box<[u8]> {
+        let (xl, height) = (self.nodes[x as usize].lv, self.nodes[x as usize].height as usize);
+        let me = At { x, l: xl };
         for (i, &u) in update.iter().enumerate().take(self.level) {
-            if self.next(u, i) == x {
-                let (xs, xn) = (self.span(x, i), self.next(x, i));
-                let l = self.lvl(u, i);
-                l.span = l.span + xs - 1;
-                l.next = xn;
+            let ul = self.link(u, i);
+            if ul.next == x {
+                let xlink = self.link(me, i);
+                *self.link_mut(u, i) = Level { span: ul.span + xlink.span - 1, ..xlink };
             } else {
-                self.lvl(u, i).span -= 1;
+                self.link_mut(u, i).span -= 1;
             }
         }
         let back = self.nodes[x as usize].back;
-        match self.next(x, 0) {
+        match self.link(me, 0).next {
             NIL => self.tail = back,
             n => self.nodes[n as usize].back = back,
         }
-        while self.level > 1 && self.next(HEAD, self.level - 1) == NIL {
+        while self.level > 1 && self.lv[self.level - 1].next == NIL {
             self.level -= 1;
         }
         self.len -= 1;
-        let node = &mut self.nodes[x as usize];
-        node.levels = Box::default();
+        self.free_lv[height - 1].push(xl);
         self.free.push(x);
-        std::mem::take(&mut node.member)
+        std::mem::take(&mut self.nodes[x as usize].member)
     }
 
     /// 1-based rank of (score, member), 0 if absent.
     pub fn rank(&self, score: f64, member: &[u8]) -> usize {
         let mut rank = 0usize;
-        let mut x = HEAD;
+        let mut at = AT_HEAD;
+        let mut at_score = f64::NAN;
         for i in (0..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
+                let l = self.link(at, i);
+                if l.next == NIL
+                    || !(l.next_score < score || (l.next_score == score && self.member(l.next) <= member))
+                {
                     break;
                 }
-                let n = &self.nodes[nx as usize];
-                if !(n.score < score || (n.score == score && &n.member[..] <= member)) {
-                    break;
-                }
-                rank += self.span(x, i) as usize;
-                x = nx;
+                rank += l.span as usize;
+                at = At { x: l.next, l: l.next_lv };
+                at_score = l.next_score;
             }
-            if x != HEAD && &self.nodes[x as usize].member[..] == member {
+            // Only a node with the same score can be the member: compare bytes only then.
+            if at.x != HEAD && at_score == score && self.member(at.x) == member {
                 return rank;
             }
         }
@@ -359,21 +395,36 @@ impl SkipList {
             return NIL;
         }
         let mut traversed = 0usize;
-        let mut x = HEAD;
+        let mut at = AT_HEAD;
         for i in (0..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL || traversed + self.span(x, i) as usize > rank {
+                let l = self.link(at, i);
+                if l.next == NIL || traversed + l.span as usize > rank {
                     break;
                 }
-                traversed += self.span(x, i) as usize;
-                x = nx;
+                traversed += l.span as usize;
+                at = At { x: l.next, l: l.next_lv };
             }
             if traversed == rank {
-                return x;
+                return at.x;
             }
         }
         NIL
+    }
+
+    /// Descends while `go(link)` holds; returns the last node reached.
+    fn descend(&self, go: impl Fn(&Level) -> bool) -> u32 {
+        let mut at = AT_HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(at, i);
+                if l.next == NIL || !go(&l) {
+                    break;
+                }
+                at = At { x: l.next, l: l.next_lv };
+            }
+        }
+        at.x
     }
 
     /// The first node with a score in range, or NIL.
@@ -381,17 +432,7 @@ impl SkipList {
         if !r.is_valid() || self.is_empty() {
             return NIL;
         }
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL || r.gte_min(self.nodes[nx as usize].score) {
-                    break;
-                }
-                x = nx;
-            }
-        }
-        let x = self.next(x, 0);
+        let x = self.succ(self.descend(|l| !r.gte_min(l.next_score)));
         if x == NIL || !r.lte_max(self.nodes[x as usize].score) {
             return NIL;
         }
@@ -403,16 +444,7 @@ impl SkipList {
         if !r.is_valid() || self.is_empty() {
             return NIL;
         }
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL || !r.lte_max(self.nodes[nx as usize].score) {
-                    break;
-                }
-                x = nx;
-            }
-        }
+        let x = self.descend(|l| r.lte_max(l.next_score));
         if x == HEAD || !r.gte_min(self.nodes[x as usize].score) {
             return NIL;
         }
@@ -424,18 +456,8 @@ impl SkipList {
         if !r.is_valid() || self.is_empty() {
             return NIL;
         }
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL || r.gte_min(&self.nodes[nx as usize].member) {
-                    break;
-                }
-                x = nx;
-            }
-        }
-        let x = self.next(x, 0);
-        if x == NIL || !r.lte_max(&self.nodes[x as usize].member) {
+        let x = self.succ(self.descend(|l| !r.gte_min(self.member(l.next))));
+        if x == NIL || !r.lte_max(self.member(x)) {
             return NIL;
         }
         x
@@ -446,17 +468,8 @@ impl SkipList {
         if !r.is_valid() || self.is_empty() {
             return NIL;
         }
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(x, i);
-                if nx == NIL || !r.lte_max(&self.nodes[nx as usize].member) {
-                    break;
-                }
-                x = nx;
-            }
-        }
-        if x == HEAD || !r.gte_min(&self.nodes[x as usize].member) {
+        let x = self.descend(|l| r.lte_max(self.member(l.next)));
+        if x == HEAD || !r.gte_min(self.member(x)) {
             return NIL;
         }
         x
@@ -468,11 +481,13 @@ impl SkipList {
         self.rank(n.score, &n.member)
     }
 
-    /// Approximate heap bytes: nodes, their levels and members.
+    /// Approximate heap bytes: nodes, levels and members.
     pub fn heap_size(&self) -> usize {
-        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
-        let levels: usize = self.nodes.iter().map(|n| n.levels.len() * 8 + n.member.len()).sum();
-        nodes + levels + self.free.capacity() * 4
+        let members: usize = self.nodes.iter().map(|n| n.member.len()).sum();
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.lv.capacity() * std::mem::size_of::<Level>()
+            + members
+            + self.free.capacity() * 4
     }
 }
 
