@@ -234,11 +234,11 @@ impl ZSetValue {
         victims.len()
     }
 
-    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing.
+    /// Approximate heap bytes held, for MEMORY USAGE, eviction and lazy freeing. O(1): the
+    /// hash holds a second copy of every member.
     pub fn heap_size(&self) -> usize {
-        let dict: usize = self.dict.capacity() * (std::mem::size_of::<(Box<[u8]>, f64)>() + 1)
-            + self.dict.keys().map(|m| m.len()).sum::<usize>();
-        dict + self.list.heap_size()
+        let dict = self.dict.capacity() * (std::mem::size_of::<(Box<[u8]>, f64)>() + 1);
+        dict + self.list.member_bytes() + self.list.heap_size()
     }
 }
 

@@ -140,6 +140,8 @@ pub struct SkipList {
     len: usize,
     level: usize,
     rng: u64,
+    /// Bytes of all members, so `heap_size` is O(1) (eviction may ask after every write).
+    member_bytes: usize,
 }
 
 impl Default for SkipList {
@@ -159,6 +161,7 @@ impl Default for SkipList {
             len: 0,
             level: 1,
             rng: 0x9e37_79b9_7f4a_7c15,
+            member_bytes: 0,
         }
     }
 }
@@ -290,6 +293,7 @@ impl SkipList {
             self.level = level;
         }
         let nl = self.alloc_levels(level);
+        self.member_bytes += member.len();
         let node = Node {
             member,
             score,
@@ -361,7 +365,9 @@ impl SkipList {
         self.len -= 1;
         self.free_lv[height - 1].push(xl);
         self.free.push(x);
-        std::mem::take(&mut self.nodes[x as usize].member)
+        let m = std::mem::take(&mut self.nodes[x as usize].member);
+        self.member_bytes -= m.len();
+        m
     }
 
     /// 1-based rank of (score, member), 0 if absent.
@@ -481,13 +487,17 @@ impl SkipList {
         self.rank(n.score, &n.member)
     }
 
-    /// Approximate heap bytes: nodes, levels and members.
+    /// Approximate heap bytes: nodes, levels and members. O(1).
     pub fn heap_size(&self) -> usize {
-        let members: usize = self.nodes.iter().map(|n| n.member.len()).sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.lv.capacity() * std::mem::size_of::<Level>()
-            + members
+            + self.member_bytes
             + self.free.capacity() * 4
+    }
+
+    /// Bytes of all members.
+    pub fn member_bytes(&self) -> usize {
+        self.member_bytes
     }
 }
 
