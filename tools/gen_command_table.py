@@ -60,6 +60,14 @@ IMPLEMENTED = {
     "llen": None, "lrange": None, "lindex": None, "lset": None, "linsert": None, "lrem": None,
     "ltrim": None, "lpos": None, "lmove": None, "rpoplpush": None, "lmpop": None,
     "blpop": None, "brpop": None, "blmove": None, "brpoplpush": None, "blmpop": None,
+    # sorted sets (zset family; the blocking BZPOP*/BZMPOP belong to the blocking family)
+    "zadd": None, "zincrby": None, "zrem": None, "zscore": None, "zmscore": None, "zcard": None,
+    "zrank": None, "zrevrank": None, "zcount": None, "zlexcount": None, "zrandmember": None,
+    "zscan": None, "zrange": None, "zrangestore": None, "zrangebyscore": None,
+    "zrevrangebyscore": None, "zrangebylex": None, "zrevrangebylex": None, "zrevrange": None,
+    "zremrangebyrank": None, "zremrangebyscore": None, "zremrangebylex": None, "zpopmin": None,
+    "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
+    "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]

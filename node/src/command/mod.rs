@@ -19,6 +19,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 
@@ -72,6 +73,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| set::handler(full))
         .or_else(|| pubsub::handler(full))
         .or_else(|| list::handler(full))
+        .or_else(|| zset::handler(full))
 }
 
 impl Registry {

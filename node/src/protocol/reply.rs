@@ -171,41 +171,62 @@ impl Reply {
     }
 }
 
-/// Valkey's reply format for doubles: `inf`, `-inf`, `nan`, integers without a fraction when
-/// exactly integral and small, otherwise the shortest representation that round-trips.
+/// Valkey's `d2string`, the reply format for doubles: `inf`, `-inf`, `nan`, `0`/`-0`, plain
+/// integers when exactly integral within half the `long long` range, otherwise the shortest
+/// round-trip digits laid out as `fpconv_dtoa` does (plain up to a few leading or trailing
+/// zeros, else `d.ddde[+-]x` with an unpadded exponent).
 pub fn format_double(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
     if v.is_nan() {
         return "nan".into();
     }
-    let s = format!("{v}");
-    // Rust never prints exponents for Display; Valkey switches to %e style for large/small
-    // magnitudes (fpconv_dtoa). Match it for those ranges.
-    if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-5) {
-        return format_exp(v);
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    s
-}
-
-fn format_exp(v: f64) -> String {
-    let s = format!("{v:e}");
-    // Rust gives `1e21` / `1.5e-7`; fpconv gives `1e+21` / `1.5e-07`.
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            if digits.len() < 2 {
-                format!("{m}e{sign}0{digits}")
-            } else {
-                format!("{m}e{sign}{digits}")
-            }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    const HALF: f64 = (i64::MAX / 2) as f64;
+    if (-HALF..=HALF).contains(&v) && v.fract() == 0.0 {
+        return itoa::Buffer::new().format(v as i64).to_string();
+    }
+    // Shortest round-trip digits and decimal exponent from Rust's formatter.
+    let sci = format!("{:e}", v.abs());
+    let (mantissa, e) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let e: i32 = e.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let nd = digits.len() as i32;
+    let k = e - (nd - 1);
+    let exp = (k + nd - 1).abs();
+    let mut out = String::with_capacity(26);
+    if v < 0.0 {
+        out.push('-');
+    }
+    let digit_str = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
+    if k >= 0 && exp < nd + 7 {
+        out.push_str(&digit_str(&digits));
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || exp < 4) {
+        let offset = nd + k;
+        if offset <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-offset) as usize));
+            out.push_str(&digit_str(&digits));
+        } else {
+            out.push_str(&digit_str(&digits[..offset as usize]));
+            out.push('.');
+            out.push_str(&digit_str(&digits[offset as usize..]));
         }
-        None => s,
+    } else {
+        out.push(digits[0] as char);
+        if nd > 1 {
+            out.push('.');
+            out.push_str(&digit_str(&digits[1..]));
+        }
+        out.push('e');
+        out.push(if k + nd - 1 < 0 { '-' } else { '+' });
+        out.push_str(&exp.to_string());
     }
+    out
 }
 
 #[cfg(test)]
@@ -242,5 +263,17 @@ mod tests {
         assert_eq!(format_double(0.1), "0.1");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(1e21), "1e+21");
+        assert_eq!(format_double(1.1), "1.1");
+        assert_eq!(format_double(-0.0), "-0");
+        assert_eq!(format_double(1e19), "1e+19");
+        assert_eq!(format_double(1.5e20), "1.5e+20");
+        assert_eq!(format_double(4e18), "4000000000000000000");
+        assert_eq!(format_double(0.000001), "0.000001");
+        assert_eq!(format_double(1e-7), "1e-7");
+        assert_eq!(format_double(0.000123456), "1.23456e-4");
+        assert_eq!(format_double(0.00123456), "0.00123456");
+        assert_eq!(format_double(-2.5), "-2.5");
+        assert_eq!(format_double(12345678901234567890.0), "12345678901234567000");
+        assert_eq!(format_double(1.7976931348623157e308), "1.7976931348623157e+308");
     }
 }
