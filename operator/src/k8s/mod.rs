@@ -1,0 +1,23 @@
+//! The Kubernetes layer: the `ShoalCluster` resource and the operator that turns one into
+//! StatefulSets, Services and a running cluster. It creates and removes pods; the topology,
+//! slot migrations and autoscaling decisions come from `controlplane`, the same code local mode
+//! runs against real nodes.
+
+pub mod crd;
+
+use kube::CustomResourceExt;
+
+/// The CustomResourceDefinition as YAML (what `shoal-operator crd` prints).
+pub fn crd_yaml() -> String {
+    let crd = crd::ShoalCluster::crd();
+    // Serializing a CRD built from our own types cannot fail.
+    serde_saphyr::to_string(&crd).expect("the CRD serializes to YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn print() {
+        println!("{}", super::crd_yaml());
+    }
+}
