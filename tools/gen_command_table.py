@@ -34,7 +34,19 @@ IMPLEMENTED = {
     "getdel": None, "getex": None, "mget": None, "mset": None, "msetnx": None, "incr": None,
     "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "append": None,
     "strlen": None, "getrange": None, "substr": None, "setrange": None, "lcs": None,
+    # cluster (the last five subcommands are Shoal's / Valkey 9's: tools/commands-extra/)
+    "cluster": ["addslots", "addslotsrange", "delslots", "delslotsrange", "countkeysinslot",
+                "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
+                "shards", "slots", "setslot",
+                "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
+                "syncslots"],
+    "asking": None, "readonly": None, "readwrite": None,
+    "dump": None, "restore": None, "restore-asking": None,
 }
+
+# Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),
+# in the same JSON format.
+EXTRA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "commands-extra")
 
 ACL_ORDER = ["keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
              "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking",
@@ -167,7 +179,8 @@ def meta(name, info, subs, indent):
 
 
 def load(ref, fname):
-    with open(os.path.join(ref, fname)) as fh:
+    extra = os.path.join(EXTRA, fname)
+    with open(extra if os.path.exists(extra) else os.path.join(ref, fname)) as fh:
         (_, info), = json.load(fh).items()
     return info
 

@@ -4,6 +4,10 @@ use anyhow::Context;
 use shoal_node::config::Config;
 use shoal_node::exec::Executor;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--version" || a == "-v") {
@@ -40,7 +44,8 @@ fn main() -> anyhow::Result<()> {
         shoal_node::REDIS_VERSION,
         std::process::id()
     );
-    log::info!("Running mode=standalone, port={}.", node.port());
+    let mode = if node.srv.cluster.is_some() { "cluster" } else { "standalone" };
+    log::info!("Running mode={mode}, port={}.", node.port());
     log::info!("Ready to accept connections tcp");
     node.run().context("event loop")?;
     Ok(())

@@ -188,3 +188,29 @@ fn threads_start_under_load_and_park_when_idle() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn pipelined_keys_are_prefetched_in_batches_and_answers_stay_right() {
+    for (prefetch, io_threads) in [("16", "1"), ("0", "1"), ("16", "2")] {
+        let node = Node::start(&["--io-threads", io_threads, "--prefetch-batch-max-size", prefetch]);
+        let mut c = node.connect();
+        let set: Vec<u8> =
+            (0..64).flat_map(|i| encode(&["SET", &format!("k{i}"), &format!("v{i}")])).collect();
+        c.w.write_all(&set).expect("write");
+        for _ in 0..64 {
+            assert_eq!(c.read(), "+OK");
+        }
+        let get: Vec<u8> = (0..64).rev().flat_map(|i| encode(&["GET", &format!("k{i}")])).collect();
+        c.w.write_all(&get).expect("write");
+        for i in (0..64).rev() {
+            assert_eq!(c.read(), format!("v{i}"));
+        }
+        let batches: u64 = c.info_field("io_threaded_total_prefetch_batches").parse().expect("number");
+        let entries: u64 = c.info_field("io_threaded_total_prefetch_entries").parse().expect("number");
+        if prefetch == "0" {
+            assert_eq!((batches, entries), (0, 0));
+        } else {
+            assert!(batches > 0 && entries >= 2 * batches, "batches={batches} entries={entries}");
+        }
+    }
+}

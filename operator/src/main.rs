@@ -144,7 +144,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Local(args) => {
             let cfg = args.config()?;
             if args.print_config {
-                print!("{}", serde_yaml::to_string(&cfg)?);
+                print!("{}", yaml_serde::to_string(&cfg)?);
                 return Ok(());
             }
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -6,6 +6,7 @@
 //! real client programs, signals, and byte-for-byte agreement with the reference server.
 
 pub mod client;
+pub mod cluster;
 pub mod diff;
 pub mod process;
 pub mod resp;

@@ -183,7 +183,8 @@ impl ShoalNode {
             log.attach(err);
         }
         let port = log.wait_for(START_TIMEOUT, |l| {
-            let rest = l.split("Running mode=standalone, port=").nth(1)?;
+            // `mode=standalone` or `mode=cluster`.
+            let rest = l.split("Running mode=").nth(1)?.split(", port=").nth(1)?;
             rest.trim_end_matches('.').parse::<u16>().ok()
         });
         let mut node = ShoalNode { child, port: 0, log };

@@ -61,7 +61,11 @@ fn two_nodes_get_different_ports() {
     let a = ShoalNode::start(&[]);
     let b = ShoalNode::start(&[]);
     assert_ne!(a.port, b.port);
-    assert!(a.log.contains("Ready to accept connections"));
+    // The port line comes first; the readiness line follows it on the log stream.
+    let ready = a.log.wait_for(shoal_e2e::process::START_TIMEOUT, |l| {
+        l.contains("Ready to accept connections").then_some(())
+    });
+    assert!(ready.is_some(), "no readiness line:\n{}", a.log.lines().join("\n"));
 }
 
 #[test]

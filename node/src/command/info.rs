@@ -483,9 +483,9 @@ fn modules(_ctx: &mut Ctx, out: &mut String) {
     out.push_str("# Modules\r\n");
 }
 
-fn cluster(_ctx: &mut Ctx, out: &mut String) {
+fn cluster(ctx: &mut Ctx, out: &mut String) {
     out.push_str("# Cluster\r\n");
-    field!(out, "cluster_enabled", "0");
+    field!(out, "cluster_enabled", "{}", u8::from(ctx.srv.cluster.is_some()));
 }
 
 fn keyspace(ctx: &mut Ctx, out: &mut String) {

@@ -5,8 +5,10 @@ pub mod meta;
 pub mod table;
 
 pub mod client_cmd;
+pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
+pub mod dump;
 pub mod info;
 pub mod introspect;
 pub mod keys;
@@ -30,12 +32,21 @@ pub struct Entry {
     /// `get`, or `config|get` for a subcommand.
     pub full_name: String,
     pub handler: Option<Handler>,
-    pub subs: HashMap<String, Entry>,
+    pub subs: Names<Entry>,
 }
+
+type Names<T> = HashMap<String, T, foldhash::fast::RandomState>;
 
 /// Every command the node runs, by lower-case name.
 pub struct Registry {
-    pub commands: HashMap<String, Entry>,
+    pub commands: Names<Entry>,
+}
+
+/// The registry of this build, shared by the executor and the I/O threads (which resolve
+/// each request's command while parsing it).
+pub fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Registry::build)
 }
 
 fn handler(full: &str) -> Option<Handler> {
@@ -47,12 +58,14 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| config_cmd::handler(full))
         .or_else(|| info::handler(full))
         .or_else(|| introspect::handler(full))
+        .or_else(|| cluster_cmd::handler(full))
+        .or_else(|| dump::handler(full))
 }
 
 impl Registry {
     /// Builds the registry from the table, attaching each command's handler.
     pub fn build() -> Registry {
-        let mut commands = HashMap::new();
+        let mut commands = Names::default();
         for meta in table::COMMANDS {
             let subs = meta
                 .subcommands
@@ -61,7 +74,7 @@ impl Registry {
                     let full = format!("{}|{}", meta.name, s.name);
                     (
                         s.name.to_string(),
-                        Entry { meta: s, handler: handler(&full), full_name: full, subs: HashMap::new() },
+                        Entry { meta: s, handler: handler(&full), full_name: full, subs: Names::default() },
                     )
                 })
                 .collect();

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::Handler;
 use crate::exec::{Ctx, Shutdown};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::ValueRef;
 
 pub fn handler(name: &str) -> Option<Handler> {
     Some(match name {
@@ -246,7 +246,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[2];
     let i = ctx.client().db;
     let now = ctx.now_ms;
-    let size = ctx.srv.dbs[i].get(key, now, 0, false).map(|e| entry_usage(key, e));
+    let size = ctx.srv.dbs[i].get(key, now, 0, false).map(|e| entry_usage(key, e.value()));
     match size {
         Some(n) => {
             ctx.srv.stats.keyspace_hits += 1;
@@ -287,13 +287,17 @@ fn sds_size(len: usize) -> usize {
 
 /// `MEMORY USAGE` estimate with Valkey's layout: the key's sds, a 24-byte dict entry, and the
 /// value object (16-byte header; short strings embedded in it, longer ones in their own sds).
-pub fn entry_usage(key: &[u8], e: &Entry) -> usize {
+pub fn entry_usage(key: &[u8], v: ValueRef<'_>) -> usize {
     const ROBJ: usize = 16;
     const DICT_ENTRY: usize = 24;
-    let value = match &e.value {
-        Value::Int(_) => ROBJ,
-        Value::Str(s) if s.len() <= crate::keyspace::value::EMBSTR_MAX => alloc_size(ROBJ + 3 + s.len() + 1),
-        Value::Str(s) => ROBJ + sds_size(s.len()),
+    let value = match v {
+        ValueRef::Int(_) => ROBJ,
+        ValueRef::Str(s) if s.len() <= crate::keyspace::value::EMBSTR_MAX => {
+            alloc_size(ROBJ + 3 + s.len() + 1)
+        }
+        ValueRef::Str(s) => ROBJ + sds_size(s.len()),
+        // Collections: the object header plus what the type reports it holds.
+        other => ROBJ + other.heap_size(),
     };
     sds_size(key.len()) + DICT_ENTRY + value
 }
@@ -397,18 +401,16 @@ mod tests {
             h.srv.dbs[0].set(k.as_bytes(), v, None, 0);
         }
         for k in ["a", "b", "c", "e", "f"] {
-            let e = h.srv.dbs[0].get(k.as_bytes(), 0, 0, false).cloned();
-            if let Some(e) = e {
-                // Values as redis-server 7.0 with jemalloc reports them.
-                let want = match k {
-                    "a" => 48,
-                    "b" => 64,
-                    "c" => 160,
-                    "e" => 96,
-                    _ => 112,
-                };
-                assert_eq!(super::entry_usage(k.as_bytes(), &e), want, "{k}");
-            }
+            let e = h.srv.dbs[0].get(k.as_bytes(), 0, 0, false).expect("stored");
+            // Values as redis-server 7.0 with jemalloc reports them.
+            let want = match k {
+                "a" => 48,
+                "b" => 64,
+                "c" => 160,
+                "e" => 96,
+                _ => 112,
+            };
+            assert_eq!(super::entry_usage(k.as_bytes(), e.value()), want, "{k}");
         }
         assert_eq!(h.run("MEMORY USAGE nokey"), "$-1\r\n");
         assert_eq!(h.run("MEMORY USAGE a SAMPLES"), "-ERR syntax error\r\n");

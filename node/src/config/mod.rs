@@ -278,12 +278,24 @@ mod tests {
     #[test]
     fn set_many_is_atomic() {
         let mut c = Config::default();
-        let err = c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "0".into())]).unwrap_err();
+        let err = c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "-1".into())]).unwrap_err();
         assert_eq!(err.0, "hz");
         assert_eq!(c.get("maxmemory"), Some("0"));
         c.set_many(&[("maxmemory".into(), "10mb".into()), ("hz".into(), "20".into())]).unwrap();
         assert_eq!(c.get("maxmemory"), Some("10485760"));
         assert_eq!(c.get("hz"), Some("20"));
+    }
+
+    #[test]
+    fn hz_is_clamped_and_ints_take_no_units() {
+        let mut c = Config::default();
+        c.set_many(&[("hz".into(), "0".into())]).unwrap();
+        assert_eq!(c.get("hz"), Some("1"));
+        c.set_many(&[("hz".into(), "100000".into())]).unwrap();
+        assert_eq!(c.get("hz"), Some("500"));
+        assert_eq!(c.set_many(&[("timeout".into(), "1k".into())]).unwrap_err().0, "timeout");
+        c.set_many(&[("maxmemory".into(), "".into())]).unwrap();
+        assert_eq!(c.get("maxmemory"), Some("0"));
     }
 
     #[test]

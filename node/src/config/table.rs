@@ -67,7 +67,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("io-threads-do-reads", Bool, "yes", false),
     d("events-per-io-thread", Int(0, MAXI), "2", true),
     d("prefetch-batch-max-size", Int(0, 128), "16", true),
-    d("maxclients", Int(1, MAXI), "10000", true),
+    d("maxclients", Int(1, u32::MAX as i64), "10000", true),
     d("timeout", Int(0, MAXI), "0", true),
     d("requirepass", Str, "", true),
     d("databases", Int(1, MAXI), "16", false),
@@ -86,7 +86,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("maxmemory-eviction-tenacity", Int(0, 100), "10", true),
     d("lfu-log-factor", Int(0, MAXI), "10", true),
     d("lfu-decay-time", Int(0, MAXI), "1", true),
-    d("hz", Int(1, 500), "10", true),
+    d("hz", Int(0, MAXI), "10", true),
     d("dynamic-hz", Bool, "yes", true),
     d("active-expire-effort", Int(1, 10), "1", true),
     d("proto-max-bulk-len", Memory(MB, i64::MAX as u64), "536870912", true),
@@ -115,6 +115,9 @@ pub static DIRECTIVES: &[Directive] = &[
     d("activerehashing", Bool, "yes", true),
     d("activedefrag", Bool, "no", true),
     d("enable-debug-command", Enum(&["no", "yes", "local"]), "no", false),
+    d("enable-protected-configs", Enum(&["no", "yes", "local"]), "no", false),
+    // A byte count or a percentage of maxmemory; stored, client eviction is not implemented.
+    d("maxmemory-clients", Str, "0", true),
     d("replica-read-only", Bool, "yes", true),
     d("cluster-enabled", Bool, "no", false),
     d("cluster-config-file", Str, "nodes.conf", false),
@@ -177,19 +180,22 @@ pub fn normalize(dir: &Directive, raw: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Int(lo, hi) => {
+            // Plain integers only: unit suffixes are for memory directives, as in Valkey.
             let v: i64 =
-                if let Some(m) = parse_memory(raw).filter(|_| raw.ends_with(|c: char| c.is_alphabetic())) {
-                    i64::try_from(m).map_err(|_| "argument couldn't be parsed into an integer".to_string())?
-                } else {
-                    raw.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?
-                };
+                raw.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if dir.name == "hz" && v >= 0 {
+                // Valkey accepts any non-negative hz and clamps it to 1..=500 (`updateHZ`).
+                return Ok(v.clamp(1, 500).to_string());
+            }
             if v < lo || v > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
             Ok(v.to_string())
         }
         Memory(lo, hi) => {
-            let v = parse_memory(raw).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // An empty value means 0, as Valkey's `memtoull` reads it.
+            let v = if raw.is_empty() { Some(0) } else { parse_memory(raw) };
+            let v = v.ok_or_else(|| "argument must be a memory value".to_string())?;
             if v < lo || v > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }

@@ -44,6 +44,13 @@ pub struct ClientState {
     pub laddr: String,
     pub fd: i32,
     pub tot_cmds: u64,
+    /// Cluster: ASKING was sent (cleared after the next command).
+    pub asking: bool,
+    /// Cluster: READONLY (replicas serve reads for their primary's slots).
+    pub readonly: bool,
+    /// Cluster: the last request was deferred (its slot's migration is handing over); the
+    /// executor keeps it and retries when the hand-off ends.
+    pub deferred: bool,
 }
 
 impl ClientState {
@@ -69,6 +76,9 @@ impl ClientState {
             laddr,
             fd,
             tot_cmds: 0,
+            asking: false,
+            readonly: false,
+            deferred: false,
         }
     }
 }

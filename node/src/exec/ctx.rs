@@ -7,7 +7,7 @@ use slab::Slab;
 use super::client::{Client, ClientState};
 use super::server::Server;
 use crate::command::meta::CommandMeta;
-use crate::keyspace::{Db, Entry};
+use crate::keyspace::{Db, EntryMut};
 use crate::protocol::Reply;
 
 /// `-WRONGTYPE` as Valkey words it.
@@ -29,6 +29,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Reports a keyspace event (`hset`, `lpush`, `del`, ...) of class `class` (see
+    /// `notify::class`) on `key`. Costs one comparison while notifications are off.
+    pub fn notify(&mut self, class: char, event: &str, key: &[u8]) {
+        if self.srv.notify_flags != 0 {
+            super::notify::emit(self, class, event, key);
+        }
+    }
+
     /// The running client's state.
     pub fn client(&mut self) -> &mut ClientState {
         &mut self.clients[self.me].st
@@ -41,7 +49,7 @@ impl Ctx<'_> {
     }
 
     /// Looks a key up for reading: lazy expiry, access time, hit/miss statistics.
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let touch = !self.clients[self.me].st.no_touch;
         let i = self.clients[self.me].st.db;
         let clock = self.srv.lru_clock();
@@ -60,11 +68,12 @@ impl Ctx<'_> {
     }
 
     /// Looks a key up for writing: lazy expiry and access time, no hit/miss statistics.
-    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        let touch = !self.clients[self.me].st.no_touch;
         let i = self.clients[self.me].st.db;
         let clock = self.srv.lru_clock();
         let now = self.now_ms;
-        self.srv.dbs[i].get(key, now, clock, true)
+        self.srv.dbs[i].get(key, now, clock, touch)
     }
 
     /// True if the key exists (no statistics, no access-time update).

@@ -2,29 +2,47 @@
 //! command, unknown subcommand, arity, authentication), run the handler, and apply CLIENT
 //! REPLY modes. Shared by the event loop and the in-process test harness.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use slab::Slab;
 
 use super::client::{Client, ReplyMode};
 use super::ctx::Ctx;
 use super::server::Server;
+use crate::command::Entry as CommandEntry;
+use crate::keyspace::KeyHint;
 use crate::protocol::Reply;
 
 /// Runs one request of client `idx`, appending its reply to `reply`.
 pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply, idx: usize, args: &[Bytes]) {
+    dispatch_parsed(srv, clients, reply, idx, args, None, None);
+}
+
+/// As `dispatch`, with what the parsing thread resolved: the command (from the registry of
+/// this build, so only used when the server runs that registry) and its first key's hash.
+pub fn dispatch_parsed(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    reply: &mut Reply,
+    idx: usize,
+    args: &[Bytes],
+    cmd: Option<&'static CommandEntry>,
+    key: Option<(u8, KeyHint)>,
+) {
     let Some(name) = args.first() else { return };
     let before = reply.len();
-    let registry = srv.registry.clone();
+    let registry = srv.registry;
     let c = &mut clients[idx];
-    c.st.last_interaction = Instant::now();
+    c.st.last_interaction = srv.now;
     c.st.tot_cmds += 1;
     srv.stats.net_input_bytes += args.iter().map(|a| a.len() as u64 + 16).sum::<u64>();
     if c.st.reply_mode == ReplyMode::SkipNext {
         c.st.reply_mode = ReplyMode::Skip;
     }
-    if let Some(entry) = registry.lookup(name) {
+    let resolved = match cmd {
+        Some(c) if std::ptr::eq(registry, crate::command::registry()) => Some(c),
+        _ => registry.lookup(name),
+    };
+    if let Some(entry) = resolved {
         let entry = match (entry.subs.is_empty(), args.get(1)) {
             (false, Some(sub)) => match entry.sub(sub) {
                 Some(s) => Some(s),
@@ -47,11 +65,20 @@ pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply,
                 reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
                 reply.error("NOAUTH Authentication required.");
+            } else if let Some(redirect) =
+                crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
+            {
+                match redirect.message() {
+                    Some(msg) => reply.error(&msg),
+                    // Deferred: no reply now, the executor runs the request again later.
+                    None => clients[idx].st.deferred = true,
+                }
             } else if let Some(handler) = entry.handler {
                 let c = &mut clients[idx];
                 c.st.last_cmd.clear();
                 c.st.last_cmd.push_str(&entry.full_name);
                 srv.stats.total_commands += 1;
+                let now_ms = srv.now_ms;
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -59,9 +86,19 @@ pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply,
                     out: reply,
                     cmd: entry.meta,
                     cmd_name: &entry.full_name,
-                    now_ms: crate::util::now_ms(),
+                    now_ms,
                 };
-                handler(&mut ctx, args);
+                match key {
+                    Some((i, hint)) => {
+                        crate::keyspace::db::set_hint(&args[i as usize], Some(hint));
+                        handler(&mut ctx, args);
+                        crate::keyspace::db::set_hint(&[], None);
+                    }
+                    None => handler(&mut ctx, args),
+                }
+                if srv.cluster.is_some() {
+                    crate::cluster::migrate::after_command(srv, entry.meta, args);
+                }
             }
         }
     } else {
@@ -74,6 +111,10 @@ pub fn dispatch(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply,
     let Some(c) = clients.get_mut(idx) else {
         return;
     };
+    // ASKING is one-shot: it covers the next command only.
+    if c.st.asking && !name.eq_ignore_ascii_case(b"asking") && !c.st.deferred {
+        c.st.asking = false;
+    }
     match c.st.reply_mode {
         ReplyMode::Off => reply.truncate(before),
         ReplyMode::Skip => {

@@ -20,8 +20,8 @@ use slab::Slab;
 use super::client::{Client, ClientState};
 use super::scaler::Scaler;
 use super::server::{Server, Shutdown};
-use crate::command::Registry as CommandRegistry;
 use crate::config::Config;
+use crate::keyspace::KeyHint;
 use crate::net::io_thread::ExecWake;
 use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
 use crate::protocol::{Limits, Reply};
@@ -34,6 +34,8 @@ const LISTENER_BASE: usize = usize::MAX - 64;
 const SERVICE_ROUNDS: usize = 4;
 /// How long the executor keeps polling without blocking while I/O jobs are in flight.
 const EXEC_SPIN: Duration = Duration::from_micros(100);
+/// Longest poll while a slot migration is running (it advances once per loop iteration).
+const CLUSTER_TICK: Duration = Duration::from_millis(1);
 
 /// Errors that stop the node from starting.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum StartError {
     NoListener(String),
     #[error("I/O error during start: {0}")]
     Io(#[from] io::Error),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// The node: event loop, listeners, clients, server state and I/O threads.
@@ -64,6 +68,14 @@ pub struct Executor {
     scaler: Scaler,
     /// `io-threads` as last applied, to notice CONFIG SET.
     io_threads_limit: i64,
+    /// `1 / hz`, refreshed by cron.
+    cron_period: Duration,
+    /// Since when the poller has been with an I/O thread (stall diagnostics).
+    poller_away: Option<Instant>,
+    /// `prefetch-batch-max-size`, refreshed by cron.
+    prefetch_max: usize,
+    /// Scratch space for the keys of a prefetch batch: (database, hint).
+    prefetch_keys: Vec<(usize, KeyHint)>,
 }
 
 impl Executor {
@@ -88,14 +100,17 @@ impl Executor {
             io.set_cap(threads - 1)?;
             io.set_active(threads - 1);
         }
-        let registry = Arc::new(CommandRegistry::build());
-        let mut srv = Server::new(config, registry, io.stats.clone());
+        let mut srv = Server::new(config, crate::command::registry(), io.stats.clone());
+        if srv.config.get_bool("cluster-enabled") {
+            srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
+        }
         let mut listeners = bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
         srv.active_io_threads = io.active();
         let registry = poll.registry().try_clone()?;
+        let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         Ok(Executor {
             poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
             registry,
@@ -110,6 +125,10 @@ impl Executor {
             spin_until: None,
             scaler: Scaler::new(Instant::now()),
             io_threads_limit: threads as i64,
+            prefetch_max,
+            poller_away: None,
+            cron_period: Duration::from_millis(100),
+            prefetch_keys: Vec::with_capacity(128),
         })
     }
 
@@ -140,9 +159,23 @@ impl Executor {
                     }
                 }
             }
-            let started = Instant::now();
+            if self.poller.is_none() {
+                let away = *self.poller_away.get_or_insert_with(Instant::now);
+                if away.elapsed() > Duration::from_secs(2) {
+                    log::warn!("I/O threads stalled: poller away for 2s; {}", self.io.describe());
+                    self.poller_away = Some(Instant::now());
+                }
+            } else {
+                self.poller_away = None;
+            }
+            self.srv.tick();
+            let started = self.srv.now;
             self.collect_io();
             self.service_ready();
+            if std::mem::take(&mut self.srv.kill_pending) {
+                self.reap_marked();
+            }
+            self.cluster_tick();
             self.flush_garbage();
             let now = Instant::now();
             self.scaler.record_busy(now.duration_since(started));
@@ -157,13 +190,18 @@ impl Executor {
         Ok(())
     }
 
+    /// The cron tick, from `hz` as of the last tick (read once per tick, not per loop).
     fn cron_period(&self) -> Duration {
-        Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64)
+        self.cron_period
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
+        }
+        if self.srv.cluster.as_ref().is_some_and(|c| c.migrations.busy()) {
+            // A slot migration advances a bounded step per iteration.
+            return Some(CLUSTER_TICK);
         }
         if self.io.inflight > 0 {
             let now = Instant::now();
@@ -285,6 +323,7 @@ impl Executor {
             limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
             auth_required,
             qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
+            cluster: self.srv.config.get_bool("cluster-enabled"),
         }
     }
 
@@ -313,7 +352,65 @@ impl Executor {
         }
     }
 
+    /// Valkey 8's batch prefetch: before running a batch of commands, ask the CPU for the
+    /// table buckets of all their keys, then for the entries those buckets point at, so the
+    /// cache misses overlap instead of stalling one command after another. Two batches are
+    /// formed: the first request of every ready client (many clients, one command each), and
+    /// a client's own pipeline when it has several requests parsed (see `run_parsed`).
+    fn prefetch_ready(&mut self) {
+        if self.prefetch_max < 2 || self.ready.len() < 2 {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.prefetch_keys);
+        keys.clear();
+        for &idx in &self.ready {
+            if keys.len() >= self.prefetch_max {
+                break;
+            }
+            let Some(c) = self.clients.get(idx) else { continue };
+            if let Some((_, hint)) = c.io.as_ref().and_then(|io| io.parsed.front()).and_then(|r| r.key) {
+                keys.push((c.st.db, hint));
+            }
+        }
+        self.prefetch_keys = keys;
+        self.prefetch_batch();
+    }
+
+    /// Prefetches the keys of the next requests of one client's pipeline.
+    fn prefetch_pipeline(&mut self, idx: usize) {
+        if self.prefetch_max < 2 {
+            return;
+        }
+        let Some(c) = self.clients.get(idx) else { return };
+        let Some(io) = c.io.as_ref() else { return };
+        if io.parsed.len() < 2 {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.prefetch_keys);
+        keys.clear();
+        let db = c.st.db;
+        keys.extend(io.parsed.iter().take(self.prefetch_max).filter_map(|r| r.key).map(|(_, h)| (db, h)));
+        self.prefetch_keys = keys;
+        self.prefetch_batch();
+    }
+
+    fn prefetch_batch(&mut self) {
+        let keys = &self.prefetch_keys;
+        if keys.len() < 2 {
+            return;
+        }
+        for &(db, hint) in keys {
+            self.srv.dbs[db].prefetch_bucket(hint);
+        }
+        for &(db, hint) in keys {
+            self.srv.dbs[db].prefetch_nodes(hint);
+        }
+        self.srv.stats.prefetch_batches += 1;
+        self.srv.stats.prefetch_entries += keys.len() as u64;
+    }
+
     fn service_ready(&mut self) {
+        self.prefetch_ready();
         let ready = std::mem::take(&mut self.ready);
         for &idx in &ready {
             if let Some(c) = self.clients.get_mut(idx) {
@@ -414,7 +511,11 @@ impl Executor {
                     c.readable = true;
                 }
             }
-            if io.parsed.is_empty() && !io.read_closed() && !(c.st.close_after_reply && io.out.is_empty()) {
+            if c.st.deferred
+                || (io.parsed.is_empty()
+                    && !io.read_closed()
+                    && !(c.st.close_after_reply && io.out.is_empty()))
+            {
                 return;
             }
         }
@@ -431,7 +532,13 @@ impl Executor {
     fn run_parsed(&mut self, idx: usize) {
         let resp3 = self.clients[idx].st.resp3;
         self.reply.resp3 = resp3;
+        let mut until_prefetch = 0usize;
         loop {
+            if until_prefetch == 0 {
+                self.prefetch_pipeline(idx);
+                until_prefetch = self.prefetch_max.max(1);
+            }
+            until_prefetch -= 1;
             let c = &mut self.clients[idx];
             if c.st.close_asap || c.st.close_after_reply || self.srv.shutdown.is_some() {
                 break;
@@ -441,7 +548,13 @@ impl Executor {
                 break;
             };
             let auth_before = c.st.authenticated;
-            self.execute(idx, req);
+            if let Some(req) = self.execute(idx, req) {
+                // Deferred by a slot hand-off: keep it first in line and retry later.
+                if let Some(io) = self.clients[idx].io.as_mut() {
+                    io.parsed.push_front(req);
+                }
+                break;
+            }
             let authed = self.clients[idx].st.authenticated;
             if authed != auth_before {
                 // AUTH/HELLO changed the limits the parser applies to what is still buffered.
@@ -466,11 +579,42 @@ impl Executor {
         }
     }
 
-    /// Looks a request up, checks it and runs it (see `dispatch`).
-    fn execute(&mut self, idx: usize, req: Request) {
-        let args = req.args;
-        super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
+    /// Looks a request up, checks it and runs it (see `dispatch`). Returns the request when
+    /// it was deferred (cluster slot hand-off) and must run again later.
+    fn execute(&mut self, idx: usize, req: Request) -> Option<Request> {
+        let Request { args, cmd, key } = req;
+        self.clients[idx].st.deferred = false;
+        super::dispatch::dispatch_parsed(
+            &mut self.srv,
+            &mut self.clients,
+            &mut self.reply,
+            idx,
+            &args,
+            cmd,
+            key,
+        );
+        if self.clients.get(idx).is_some_and(|c| c.st.deferred) {
+            return Some(Request { args, cmd, key });
+        }
         self.free_args(args);
+        None
+    }
+
+    /// Slot migration work; when a hand-off ends, clients whose requests were deferred run
+    /// them again.
+    fn cluster_tick(&mut self) {
+        if self.srv.cluster.is_none() || !crate::cluster::migrate::tick(&mut self.srv, &self.clients) {
+            return;
+        }
+        for (idx, c) in self.clients.iter_mut() {
+            if c.st.deferred {
+                c.st.deferred = false;
+                if !c.queued {
+                    c.queued = true;
+                    self.ready.push(idx);
+                }
+            }
+        }
     }
 
     /// Argument buffers of big requests are dropped on an I/O thread.
@@ -564,6 +708,8 @@ impl Executor {
 
     fn cron(&mut self) {
         self.last_cron = Instant::now();
+        self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
+        self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();

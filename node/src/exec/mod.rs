@@ -5,6 +5,7 @@ pub mod client;
 pub mod ctx;
 pub mod dispatch;
 pub mod executor;
+pub mod notify;
 pub mod scaler;
 pub mod server;
 pub mod testing;

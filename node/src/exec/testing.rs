@@ -1,14 +1,11 @@
 //! In-process harness for command unit tests: a server and clients without sockets, driven
 //! through the same dispatcher as the event loop.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use slab::Slab;
 
 use super::client::{Client, ClientState};
 use super::server::Server;
-use crate::command::Registry;
 use crate::config::Config;
 use crate::protocol::Reply;
 
@@ -28,7 +25,7 @@ impl Default for Harness {
 impl Harness {
     pub fn new(config: Config) -> Harness {
         let authed = config.get("requirepass").unwrap_or("").is_empty();
-        let mut srv = Server::new(config, Arc::new(Registry::build()), Default::default());
+        let mut srv = Server::new(config, crate::command::registry(), Default::default());
         let mut clients = Slab::new();
         let st = ClientState::new(1, "127.0.0.1:1".into(), "127.0.0.1:6379".into(), -1, authed);
         srv.next_client_id = 2;
@@ -62,6 +59,7 @@ impl Harness {
     pub fn run_as(&mut self, idx: usize, args: &[&[u8]]) -> Vec<u8> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         self.reply.resp3 = self.clients[idx].st.resp3;
+        self.srv.tick();
         super::dispatch::dispatch(&mut self.srv, &mut self.clients, &mut self.reply, idx, &args);
         self.reply.buf.split().to_vec()
     }

@@ -1,34 +1,53 @@
-//! One logical database: the key table, the set of keys with a TTL, and lazy/active expiry.
+//! One logical database: key tables (one, or one per hash slot in cluster mode, so a slot's
+//! keys can be counted, listed and moved without touching the rest), an index of the keys
+//! with a TTL for active expiry, and lazy expiry on access.
 //!
-//! The table is an insertion-ordered index map so that a random key is O(1) (RANDOMKEY,
-//! expiry sampling, eviction) and SCAN can walk positions from the top down: deletion moves
-//! only the *last* entry into the hole, so a key present for a whole scan is always returned,
-//! however the table grows or shrinks in between.
+//! The database owns every node; the tables hold raw pointers (see `table.rs`). The volatile
+//! index holds the same pointers as the main table for keys with a TTL, so any operation that
+//! replaces a node updates both.
 
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
 
+use super::hash::hash_key;
+use super::node::{Node, ValueRef};
+use super::slot::{key_slot, SLOTS};
+use super::table::{Pos, Table, SCAN_DONE};
 use super::value::Value;
 
-type Hasher = foldhash::fast::RandomState;
-
-/// A key's value and metadata.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub value: Value,
-    /// Absolute expiry in Unix milliseconds, if the key is volatile.
-    pub expire_at: Option<i64>,
-    /// Last access, in seconds of the node's LRU clock (for OBJECT IDLETIME).
-    pub lru: u32,
+/// What the I/O thread computed for a request's first key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHint {
+    pub hash: u64,
+    pub slot: u16,
 }
 
 /// One database.
-#[derive(Default)]
 pub struct Db {
-    map: IndexMap<Bytes, Entry, Hasher>,
-    volatile: IndexSet<Bytes, Hasher>,
+    tables: Vec<Table>,
+    volatile: Vec<Table>,
+    len: usize,
+    volatile_len: usize,
     /// Keys removed because their TTL passed (lazily or by the active cycle).
     pub expired: u64,
+}
+
+std::thread_local! {
+    /// The hash of the key the running command is about to use, computed by an I/O thread:
+    /// (address and length of the argument, hint). Checked by address, so any other key is
+    /// hashed on the spot. Thread-local because only the executor runs commands.
+    static HINT: std::cell::Cell<Option<(usize, usize, KeyHint)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the I/O thread's hash of a key argument for the command about to run; `None`
+/// clears it (the argument buffer may be reused by the next request).
+pub fn set_hint(key: &[u8], hint: Option<KeyHint>) {
+    HINT.set(hint.map(|h| (key.as_ptr() as usize, key.len(), h)));
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db::with_tables(1)
+    }
 }
 
 /// Outcome of one active-expiry pass over a database.
@@ -38,37 +57,111 @@ pub struct ExpireRound {
     pub expired: usize,
 }
 
+/// A live entry, borrowed from the database for reading and in-place changes.
+pub struct EntryMut<'a> {
+    db: &'a mut Db,
+    t: usize,
+    pos: Pos,
+    h: u64,
+}
+
+fn is_expired(node: &Node, now_ms: i64) -> bool {
+    // Valkey's `keyIsExpired`: a key expires once the clock is past its deadline.
+    node.expire_at().is_some_and(|at| now_ms > at)
+}
+
+/// Borrows the node behind a table pointer.
+///
+/// # Safety
+/// `p` must be a live node pointer owned by a table of a database that outlives `'a`, and
+/// no mutable borrow of that node may exist during `'a`.
+unsafe fn node_ref(p: &*mut u8) -> &Node {
+    // SAFETY: `Node` is a transparent non-null pointer, the same layout as the table slot.
+    unsafe { &*(p as *const *mut u8 as *const Node) }
+}
+
 impl Db {
     pub fn new() -> Self {
         Db::default()
     }
 
+    /// A database whose keys are kept per hash slot (cluster mode).
+    pub fn new_cluster() -> Self {
+        Db::with_tables(SLOTS)
+    }
+
+    fn with_tables(n: usize) -> Self {
+        Db {
+            tables: (0..n).map(|_| Table::default()).collect(),
+            volatile: (0..n).map(|_| Table::default()).collect(),
+            len: 0,
+            volatile_len: 0,
+            expired: 0,
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.tables.len() > 1
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     pub fn volatile_len(&self) -> usize {
-        self.volatile.len()
+        self.volatile_len
+    }
+
+    /// Bytes of table memory (for MEMORY STATS).
+    pub fn overhead(&self) -> (usize, usize) {
+        (self.tables.iter().map(Table::overhead).sum(), self.volatile.iter().map(Table::overhead).sum())
+    }
+
+    /// The table index and hash of a key.
+    fn locate(&self, key: &[u8]) -> (usize, u64) {
+        if let Some((p, l, h)) = HINT.get() {
+            if p == key.as_ptr() as usize && l == key.len() {
+                return (if self.is_cluster() { h.slot as usize } else { 0 }, h.hash);
+            }
+        }
+        let t = if self.is_cluster() { key_slot(key) as usize } else { 0 };
+        (t, hash_key(key))
+    }
+
+    fn node(&self, t: usize, pos: Pos) -> &Node {
+        // SAFETY: positions come from a lookup in this table; `&self` bars mutation.
+        unsafe { node_ref(self.tables[t].slot_ref(pos)) }
+    }
+
+    /// Hints the CPU to load the table bucket of a key (first prefetch stage).
+    pub fn prefetch_bucket(&self, hint: KeyHint) {
+        let t = if self.is_cluster() { hint.slot as usize } else { 0 };
+        self.tables[t].prefetch_bucket(hint.hash);
+    }
+
+    /// Hints the CPU to load the nodes a key may be in (second prefetch stage).
+    pub fn prefetch_nodes(&self, hint: KeyHint) {
+        let t = if self.is_cluster() { hint.slot as usize } else { 0 };
+        self.tables[t].prefetch_nodes(hint.hash);
     }
 
     /// Looks a key up, deleting it first if its TTL has passed. Updates the access clock unless
     /// `touch` is false (OBJECT, NO-TOUCH clients, TTL queries).
-    pub fn get(&mut self, key: &[u8], now_ms: i64, clock: u32, touch: bool) -> Option<&mut Entry> {
-        let idx = self.map.get_index_of(key)?;
-        if let Some(at) = self.map[idx].expire_at {
-            if at <= now_ms {
-                self.remove_index(idx);
-                self.expired += 1;
-                return None;
-            }
+    pub fn get(&mut self, key: &[u8], now_ms: i64, clock: u32, touch: bool) -> Option<EntryMut<'_>> {
+        let (t, h) = self.locate(key);
+        let pos = self.tables[t].find(key, h)?;
+        if is_expired(self.node(t, pos), now_ms) {
+            drop(self.remove_at(t, pos, h));
+            self.expired += 1;
+            return None;
         }
-        let e = &mut self.map[idx];
+        let mut e = EntryMut { db: self, t, pos, h };
         if touch {
-            e.lru = clock;
+            e.node_mut().set_lru(clock);
         }
         Some(e)
     }
@@ -78,38 +171,90 @@ impl Db {
         self.get(key, now_ms, 0, false).is_some()
     }
 
-    /// Inserts or replaces a key. `expire_at` replaces any previous TTL. Returns the old entry.
-    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Entry> {
-        let entry = Entry { value, expire_at, lru: clock };
-        let old = match self.map.get_full_mut(key) {
-            Some((_, _, slot)) => Some(std::mem::replace(slot, entry)),
+    /// Inserts or replaces a key. `expire_at` replaces any previous TTL. Returns the old node.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Node> {
+        self.set_node(key, value, expire_at, clock, false)
+    }
+
+    /// As `set`, with the value's encoding reported as `raw` (APPEND, SETRANGE).
+    pub fn set_raw(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Node> {
+        self.set_node(key, value, expire_at, clock, true)
+    }
+
+    fn set_node(&mut self, key: &[u8], value: Value, at: Option<i64>, clock: u32, raw: bool) -> Option<Node> {
+        let (t, h) = self.locate(key);
+        let node = Node::from_value(key, value, at, clock, raw);
+        match self.tables[t].find(key, h) {
+            Some(pos) => Some(self.replace_at(t, pos, h, node)),
             None => {
-                self.map.insert(Bytes::copy_from_slice(key), entry);
+                self.insert_new(t, h, node);
                 None
             }
-        };
-        let was_volatile = old.as_ref().is_some_and(|o| o.expire_at.is_some());
-        match (was_volatile, expire_at.is_some()) {
-            (false, true) => {
-                let k = self.map.get_key_value(key).map(|(k, _)| k.clone());
-                if let Some(k) = k {
-                    self.volatile.insert(k);
+        }
+    }
+
+    fn insert_new(&mut self, t: usize, h: u64, node: Node) {
+        let volatile = node.expire_at().is_some();
+        let p = node.into_raw();
+        self.tables[t].insert(p, h);
+        self.len += 1;
+        if volatile {
+            self.volatile[t].insert(p, h);
+            self.volatile_len += 1;
+        }
+    }
+
+    /// Puts `node` (same key) where the node at `pos` was, keeping the volatile index right.
+    fn replace_at(&mut self, t: usize, pos: Pos, h: u64, node: Node) -> Node {
+        let now_volatile = node.expire_at().is_some();
+        let p = node.into_raw();
+        let old_p = self.tables[t].replace(pos, p);
+        // SAFETY: `old_p` was owned by the table and is no longer referenced by it.
+        let old = unsafe { Node::from_raw(old_p) };
+        match (old.expire_at().is_some(), now_volatile) {
+            (true, true) => {
+                if let Some(vp) = self.volatile[t].find_ptr(old_p, h) {
+                    self.volatile[t].replace(vp, p);
                 }
             }
             (true, false) => {
-                self.volatile.swap_remove(key);
+                if let Some(vp) = self.volatile[t].find_ptr(old_p, h) {
+                    self.volatile[t].remove(vp);
+                    self.volatile_len -= 1;
+                }
             }
-            _ => {}
+            (false, true) => {
+                self.volatile[t].insert(p, h);
+                self.volatile_len += 1;
+            }
+            (false, false) => {}
         }
         old
     }
 
-    /// Replaces only the value of an existing key, keeping its TTL.
-    pub fn set_value_keep_ttl(&mut self, key: &[u8], value: Value, clock: u32) -> Option<Entry> {
-        match self.map.get_mut(key) {
-            Some(e) => {
-                let expire_at = e.expire_at;
-                Some(std::mem::replace(e, Entry { value, expire_at, lru: clock }))
+    fn remove_at(&mut self, t: usize, pos: Pos, h: u64) -> Node {
+        let p = self.tables[t].remove(pos);
+        // SAFETY: the table gave up its only reference to `p`.
+        let node = unsafe { Node::from_raw(p) };
+        self.len -= 1;
+        if node.expire_at().is_some() {
+            if let Some(vp) = self.volatile[t].find_ptr(p, h) {
+                self.volatile[t].remove(vp);
+                self.volatile_len -= 1;
+            }
+        }
+        node
+    }
+
+    /// Replaces only the value of an existing key, keeping its TTL (or sets it, without a
+    /// TTL, when absent).
+    pub fn set_value_keep_ttl(&mut self, key: &[u8], value: Value, clock: u32) -> Option<Node> {
+        let (t, h) = self.locate(key);
+        match self.tables[t].find(key, h) {
+            Some(pos) => {
+                let at = self.node(t, pos).expire_at();
+                let node = Node::from_value(key, value, at, clock, false);
+                Some(self.replace_at(t, pos, h, node))
             }
             None => self.set(key, value, None, clock),
         }
@@ -117,85 +262,119 @@ impl Db {
 
     /// Sets or clears the TTL of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
-        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+        let (t, h) = self.locate(key);
+        let Some(pos) = self.tables[t].find(key, h) else {
             return false;
         };
-        let was = e.expire_at.is_some();
-        e.expire_at = expire_at;
-        match (was, expire_at.is_some()) {
-            (false, true) => {
-                let k = k.clone();
-                self.volatile.insert(k);
-            }
-            (true, false) => {
-                self.volatile.swap_remove(key);
-            }
-            _ => {}
+        if self.node(t, pos).expire_at() == expire_at {
+            return true;
         }
+        let p = self.tables[t].get(pos);
+        // SAFETY: the node stays owned by the table; we only move its value out before the
+        // node is replaced (and then freed) just below.
+        let mut cur = std::mem::ManuallyDrop::new(unsafe { Node::from_raw(p) });
+        let (lru, raw) = (cur.lru(), cur.is_raw());
+        let node = Node::from_value(key, cur.take_value(), expire_at, lru, raw);
+        drop(self.replace_at(t, pos, h, node));
         true
     }
 
-    /// Removes a key (expired or not) and returns its entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let idx = self.map.get_index_of(key)?;
-        Some(self.remove_index(idx))
+    /// Removes a key (expired or not) and returns its node.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Node> {
+        let (t, h) = self.locate(key);
+        let pos = self.tables[t].find(key, h)?;
+        Some(self.remove_at(t, pos, h))
     }
 
-    fn remove_index(&mut self, idx: usize) -> Entry {
-        let (k, e) = self.map.swap_remove_index(idx).expect("index from lookup");
-        if e.expire_at.is_some() {
-            self.volatile.swap_remove(&k);
-        }
-        e
-    }
-
-    /// Removes every key, returning the old table so the caller can drop it elsewhere.
+    /// Removes every key, returning the old database so the caller can drop it elsewhere.
     pub fn clear(&mut self) -> Db {
-        std::mem::take(self)
+        let fresh = Db::with_tables(self.tables.len());
+        std::mem::replace(self, fresh)
     }
 
-    /// A random live key (expired ones met on the way are removed), as RANDOMKEY.
-    pub fn random_key(&mut self, now_ms: i64) -> Option<Bytes> {
-        // Bounded retries, like Valkey's dbRandomKey: if every key sampled is expired we give
-        // up rather than loop forever.
-        for _ in 0..100 {
-            if self.map.is_empty() {
-                return None;
+    /// Picks a table with probability proportional to its size (for one table: that one).
+    fn random_table(&self, volatile: bool) -> Option<usize> {
+        let (tables, total) =
+            if volatile { (&self.volatile, self.volatile_len) } else { (&self.tables, self.len) };
+        if total == 0 {
+            return None;
+        }
+        if tables.len() == 1 {
+            return Some(0);
+        }
+        let mut pick = fastrand::usize(..total);
+        for (i, t) in tables.iter().enumerate() {
+            if pick < t.len() {
+                return Some(i);
             }
-            let idx = fastrand::usize(..self.map.len());
-            let (k, e) = self.map.get_index(idx)?;
-            match e.expire_at {
-                Some(at) if at <= now_ms => {
-                    self.remove_index(idx);
-                    self.expired += 1;
-                }
-                _ => return Some(k.clone()),
-            }
+            pick -= t.len();
         }
         None
     }
 
-    /// One SCAN step. `cursor` 0 starts; positions are walked from the top down, see the module
-    /// docs for why. Returns the next cursor (0 when done). `f` sees each live key.
-    pub fn scan(&self, cursor: u64, count: usize, now_ms: i64, mut f: impl FnMut(&Bytes, &Entry)) -> u64 {
-        let len = self.map.len() as u64;
-        let mut pos = if cursor == 0 || cursor > len { len } else { cursor };
-        let mut visited = 0;
-        while pos > 0 && visited < count.max(1) {
-            pos -= 1;
-            visited += 1;
-            if let Some((k, e)) = self.map.get_index(pos as usize) {
-                if e.expire_at.is_none_or(|at| at > now_ms) {
-                    f(k, e);
-                }
+    /// A random live key (expired ones met on the way are removed), as RANDOMKEY.
+    pub fn random_key(&mut self, now_ms: i64) -> Option<Bytes> {
+        loop {
+            let t = self.random_table(false)?;
+            let pos = self.tables[t].random()?;
+            let node = self.node(t, pos);
+            if !is_expired(node, now_ms) {
+                return Some(Bytes::copy_from_slice(node.key()));
+            }
+            // Every round either answers or deletes a key, so this ends.
+            let h = hash_key(node.key());
+            drop(self.remove_at(t, pos, h));
+            self.expired += 1;
+        }
+    }
+
+    /// One SCAN step. The cursor is the table index (high bits) and a position in that
+    /// table's hash space (low 32 bits); 0 starts and ends. `f` sees each live key.
+    pub fn scan(&mut self, cursor: u64, count: usize, now_ms: i64, mut f: impl FnMut(&[u8], &Node)) -> u64 {
+        let mut t = (cursor >> 32) as usize;
+        let from = cursor & 0xffff_ffff;
+        if t >= self.tables.len() {
+            return 0;
+        }
+        let mut expired = Vec::new();
+        let next = self.tables[t].scan(from, count, |p| {
+            // SAFETY: the callback receives live pointers and the table is not mutated
+            // during the scan.
+            let node = unsafe { node_ref(&p) };
+            if is_expired(node, now_ms) {
+                expired.push(Bytes::copy_from_slice(node.key()));
+            } else {
+                f(node.key(), node);
+            }
+        });
+        for k in expired {
+            if self.remove(&k).is_some() {
+                self.expired += 1;
             }
         }
-        pos
+        if next != SCAN_DONE {
+            return ((t as u64) << 32) | next;
+        }
+        t += 1;
+        while t < self.tables.len() && self.tables[t].is_empty() {
+            t += 1;
+        }
+        if t >= self.tables.len() {
+            0
+        } else {
+            (t as u64) << 32
+        }
     }
 
     /// Every live key, in table order.
-    pub fn iter(&self, now_ms: i64) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().filter(move |(_, e)| e.expire_at.is_none_or(|at| at > now_ms))
+    pub fn iter(&self, now_ms: i64) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.tables.iter().flat_map(move |t| {
+            t.iter_slots().filter_map(move |p| {
+                // SAFETY: live pointers of a table borrowed immutably for the iteration.
+                let node = unsafe { node_ref(p) };
+                (!is_expired(node, now_ms)).then(|| (node.key(), node))
+            })
+        })
     }
 
     /// Samples up to `n` volatile keys and removes those that have expired (Valkey's
@@ -203,51 +382,157 @@ impl Db {
     pub fn expire_sample(&mut self, n: usize, now_ms: i64) -> ExpireRound {
         let mut round = ExpireRound::default();
         for _ in 0..n {
-            if self.volatile.is_empty() {
-                break;
-            }
-            let i = fastrand::usize(..self.volatile.len());
-            let Some(key) = self.volatile.get_index(i).cloned() else {
-                break;
-            };
+            let Some(t) = self.random_table(true) else { break };
+            let Some(vpos) = self.volatile[t].random() else { break };
+            let p = self.volatile[t].get(vpos);
+            // SAFETY: volatile pointers are live nodes of the main table.
+            let node = unsafe { node_ref(&p) };
             round.sampled += 1;
-            let expired = self.map.get(&key).and_then(|e| e.expire_at).is_some_and(|at| at <= now_ms);
-            if expired {
-                self.remove(&key);
-                self.expired += 1;
-                round.expired += 1;
+            if is_expired(node, now_ms) {
+                let key = Bytes::copy_from_slice(node.key());
+                if self.remove(&key).is_some() {
+                    self.expired += 1;
+                    round.expired += 1;
+                }
             }
         }
         round
     }
 
-    /// Number of live keys hashing to a cluster slot.
+    /// Average remaining TTL over a sample, for INFO keyspace `avg_ttl` (0 when none).
+    pub fn avg_ttl(&self, now_ms: i64) -> i64 {
+        let mut sum = 0i64;
+        let mut n = 0;
+        for _ in 0..32 {
+            let Some(t) = self.random_table(true) else { break };
+            let Some(vpos) = self.volatile[t].random() else { break };
+            let p = self.volatile[t].get(vpos);
+            // SAFETY: volatile pointers are live nodes of the main table.
+            if let Some(at) = unsafe { node_ref(&p) }.expire_at() {
+                sum += (at - now_ms).max(0);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            0
+        } else {
+            sum / n
+        }
+    }
+
+    /// Number of keys hashing to a cluster slot (expired ones not yet deleted included, as
+    /// Valkey counts them).
     pub fn count_in_slot(&self, slot: u16, now_ms: i64) -> usize {
-        self.iter(now_ms).filter(|(k, _)| super::slot::key_slot(k) == slot).count()
+        if self.is_cluster() {
+            return self.tables.get(slot as usize).map_or(0, Table::len);
+        }
+        self.iter(now_ms).filter(|(k, _)| key_slot(k) == slot).count()
     }
 
     /// Up to `count` live keys of a cluster slot.
     pub fn keys_in_slot(&self, slot: u16, count: usize, now_ms: i64) -> Vec<Bytes> {
+        if self.is_cluster() {
+            let Some(t) = self.tables.get(slot as usize) else { return Vec::new() };
+            return t
+                .iter_slots()
+                .filter_map(|p| {
+                    // SAFETY: live pointers of a table borrowed immutably.
+                    let node = unsafe { node_ref(p) };
+                    (!is_expired(node, now_ms)).then(|| Bytes::copy_from_slice(node.key()))
+                })
+                .take(count)
+                .collect();
+        }
         self.iter(now_ms)
-            .filter(|(k, _)| super::slot::key_slot(k) == slot)
+            .filter(|(k, _)| key_slot(k) == slot)
             .take(count)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| Bytes::copy_from_slice(k))
             .collect()
     }
+}
 
-    /// Sum of remaining TTLs over a sample, for INFO keyspace `avg_ttl` (0 when none).
-    pub fn avg_ttl(&self, now_ms: i64) -> i64 {
-        let n = self.volatile.len().min(32);
-        if n == 0 {
-            return 0;
-        }
-        let mut sum = 0i64;
-        for k in self.volatile.iter().take(n) {
-            if let Some(at) = self.map.get(k).and_then(|e| e.expire_at) {
-                sum += (at - now_ms).max(0);
+impl Drop for Db {
+    fn drop(&mut self) {
+        for t in &mut self.tables {
+            for p in t.drain() {
+                // SAFETY: the main tables own their nodes; each pointer is freed once.
+                drop(unsafe { Node::from_raw(p) });
             }
         }
-        sum / n as i64
+    }
+}
+
+impl EntryMut<'_> {
+    fn node(&self) -> &Node {
+        self.db.node(self.t, self.pos)
+    }
+
+    fn node_mut(&mut self) -> &mut Node {
+        let slot = self.db.tables[self.t].slot_mut(self.pos);
+        // SAFETY: `Node` is a transparent non-null pointer with the slot's layout; the
+        // entry holds the database mutably, so this is the only reference.
+        unsafe { &mut *(slot as *mut *mut u8 as *mut Node) }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.node().key()
+    }
+
+    pub fn value(&self) -> ValueRef<'_> {
+        self.node().value()
+    }
+
+    pub fn expire_at(&self) -> Option<i64> {
+        self.node().expire_at()
+    }
+
+    pub fn lru(&self) -> u32 {
+        self.node().lru()
+    }
+
+    /// `OBJECT ENCODING`.
+    pub fn encoding(&self) -> &'static str {
+        self.node().encoding()
+    }
+
+    /// The stored node (for size estimates).
+    pub fn as_node(&self) -> &Node {
+        self.node()
+    }
+
+    /// Replaces the value, keeping the key's TTL. An integer over an integer is written in
+    /// place; anything else builds a new node. Returns the old node when there was one to
+    /// free.
+    pub fn set_value(&mut self, value: Value) -> Option<Node> {
+        self.replace_value(value, false)
+    }
+
+    /// As `set_value`, with the value reported as `raw` encoded (APPEND, SETRANGE).
+    pub fn set_value_raw(&mut self, value: Value) -> Option<Node> {
+        self.replace_value(value, true)
+    }
+
+    fn replace_value(&mut self, value: Value, raw: bool) -> Option<Node> {
+        if let Value::Int(n) = value {
+            if !raw && self.node_mut().set_int(n) {
+                return None;
+            }
+        }
+        let (at, lru) = (self.expire_at(), self.lru());
+        let node = Node::from_value(self.key(), value, at, lru, raw);
+        Some(self.db.replace_at(self.t, self.pos, self.h, node))
+    }
+
+    /// The stored collection (or large string) for in-place changes; `None` for small strings
+    /// and integers, which `set_value` replaces. Any call counts as a modification of the key.
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.node_mut().value_mut()
+    }
+
+    /// Moves the value out (large strings without a copy), leaving an empty string; the
+    /// caller sets a new value next.
+    pub fn take_value(&mut self) -> Value {
+        self.node_mut().take_value()
     }
 }
 
@@ -259,36 +544,54 @@ mod tests {
     fn lazy_expiry_removes_and_counts() {
         let mut db = Db::new();
         db.set(b"a", Value::Int(1), Some(100), 0);
-        assert!(db.get(b"a", 99, 0, true).is_some());
-        assert!(db.get(b"a", 100, 0, true).is_none());
+        assert!(db.get(b"a", 100, 0, true).is_some(), "alive at its deadline, as in Valkey");
+        assert!(db.get(b"a", 101, 0, true).is_none());
         assert_eq!(db.len(), 0);
         assert_eq!(db.volatile_len(), 0);
         assert_eq!(db.expired, 1);
     }
 
     #[test]
+    fn ttl_changes_keep_the_volatile_index_in_step() {
+        for mut db in [Db::new(), Db::new_cluster()] {
+            db.set(b"k", Value::Str(Bytes::from_static(b"v")), None, 0);
+            assert!(db.set_expire(b"k", Some(50)));
+            assert_eq!(db.volatile_len(), 1);
+            db.get(b"k", 0, 0, false).expect("live").set_value(Value::Int(3));
+            assert_eq!(db.volatile_len(), 1);
+            assert_eq!(db.get(b"k", 0, 0, false).expect("live").expire_at(), Some(50));
+            db.set(b"k", Value::Int(4), None, 0);
+            assert_eq!(db.volatile_len(), 0);
+            db.set(b"k", Value::Int(5), Some(10), 0);
+            assert_eq!(db.volatile_len(), 1);
+            assert!(db.remove(b"k").is_some());
+            assert_eq!((db.len(), db.volatile_len()), (0, 0));
+        }
+    }
+
+    #[test]
     fn scan_returns_every_stable_key_despite_deletes_and_growth() {
-        let mut db = Db::new();
-        for i in 0..1000 {
-            db.set(format!("k{i}").as_bytes(), Value::Int(i), None, 0);
-        }
-        let mut seen = std::collections::HashSet::new();
-        let mut cursor = 0;
-        let mut step = 0;
-        loop {
-            cursor = db.scan(cursor, 10, 0, |k, _| {
-                seen.insert(k.clone());
-            });
-            step += 1;
-            // Churn: delete some keys that are not in the stable set, add new ones.
-            db.remove(format!("k{}", 900 + step % 100).as_bytes());
-            db.set(format!("new{step}").as_bytes(), Value::Int(0), None, 0);
-            if cursor == 0 {
-                break;
+        for mut db in [Db::new(), Db::new_cluster()] {
+            for i in 0..1000 {
+                db.set(format!("k{i}").as_bytes(), Value::Int(i), None, 0);
             }
-        }
-        for i in 0..900 {
-            assert!(seen.contains(format!("k{i}").as_bytes()), "missing k{i}");
+            let mut seen = std::collections::HashMap::<Vec<u8>, usize>::new();
+            let mut cursor = 0;
+            let mut step = 0;
+            loop {
+                cursor = db.scan(cursor, 10, 0, |k, _| {
+                    *seen.entry(k.to_vec()).or_default() += 1;
+                });
+                step += 1;
+                db.remove(format!("k{}", 900 + step % 100).as_bytes());
+                db.set(format!("new{step}").as_bytes(), Value::Int(0), None, 0);
+                if cursor == 0 {
+                    break;
+                }
+            }
+            for i in 0..900 {
+                assert_eq!(seen.get(format!("k{i}").as_bytes()), Some(&1), "k{i}");
+            }
         }
     }
 
@@ -305,5 +608,33 @@ mod tests {
         }
         assert_eq!(total, 100);
         assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn cluster_mode_keeps_keys_per_slot() {
+        let mut db = Db::new_cluster();
+        for i in 0..50 {
+            db.set(format!("{{tag}}{i}").as_bytes(), Value::Int(i), None, 0);
+        }
+        db.set(b"other", Value::Int(0), None, 0);
+        let slot = key_slot(b"tag");
+        assert_eq!(db.count_in_slot(slot, 0), 50);
+        assert_eq!(db.keys_in_slot(slot, 10, 0).len(), 10);
+        assert_eq!(db.count_in_slot(key_slot(b"other"), 0), 1);
+        assert!(db.random_key(0).is_some());
+    }
+
+    #[test]
+    fn hint_is_used_only_for_its_own_argument() {
+        let mut db = Db::new();
+        let key = Bytes::from_static(b"hinted");
+        db.set(&key, Value::Int(1), None, 0);
+        // A wrong hint for another buffer with the same bytes must be ignored.
+        let other = Bytes::copy_from_slice(b"hinted");
+        set_hint(&other, Some(KeyHint { hash: 1, slot: 0 }));
+        assert!(db.get(&key, 0, 0, false).is_some());
+        set_hint(&key, Some(KeyHint { hash: hash_key(&key), slot: 0 }));
+        assert!(db.get(&key, 0, 0, false).is_some());
+        set_hint(&key, None);
     }
 }

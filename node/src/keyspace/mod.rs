@@ -2,8 +2,13 @@
 //! threads: only the executor owns it.
 
 pub mod db;
+pub mod hash;
+pub mod node;
 pub mod slot;
+pub mod table;
+pub mod types;
 pub mod value;
 
-pub use db::{Db, Entry};
+pub use db::{Db, EntryMut, KeyHint};
+pub use node::{Node, ValueRef};
 pub use value::Value;

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use super::types::{HashValue, ListValue, SetValue, ZSetValue};
+
 /// A value in the keyspace.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -10,6 +12,10 @@ pub enum Value {
     Str(Bytes),
     /// A string that is a canonical 64-bit integer (`OBJECT ENCODING` says `int`).
     Int(i64),
+    Hash(Box<HashValue>),
+    List(Box<ListValue>),
+    Set(Box<SetValue>),
+    ZSet(Box<ZSetValue>),
 }
 
 /// Strings up to this length report `embstr` encoding, as in Valkey.
@@ -17,6 +23,19 @@ pub const EMBSTR_MAX: usize = 44;
 
 impl Value {
     /// Builds a string value, choosing the integer encoding when the bytes are canonical.
+    /// A borrowed view, the form the keyspace hands out.
+    pub fn view(&self) -> crate::keyspace::node::ValueRef<'_> {
+        use crate::keyspace::node::ValueRef;
+        match self {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Hash(h) => ValueRef::Hash(h),
+            Value::List(l) => ValueRef::List(l),
+            Value::Set(s) => ValueRef::Set(s),
+            Value::ZSet(z) => ValueRef::ZSet(z),
+        }
+    }
+
     pub fn from_bytes(b: &[u8]) -> Value {
         if b.len() <= 20 {
             if let Some(n) = crate::util::parse_i64(b) {
@@ -30,6 +49,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -39,14 +62,19 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) => "raw",
+            Value::Hash(h) => h.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
     /// The string contents, if this is a string; integers are formatted.
     pub fn as_string(&self) -> Option<StrRef<'_>> {
         match self {
-            Value::Str(s) => Some(StrRef::Bytes(s)),
+            Value::Str(s) => Some(StrRef::Bytes(s.as_ref())),
             Value::Int(n) => Some(StrRef::Int(*n)),
+            _ => None,
         }
     }
 
@@ -55,13 +83,18 @@ impl Value {
         match self {
             Value::Str(s) => s.len(),
             Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+            Value::List(l) => l.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }
 
 /// A borrowed view of a string value.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StrRef<'a> {
-    Bytes(&'a Bytes),
+    Bytes(&'a [u8]),
     Int(i64),
 }
 

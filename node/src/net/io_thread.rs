@@ -201,8 +201,7 @@ impl IoPool {
         // Pairs with the fence in `WorkerCtx::park`: either the worker sees the job before it
         // parks, or we see `parked` and wake it.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if worker.parked.load(Ordering::Relaxed) {
-            worker.parked.store(false, Ordering::Relaxed);
+        if worker.parked.swap(false, Ordering::SeqCst) {
             worker.thread.unpark();
         }
         Ok(())
@@ -217,6 +216,24 @@ impl IoPool {
             f(d);
         }
         n
+    }
+
+    /// A one-line picture of the pool, for stall diagnostics.
+    pub fn describe(&self) -> String {
+        let rings: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| format!("{}{}", w.ring.len(), if w.parked.load(Ordering::Relaxed) { "p" } else { "" }))
+            .collect();
+        format!(
+            "active={} limit={} cap={} inflight={} done={} rings=[{}]",
+            self.active,
+            self.limit,
+            self.cap,
+            self.inflight,
+            self.done.len(),
+            rings.join(",")
+        )
     }
 
     /// True when completions are waiting.
@@ -289,10 +306,17 @@ impl WorkerCtx {
         }
     }
 
+    /// Sleeps until a job arrives. The flag is raised again before *every* sleep: a wakeup
+    /// meant for an earlier sleep (the executor clears the flag when it unparks) may arrive
+    /// late and end this one, and sleeping again with the flag down would make the next push
+    /// skip the unpark and strand its job.
     fn park(&self) {
-        self.parked.store(true, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        while self.ring.is_empty() && !self.stop.load(Ordering::Relaxed) {
+        loop {
+            self.parked.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !self.ring.is_empty() || self.stop.load(Ordering::Relaxed) {
+                break;
+            }
             thread::park();
         }
         self.parked.store(false, Ordering::Relaxed);
@@ -338,6 +362,45 @@ impl WorkerCtx {
                 drop(garbage);
                 self.stats.freed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands a poll job to one worker thousands of times with gaps around the spin window, so
+    /// the worker keeps crossing between spinning, parking and waking: every job must come
+    /// back (a lost wakeup strands it in the ring).
+    #[test]
+    fn no_job_is_stranded_across_park_and_wake() {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker");
+        let wake = Arc::new(ExecWake { sleeping: Default::default(), waker });
+        let mut pool = IoPool::new(1, wake).expect("pool");
+        pool.set_cap(1).expect("cap");
+        pool.set_active(1);
+        let mut job = Box::new(PollJob { poll, events: mio::Events::with_capacity(8) });
+        for i in 0..3000u64 {
+            // Gaps from none to twice the spin window.
+            let gap = Duration::from_micros((i * 37) % (2 * WORKER_SPIN.as_micros() as u64 + 1));
+            let until = Instant::now() + gap;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            assert!(pool.submit_poll(job).is_ok(), "ring full with one job in flight");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut back = None;
+            while back.is_none() {
+                pool.collect(|d| {
+                    if let Done::Poll(p) = d {
+                        back = Some(p);
+                    }
+                });
+                assert!(Instant::now() < deadline, "job {i} stranded: {}", pool.describe());
+            }
+            job = back.expect("returned");
         }
     }
 }

@@ -77,10 +77,12 @@ pub enum LocalError {
     Node(#[from] SupervisorError),
     #[error(transparent)]
     Driver(#[from] DriverError),
+    #[error("installing the SIGTERM handler: {0}")]
+    Signal(std::io::Error),
     #[error("reading {path}: {source}")]
     Config { path: PathBuf, source: std::io::Error },
     #[error("parsing {path}: {source}")]
-    ConfigSyntax { path: PathBuf, source: serde_yaml::Error },
+    ConfigSyntax { path: PathBuf, source: yaml_serde::Error },
 }
 
 impl LocalConfig {
@@ -88,7 +90,7 @@ impl LocalConfig {
     pub fn from_file(path: &std::path::Path) -> Result<LocalConfig, LocalError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| LocalError::Config { path: path.to_path_buf(), source })?;
-        serde_yaml::from_str(&text)
+        yaml_serde::from_str(&text)
             .map_err(|source| LocalError::ConfigSyntax { path: path.to_path_buf(), source })
     }
 }
@@ -305,9 +307,13 @@ pub async fn run(cfg: LocalConfig) -> Result<(), LocalError> {
     let mut last_log = Instant::now() - Duration::from_secs(3600);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // SIGTERM (systemd, `timeout`, Kubernetes) stops as cleanly as Ctrl-C.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(LocalError::Signal)?;
     let result = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = term.recv() => break Ok(()),
             _ = ticker.tick() => {}
         }
         if let Err(e) = cluster.tick().await {

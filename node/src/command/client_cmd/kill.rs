@@ -48,6 +48,7 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
             kill_me = true;
         } else {
             st.close_asap = true;
+            ctx.srv.kill_pending = true;
         }
         killed += 1;
     }

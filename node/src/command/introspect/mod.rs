@@ -75,8 +75,8 @@ fn lookup_argv<'r>(reg: &'r Registry, args: &[Bytes]) -> Option<&'r Entry> {
 
 /// COMMAND: info about every command.
 fn command(ctx: &mut Ctx, _args: &[Bytes]) {
-    let reg = ctx.srv.registry.clone();
-    let all = commands(&reg);
+    let reg = ctx.srv.registry;
+    let all = commands(reg);
     ctx.out.array(all.len());
     for e in all {
         info::write(ctx.out, e);
@@ -85,20 +85,20 @@ fn command(ctx: &mut Ctx, _args: &[Bytes]) {
 
 /// COMMAND COUNT.
 fn count(ctx: &mut Ctx, _args: &[Bytes]) {
-    let reg = ctx.srv.registry.clone();
+    let reg = ctx.srv.registry;
     let n = reg.commands.values().filter(|e| registered(e)).count();
     ctx.out.int(n as i64);
 }
 
 /// COMMAND INFO [name ...]: every command without names; a null for each unknown name.
 fn command_info(ctx: &mut Ctx, args: &[Bytes]) {
-    let reg = ctx.srv.registry.clone();
+    let reg = ctx.srv.registry;
     if args.len() == 2 {
         return command(ctx, args);
     }
     ctx.out.array(args.len() - 2);
     for name in &args[2..] {
-        match lookup_by_name(&reg, name) {
+        match lookup_by_name(reg, name) {
             Some(e) => info::write(ctx.out, e),
             None => ctx.out.null(),
         }
@@ -107,11 +107,11 @@ fn command_info(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// COMMAND DOCS [name ...]: a map of name to docs; unknown names are left out.
 fn command_docs(ctx: &mut Ctx, args: &[Bytes]) {
-    let reg = ctx.srv.registry.clone();
+    let reg = ctx.srv.registry;
     let found: Vec<&Entry> = if args.len() == 2 {
-        commands(&reg)
+        commands(reg)
     } else {
-        args[2..].iter().filter_map(|n| lookup_by_name(&reg, n)).collect()
+        args[2..].iter().filter_map(|n| lookup_by_name(reg, n)).collect()
     };
     ctx.out.map(found.len());
     for e in found {
@@ -166,9 +166,9 @@ fn list(ctx: &mut Ctx, args: &[Bytes]) {
         };
         i += 3;
     }
-    let reg = ctx.srv.registry.clone();
+    let reg = ctx.srv.registry;
     let mut names: Vec<&str> = Vec::new();
-    for e in commands(&reg) {
+    for e in commands(reg) {
         if filter.keeps(e) {
             names.push(&e.full_name);
         }
@@ -194,9 +194,9 @@ fn getkeys_and_flags(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// COMMAND GETKEYS / GETKEYSANDFLAGS <command> [arg ...] (`getKeysSubcommandImpl`).
 fn getkeys_impl(ctx: &mut Ctx, args: &[Bytes], with_flags: bool) {
-    let reg = ctx.srv.registry.clone();
+    let reg = ctx.srv.registry;
     let cmd = &args[2..];
-    let Some(e) = lookup_argv(&reg, cmd) else {
+    let Some(e) = lookup_argv(reg, cmd) else {
         return ctx.out.err("Invalid command specified");
     };
     let meta = e.meta;

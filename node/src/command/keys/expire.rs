@@ -104,7 +104,7 @@ fn set_expire(ctx: &mut Ctx, args: &[Bytes], base: i64, unit: Unit) {
     };
     let key = &args[1];
     let current = match ctx.lookup_write(key) {
-        Some(e) => e.expire_at,
+        Some(e) => e.expire_at(),
         None => {
             ctx.out.int(0);
             return;
@@ -154,7 +154,7 @@ fn report(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) {
         ctx.out.int(-2);
         return;
     };
-    let Some(at) = e.expire_at else {
+    let Some(at) = e.expire_at() else {
         ctx.out.int(-1);
         return;
     };
@@ -171,7 +171,7 @@ fn report(ctx: &mut Ctx, key: &[u8], ms: bool, absolute: bool) {
 /// PERSIST key
 pub fn persist(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    let had_ttl = ctx.lookup_write(key).is_some_and(|e| e.expire_at.is_some());
+    let had_ttl = ctx.lookup_write(key).is_some_and(|e| e.expire_at().is_some());
     if had_ttl {
         ctx.db().set_expire(key, None);
     }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::Handler;
 use crate::exec::{Ctx, Server};
-use crate::keyspace::Entry;
+use crate::keyspace::{EntryMut, Node};
 use crate::protocol::Reply;
 
 pub fn handler(name: &str) -> Option<Handler> {
@@ -61,7 +61,7 @@ const LAZYFREE_MIN_BYTES: usize = 64 * 1024;
 /// Looks a key up for reading with hit/miss statistics, updating its access time only when
 /// `touch` is set. Valkey's `lookupKeyReadWithFlags`: pass `false` where it uses
 /// `LOOKUP_NOTOUCH` (TTL, TYPE, EXISTS, OBJECT); TOUCH passes `true` even for NO-TOUCH clients.
-fn read_key<'c>(ctx: &'c mut Ctx, key: &[u8], touch: bool) -> Option<&'c mut Entry> {
+fn read_key<'c>(ctx: &'c mut Ctx, key: &[u8], touch: bool) -> Option<EntryMut<'c>> {
     let i = ctx.clients[ctx.me].st.db;
     let clock = ctx.srv.lru_clock();
     let now = ctx.now_ms;
@@ -86,8 +86,8 @@ enum LazyFree {
 }
 
 /// Drops a removed entry, off the executor when the value is big and `lazy` allows it.
-fn dispose(srv: &mut Server, entry: Entry, lazy: LazyFree) {
-    if entry.value.heap_size() >= LAZYFREE_MIN_BYTES
+fn dispose(srv: &mut Server, entry: Node, lazy: LazyFree) {
+    if entry.value().heap_size() >= LAZYFREE_MIN_BYTES
         && match lazy {
             LazyFree::Always => true,
             LazyFree::If(directive) => srv.config.get_bool(directive),

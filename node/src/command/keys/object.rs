@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::read_key;
 use crate::exec::{Ctx, Server};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::ValueRef;
 
 /// What Valkey reports as the reference count of a shared object (`OBJ_SHARED_REFCOUNT`).
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
@@ -18,7 +18,7 @@ const LFU_INIT_VAL: i64 = 5;
 pub fn encoding(ctx: &mut Ctx, args: &[Bytes]) {
     match read_key(ctx, &args[2], false) {
         Some(e) => {
-            let enc = e.value.encoding();
+            let enc = e.encoding();
             ctx.out.bulk_str(enc);
         }
         None => ctx.out.null(),
@@ -30,7 +30,8 @@ pub fn refcount(ctx: &mut Ctx, args: &[Bytes]) {
     let shared_ok = shared_integers_allowed(ctx.srv);
     match read_key(ctx, &args[2], false) {
         Some(e) => {
-            let shared = matches!(e.value, Value::Int(n) if (0..SHARED_INTEGERS).contains(&n)) && shared_ok;
+            let shared =
+                matches!(e.value(), ValueRef::Int(n) if (0..SHARED_INTEGERS).contains(&n)) && shared_ok;
             ctx.out.int(if shared { SHARED_REFCOUNT } else { 1 });
         }
         None => ctx.out.null(),
@@ -45,7 +46,7 @@ pub fn idletime(ctx: &mut Ctx, args: &[Bytes]) {
         ctx.out.null();
         return;
     };
-    let idle = idle_secs(e, clock);
+    let idle = idle_secs(e.lru(), clock);
     if lfu {
         ctx.out.err(
             "An LFU maxmemory policy is selected, idle time not tracked. Please note that when \
@@ -68,7 +69,7 @@ pub fn freq(ctx: &mut Ctx, args: &[Bytes]) {
         ctx.out.null();
         return;
     };
-    let idle = idle_secs(e, clock);
+    let idle = idle_secs(e.lru(), clock);
     if !lfu {
         ctx.out.err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note \
@@ -110,8 +111,13 @@ pub fn help(ctx: &mut Ctx, _args: &[Bytes]) {
     out.simple("    Print this help.");
 }
 
-fn idle_secs(e: &Entry, clock: u32) -> u32 {
-    clock.saturating_sub(e.lru)
+/// Seconds since the last access on the wrapping 24-bit clock (`estimateObjectIdleTime`).
+fn idle_secs(lru: u32, clock: u32) -> u32 {
+    if clock >= lru {
+        clock - lru
+    } else {
+        0x00ff_ffff - lru + clock
+    }
 }
 
 fn lfu_policy(srv: &Server) -> bool {

@@ -45,7 +45,8 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) {
         ctx.out.err("no such key");
         return;
     };
-    let old = db.set(dst, entry.value, entry.expire_at, clock);
+    let at = entry.expire_at();
+    let old = db.set(dst, entry.into_value(), at, clock);
     if let Some(old) = old {
         dispose(ctx.srv, old, LAZY_SERVER_DEL);
     }
@@ -91,7 +92,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
         ctx.out.int(0);
         return;
     };
-    let (value, expire_at) = (e.value.clone(), e.expire_at);
+    let (value, expire_at) = (e.value().to_owned(), e.expire_at());
     let now = ctx.now_ms;
     let clock = ctx.clock();
     let target = &mut ctx.srv.dbs[dst_db];
@@ -132,7 +133,8 @@ pub fn move_(ctx: &mut Ctx, args: &[Bytes]) {
     }
     match ctx.srv.dbs[src_db].remove(key) {
         Some(e) => {
-            ctx.srv.dbs[dst_db].set(key, e.value, e.expire_at, clock);
+            let at = e.expire_at();
+            ctx.srv.dbs[dst_db].set(key, e.into_value(), at, clock);
             ctx.out.int(1);
         }
         None => ctx.out.int(0),

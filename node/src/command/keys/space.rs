@@ -27,7 +27,7 @@ fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: LazyFree) {
         let Some(entry) = db.remove(key) else {
             continue;
         };
-        if entry.expire_at.is_some_and(|at| at <= now) {
+        if entry.expire_at().is_some_and(|at| now > at) {
             db.expired += 1;
         } else {
             deleted += 1;
@@ -50,7 +50,7 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// TYPE key
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) {
-    let name = read_key(ctx, &args[1], false).map_or("none", |e| e.value.type_name());
+    let name = read_key(ctx, &args[1], false).map_or("none", |e| e.value().type_name());
     ctx.out.simple(name);
 }
 
@@ -80,7 +80,7 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) {
     let all = pattern == b"*";
     let now = ctx.now_ms;
     let i = ctx.clients[ctx.me].st.db;
-    let matched: Vec<&Bytes> =
+    let matched: Vec<&[u8]> =
         ctx.srv.dbs[i].iter(now).map(|(k, _)| k).filter(|k| all || glob_match(pattern, k, false)).collect();
     ctx.out.array(matched.len());
     for k in matched {
@@ -143,13 +143,13 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) {
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let mut found: Vec<Bytes> = Vec::with_capacity(count.min(64));
     let next = ctx.srv.dbs[db].scan(cursor, count, now, |k, e| {
-        if type_name.is_some_and(|t| e.value.type_name() != t) {
+        if type_name.is_some_and(|t| e.value().type_name() != t) {
             return;
         }
         if pattern.is_some_and(|p| !glob_match(p, k, false)) {
             return;
         }
-        found.push(k.clone());
+        found.push(Bytes::copy_from_slice(k));
     });
     ctx.out.array(2);
     let mut buf = itoa::Buffer::new();

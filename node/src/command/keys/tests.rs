@@ -295,7 +295,7 @@ fn move_between_databases() {
     assert_eq!(h.run("MOVE a 1"), ":1\r\n");
     assert_eq!(h.srv.dbs[0].len(), 1);
     assert_eq!(h.srv.dbs[1].len(), 2);
-    assert!(h.srv.dbs[1].get(b"a", now_ms(), 0, false).is_some_and(|e| e.expire_at.is_some()));
+    assert!(h.srv.dbs[1].get(b"a", now_ms(), 0, false).is_some_and(|e| e.expire_at().is_some()));
 }
 
 #[test]

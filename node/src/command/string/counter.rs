@@ -37,7 +37,7 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) {
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
     let clock = ctx.clock();
     let (e, out, _) = write_and_out(ctx, key);
-    let current = match e.as_ref().map(|e| e.value.as_string()) {
+    let current = match e.as_ref().map(|e| e.value().as_string()) {
         None => 0,
         Some(None) => return out.error(WRONGTYPE),
         Some(Some(StrRef::Int(n))) => n,
@@ -51,7 +51,9 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) {
     };
     out.int(v);
     match e {
-        Some(e) => e.value = Value::Int(v),
+        Some(mut e) => {
+            e.set_value(Value::Int(v));
+        }
         None => {
             ctx.db().set(key, Value::Int(v), None, clock);
         }
@@ -62,7 +64,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
     let clock = ctx.clock();
     let (e, out, _) = write_and_out(ctx, key);
-    let current = match e.as_ref().map(|e| e.value.as_string()) {
+    let current = match e.as_ref().map(|e| e.value().as_string()) {
         None => Some(Ld::ZERO),
         Some(None) => return out.error(WRONGTYPE),
         Some(Some(StrRef::Int(n))) => Some(Ld::from_i64(n)),
@@ -80,7 +82,9 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     // Stored as a plain string, never integer-encoded, as Valkey's createStringObject does.
     let value = Value::Str(text);
     match e {
-        Some(e) => e.value = value,
+        Some(mut e) => {
+            e.set_value(value);
+        }
         None => {
             ctx.db().set(key, value, None, clock);
         }

@@ -105,7 +105,7 @@ fn expire_at(out: &mut Reply, cmd: &str, now: i64, flags: u32, arg: &[u8]) -> Op
 /// another type.
 fn get_generic(ctx: &mut Ctx, key: &[u8]) -> bool {
     let (e, out) = read_and_out(ctx, key);
-    match e.map(|e| e.value.as_string()) {
+    match e.as_ref().map(|e| e.value().as_string()) {
         None => out.null(),
         Some(Some(s)) => reply_str(out, s),
         Some(None) => {
@@ -214,7 +214,7 @@ pub fn getset(ctx: &mut Ctx, args: &[Bytes]) {
 
 pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) {
     let (e, out) = read_and_out(ctx, &args[1]);
-    match e.map(|e| e.value.as_string()) {
+    match e.as_ref().map(|e| e.value().as_string()) {
         None => return out.null(),
         Some(Some(s)) => reply_str(out, s),
         Some(None) => return out.error(WRONGTYPE),
@@ -233,7 +233,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(e) = e else {
         return out.null();
     };
-    let Some(s) = e.value.as_string() else {
+    let Some(s) = e.value().as_string() else {
         return out.error(WRONGTYPE);
     };
     // The key and its type are checked before the expire time, as in Valkey 8.0.
@@ -265,7 +265,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.out.array(args.len() - 1);
     for key in &args[1..] {
         let (e, out) = read_and_out(ctx, key);
-        match e.and_then(|e| e.value.as_string()) {
+        match e.as_ref().and_then(|e| e.value().as_string()) {
             Some(s) => reply_str(out, s),
             None => out.null(),
         }

@@ -15,7 +15,7 @@ type Range = (u32, u32, u32, u32, u32);
 fn operand(ctx: &mut Ctx, key: &[u8]) -> Result<Value, ()> {
     match ctx.lookup_read(key) {
         None => Ok(Value::Str(Bytes::new())),
-        Some(e) if e.value.as_string().is_some() => Ok(e.value.clone()),
+        Some(e) if e.value().as_string().is_some() => Ok(e.value().to_owned()),
         Some(_) => Err(()),
     }
 }

@@ -17,7 +17,7 @@ use super::Handler;
 use crate::config::Config;
 use crate::exec::{Ctx, Server};
 use crate::keyspace::value::StrRef;
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{EntryMut, Node, Value};
 use crate::protocol::Reply;
 
 /// Overwritten or deleted values at least this big are dropped off the executor thread.
@@ -55,7 +55,7 @@ pub fn handler(name: &str) -> Option<Handler> {
 
 /// `lookup_read` (expiry, access time, hit/miss statistics) that also hands back the reply
 /// buffer, so a handler can reply straight from the stored value without copying it.
-fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>, &'c mut Reply) {
+fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<EntryMut<'c>>, &'c mut Reply) {
     let st = &ctx.clients[ctx.me].st;
     let (db, touch) = (st.db, !st.no_touch);
     let clock = ctx.srv.lru_clock();
@@ -71,11 +71,12 @@ fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>,
 
 /// `lookup_write` (expiry, access time, no statistics) plus the reply buffer and the
 /// configuration (for size limits checked while the entry is held).
-fn write_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<&'c mut Entry>, &'c mut Reply, &'c Config) {
-    let db = ctx.clients[ctx.me].st.db;
+fn write_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<EntryMut<'c>>, &'c mut Reply, &'c Config) {
+    let st = &ctx.clients[ctx.me].st;
+    let (db, touch) = (st.db, !st.no_touch);
     let clock = ctx.srv.lru_clock();
     let Server { dbs, config, .. } = &mut *ctx.srv;
-    let e = dbs[db].get(key, ctx.now_ms, clock, true);
+    let e = dbs[db].get(key, ctx.now_ms, clock, touch);
     (e, &mut *ctx.out, config)
 }
 
@@ -88,9 +89,9 @@ fn reply_str(out: &mut Reply, s: StrRef<'_>) {
 }
 
 /// Drops a replaced or removed entry, off the executor when it is large.
-fn dispose(ctx: &mut Ctx, old: Option<Entry>) {
+fn dispose(ctx: &mut Ctx, old: Option<Node>) {
     if let Some(old) = old {
-        if old.value.heap_size() >= FREE_LATER_MIN {
+        if old.value().heap_size() >= FREE_LATER_MIN {
             ctx.free_later(old);
         }
     }

@@ -13,26 +13,27 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) {
     let (key, tail) = (&args[1], &args[2]);
     let clock = ctx.clock();
     let (e, out, config) = write_and_out(ctx, key);
-    let Some(e) = e else {
+    let Some(mut e) = e else {
         out.int(tail.len() as i64);
         ctx.db().set(key, Value::from_bytes(tail), None, clock);
         return;
     };
-    let Some(len) = e.value.as_string().map(|s| s.len()) else {
+    let Some(len) = e.value().as_string().map(|s| s.len()) else {
         return out.error(WRONGTYPE);
     };
     if !check_string_length(out, config, len as u64, tail.len() as u64) {
         return;
     }
-    let mut buf = take_bytes_mut(&mut e.value);
+    let mut old = e.take_value();
+    let mut buf = take_bytes_mut(&mut old);
     buf.extend_from_slice(tail);
     out.int(buf.len() as i64);
-    e.value = Value::Str(buf.freeze());
+    e.set_value_raw(Value::Str(buf.freeze()));
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) {
     let (e, out) = read_and_out(ctx, &args[1]);
-    match e.map(|e| e.value.as_string()) {
+    match e.as_ref().map(|e| e.value().as_string()) {
         None => out.int(0),
         Some(Some(s)) => out.int(s.len() as i64),
         Some(None) => out.error(WRONGTYPE),
@@ -51,7 +52,7 @@ pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) {
         return out.bulk(b"");
     };
     let mut digits = itoa::Buffer::new();
-    let s: &[u8] = match e.value.as_string() {
+    let s: &[u8] = match e.value().as_string() {
         None => return out.error(WRONGTYPE),
         Some(StrRef::Bytes(b)) => b,
         Some(StrRef::Int(n)) => digits.format(n).as_bytes(),
@@ -95,7 +96,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let clock = ctx.clock();
     let (e, out, config) = write_and_out(ctx, key);
-    let Some(e) = e else {
+    let Some(mut e) = e else {
         if value.is_empty() {
             return out.int(0);
         }
@@ -106,10 +107,10 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
         let mut buf = vec![0u8; offset + value.len()];
         buf[offset..].copy_from_slice(value);
         out.int(buf.len() as i64);
-        ctx.db().set(key, Value::Str(Bytes::from(buf)), None, clock);
+        ctx.db().set_raw(key, Value::Str(Bytes::from(buf)), None, clock);
         return;
     };
-    let Some(len) = e.value.as_string().map(|s| s.len()) else {
+    let Some(len) = e.value().as_string().map(|s| s.len()) else {
         return out.error(WRONGTYPE);
     };
     if value.is_empty() {
@@ -119,13 +120,14 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) {
         return;
     }
     let (offset, end) = (offset as usize, offset as usize + value.len());
-    let mut buf = take_bytes_mut(&mut e.value);
+    let mut old = e.take_value();
+    let mut buf = take_bytes_mut(&mut old);
     if buf.len() < end {
         buf.resize(end, 0);
     }
     buf[offset..end].copy_from_slice(value);
     out.int(buf.len() as i64);
-    e.value = Value::Str(buf.freeze());
+    e.set_value_raw(Value::Str(buf.freeze()));
 }
 
 #[cfg(test)]

@@ -1,0 +1,14 @@
+//! The collection types a key can hold besides strings. Each lives boxed behind its node
+//! (see `node.rs`), so the common small string stays inline and a collection can grow in
+//! place. Each type owns its file: its representation, its encodings (`OBJECT ENCODING`)
+//! and its size estimate.
+
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod zset;
+
+pub use hash::HashValue;
+pub use list::ListValue;
+pub use set::SetValue;
+pub use zset::ZSetValue;
