@@ -56,7 +56,12 @@ pub const RESERVED_DIRECTIVES: &[&str] = &[
         status_replicas_path = ".status.shards",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.shards", description = "Desired shards"),
+    printcolumn(
+        name = "Shards",
+        type_ = "integer",
+        json_path = ".spec.shards",
+        description = "Desired shards"
+    ),
     printcolumn(
         name = "Current",
         type_ = "integer",

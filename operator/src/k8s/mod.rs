@@ -3,7 +3,11 @@
 //! slot migrations and autoscaling decisions come from `controlplane`, the same code local mode
 //! runs against real nodes.
 
+pub mod control;
 pub mod crd;
+pub mod metrics;
+pub mod resources;
+pub mod status;
 
 use kube::CustomResourceExt;
 
@@ -11,7 +15,7 @@ use kube::CustomResourceExt;
 pub fn crd_yaml() -> String {
     let crd = crd::ShoalCluster::crd();
     // Serializing a CRD built from our own types cannot fail.
-    serde_saphyr::to_string(&crd).expect("the CRD serializes to YAML")
+    yaml_serde::to_string(&crd).expect("the CRD serializes to YAML")
 }
 
 #[cfg(test)]
