@@ -64,6 +64,8 @@ pub struct ClusterState {
     pub last_target: Option<u32>,
     /// Successful migration jobs already counted in the metrics.
     pub counted_jobs: std::collections::HashSet<String>,
+    /// Running migration jobs already announced (event, counter).
+    pub started_jobs: std::collections::HashSet<String>,
     started: Instant,
 }
 
@@ -75,6 +77,7 @@ impl ClusterState {
             resize_from: None,
             last_target: None,
             counted_jobs: Default::default(),
+            started_jobs: Default::default(),
             started: Instant::now(),
         }
     }

@@ -5,9 +5,17 @@
 
 pub mod control;
 pub mod crd;
+pub mod error;
 pub mod metrics;
+pub mod reconcile;
 pub mod resources;
+pub mod run;
 pub mod status;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod reconcile_tests;
 
 use kube::CustomResourceExt;
 
