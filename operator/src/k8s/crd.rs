@@ -7,6 +7,9 @@
 //! interpreter. `/scale` points at `spec.shards`, so `kubectl scale`, an HPA or KEDA can drive the
 //! shard count; the operator's own autoscaler writes the same field through the same subresource.
 
+// `printcolumn(type_ = "integer", ...)` repeated per column reads as a duplicated attribute to clippy.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{

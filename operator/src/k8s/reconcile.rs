@@ -402,8 +402,16 @@ async fn autoscale(
     let prev = sc.status.as_ref().and_then(|s| s.autoscaling.clone()).unwrap_or_default();
     let mut out = AutoscalingStatus { last_decision: prev.last_decision.clone(), ..Default::default() };
     if policy.enabled {
-        let in_progress = st.resize_from.is_some() || r.phase != Phase::Converged;
-        let d = st.history.decide(&policy, owning, in_progress, now);
+        // No decision before the cluster has converged: while shards are being created the owning
+        // count is below `minShards`, and the bound correction would fight the spec.
+        let in_progress =
+            st.resize_from.is_some() || r.phase != Phase::Converged || owning != sc.desired_shards();
+        if in_progress {
+            out.reason = Some("waiting for the cluster to converge".into());
+            out.recommended_shards = Some(sc.desired_shards() as i32);
+            return Ok(Some(out));
+        }
+        let d = st.history.decide(&policy, owning, false, now);
         out.reason = Some(d.reason.clone());
         out.recommended_shards = Some(d.target().unwrap_or(sc.desired_shards()) as i32);
         if let (Some(to), ScaleAction::ScaleOut { .. } | ScaleAction::ScaleIn { .. }) =

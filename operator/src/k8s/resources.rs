@@ -148,7 +148,7 @@ pub fn quantity_bytes(q: &str) -> Option<u64> {
     let (num, mul) =
         SUFFIXES.iter().find_map(|(s, m)| q.strip_suffix(s).map(|n| (n, *m))).unwrap_or((q, 1.0));
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then(|| (v * mul) as u64)
+    (v >= 0.0).then_some((v * mul) as u64)
 }
 
 /// The node's `maxmemory` in bytes, from `maxmemory`, or a percentage (default 75) of the
