@@ -13,9 +13,13 @@ pub mod run;
 pub mod status;
 
 #[cfg(test)]
+mod crd_tests;
+#[cfg(test)]
 mod fixtures;
 #[cfg(test)]
 mod reconcile_tests;
+#[cfg(test)]
+mod resources_tests;
 
 use kube::CustomResourceExt;
 
