@@ -33,7 +33,10 @@ pub fn crd_yaml() -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn print() {
-        println!("{}", super::crd_yaml());
+    fn crd_yaml_round_trips() {
+        let yaml = super::crd_yaml();
+        let back: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            yaml_serde::from_str(&yaml).expect("the printed CRD parses back");
+        assert_eq!(back, <super::crd::ShoalCluster as kube::CustomResourceExt>::crd());
     }
 }
