@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 use super::control::driver_factory;
 use super::crd::ShoalCluster;
@@ -108,6 +109,16 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         .owns(owned!(Service), selector.clone())
         .owns(owned!(ConfigMap), selector.clone())
         .owns(owned!(PodDisruptionBudget), selector)
+        // A node pod that (re)starts is a reason to reconcile now: push it the topology and set
+        // its readiness gate without waiting for the periodic requeue.
+        .watches(
+            owned!(Pod),
+            watcher::Config::default().labels("app.kubernetes.io/name=shoal"),
+            |pod: Pod| {
+                let cluster = pod.labels().get("app.kubernetes.io/instance")?.clone();
+                Some(ObjectRef::<ShoalCluster>::new(&cluster).within(&pod.namespace()?))
+            },
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
