@@ -63,13 +63,18 @@ pub fn dispatch_parsed(
             let n = args.len() as i32;
             if (arity > 0 && n != arity) || n < -arity || entry.handler.is_none() {
                 reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
                 reply.error("NOAUTH Authentication required.");
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if let Some(redirect) =
                 crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
             {
                 match redirect.message() {
-                    Some(msg) => reply.error(&msg),
+                    Some(msg) => {
+                        reply.error(&msg);
+                        srv.cmd_stat(entry.id).rejected += 1;
+                    }
                     // Deferred: no reply now, the executor runs the request again later.
                     None => clients[idx].st.deferred = true,
                 }
@@ -79,6 +84,8 @@ pub fn dispatch_parsed(
                 c.st.last_cmd.push_str(&entry.full_name);
                 srv.stats.total_commands += 1;
                 let now_ms = srv.now_ms;
+                // Per-command time costs two clock reads; `latency-tracking no` skips them.
+                let started = srv.time_commands.then(std::time::Instant::now);
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -95,6 +102,14 @@ pub fn dispatch_parsed(
                         crate::keyspace::db::set_hint(&[], None);
                     }
                     None => handler(&mut ctx, args),
+                }
+                let stat = srv.cmd_stat(entry.id);
+                stat.calls += 1;
+                if let Some(t) = started {
+                    stat.nanos += t.elapsed().as_nanos() as u64;
+                }
+                if reply.buf.get(before) == Some(&b'-') {
+                    stat.failed += 1;
                 }
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);

@@ -166,6 +166,14 @@ impl Db {
         Some(e)
     }
 
+    /// A key's value with no side effects (no expiry, access time or statistics), for
+    /// commands that read several keys at once after looking each one up (SINTER, SUNION).
+    pub fn peek(&self, key: &[u8]) -> Option<ValueRef<'_>> {
+        let (t, h) = self.locate(key);
+        let pos = self.tables[t].find(key, h)?;
+        Some(self.node(t, pos).value())
+    }
+
     /// True if the key exists and is not expired (expires it lazily otherwise).
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
         self.get(key, now_ms, 0, false).is_some()
