@@ -265,3 +265,76 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
         endpoint: Some(format!("{}.{}.svc:{}", n.client(), n.namespace, sc.spec.port)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::fixtures::cluster;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    fn input<'a>(sc: &'a ShoalCluster, defaults: &'a Defaults, now: Timestamp) -> StatusInput<'a> {
+        StatusInput { sc, defaults, report: None, draining: &[], autoscaling: None, error: None, now }
+    }
+
+    fn ready_since(st: &ShoalClusterStatus) -> Timestamp {
+        st.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready").last_transition_time.0
+    }
+
+    #[test]
+    fn transition_times_hold_while_a_condition_keeps_its_status() {
+        let mut sc = cluster("c", 2);
+        let d = Defaults::default();
+        let first = build(&input(&sc, &d, at("2026-01-01T00:00:00Z")));
+        assert_eq!(first.conditions.len(), CONDITIONS.len());
+        assert!(first.conditions.iter().all(|c| c.observed_generation == Some(1)));
+        sc.status = Some(first);
+        // Same statuses later: times do not move, so a quiet cluster's status is a no-op apply.
+        let second = build(&input(&sc, &d, at("2026-01-01T01:00:00Z")));
+        assert_eq!(ready_since(&second), at("2026-01-01T00:00:00Z"));
+        sc.status = Some(second);
+        // A new reason with the same status keeps the time (Degraded was already True: no node
+        // answered); a flip (autoscaling turned on) takes the new time.
+        sc.spec.autoscaling = Some(
+            serde_json::from_value(
+                serde_json::json!({"enabled": true, "maxShards": 4, "targetCPUPercent": 60}),
+            )
+            .expect("autoscaling"),
+        );
+        let mut failing = input(&sc, &d, at("2026-01-01T02:00:00Z"));
+        failing.error = Some("boom".into());
+        let third = build(&failing);
+        let cond = |t: &str| third.conditions.iter().find(|c| c.type_ == t).expect("condition").clone();
+        let degraded = cond("Degraded");
+        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ReconcileError"));
+        assert_eq!(degraded.last_transition_time.0, at("2026-01-01T00:00:00Z"));
+        let auto = cond("Autoscaling");
+        assert_eq!((auto.status.as_str(), auto.reason.as_str()), ("True", "Active"));
+        assert_eq!(auto.last_transition_time.0, at("2026-01-01T02:00:00Z"));
+        assert_eq!(ready_since(&third), at("2026-01-01T00:00:00Z"), "Ready was already False");
+    }
+
+    #[test]
+    fn without_a_report_nothing_is_ready_or_assigned() {
+        let sc = cluster("c", 3);
+        let d = Defaults::default();
+        let st = build(&StatusInput {
+            sc: &sc,
+            defaults: &d,
+            report: None,
+            draining: &[],
+            autoscaling: None,
+            error: None,
+            now: Timestamp::UNIX_EPOCH,
+        });
+        assert_eq!((st.shards, st.slots_assigned, st.epoch), (0, 0, 0));
+        assert_eq!(st.shard_status.len(), 3);
+        assert!(st.shard_status.iter().all(|s| !s.reachable && s.slot_count == 0));
+        let status_of = |t: &str| st.conditions.iter().find(|c| c.type_ == t).map(|c| c.status.clone());
+        assert_eq!(status_of("Ready").as_deref(), Some("False"));
+        assert_eq!(status_of("Progressing").as_deref(), Some("True"));
+        assert_eq!(st.endpoint.as_deref(), Some("c.default.svc:6379"));
+    }
+}
