@@ -18,6 +18,7 @@
 //! nodes and feed the same control plane.
 
 pub mod controlplane;
+pub mod k8s;
 pub mod local;
 
 /// The crate's error type at its edges: each module has its own typed errors.

@@ -1,12 +1,13 @@
 //! `shoal-operator`: `local` runs a self-managing cluster of `shoal-node` processes on this
-//! machine; `run` (the operator inside Kubernetes) and `crd` (prints the CustomResourceDefinition)
-//! are provided by the `k8s` module.
+//! machine; `run` is the operator inside Kubernetes; `crd` prints the CustomResourceDefinition
+//! (the source of `manifests/crd.yaml` and the Helm chart's `crds/`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shoal_operator::controlplane::autoscaler::IoThreadsPolicy;
+use shoal_operator::k8s;
 use shoal_operator::local::{self, LocalConfig};
 
 #[derive(Parser, Debug)]
@@ -20,10 +21,61 @@ struct Cli {
 enum Cmd {
     /// Run a self-managing cluster of shoal-node processes on this machine.
     Local(Box<LocalArgs>),
-    /// Run the operator inside Kubernetes (provided by the k8s module).
-    Run,
-    /// Print the CustomResourceDefinition as YAML (provided by the k8s module).
+    /// Run the operator inside Kubernetes.
+    Run(RunArgs),
+    /// Print the ShoalCluster CustomResourceDefinition as YAML.
     Crd,
+}
+
+/// `run` flags; each has an environment variable the Helm chart sets.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "SHOAL_WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "SHOAL_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Take a Lease before reconciling (needed with more than one replica).
+    #[arg(long, env = "SHOAL_LEADER_ELECT", default_value_t = false)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, env = "SHOAL_LEASE_NAME", default_value = "shoal-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Clusters reconciled concurrently.
+    #[arg(long, env = "SHOAL_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// The shoal-node image for clusters whose spec names none.
+    #[arg(long, env = "SHOAL_NODE_IMAGE")]
+    node_image: Option<String>,
+    /// The cluster DNS domain.
+    #[arg(long, env = "SHOAL_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    cluster_domain: String,
+}
+
+impl RunArgs {
+    fn config(self) -> k8s::run::RunConfig {
+        let mut defaults =
+            k8s::resources::Defaults { cluster_domain: self.cluster_domain, ..Default::default() };
+        if let Some(i) = self.node_image {
+            defaults.node_image = i;
+        }
+        k8s::run::RunConfig {
+            namespace: self.namespace,
+            metrics_addr: self.metrics_addr,
+            leader_election: self.leader_elect,
+            lease_namespace: self.lease_namespace,
+            lease_name: self.lease_name,
+            identity: self.identity.unwrap_or_else(|| format!("shoal-operator-{}", std::process::id())),
+            concurrency: self.concurrency.max(1),
+            defaults,
+        }
+    }
 }
 
 /// Flags override the YAML file given with --config.
@@ -159,7 +211,20 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(local::run(cfg))?;
             Ok(())
         }
-        // Entry points for the Kubernetes engineer's `k8s` module (operator/src/k8s/).
-        Cmd::Run | Cmd::Crd => anyhow::bail!("the k8s module is not built into this binary yet"),
+        Cmd::Crd => {
+            use std::io::Write;
+            // write_all, not print!: `shoal-operator crd | head` must not panic on a closed pipe.
+            let _ = std::io::stdout().lock().write_all(k8s::crd_yaml().as_bytes());
+            Ok(())
+        }
+        Cmd::Run(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(k8s::run::run(args.config()))?;
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,64 @@
+{{/* Names and labels shared by every template. */}}
+{{- define "shoal-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shoal-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "shoal-operator.labels" -}}
+{{ include "shoal-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "shoal-operator.serviceAccountName" -}}
+{{- default (include "shoal-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "shoal-operator.watchNamespace" -}}
+{{- default .Release.Namespace .Values.rbac.watchNamespace -}}
+{{- end -}}
+
+{{/* The rules the operator needs, and nothing else (no pods/exec, no secrets). */}}
+{{- define "shoal-operator.rules" -}}
+- apiGroups: ["shoal.dev"]
+  resources: ["shoalclusters"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["shoal.dev"]
+  resources: ["shoalclusters/status", "shoalclusters/scale"]
+  verbs: ["get", "patch"]
+- apiGroups: ["shoal.dev"]
+  resources: ["shoalclusters/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/status"]
+  verbs: ["patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.rbac.serviceMonitors }}
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["servicemonitors"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,48 @@
+//! The reconciler's typed errors. Each variant is a metric label (`metric_label`), so a failing
+//! operator shows *why* in `shoal_operator_reconcile_errors_total{kind=...}` without log digging.
+
+use crate::controlplane::driver::DriverError;
+
+/// Why a reconcile failed (the controller requeues it).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("kubernetes API ({what}): {source}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    /// Adding or removing the finalizer failed, or the work inside it did.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The control plane could not plan a step.
+    #[error("control plane: {0}")]
+    Control(#[from] DriverError),
+    /// The object has no namespace or name (the API server never sends one like that).
+    #[error("ShoalCluster without {0}")]
+    Incomplete(&'static str),
+}
+
+impl Error {
+    /// A short, fixed label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "finalizer",
+            },
+            Error::Control(_) => "control_plane",
+            Error::Incomplete(_) => "incomplete",
+        }
+    }
+}
+
+/// Tags a kube error with what was being done.
+pub(crate) fn kube(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { what, source }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,182 @@
+//! Operator metrics in the Prometheus text format, and the small HTTP server that serves them with
+//! the health endpoints: `/metrics`, `/healthz` (the process is alive), `/readyz` (the controller
+//! runs, or this replica stands by for the lease — both are healthy states).
+//!
+//! Counters, not gauges per object, so the series count does not grow with the number of
+//! clusters; errors are labelled by variant (`Error::metric_label`), decisions by action.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `scale_out`, `scale_in`, `io_threads`.
+    pub action: String,
+    /// `true` when acted on, `false` for a recommendation.
+    pub applied: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    pub reconciles: Counter,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Histogram,
+    pub migrations: Counter,
+    pub slots_moved: Counter,
+    pub shards_added: Counter,
+    pub shards_removed: Counter,
+    pub decisions: Family<DecisionLabels, Counter>,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("shoal_operator");
+        let m = Metrics {
+            reconciles: Counter::default(),
+            errors: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            migrations: Counter::default(),
+            slots_moved: Counter::default(),
+            shards_added: Counter::default(),
+            shards_removed: Counter::default(),
+            decisions: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register("reconciles", "Reconciles run", m.reconciles.clone());
+        r.register("reconcile_errors", "Failed reconciles by error kind", m.errors.clone());
+        r.register("reconcile_duration_seconds", "Reconcile duration", m.duration.clone());
+        r.register("migrations_started", "Slot migration jobs started", m.migrations.clone());
+        r.register("slots_moved", "Slots whose migration completed", m.slots_moved.clone());
+        r.register("shards_added", "Shard StatefulSets created", m.shards_added.clone());
+        r.register("shards_removed", "Drained shard StatefulSets removed", m.shards_removed.clone());
+        r.register("autoscale_decisions", "Autoscaler decisions that change something", m.decisions.clone());
+        Metrics { registry: r, ..m }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.errors.get_or_create(&ErrorLabels { kind: kind.into() }).inc();
+    }
+
+    pub fn decision(&self, action: &str, applied: bool) {
+        self.decisions
+            .get_or_create(&DecisionLabels { action: action.into(), applied: applied.to_string() })
+            .inc();
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics, /healthz, /readyz");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (metrics, ready) = (metrics.clone(), ready.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| respond(req, metrics.clone(), ready.clone()));
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(error = %e, "metrics connection");
+            }
+        });
+    }
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (code, body) = match req.uri().path() {
+        "/metrics" => (StatusCode::OK, metrics.encode()),
+        "/healthz" => (StatusCode::OK, "ok\n".into()),
+        "/readyz" if ready.load(Ordering::Relaxed) => (StatusCode::OK, "ok\n".into()),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()),
+        _ => (StatusCode::NOT_FOUND, "not found\n".into()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = code;
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_family_with_the_prefix() {
+        let m = Metrics::default();
+        m.reconciles.inc();
+        m.error("kube");
+        m.decision("scale_out", true);
+        let text = m.encode();
+        for name in [
+            "shoal_operator_reconciles_total 1",
+            "shoal_operator_reconcile_errors_total{kind=\"kube\"} 1",
+            "shoal_operator_autoscale_decisions_total{action=\"scale_out\",applied=\"true\"} 1",
+            "shoal_operator_reconcile_duration_seconds_bucket",
+            "shoal_operator_slots_moved_total 0",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http_endpoints_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let server = tokio::spawn(serve(listener, Arc::new(Metrics::default()), ready.clone()));
+        let get = |path: &'static str| async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let r = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+            assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
+            ready.store(true, Ordering::Relaxed);
+            assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+            assert!(get("/metrics").await.contains("shoal_operator_reconciles_total"));
+            assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        })
+        .await;
+        server.abort();
+        r.unwrap();
+    }
+}

@@ -1,0 +1,545 @@
+//! The reconciler: one `ShoalCluster` at a time, from its spec to running shards.
+//!
+//! Each reconcile, inside the finalizer:
+//! 1. server-side apply (one field manager, owner references) of the ConfigMap, the headless and
+//!    client Services, the PodDisruptionBudget, the optional ServiceMonitor and one StatefulSet
+//!    per desired shard;
+//! 2. one control-plane step (`controlplane::driver`, the code local mode runs): topology pushes
+//!    through the pods' DNS names, slot migrations, draining of shards beyond `spec.shards`;
+//! 3. a drained shard's StatefulSet is deleted only once the nodes' topology no longer names it
+//!    — never before, so scale-in cannot lose slots;
+//! 4. the autoscaler decides from the metrics the step observed, and writes `spec.shards` through
+//!    the `/scale` subresource (the same path an HPA or `kubectl scale` uses);
+//! 5. each primary pod's readiness gate follows slot ownership, then status is applied.
+//!
+//! Events mark every disruptive step. The operator's memory per cluster (`ClusterState`) is a
+//! cache: the nodes hold the topology, so a restarted operator picks up where the last one was.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::control::{policy, ClusterState, ControlFactory};
+use super::crd::{AutoscalingStatus, ScaleDecisionStatus, ShoalCluster, ShoalClusterStatus};
+use super::error::{kube as kerr, Error, Result};
+use super::metrics::Metrics;
+use super::resources::{self as res, Defaults, Names, SHARD_LABEL, SLOTS_READINESS_GATE};
+use super::status::{self, StatusInput};
+use crate::controlplane::autoscaler::{ScaleAction, ScaleDecision};
+use crate::controlplane::driver::{DesiredShard, Phase, StepReport};
+use crate::controlplane::model::{slot_count, MigrationOperation, MigrationState, NodeAddr};
+
+/// The one field manager of every object the operator applies.
+pub const FIELD_MANAGER: &str = "shoal-operator";
+/// The finalizer: deletion waits until the operator has forgotten the cluster.
+pub const FINALIZER: &str = "shoal.dev/cleanup";
+/// Requeue while something moves (migrations, new pods).
+pub const REQUEUE_BUSY: Duration = Duration::from_secs(2);
+/// Requeue of a quiet cluster: the autoscaler's sampling period.
+pub const REQUEUE_IDLE: Duration = Duration::from_secs(10);
+/// Requeue after an error.
+pub const REQUEUE_ERROR: Duration = Duration::from_secs(5);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub defaults: Defaults,
+    factory: Box<ControlFactory>,
+    clusters: StdMutex<HashMap<String, Arc<Mutex<ClusterState>>>>,
+    /// The wall clock for status timestamps (fixed in tests).
+    now: fn() -> Timestamp,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        defaults: Defaults,
+        factory: Box<ControlFactory>,
+    ) -> Context {
+        let recorder = Recorder::new(client.clone(), "shoal-operator".into());
+        Context {
+            client,
+            recorder,
+            metrics,
+            defaults,
+            factory,
+            clusters: Default::default(),
+            now: Timestamp::now,
+        }
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(self, now: fn() -> Timestamp) -> Context {
+        Context { now, ..self }
+    }
+
+    fn state(&self, key: &str) -> Arc<Mutex<ClusterState>> {
+        let mut m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(ClusterState::new((self.factory)()))))
+            .clone()
+    }
+
+    fn forget(&self, key: &str) {
+        self.clusters.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Clusters the operator holds control-plane state for.
+    pub fn known_clusters(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.clusters.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    async fn event(&self, sc: &ShoalCluster, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: reason.into(),
+            secondary: None,
+        };
+        // An event that cannot be written must not fail the reconcile that caused it.
+        if let Err(e) = self.recorder.publish(&ev, &sc.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "publishing an event failed");
+        }
+    }
+}
+
+/// The controller's reconcile function.
+pub async fn reconcile(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = sc.namespace().ok_or(Error::Incomplete("namespace"))?;
+    let api: Api<ShoalCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let r = finalizer(&api, FINALIZER, sc, |ev| async {
+        match ev {
+            FinalizerEvent::Apply(sc) => apply(sc, ctx.clone()).await,
+            FinalizerEvent::Cleanup(sc) => cleanup(sc, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
+    r
+}
+
+/// The controller's error policy: count the failure by kind and retry soon.
+pub fn error_policy(sc: Arc<ShoalCluster>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %sc.name_any(), error = %err, "reconcile failed");
+    ctx.metrics.error(err.metric_label());
+    Action::requeue(REQUEUE_ERROR)
+}
+
+fn key(sc: &ShoalCluster) -> String {
+    format!("{}/{}", sc.namespace().unwrap_or_default(), sc.name_any())
+}
+
+async fn ssa<K>(api: &Api<K>, name: &str, obj: &K, what: &'static str) -> Result<K>
+where
+    K: Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await.map_err(kerr(what))
+}
+
+/// Applies everything but the StatefulSets.
+async fn apply_shared(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<()> {
+    let c = &ctx.client;
+    let n = Names::of(sc);
+    ssa(&Api::<ConfigMap>::namespaced(c.clone(), ns), &n.config(), &res::config_map(sc), "apply ConfigMap")
+        .await?;
+    let svcs = Api::<Service>::namespaced(c.clone(), ns);
+    ssa(&svcs, &n.headless(), &res::headless_service(sc), "apply headless Service").await?;
+    ssa(&svcs, &n.client(), &res::client_service(sc), "apply client Service").await?;
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(c.clone(), ns);
+    ssa(&pdbs, &n.client(), &res::pod_disruption_budget(sc), "apply PodDisruptionBudget").await?;
+    if let Some(sm) = res::service_monitor(sc) {
+        let api = Api::<DynamicObject>::namespaced_with(c.clone(), ns, &res::service_monitor_resource());
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch(&n.client(), &pp, &Patch::Apply(&sm)).await {
+            Ok(_) => {}
+            // No prometheus-operator in the cluster: say so, but keep the cache running.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                ctx.event(
+                    sc,
+                    EventType::Warning,
+                    "ServiceMonitorUnavailable",
+                    "the ServiceMonitor kind (monitoring.coreos.com/v1) is not installed".into(),
+                )
+                .await;
+            }
+            Err(e) => return Err(kerr("apply ServiceMonitor")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Shard ordinals whose StatefulSets exist and belong to this cluster.
+async fn existing_ordinals(sc: &ShoalCluster, api: &Api<StatefulSet>) -> Result<BTreeSet<u32>> {
+    let n = Names::of(sc);
+    let lp = ListParams::default()
+        .labels(&format!("app.kubernetes.io/instance={},app.kubernetes.io/component=node", n.cluster));
+    let list = api.list(&lp).await.map_err(kerr("list StatefulSets"))?;
+    let uid = sc.uid();
+    Ok(list
+        .items
+        .iter()
+        // Only those this cluster owns: a same-named cluster recreated since is not ours.
+        .filter(|s| uid.is_none() || s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+        .filter_map(|s| s.labels().get(SHARD_LABEL)?.parse().ok())
+        .collect())
+}
+
+async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = sc.namespace().ok_or(Error::Incomplete("namespace"))?;
+    let name = sc.metadata.name.clone().ok_or(Error::Incomplete("name"))?;
+    let n = Names::of(&sc);
+    apply_shared(&sc, &ctx, &ns).await?;
+
+    let sts_api = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns);
+    let existing = existing_ordinals(&sc, &sts_api).await?;
+    let want = sc.desired_shards();
+    for o in 0..want {
+        let sts = res::statefulset(&sc, o, &ctx.defaults);
+        ssa(&sts_api, &n.statefulset(o), &sts, "apply StatefulSet").await?;
+        if !existing.contains(&o) {
+            ctx.metrics.shards_added.inc();
+            ctx.event(
+                &sc,
+                EventType::Normal,
+                "ShardAdded",
+                format!("created StatefulSet {} for shard {o}", n.statefulset(o)),
+            )
+            .await;
+        }
+    }
+    let mut draining: Vec<u32> = existing.iter().copied().filter(|&o| o >= want).collect();
+
+    let state = ctx.state(&key(&sc));
+    let mut st = state.lock().await;
+    let owning_before = sc.status.as_ref().map_or(0, |s| s.shards.max(0) as u32);
+    if st.last_target.is_some_and(|t| t != want) {
+        st.resize_from.get_or_insert(owning_before);
+        ctx.event(
+            &sc,
+            EventType::Normal,
+            "Resizing",
+            format!("resizing from {owning_before} to {want} shard(s)"),
+        )
+        .await;
+    }
+    st.last_target = Some(want);
+
+    let desired: Vec<DesiredShard> = (0..want)
+        .map(|o| {
+            let (id, addr) = res::desired_shard(&sc, o, &ctx.defaults);
+            DesiredShard { id, nodes: vec![addr] }
+        })
+        .collect();
+    let others: Vec<NodeAddr> =
+        draining.iter().map(|&o| res::desired_shard(&sc, o, &ctx.defaults).1).collect();
+    let report = match st.control.step(&desired, &others).await {
+        Ok(r) => r,
+        Err(e) => {
+            let err = Error::Control(e);
+            drop(st);
+            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string())).await?;
+            return Err(err);
+        }
+    };
+    record_steps(&sc, &ctx, &mut st, &report).await;
+
+    // Scale-in: a drained shard's StatefulSet goes only once the topology no longer names it.
+    if report.phase == Phase::Converged && !draining.is_empty() {
+        let gone: Vec<u32> = draining
+            .iter()
+            .copied()
+            .filter(|&o| !report.in_topology(&res::desired_shard(&sc, o, &ctx.defaults).0))
+            .collect();
+        for o in &gone {
+            let dp = DeleteParams::foreground();
+            match sts_api.delete(&n.statefulset(*o), &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(kerr("delete drained StatefulSet")(e)),
+            }
+            ctx.metrics.shards_removed.inc();
+            ctx.event(
+                &sc,
+                EventType::Normal,
+                "ShardRemoved",
+                format!("shard {o} owns no slots; deleted StatefulSet {}", n.statefulset(*o)),
+            )
+            .await;
+        }
+        draining.retain(|o| !gone.contains(o));
+    }
+    let now = st.now_secs();
+    let owning = owning_shards(&report);
+    if report.phase == Phase::Converged && draining.is_empty() {
+        if let Some(from) = st.resize_from.take() {
+            st.history.resized(from, want, now);
+            ctx.event(
+                &sc,
+                EventType::Normal,
+                "Resized",
+                format!("{want} shard(s) own all slots (was {from})"),
+            )
+            .await;
+        }
+    }
+    st.history.record(&report.observed, now);
+    let autoscaling = autoscale(&sc, &ctx, &mut st, &report, owning, now).await?;
+    drop(st);
+
+    set_readiness_gates(&sc, &ctx, &ns, &report).await?;
+    write_status(&sc, &ctx, Some(&report), &draining, autoscaling, None).await?;
+    tracing::debug!(cluster = %name, phase = ?report.phase, "reconciled");
+    Ok(Action::requeue(if report.phase == Phase::Converged && draining.is_empty() {
+        REQUEUE_IDLE
+    } else {
+        REQUEUE_BUSY
+    }))
+}
+
+fn owning_shards(r: &StepReport) -> u32 {
+    r.observed.topology.as_ref().map_or(0, |t| t.shards.iter().filter(|s| !s.slots.is_empty()).count() as u32)
+}
+
+/// Events and metrics for what the control-plane step did.
+async fn record_steps(sc: &ShoalCluster, ctx: &Context, st: &mut ClusterState, r: &StepReport) {
+    for j in &r.running {
+        if st.started_jobs.insert(j.name.clone()) {
+            ctx.metrics.migrations.inc();
+            let slots: Vec<String> = j.slots.iter().map(ToString::to_string).collect();
+            ctx.event(
+                sc,
+                EventType::Normal,
+                "MigrationStarted",
+                format!(
+                    "moving slots {} from node {} to node {} (job {})",
+                    slots.join(","),
+                    j.source_node.0,
+                    j.target_node.0,
+                    j.name
+                ),
+            )
+            .await;
+        }
+    }
+    let finished = r.observed.nodes.iter().flat_map(|n| &n.migrations);
+    for j in
+        finished.filter(|j| j.operation == MigrationOperation::Export && j.state == MigrationState::Success)
+    {
+        if st.counted_jobs.insert(j.name.clone()) {
+            ctx.metrics.slots_moved.inc_by(slot_count(&j.slots) as u64);
+        }
+    }
+    for a in &r.actions {
+        if a.starts_with("pushed topology") {
+            ctx.event(sc, EventType::Normal, "TopologyPushed", a.clone()).await;
+        } else if a.contains("failed") || a.contains("refusing") {
+            ctx.event(sc, EventType::Warning, "ControlPlaneStep", a.clone()).await;
+        }
+    }
+}
+
+fn decision_status(
+    d: &ScaleDecision,
+    from: u32,
+    to: u32,
+    applied: bool,
+    now: Timestamp,
+) -> ScaleDecisionStatus {
+    ScaleDecisionStatus {
+        time: now.to_string(),
+        action: if to > from { "ScaleOut" } else { "ScaleIn" }.into(),
+        from_shards: from as i32,
+        to_shards: to as i32,
+        reason: d.reason.clone(),
+        applied,
+        figures: d
+            .figures
+            .iter()
+            .map(|f| match f.value {
+                Some(v) => format!("{:?} {v:.1}% (target {:.0}%)", f.metric, f.target),
+                None => format!("{:?} no data (target {:.0}%)", f.metric, f.target),
+            })
+            .collect(),
+    }
+}
+
+/// The autoscaler's turn: shards through `/scale`, `io-threads` through the control plane.
+async fn autoscale(
+    sc: &ShoalCluster,
+    ctx: &Context,
+    st: &mut ClusterState,
+    r: &StepReport,
+    owning: u32,
+    now: u64,
+) -> Result<Option<AutoscalingStatus>> {
+    let policy = policy(sc);
+    if !policy.enabled && policy.io_threads.is_none() {
+        return Ok(None);
+    }
+    let prev = sc.status.as_ref().and_then(|s| s.autoscaling.clone()).unwrap_or_default();
+    let mut out = AutoscalingStatus { last_decision: prev.last_decision.clone(), ..Default::default() };
+    if policy.enabled {
+        // No decision before the cluster has converged: while shards are being created the owning
+        // count is below `minShards`, and the bound correction would fight the spec.
+        let in_progress =
+            st.resize_from.is_some() || r.phase != Phase::Converged || owning != sc.desired_shards();
+        if in_progress {
+            out.reason = Some("waiting for the cluster to converge".into());
+            out.recommended_shards = Some(sc.desired_shards() as i32);
+            return Ok(Some(out));
+        }
+        let d = st.history.decide(&policy, owning, false, now);
+        out.reason = Some(d.reason.clone());
+        out.recommended_shards = Some(d.target().unwrap_or(sc.desired_shards()) as i32);
+        if let (Some(to), ScaleAction::ScaleOut { .. } | ScaleAction::ScaleIn { .. }) =
+            (d.target(), &d.action)
+        {
+            let applied = !policy.recommend_only;
+            let ds = decision_status(&d, owning, to, applied, (ctx.now)());
+            let repeat = prev.last_decision.as_ref().is_some_and(|p| {
+                !applied && p.to_shards == ds.to_shards && p.from_shards == ds.from_shards && !p.applied
+            });
+            if !repeat {
+                ctx.metrics.decision(if to > owning { "scale_out" } else { "scale_in" }, applied);
+                let verb = if applied { "AutoscaleResize" } else { "AutoscaleRecommendation" };
+                ctx.event(sc, EventType::Normal, verb, format!("{owning} -> {to} shard(s): {}", d.reason))
+                    .await;
+            }
+            if applied {
+                let api: Api<ShoalCluster> =
+                    Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
+                let patch = Patch::Merge(json!({ "spec": { "replicas": to } }));
+                api.patch_scale(&sc.name_any(), &PatchParams::default(), &patch)
+                    .await
+                    .map_err(kerr("patch /scale"))?;
+            }
+            out.last_decision = Some(ds);
+        }
+    }
+    for (addr, _id, io) in st.history.decide_io(&policy, &r.observed) {
+        let Some(to) = io.set_to else { continue };
+        if policy.recommend_only {
+            continue;
+        }
+        match st.control.set_io_threads(&addr, to).await {
+            Ok(()) => {
+                ctx.metrics.decision("io_threads", true);
+                ctx.event(
+                    sc,
+                    EventType::Normal,
+                    "IoThreadsChanged",
+                    format!("{addr}: io-threads {to} ({})", io.reason),
+                )
+                .await;
+            }
+            Err(e) => ctx.event(sc, EventType::Warning, "IoThreadsFailed", format!("{addr}: {e}")).await,
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Sets each primary pod's `shoal.dev/slots-owned` condition when it differs from slot ownership,
+/// so the client Service routes only to pods that serve slots.
+async fn set_readiness_gates(sc: &ShoalCluster, ctx: &Context, ns: &str, r: &StepReport) -> Result<()> {
+    let n = Names::of(sc);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", n.cluster));
+    let list = pods.list(&lp).await.map_err(kerr("list Pods"))?;
+    let topo = r.observed.topology.as_ref();
+    for pod in &list.items {
+        let Some(ordinal) = pod.labels().get(SHARD_LABEL).and_then(|o| o.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pod.name_any() != n.pod(ordinal) {
+            continue;
+        }
+        let id = res::desired_shard(sc, ordinal, &ctx.defaults).0;
+        let owns = topo.and_then(|t| t.shard(&id)).is_some_and(|s| !s.slots.is_empty());
+        let want = if owns { "True" } else { "False" };
+        let have = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == SLOTS_READINESS_GATE))
+            .map(|c| c.status.as_str());
+        if have == Some(want) {
+            continue;
+        }
+        let patch = json!({ "status": { "conditions": [{
+            "type": SLOTS_READINESS_GATE,
+            "status": want,
+            "reason": if owns { "OwnsSlots" } else { "NoSlots" },
+            "lastTransitionTime": (ctx.now)().to_string(),
+        }]}});
+        pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .map_err(kerr("patch Pod readiness condition"))?;
+    }
+    Ok(())
+}
+
+async fn write_status(
+    sc: &ShoalCluster,
+    ctx: &Context,
+    report: Option<&StepReport>,
+    draining: &[u32],
+    autoscaling: Option<AutoscalingStatus>,
+    error: Option<String>,
+) -> Result<()> {
+    let status: ShoalClusterStatus = status::build(&StatusInput {
+        sc,
+        defaults: &ctx.defaults,
+        report,
+        draining,
+        autoscaling,
+        error,
+        now: (ctx.now)(),
+    });
+    let api: Api<ShoalCluster> = Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": ShoalCluster::api_version(&()),
+        "kind": ShoalCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&sc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(kerr("apply status"))?;
+    Ok(())
+}
+
+/// Deletion: the owned objects go with the cluster (owner references); the operator forgets its
+/// control-plane state and lets the finalizer go.
+async fn cleanup(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.forget(&key(&sc));
+    ctx.event(
+        &sc,
+        EventType::Normal,
+        "Deleting",
+        "cluster deleted; its StatefulSets, Services and ConfigMap are garbage-collected".into(),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,495 @@
+//! Pure builders of the objects a `ShoalCluster` owns: one StatefulSet per shard (so a drained
+//! shard is removed whole, never by shrinking a shared StatefulSet from the top), a headless
+//! Service for the per-pod DNS names the topology uses as endpoints, a client Service, a
+//! ConfigMap with the node config, a PodDisruptionBudget and an optional ServiceMonitor.
+//!
+//! No I/O and no clock: the same spec always gives the same objects, which the golden tests pin
+//! down and server-side apply turns into no-ops on the API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec, TCPSocketAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::DynamicObject;
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Resource, ResourceExt};
+
+use super::crd::ShoalCluster;
+use crate::controlplane::model::{NodeAddr, ShardId};
+
+/// Port of each node's Prometheus endpoint when metrics are enabled.
+pub const METRICS_PORT: i32 = 9121;
+/// The pod readiness gate the operator sets: true while the pod's shard owns slots.
+pub const SLOTS_READINESS_GATE: &str = "shoal.dev/slots-owned";
+/// Label holding the shard ordinal.
+pub const SHARD_LABEL: &str = "shoal.dev/shard";
+/// Where the node keeps its data, node id and last topology.
+const DATA_DIR: &str = "/data";
+const CONFIG_DIR: &str = "/etc/shoal";
+
+/// Defaults that come from the operator's installation rather than the resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    /// The shoal-node image when the spec names none.
+    pub node_image: String,
+    /// The cluster DNS domain (`cluster.local` on EKS).
+    pub cluster_domain: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            node_image: format!("ghcr.io/shoal-dev/shoal-node:{}", env!("CARGO_PKG_VERSION")),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// Names of everything a cluster owns, derived from the cluster's name.
+pub struct Names<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+}
+
+impl<'a> Names<'a> {
+    pub fn of(sc: &'a ShoalCluster) -> Names<'a> {
+        Names {
+            cluster: sc.metadata.name.as_deref().unwrap_or(""),
+            namespace: sc.metadata.namespace.as_deref().unwrap_or("default"),
+        }
+    }
+    /// The headless Service behind the per-pod DNS names.
+    pub fn headless(&self) -> String {
+        format!("{}-nodes", self.cluster)
+    }
+    /// The client Service.
+    pub fn client(&self) -> String {
+        self.cluster.to_string()
+    }
+    pub fn config(&self) -> String {
+        format!("{}-config", self.cluster)
+    }
+    pub fn statefulset(&self, ordinal: u32) -> String {
+        format!("{}-{ordinal}", self.cluster)
+    }
+    /// The primary pod of shard `ordinal` (the StatefulSet's pod 0).
+    pub fn pod(&self, ordinal: u32) -> String {
+        format!("{}-{ordinal}-0", self.cluster)
+    }
+    /// The stable DNS name of shard `ordinal`'s primary.
+    pub fn pod_fqdn(&self, ordinal: u32, domain: &str) -> String {
+        format!("{}.{}.{}.svc.{domain}", self.pod(ordinal), self.headless(), self.namespace)
+    }
+    /// The label selector of every node pod of the cluster.
+    pub fn selector(&self) -> String {
+        format!("app.kubernetes.io/name=shoal,app.kubernetes.io/instance={}", self.cluster)
+    }
+}
+
+/// The control plane's view of shard `ordinal`: its id and its primary's endpoint. Endpoints are
+/// DNS names (in both `ip` and `hostname`), so a pod that comes back with a new IP is the same node.
+pub fn desired_shard(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> (ShardId, NodeAddr) {
+    let n = Names::of(sc);
+    let host = n.pod_fqdn(ordinal, &d.cluster_domain);
+    let id = ShardId::for_ordinal(&format!("{}/{}", n.namespace, n.cluster), ordinal);
+    (id, NodeAddr { ip: host.clone(), hostname: Some(host), port: sc.spec.port as u16 })
+}
+
+fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
+    [("app.kubernetes.io/name", "shoal"), ("app.kubernetes.io/instance", cluster)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn labels(cluster: &str, component: &str) -> BTreeMap<String, String> {
+    let mut l = selector_labels(cluster);
+    l.insert("app.kubernetes.io/component".into(), component.into());
+    l.insert("app.kubernetes.io/managed-by".into(), "shoal-operator".into());
+    l
+}
+
+fn owner(sc: &ShoalCluster) -> Vec<OwnerReference> {
+    sc.controller_owner_ref(&()).into_iter().collect()
+}
+
+fn meta(sc: &ShoalCluster, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: sc.namespace(),
+        labels: Some(labels(&sc.name_any(), component)),
+        owner_references: Some(owner(sc)),
+        ..Default::default()
+    }
+}
+
+/// Bytes in a Kubernetes quantity (`2Gi`, `512M`, `1.5Gi`, `1000000`); `None` if unparseable.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let q = q.trim();
+    let (num, mul) =
+        SUFFIXES.iter().find_map(|(s, m)| q.strip_suffix(s).map(|n| (n, *m))).unwrap_or((q, 1.0));
+    let v: f64 = num.parse().ok()?;
+    (v >= 0.0).then_some((v * mul) as u64)
+}
+
+/// The node's `maxmemory` in bytes, from `maxmemory`, or a percentage (default 75) of the
+/// container memory limit; `None` when neither gives one (no limit).
+pub fn maxmemory_bytes(sc: &ShoalCluster) -> Option<u64> {
+    if let Some(m) = &sc.spec.maxmemory {
+        let lower = m.to_ascii_lowercase();
+        let (num, mul) = [
+            ("gb", 1u64 << 30),
+            ("g", 1 << 30),
+            ("mb", 1 << 20),
+            ("m", 1 << 20),
+            ("kb", 1 << 10),
+            ("k", 1 << 10),
+        ]
+        .iter()
+        .find_map(|(s, m)| lower.strip_suffix(s).map(|n| (n.to_string(), *m)))
+        .unwrap_or((lower.clone(), 1));
+        return num.parse::<u64>().ok().map(|n| n * mul);
+    }
+    let limit = sc.spec.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+    let pct = u64::try_from(sc.spec.maxmemory_percent.unwrap_or(75)).ok()?;
+    Some(quantity_bytes(&limit.0)? / 100 * pct)
+}
+
+/// The node config file shared by every node of the cluster.
+pub fn node_config(sc: &ShoalCluster) -> String {
+    let s = &sc.spec;
+    let mut lines = vec![
+        "# Generated by shoal-operator; edit the ShoalCluster instead.".to_string(),
+        format!("port {}", s.port),
+        "bind * -::*".into(),
+        "protected-mode no".into(),
+        "cluster-enabled yes".into(),
+        "cluster-preferred-endpoint-type hostname".into(),
+        format!("dir {DATA_DIR}"),
+        format!("maxmemory-policy {}", s.maxmemory_policy.as_str()),
+    ];
+    if let Some(b) = maxmemory_bytes(sc) {
+        lines.push(format!("maxmemory {b}"));
+    }
+    let io = s.io_threads.as_ref().map_or(1, |io| io.min);
+    lines.push(format!("io-threads {io}"));
+    if s.metrics.as_ref().is_some_and(|m| m.enabled) {
+        lines.push(format!("metrics-port {METRICS_PORT}"));
+    }
+    for (k, v) in &s.config {
+        lines.push(format!("{k} {v}"));
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+/// A short, stable hash of the node config, put on the pod template so a changed config is
+/// visible on the StatefulSet (the pods pick it up when they are next recreated).
+pub fn config_hash(config: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in config.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn config_map(sc: &ShoalCluster) -> ConfigMap {
+    let n = Names::of(sc);
+    ConfigMap {
+        metadata: meta(sc, n.config(), "config"),
+        data: Some([("shoal.conf".to_string(), node_config(sc))].into()),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn service_ports(sc: &ShoalCluster) -> Vec<ServicePort> {
+    let mut ports = vec![port("client", sc.spec.port)];
+    if sc.spec.metrics.as_ref().is_some_and(|m| m.enabled) {
+        ports.push(port("metrics", METRICS_PORT));
+    }
+    ports
+}
+
+/// The headless Service: per-pod DNS names for every node, ready or not (a new shard's node is
+/// not Ready until it owns slots, but the control plane must reach it to give it some).
+pub fn headless_service(sc: &ShoalCluster) -> Service {
+    let n = Names::of(sc);
+    Service {
+        metadata: meta(sc, n.headless(), "nodes"),
+        spec: Some(K8sServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(n.cluster)),
+            ports: Some(service_ports(sc)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The client Service: clients bootstrap here (Ready pods own slots) and follow `MOVED`.
+pub fn client_service(sc: &ShoalCluster) -> Service {
+    let n = Names::of(sc);
+    let svc = sc.spec.service.clone().unwrap_or_default();
+    let mut metadata = meta(sc, n.client(), "client");
+    if !svc.annotations.is_empty() {
+        metadata.annotations = Some(svc.annotations.clone());
+    }
+    Service {
+        metadata,
+        spec: Some(K8sServiceSpec {
+            type_: Some(svc.type_.as_str().into()),
+            selector: Some(selector_labels(n.cluster)),
+            ports: Some(vec![port("client", sc.spec.port)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Voluntary evictions (node drains, upgrades) take one node pod at a time.
+pub fn pod_disruption_budget(sc: &ShoalCluster) -> PodDisruptionBudget {
+    let n = Names::of(sc);
+    PodDisruptionBudget {
+        metadata: meta(sc, n.client(), "nodes"),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(n.cluster)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn default_spread(cluster: &str) -> Vec<TopologySpreadConstraint> {
+    ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        .into_iter()
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(cluster)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn node_container(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Container {
+    let n = Names::of(sc);
+    let mut args = vec![
+        format!("{CONFIG_DIR}/shoal.conf"),
+        "--cluster-announce-hostname".into(),
+        n.pod_fqdn(ordinal, &d.cluster_domain),
+    ];
+    let mut env = Vec::new();
+    if let Some(auth) = &sc.spec.auth {
+        env.push(EnvVar {
+            name: "SHOAL_PASSWORD".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: auth.secret_ref.name.clone(),
+                    key: auth.secret_ref.key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        args.extend(["--requirepass".into(), "$(SHOAL_PASSWORD)".into()]);
+    }
+    let mut ports = vec![ContainerPort {
+        name: Some("client".into()),
+        container_port: sc.spec.port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }];
+    if sc.spec.metrics.as_ref().is_some_and(|m| m.enabled) {
+        ports.push(ContainerPort {
+            name: Some("metrics".into()),
+            container_port: METRICS_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        });
+    }
+    let tcp = |initial, period| Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::String("client".into()), host: None }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(period),
+        ..Default::default()
+    };
+    Container {
+        name: "node".into(),
+        image: Some(sc.spec.image.clone().unwrap_or_else(|| d.node_image.clone())),
+        image_pull_policy: sc.spec.image_pull_policy.map(|p| p.as_str().into()),
+        args: Some(args),
+        env: (!env.is_empty()).then_some(env),
+        ports: Some(ports),
+        resources: sc.spec.resources.clone(),
+        liveness_probe: Some(Probe { failure_threshold: Some(6), ..tcp(10, 10) }),
+        readiness_probe: Some(tcp(2, 5)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..Default::default() },
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Shard `ordinal`: a StatefulSet of one primary (plus replicas, once Shoal has them).
+///
+/// `OnDelete` updates: without replicas, restarting a node drops its shard's keys, so a changed
+/// template must not roll every shard at once; pods pick changes up when they are recreated.
+pub fn statefulset(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> StatefulSet {
+    let n = Names::of(sc);
+    let mut pod_labels = labels(n.cluster, "node");
+    pod_labels.insert(SHARD_LABEL.into(), ordinal.to_string());
+    let mut match_labels = selector_labels(n.cluster);
+    match_labels.insert(SHARD_LABEL.into(), ordinal.to_string());
+    let sched = sc.spec.scheduling.clone().unwrap_or_default();
+    let config = node_config(sc);
+    let data_limit = maxmemory_bytes(sc).map(|b| Quantity(format!("{}", b.saturating_mul(2).max(64 << 20))));
+    let mut metadata = meta(sc, n.statefulset(ordinal), "node");
+    metadata.labels.get_or_insert_default().insert(SHARD_LABEL.into(), ordinal.to_string());
+    StatefulSet {
+        metadata,
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1 + sc.spec.replicas_per_shard.max(0)),
+            service_name: Some(n.headless()),
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector { match_labels: Some(match_labels), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some([("shoal.dev/config-hash".to_string(), config_hash(&config))].into()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![node_container(sc, ordinal, d)],
+                    readiness_gates: Some(vec![PodReadinessGate {
+                        condition_type: SLOTS_READINESS_GATE.into(),
+                    }]),
+                    affinity: sched.affinity,
+                    tolerations: (!sched.tolerations.is_empty()).then_some(sched.tolerations),
+                    node_selector: (!sched.node_selector.is_empty()).then_some(sched.node_selector),
+                    topology_spread_constraints: Some(
+                        sched.topology_spread_constraints.unwrap_or_else(|| default_spread(n.cluster)),
+                    ),
+                    priority_class_name: sched.priority_class_name,
+                    image_pull_secrets: (!sc.spec.image_pull_secrets.is_empty())
+                        .then(|| sc.spec.image_pull_secrets.clone()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(30),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        fs_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: n.config(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "data".into(),
+                            empty_dir: Some(EmptyDirVolumeSource { size_limit: data_limit, medium: None }),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The prometheus-operator ServiceMonitor kind (not in k8s-openapi).
+pub fn service_monitor_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"))
+}
+
+/// The ServiceMonitor, when `metrics.serviceMonitor.enabled` (and metrics are on).
+pub fn service_monitor(sc: &ShoalCluster) -> Option<DynamicObject> {
+    let m = sc.spec.metrics.as_ref().filter(|m| m.enabled)?;
+    let smon = m.service_monitor.as_ref().filter(|s| s.enabled)?;
+    let n = Names::of(sc);
+    let mut metadata = meta(sc, n.client(), "metrics");
+    metadata.labels.get_or_insert_default().extend(smon.labels.clone());
+    let mut endpoint = serde_json::json!({ "port": "metrics", "path": "/metrics" });
+    if let Some(i) = &smon.interval {
+        endpoint["interval"] = i.clone().into();
+    }
+    let mut obj = DynamicObject::new(&n.client(), &service_monitor_resource()).within(n.namespace);
+    obj.metadata = metadata;
+    obj.data = serde_json::json!({
+        "spec": {
+            "selector": { "matchLabels": labels(n.cluster, "nodes") },
+            "endpoints": [endpoint],
+        }
+    });
+    Some(obj)
+}
