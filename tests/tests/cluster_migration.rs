@@ -90,7 +90,7 @@ fn writer(c: &Cluster, t: usize, stop: Arc<AtomicBool>) -> thread::JoinHandle<(A
         while !stop.load(Ordering::Relaxed) {
             let key = format!("w{t}:{}", n % 1500);
             let val = n.to_string();
-            let ttl = n % 3 == 0;
+            let ttl = n.is_multiple_of(3);
             let mut args: Vec<&[u8]> = vec![b"SET", key.as_bytes(), val.as_bytes()];
             if ttl {
                 args.extend_from_slice(&[b"PX", b"3600000"]);

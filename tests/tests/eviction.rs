@@ -112,7 +112,7 @@ fn hold_the_bound(policy: &str, maxmemory_mb: u64, io_threads: usize, ttl: bool)
         |i| ttl.then(|| 3_600_000 + (i.wrapping_mul(2_654_435_761) % 3_600_000)),
         || {
             batches += 1;
-            if batches % 4 == 0 {
+            if batches.is_multiple_of(4) {
                 let now = rss(pid);
                 peak = peak.max(now);
                 assert!(

@@ -119,7 +119,7 @@ fn obuf_class(name: &str) -> Option<usize> {
 /// `base` for classes the text does not name.
 pub fn parse_obuf(raw: &str, base: ObufLimits) -> Result<ObufLimits, String> {
     let words: Vec<&str> = raw.split_whitespace().collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut out = base;

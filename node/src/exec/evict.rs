@@ -275,7 +275,7 @@ pub fn perform(srv: &mut Server) -> Outcome {
         if srv.notify_flags != 0 && srv.evict.evicted_keys.len() < MAX_PENDING_NOTIFY {
             srv.evict.evicted_keys.push((db, key));
         }
-        if evicted % 16 == 0 && limit.is_some_and(|l| started.elapsed().as_micros() as u64 > l) {
+        if evicted.is_multiple_of(16) && limit.is_some_and(|l| started.elapsed().as_micros() as u64 > l) {
             outcome = Outcome::Running;
             break;
         }

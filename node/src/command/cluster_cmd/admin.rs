@@ -336,7 +336,7 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
             migrate::start_import(cl, &name, &source, SlotSet::from_ranges(&ranges), conn)
                 .map_err(|e| e.to_string())
         }
-        b"data" if (args.len() - 4) % 3 == 0 => match migrate::import_job(cl, name, conn) {
+        b"data" if (args.len() - 4).is_multiple_of(3) => match migrate::import_job(cl, name, conn) {
             Err(e) => Err(e.to_string()),
             Ok(job) => {
                 let mut res = Ok(());

@@ -295,7 +295,7 @@ fn set_pairs(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return ctx.wrong_arity();
     }
     set_pairs(ctx, args);
@@ -303,7 +303,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return ctx.wrong_arity();
     }
     for pair in args[1..].chunks_exact(2) {

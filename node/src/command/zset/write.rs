@@ -50,7 +50,7 @@ pub fn zincrby(ctx: &mut Ctx, args: &[Bytes]) {
 /// Valkey's `zaddGenericCommand`: pairs start at `first`.
 fn add_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, f: Flags) {
     let rest = &args[first..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         ctx.syntax_error();
         return;
     }

@@ -229,7 +229,7 @@ impl SkipList {
             self.rng ^= self.rng << 25;
             self.rng ^= self.rng >> 27;
             let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32;
-            if level < MAX_LEVEL && (r as u32) % LEVEL_ODDS == 0 {
+            if level < MAX_LEVEL && (r as u32).is_multiple_of(LEVEL_ODDS) {
                 level += 1;
             } else {
                 return level;
