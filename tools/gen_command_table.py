@@ -42,6 +42,13 @@ IMPLEMENTED = {
                 "syncslots"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
+    # transactions
+    "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
+    # bitmaps
+    "setbit": None, "getbit": None, "bitcount": None, "bitpos": None, "bitop": None,
+    "bitfield": None, "bitfield_ro": None,
+    # hyperloglog
+    "pfadd": None, "pfcount": None, "pfmerge": None,
 }
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),

@@ -83,6 +83,8 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
 /// RESET: back to the state of a new connection (lib-name/lib-ver are kept, as in Valkey).
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     let nopass = requirepass(ctx).is_empty();
+    let me = ctx.me;
+    crate::command::txn::discard_transaction(ctx.srv, &mut ctx.clients[me].st, me);
     let c = ctx.client();
     c.db = 0;
     c.resp3 = false;

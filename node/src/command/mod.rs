@@ -4,17 +4,20 @@
 pub mod meta;
 pub mod table;
 
+pub mod bitmap;
 pub mod client_cmd;
 pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod hll;
 pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
 pub mod server;
 pub mod string;
+pub mod txn;
 
 use std::collections::HashMap;
 
@@ -60,6 +63,9 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| txn::handler(full))
+        .or_else(|| bitmap::handler(full))
+        .or_else(|| hll::handler(full))
 }
 
 impl Registry {

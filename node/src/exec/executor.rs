@@ -647,6 +647,7 @@ impl Executor {
             return;
         };
         let _ = self.registry.deregister(&mut io.stream);
+        crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);

@@ -71,6 +71,8 @@ pub struct Server {
     pub executable: String,
     /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
     pub cluster: Option<ClusterState>,
+    /// WATCH entries over every client (0: no database tracks changes, see `command/txn.rs`).
+    pub watching: usize,
 }
 
 impl Server {
@@ -111,6 +113,7 @@ impl Server {
             notify_flags: 0,
             executable,
             cluster: None,
+            watching: 0,
         }
     }
 
