@@ -304,7 +304,15 @@ fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, max_bytes: usize) -> Res
         if seq.len() > oldlen && s.len() + seq.len() - oldlen > max_bytes {
             return promote(s, index, count);
         }
+        // A malformed string may end inside the opcode (an XZERO missing its second byte,
+        // which Valkey then reads from the string's NUL terminator); the new length is still
+        // the old one plus the growth, as `sdsIncrLen` makes it.
+        let new_len = s.len() + seq.len() - oldlen;
+        if s.len() < p + oldlen {
+            s.resize(p + oldlen, 0);
+        }
         s.splice(p..p + oldlen, seq.iter().copied());
+        s.truncate(new_len);
         end = s.len();
     }
     // Step 4: merge adjacent VAL opcodes of equal value, scanning up to 5 opcodes from prev.
@@ -385,12 +393,25 @@ fn histogram(s: &[u8]) -> Result<[u32; 64], Corrupt> {
             h[dense_get(&s[HDR..], i) as usize] += 1;
         }
     } else {
-        let mut zeros = REGISTERS as u32;
-        sparse_runs(&s[HDR..], |_, v, len| {
+        // `hllSparseRegHisto` walks every opcode (no stop at an overflowing VAL) and then
+        // requires exactly 16384 registers.
+        let (ops, mut i, mut idx) = (&s[HDR..], 0, 0usize);
+        while i < ops.len() {
+            let b = ops[i];
+            let (v, len, oplen) = if is_zero(b) {
+                (0, zero_len(b), 1)
+            } else if is_xzero(b) {
+                (0, xzero_len(b, ops.get(i + 1).copied().unwrap_or(0)), 2)
+            } else {
+                (val_value(b), val_len(b), 1)
+            };
             h[v as usize] += len as u32;
-            zeros -= len as u32;
-        })?;
-        h[0] += zeros;
+            idx += len;
+            i += oplen;
+        }
+        if idx != REGISTERS {
+            return Err(Corrupt);
+        }
     }
     Ok(h)
 }
