@@ -52,18 +52,24 @@ pub fn queue(st: &mut ClientState, args: &[Bytes]) {
 
 /// Replies a rejection from the dispatcher's checks (`err` without the leading `-`) as
 /// Valkey's `rejectCommand`: inside MULTI it dooms the transaction, and a rejected EXEC
-/// discards it and answers `-EXECABORT ... because of: <err>`.
-pub fn reject(srv: &mut Server, clients: &mut Slab<Client>, idx: usize, cmd: Option<&str>, reply: &mut Reply, err: &str) {
+/// discards any transaction and answers `-EXECABORT ... because of: <err>`.
+pub fn reject(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    idx: usize,
+    cmd: Option<&str>,
+    reply: &mut Reply,
+    err: &str,
+) {
     let st = &mut clients[idx].st;
-    match st.multi.as_mut() {
-        Some(_) if cmd == Some("exec") => {
-            discard_transaction(srv, st, idx);
-            let why = err.strip_prefix("ERR ").unwrap_or(err);
-            reply.error(&format!("EXECABORT Transaction discarded because of: {why}"));
-            return;
-        }
-        Some(m) => m.dirty = true,
-        None => {}
+    // As in Valkey, a rejected EXEC answers EXECABORT even outside MULTI.
+    if cmd == Some("exec") {
+        discard_transaction(srv, st, idx);
+        let why = err.strip_prefix("ERR ").unwrap_or(err);
+        return reply.error(&format!("EXECABORT Transaction discarded because of: {why}"));
+    }
+    if let Some(m) = st.multi.as_mut() {
+        m.dirty = true;
     }
     reply.error(err);
 }

@@ -67,7 +67,14 @@ pub fn dispatch_parsed(
                 let msg = format!("ERR wrong number of arguments for '{}' command", entry.full_name);
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
-                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, "NOAUTH Authentication required.");
+                txn::reject(
+                    srv,
+                    clients,
+                    idx,
+                    Some(&entry.full_name),
+                    reply,
+                    "NOAUTH Authentication required.",
+                );
             } else if let Some(redirect) =
                 crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
             {

@@ -149,7 +149,9 @@ pub fn bitpos(ctx: &mut Ctx, args: &[Bytes]) {
         let end_given = matches!(range, Some((_, Some(_), _)));
         let r = match range {
             None => Range { start: 0, end: p.len() as i64 - 1, first_neg: 0, last_neg: 0 },
-            Some((start, end, isbit)) => resolve(p.len() as i64, start, end.unwrap_or(p.len() as i64 - 1), isbit),
+            Some((start, end, isbit)) => {
+                resolve(p.len() as i64, start, end.unwrap_or(p.len() as i64 - 1), isbit)
+            }
         };
         if r.start > r.end {
             return -1;

@@ -43,7 +43,8 @@ pub fn bitfield_ro(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// Valkey's `getBitfieldTypeFromArgument`: `i1`..`i64` or `u1`..`u63`.
 fn bitfield_type(ctx: &mut Ctx, arg: &[u8]) -> Option<(bool, u32)> {
-    const ERR: &str = "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+    const ERR: &str =
+        "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
     let signed = match arg.first() {
         Some(b'i') => true,
         Some(b'u') => false,

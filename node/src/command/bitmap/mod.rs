@@ -132,7 +132,9 @@ fn getbit(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(offset) = bit_offset(ctx, &args[2], false, 0) else { return };
     let byte = (offset >> 3) as usize;
     let mask = 1u8 << (7 - (offset & 7));
-    if let Ok(bit) = read_string(ctx, &args[1], |s| s.and_then(|s| s.get(byte)).is_some_and(|b| b & mask != 0)) {
+    if let Ok(bit) =
+        read_string(ctx, &args[1], |s| s.and_then(|s| s.get(byte)).is_some_and(|b| b & mask != 0))
+    {
         ctx.out.int(bit as i64);
     }
 }
