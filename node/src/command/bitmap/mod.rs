@@ -74,7 +74,6 @@ fn write_string(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> Option<(Vec<u8>, bool
     };
     let mut buf = match e.value().as_string() {
         None => {
-            drop(e);
             ctx.wrong_type();
             return None;
         }

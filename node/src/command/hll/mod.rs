@@ -42,7 +42,6 @@ fn lookup(ctx: &mut Ctx, key: &[u8], write: bool) -> Found {
     let Some(e) = e else { return Found::Missing };
     let bytes = match e.value().as_string() {
         None => {
-            drop(e);
             ctx.wrong_type();
             return Found::Replied;
         }
