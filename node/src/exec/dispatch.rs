@@ -75,6 +75,13 @@ pub fn dispatch_parsed(
                     reply,
                     "NOAUTH Authentication required.",
                 );
+            } else if clients[idx].st.multi.is_some()
+                && entry.meta.has_flag("no_multi")
+                && !txn::runs_in_multi(&entry.full_name)
+            {
+                // SHUTDOWN, SAVE, ... (MULTI and WATCH answer their own errors).
+                let msg = "ERR Command not allowed inside a transaction";
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
             } else if let Some(redirect) =
                 crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
             {

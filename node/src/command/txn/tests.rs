@@ -154,3 +154,14 @@ fn client_list_shows_the_transaction() {
     assert!(first.contains(" flags=x "), "{first}");
     assert!(first.contains(" multi=1 watch=2 "), "{first}");
 }
+
+#[test]
+fn no_multi_commands_are_refused_and_abort() {
+    let mut h = Harness::default();
+    h.run("MULTI");
+    h.run("SET foo bar");
+    assert_eq!(h.run("SHUTDOWN"), "-ERR Command not allowed inside a transaction\r\n");
+    assert!(h.srv.shutdown.is_none());
+    assert!(h.run("EXEC").starts_with("-EXECABORT"));
+    assert_eq!(h.run("GET foo"), "$-1\r\n");
+}
