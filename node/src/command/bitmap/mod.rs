@@ -33,6 +33,9 @@ pub fn handler(name: &str) -> Option<Handler> {
 }
 
 const OFFSET_ERR: &str = "bit offset is not an integer or out of range";
+/// Reply when a huge offset (possible with a raised `proto-max-bulk-len`) cannot be allocated:
+/// Valkey would abort the process there; Shoal refuses the command instead.
+const NO_MEMORY: &str = "string exceeds available memory";
 
 /// Valkey's `getBitOffsetFromArgument`: a bit offset, or with `hash` a `#N` offset counted in
 /// units of `bits`; negative or beyond `proto-max-bulk-len` bytes is an error.
@@ -69,14 +72,30 @@ fn read_string<R>(ctx: &mut Ctx, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R)
 /// other types. The flag says whether the key was created or grown.
 fn write_string(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> Option<(Vec<u8>, bool)> {
     let need = (maxbit >> 3) as usize + 1;
-    let Some(mut e) = ctx.lookup_write(key) else {
-        return Some((vec![0u8; need], true));
+    let Some(e) = ctx.lookup_write(key) else {
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact(need).is_err() {
+            ctx.out.err(NO_MEMORY);
+            return None;
+        }
+        buf.resize(need, 0);
+        return Some((buf, true));
     };
-    let mut buf = match e.value().as_string() {
+    let len = match e.value().as_string() {
         None => {
             ctx.wrong_type();
             return None;
         }
+        Some(s) => s.len(),
+    };
+    // Check the allocation before the value is taken out, so a refusal loses nothing.
+    if need > len && Vec::<u8>::new().try_reserve_exact(need).is_err() {
+        ctx.out.err(NO_MEMORY);
+        return None;
+    }
+    let mut e = ctx.lookup_write(key)?;
+    let mut buf = match e.value().as_string() {
+        None => return None,
         Some(StrRef::Int(n)) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
         Some(StrRef::Bytes(_)) => match e.take_value() {
             Value::Str(b) => Vec::from(b),
