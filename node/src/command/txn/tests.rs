@@ -2,6 +2,14 @@
 
 use crate::exec::testing::Harness;
 
+/// Waits until the wall clock is past `ms` milliseconds from now (a TTL of `ms` has expired).
+fn let_expire(ms: i64) {
+    let deadline = crate::util::now_ms() + ms;
+    while crate::util::now_ms() <= deadline {
+        std::thread::yield_now();
+    }
+}
+
 const NULL_ARRAY: &str = "*-1\r\n";
 
 #[test]
@@ -86,13 +94,13 @@ fn watch_sees_expiry_flush_and_swapdb() {
     // A key that expires after WATCH counts as changed, even before it is deleted.
     h.run("SET k 1 PX 1");
     h.run("WATCH k");
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    let_expire(1);
     h.run("MULTI");
     h.run("PING");
     assert_eq!(h.run("EXEC"), NULL_ARRAY);
     // A key already expired when watched does not.
     h.run("SET e 1 PX 1");
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    let_expire(1);
     h.run("WATCH e");
     h.run("GET e");
     h.run("MULTI");
