@@ -141,13 +141,14 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
             "blocked_clients",
             "tracking_clients",
             "pubsub_clients",
-            "watching_clients",
-            "clients_in_timeout_table",
-            "total_watched_keys",
-            "total_blocking_keys",
-            "total_blocking_keys_on_nokey",
         ],
     );
+    let watching = ctx.clients.iter().filter(|(_, c)| !c.st.watched.is_empty()).count();
+    field!(out, "watching_clients", "{watching}");
+    field!(out, "clients_in_timeout_table", "0");
+    let watched_keys: usize = ctx.srv.dbs.iter().map(|d| d.watch.len()).sum();
+    field!(out, "total_watched_keys", "{watched_keys}");
+    zeros(out, &["total_blocking_keys", "total_blocking_keys_on_nokey"]);
 }
 
 /// Highest `used_memory` seen, for `used_memory_peak` (reset by CONFIG RESETSTAT).

@@ -29,6 +29,11 @@ impl WatchSet {
         self.keys.is_empty()
     }
 
+    /// How many distinct keys are watched (INFO `total_watched_keys`).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Records that `key` changed, if someone watches it.
     #[inline]
     pub fn mark(&mut self, key: &[u8]) {

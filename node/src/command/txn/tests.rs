@@ -173,3 +173,14 @@ fn no_multi_commands_are_refused_and_abort() {
     assert!(h.run("EXEC").starts_with("-EXECABORT"));
     assert_eq!(h.run("GET foo"), "$-1\r\n");
 }
+
+#[test]
+fn info_counts_watchers_and_watched_keys() {
+    let mut h = Harness::default();
+    let other = h.add_client();
+    h.run("WATCH a b");
+    h.run_as(other, &[b"WATCH", b"b", b"c"]);
+    let info = h.run("INFO clients");
+    assert!(info.contains("watching_clients:2\r\n"), "{info}");
+    assert!(info.contains("total_watched_keys:3\r\n"), "{info}");
+}
