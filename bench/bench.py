@@ -51,9 +51,13 @@ PIPELINES = (1, 16)
 TESTS = ("get", "set")
 CLIENT_CPU = "0"
 CONFIGS = {
-    # name: (description, server CPUs, io-threads)
-    "1t": ("single-threaded server on CPU 1, redis-benchmark on CPU 0", "1", 1),
-    "2t": ("server on CPUs 0,1 with io-threads 2, redis-benchmark on CPU 0", "0,1", 2),
+    # name: (description, server CPUs, io-threads, value sizes)
+    "1t": ("single-threaded server on CPU 1, redis-benchmark on CPU 0", "1", 1, VALUE_SIZES),
+    "2t": ("server on CPUs 0,1 with io-threads 2, redis-benchmark on CPU 0", "0,1", 2,
+           VALUE_SIZES),
+    # More threads than cores: the "more threads never hurt" check against config 1t.
+    "4t": ("server on CPUs 0,1 with io-threads 4 (more threads than cores), redis-benchmark on "
+           "CPU 0", "0,1", 4, VALUE_SIZES[:1]),
 }
 IDLE_IO_THREADS = 4
 IDLE_SECONDS = 5.0
@@ -492,11 +496,11 @@ def start_and_load(specs: list[ServerSpec], cpus: str, io_threads: int, value_si
 
 
 def run_config(cfg: str, specs: list[ServerSpec], plan: Plan) -> dict:
-    desc, cpus, io_threads = CONFIGS[cfg]
+    desc, cpus, io_threads, sizes = CONFIGS[cfg]
     log(f"config {cfg}: {desc}")
     out: dict = {"description": desc, "server_cpus": cpus, "io_threads": io_threads,
                  "sizes": {}}
-    for size in VALUE_SIZES:
+    for size in sizes:
         failures: dict[str, str] = {}
         servers = start_and_load(specs, cpus, io_threads, size, failures)
         entry: dict = {"failed": failures, "servers": {}, "workloads": {}}
@@ -695,7 +699,7 @@ def write_report(results: dict, specs: list[ServerSpec], md_path: Path, png_path
         "",
         "```sh",
     ]
-    for cfg, (desc, cpus, threads) in CONFIGS.items():
+    for cfg, (desc, cpus, threads, _sizes) in CONFIGS.items():
         lines.append(f"# config {cfg}: {desc}")
         for s in specs:
             argv = ["taskset", "-c", cpus] + s.argv(0, threads, Path("$TMPDIR"))
@@ -706,6 +710,7 @@ def write_report(results: dict, specs: list[ServerSpec], md_path: Path, png_path
                  .replace("-p 0", "-p PORT").replace("-n 0", "-n N")
                  .replace("-d 0", "-d D").replace("-P 0", "-P P"))
     lines += ["```", ""]
+    lines += targets_section(results)
     if png_path.exists():
         rel = os.path.relpath(png_path, md_path.parent)
         lines += [f"![Throughput per workload and server]({rel})", ""]
@@ -767,6 +772,67 @@ def write_report(results: dict, specs: list[ServerSpec], md_path: Path, png_path
     lines += ["", "Raw results, every run: `bench/results/latest.json`.", ""]
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines))
+
+
+def targets_section(results: dict) -> list[str]:
+    """Issue 3's targets, each with the figure measured in this run and whether it is met."""
+    rows: list[tuple[str, str, str]] = []
+
+    def med(cfg: str, size: int, wname: str) -> dict:
+        try:
+            return results["configs"][cfg]["sizes"][str(size)]["workloads"][wname]["median"]
+        except KeyError:
+            return {}
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+    size = VALUE_SIZES[0]
+    for cfg in ("1t", "2t"):
+        for p, goal in ((16, 1.5), (1, 1.15)):
+            for t in TESTS:
+                w = f"{t.upper()} P{p} {size}B"
+                m = med(cfg, size, Workload(t, size, p).name)
+                shoal = m.get("shoal")
+                peers = {k: v for k, v in m.items() if k != "shoal"}
+                if not shoal or not peers:
+                    continue
+                best = max(v["rps"] for v in peers.values())
+                r = shoal["rps"] / best
+                rows.append((f"{cfg}: {w} throughput ≥ {goal}× best peer", f"{r:.2f}×",
+                             verdict(r >= goal)))
+                if p == 1:
+                    lean = min(v["cpu_s_per_1m"] for v in peers.values())
+                    c = shoal["cpu_s_per_1m"] / lean if lean > 0 else float("nan")
+                    rows.append((f"{cfg}: {w} CPU per request ≤ 0.75× leanest peer",
+                                 f"{c:.2f}×", verdict(c <= 0.75)))
+    try:
+        per_key = results["configs"]["1t"]["sizes"][str(size)]["servers"]["shoal"]["rss_per_key"]
+        rows.append((f"RSS growth per key, 1M keys of 16 B + {size} B ≤ 64 B", f"{per_key:.1f} B",
+                     verdict(per_key <= 64)))
+    except KeyError:
+        pass
+    for t in TESTS:
+        for p in PIPELINES:
+            name = Workload(t, size, p).name
+            one, four = med("1t", size, name).get("shoal"), med("4t", size, name).get("shoal")
+            if one and four:
+                r = four["rps"] / one["rps"]
+                rows.append((f"io-threads 4 vs 1, {t.upper()} P{p}: ≥ 0.95×", f"{r:.2f}×",
+                             verdict(r >= 0.95)))
+    idle = results.get("idle", {}).get("shoal", {})
+    for k in ("after_load", "after_traffic"):
+        if k in idle:
+            rows.append((f"idle CPU with io-threads {IDLE_IO_THREADS} ({k.replace('_', ' ')}) "
+                         f"< {IDLE_TARGET_PCT:.0f}%", f"{idle[k]:.2f}%",
+                         verdict(idle[k] < IDLE_TARGET_PCT)))
+    if not rows:
+        return []
+    out = ["## Targets", "",
+           "The goals of issue 3, each against this run's medians (ratios are Shoal / peer).", "",
+           "| target | measured | |", "|---|---:|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return out + [""]
 
 
 def ratio_row(wname: str, med: dict, labels: dict) -> str:

@@ -34,6 +34,15 @@ IMPLEMENTED = {
     "getdel": None, "getex": None, "mget": None, "mset": None, "msetnx": None, "incr": None,
     "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "append": None,
     "strlen": None, "getrange": None, "substr": None, "setrange": None, "lcs": None,
+    # hashes (helper-types-hs)
+    "hset": None, "hsetnx": None, "hget": None, "hmget": None, "hmset": None, "hdel": None,
+    "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None, "hgetall": None,
+    "hincrby": None, "hincrbyfloat": None, "hrandfield": None, "hscan": None,
+    # sets (helper-types-hs)
+    "sadd": None, "srem": None, "sismember": None, "smismember": None, "scard": None,
+    "smembers": None, "srandmember": None, "spop": None, "smove": None, "sinter": None,
+    "sintercard": None, "sunion": None, "sdiff": None, "sinterstore": None, "sunionstore": None,
+    "sdiffstore": None, "sscan": None,
     # cluster (the last five subcommands are Shoal's / Valkey 9's: tools/commands-extra/)
     "cluster": ["addslots", "addslotsrange", "delslots", "delslotsrange", "countkeysinslot",
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",

@@ -32,6 +32,7 @@ pub mod config;
 pub mod exec;
 pub mod keyspace;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod util;

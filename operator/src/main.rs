@@ -41,6 +41,9 @@ struct LocalArgs {
     /// Port of shard 0 (shard i listens on base + i); default: ephemeral ports.
     #[arg(long)]
     port_base: Option<u16>,
+    /// Prometheus metrics port of shard 0 (shard i serves on base + i); default: none.
+    #[arg(long)]
+    metrics_port_base: Option<u16>,
     /// Directory for the nodes' data.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -102,6 +105,7 @@ impl LocalArgs {
         set!(c.dir, self.dir);
         set!(c.interval_ms, self.interval_ms);
         c.port_base = self.port_base.or(c.port_base);
+        c.metrics_port_base = self.metrics_port_base.or(c.metrics_port_base);
         c.node_bin = self.node_bin.clone().or(c.node_bin);
         c.maxmemory = self.maxmemory.clone().or(c.maxmemory);
         c.io_threads = self.io_threads.or(c.io_threads);

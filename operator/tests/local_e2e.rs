@@ -3,58 +3,20 @@
 //!   after `kill -9`, and stop cleanly;
 //! - `resizes_and_tunes_from_metrics`: a 2-shard cluster takes keys, grows to 3 shards (slots
 //!   migrate, no key lost), shrinks back to 2, and has a node's `io-threads` raised under load
-//!   and lowered after. This needs the node's cluster commands (`CLUSTER MYID/SETTOPOLOGY/
-//!   MIGRATESLOTS/...`); against a node without them it says so and stops early, or fails when
-//!   `SHOAL_E2E_REQUIRE_CLUSTER=1`.
+//!   and lowered after, through the node's `CLUSTER MYID/SETTOPOLOGY/MIGRATESLOTS/...`.
 //!
 //! Waits are bounded loops over control-loop ticks; nothing sleeps to synchronise.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_operator::controlplane::autoscaler::{AutoscalePolicy, IoThreadsPolicy};
 use shoal_operator::controlplane::client::NodeClient;
-use shoal_operator::controlplane::planner::PlanOptions;
-use shoal_operator::local::{LocalCluster, LocalConfig};
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "shoal-op-{tag}-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn config(tag: &str, shards: u32) -> LocalConfig {
-    LocalConfig {
-        shards,
-        dir: temp_dir(tag),
-        node_bin: Some(shoal_e2e::process::shoal_node_bin()),
-        migration: PlanOptions { max_slots_per_move: 4096 },
-        interval_ms: 100,
-        ..LocalConfig::default()
-    }
-}
-
-/// Ticks the control loop until `done` holds, at most `limit`.
-async fn tick_until(c: &mut LocalCluster, limit: Duration, what: &str, done: impl Fn(&LocalCluster) -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        c.tick().await.expect("tick");
-        if done(c) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; status: {}", c.status_line());
-        // The control loop's own pace (as `shoal-operator local` ticks), not a synchronisation.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use shoal_operator::local::LocalCluster;
+use support::{config, owning, tick_until};
 
 async fn ping(port: u16) -> bool {
     let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else { return false };
@@ -101,10 +63,6 @@ async fn cluster_supported(port: u16) -> bool {
     }
 }
 
-fn owning(c: &LocalCluster) -> u32 {
-    c.shards_owning_slots()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resizes_and_tunes_from_metrics() {
     let mut cfg = config("resize", 2);
@@ -125,17 +83,7 @@ async fn resizes_and_tunes_from_metrics() {
     };
     let mut c = LocalCluster::start(cfg).await.expect("start");
     let port0 = c.endpoint().expect("endpoint").port;
-    if !cluster_supported(port0).await {
-        assert!(
-            std::env::var_os("SHOAL_E2E_REQUIRE_CLUSTER").is_none(),
-            "shoal-node lacks the cluster control commands (CLUSTER MYID)"
-        );
-        eprintln!(
-            "PENDING: shoal-node has no CLUSTER MYID/SETTOPOLOGY yet; resize and io-threads steps not run"
-        );
-        c.shutdown().await;
-        return;
-    }
+    assert!(cluster_supported(port0).await, "shoal-node answers CLUSTER MYID");
     tick_until(&mut c, Duration::from_secs(20), "2 shards formed", |c| c.converged() && owning(c) == 2).await;
 
     // Keys through a real cluster client.

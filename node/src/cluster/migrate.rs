@@ -99,6 +99,8 @@ pub struct Job {
     finish_sent: bool,
     worker: Option<Handle>,
     handoff_at: Option<Instant>,
+    /// How long writes to the slots were held back for the hand-off, once it ended (µs).
+    pub handoff_us: Option<u64>,
     // Import only: the source's connection (slab index, client id).
     conn: Option<(usize, u64)>,
 }
@@ -125,11 +127,15 @@ impl Job {
             finish_sent: false,
             worker: None,
             handoff_at: None,
+            handoff_us: None,
             conn: None,
         }
     }
 
     fn end(&mut self, state: State, message: impl Into<String>) {
+        if let Some(at) = self.handoff_at.take() {
+            self.handoff_us = Some(at.elapsed().as_micros() as u64);
+        }
         self.state = state;
         self.message = message.into();
         self.updated_ms = crate::util::now_ms();
@@ -138,11 +144,14 @@ impl Job {
         // Dropping the sender stops the worker (it sends ABORT if still connected).
         self.worker = None;
         log::info!(
-            "Slot migration {} ({}) {}: {}",
+            "Slot migration {} ({}) {}: {}{}",
             self.name,
             self.slots.describe(),
             state.name(),
-            self.message
+            self.message,
+            self.handoff_us
+                .map(|us| format!(" (writes paused {:.1} ms)", us as f64 / 1000.0))
+                .unwrap_or_default()
         );
     }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::SlotSet;
 use crate::keyspace::node::ValueRef;
-use crate::keyspace::slot::key_slot;
+use crate::keyspace::slot::{key_slot, SLOTS};
 use crate::keyspace::types::{HashValue, ListValue, SetValue, ZSetValue};
 use crate::keyspace::{Db, Value};
 
@@ -406,11 +406,7 @@ pub fn scan_slots(
     now_ms: i64,
     mut f: impl FnMut(&Bytes),
 ) -> u64 {
-    db.scan(cursor, budget, now_ms, |k, _| {
-        if slots.contains(key_slot(k)) {
-            f(&Bytes::copy_from_slice(k))
-        }
-    })
+    slot_step(db, slots, cursor, budget, now_ms, |k| f(&Bytes::copy_from_slice(k)))
 }
 
 /// One bounded step of removing every key of `slots` (expired ones included); returns the
@@ -418,13 +414,45 @@ pub fn scan_slots(
 pub fn remove_slots_step(db: &mut Db, slots: &SlotSet, cursor: u64, budget: usize) -> (u64, Vec<Value>) {
     let mut doomed = Vec::new();
     // Expired keys count as live here (i64::MIN), so nothing is left behind.
-    let next = db.scan(cursor, budget, i64::MIN, |k, _| {
-        if slots.contains(key_slot(k)) {
-            doomed.push(Bytes::copy_from_slice(k));
-        }
-    });
+    let next = slot_step(db, slots, cursor, budget, i64::MIN, |k| doomed.push(Bytes::copy_from_slice(k)));
     let values = doomed.iter().filter_map(|k| db.remove(k)).map(|e| e.into_value()).collect();
     (next, values)
+}
+
+/// A SCAN step restricted to `slots`. With one table per slot (cluster mode) the cursor's high
+/// half is the slot, so the walk jumps straight from one wanted slot's table to the next and
+/// never reads another slot's keys; with a single table it filters by slot.
+fn slot_step(
+    db: &mut Db,
+    slots: &SlotSet,
+    cursor: u64,
+    budget: usize,
+    now_ms: i64,
+    mut f: impl FnMut(&[u8]),
+) -> u64 {
+    if !db.is_cluster() {
+        return db.scan(cursor, budget, now_ms, |k, _| {
+            if slots.contains(key_slot(k)) {
+                f(k)
+            }
+        });
+    }
+    let wanted_from = |t: u64| (t..SLOTS as u64).find(|&s| slots.contains(s as u16));
+    let mut cursor = cursor;
+    let t = cursor >> 32;
+    if !slots.contains(t as u16) {
+        match wanted_from(t) {
+            Some(s) => cursor = s << 32,
+            None => return 0,
+        }
+    }
+    let next = db.scan(cursor, budget, now_ms, |k, _| f(k));
+    let nt = next >> 32;
+    if next == 0 || slots.contains(nt as u16) {
+        return next;
+    }
+    // The scan moved on to a slot we do not want: skip ahead (a later slot, so never 0).
+    wanted_from(nt).map_or(0, |s| s << 32)
 }
 
 #[cfg(test)]
@@ -538,6 +566,45 @@ mod tests {
         assert_eq!(lzf_decompress(&compressed, 30), Some(vec![b'a'; 30]));
         assert_eq!(lzf_decompress(&compressed, 31), None);
         assert_eq!(lzf_decompress(&[0xe0, 20, 0x00], 29), None);
+    }
+
+    #[test]
+    fn slot_walks_on_per_slot_tables_read_only_the_wanted_slots() {
+        let mut db = Db::new_cluster();
+        for i in 0..3000 {
+            db.set(format!("k{i}").as_bytes(), Value::Int(i), None, 0);
+        }
+        for ranges in [&[(0u16, 0u16)][..], &[(5, 900), (16000, 16383)], &[(0, 16383)], &[(100, 100)]] {
+            let slots = SlotSet::from_ranges(ranges);
+            let want: std::collections::HashSet<Bytes> = (0..3000)
+                .map(|i| Bytes::from(format!("k{i}")))
+                .filter(|k| slots.contains(key_slot(k)))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = scan_slots(&mut db, &slots, cursor, 7, 0, |k| {
+                    assert!(slots.contains(key_slot(k)), "visited an unwanted key {k:?}");
+                    seen.insert(k.clone());
+                });
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert_eq!(seen, want, "{ranges:?}");
+        }
+        let slots = SlotSet::from_ranges(&[(0, 8191)]);
+        let (mut cursor, mut removed) = (0, 0);
+        loop {
+            let (next, values) = remove_slots_step(&mut db, &slots, cursor, 5);
+            removed += values.len();
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let want = (0..3000).filter(|i| key_slot(format!("k{i}").as_bytes()) < 8192).count();
+        assert_eq!((removed, db.len()), (want, 3000 - want));
     }
 
     #[test]

@@ -450,8 +450,8 @@ fn replication(_ctx: &mut Ctx, out: &mut String) {
     zeros(out, &["repl_backlog_first_byte_offset", "repl_backlog_histlen"]);
 }
 
-/// User and system CPU seconds of `who` (0 if the call fails).
-fn rusage(who: libc::c_int) -> (f64, f64) {
+/// System and user CPU seconds of `who`, in that order (0 if the call fails).
+pub(crate) fn rusage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: rusage is plain old data, valid when zeroed.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage for the duration of the call.

@@ -10,12 +10,14 @@ pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod introspect;
 pub mod keys;
 pub mod keys_of;
 pub mod server;
+pub mod set;
 pub mod string;
 pub mod txn;
 
@@ -31,6 +33,8 @@ pub type Handler = fn(&mut Ctx, &[Bytes]);
 
 /// A registered command: its metadata, handler and subcommands.
 pub struct Entry {
+    /// Dense index of this command or subcommand in its registry (per-command statistics).
+    pub id: usize,
     pub meta: &'static CommandMeta,
     /// `get`, or `config|get` for a subcommand.
     pub full_name: String,
@@ -43,6 +47,8 @@ type Names<T> = HashMap<String, T, foldhash::fast::RandomState>;
 /// Every command the node runs, by lower-case name.
 pub struct Registry {
     pub commands: Names<Entry>,
+    /// Number of entries, subcommands included: every `Entry::id` is below it.
+    pub len: usize,
 }
 
 /// The registry of this build, shared by the executor and the I/O threads (which resolve
@@ -66,30 +72,45 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| txn::handler(full))
         .or_else(|| bitmap::handler(full))
         .or_else(|| hll::handler(full))
+        .or_else(|| hash::handler(full))
+        .or_else(|| set::handler(full))
 }
 
 impl Registry {
     /// Builds the registry from the table, attaching each command's handler.
     pub fn build() -> Registry {
         let mut commands = Names::default();
+        let mut next_id = 0;
+        let mut id = || {
+            next_id += 1;
+            next_id - 1
+        };
         for meta in table::COMMANDS {
             let subs = meta
                 .subcommands
                 .iter()
                 .map(|s| {
                     let full = format!("{}|{}", meta.name, s.name);
-                    (
-                        s.name.to_string(),
-                        Entry { meta: s, handler: handler(&full), full_name: full, subs: Names::default() },
-                    )
+                    let entry = Entry {
+                        id: id(),
+                        meta: s,
+                        handler: handler(&full),
+                        full_name: full,
+                        subs: Names::default(),
+                    };
+                    (s.name.to_string(), entry)
                 })
                 .collect();
-            commands.insert(
-                meta.name.to_string(),
-                Entry { meta, full_name: meta.name.to_string(), handler: handler(meta.name), subs },
-            );
+            let entry =
+                Entry { id: id(), meta, full_name: meta.name.to_string(), handler: handler(meta.name), subs };
+            commands.insert(meta.name.to_string(), entry);
         }
-        Registry { commands }
+        Registry { commands, len: next_id }
+    }
+
+    /// Every entry, subcommands included, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.commands.values().flat_map(|e| std::iter::once(e).chain(e.subs.values()))
     }
 
     /// Case-insensitive lookup of a command name.
@@ -130,5 +151,13 @@ mod tests {
                 assert!(s.handler.is_some(), "no handler for {}", s.full_name);
             }
         }
+    }
+
+    #[test]
+    fn entry_ids_are_dense_and_unique() {
+        let r = Registry::build();
+        let mut ids: Vec<usize> = r.entries().map(|e| e.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..r.len).collect::<Vec<_>>());
     }
 }

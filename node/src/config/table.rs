@@ -129,6 +129,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-require-full-coverage", Bool, "yes", true),
     d("cluster-allow-reads-when-down", Bool, "no", true),
     d("metrics-port", Int(0, 65535), "0", false),
+    // Empty: the first `bind` address.
+    d("metrics-bind", Str, "", false),
     a("hash-max-listpack-entries", "hash-max-ziplist-entries", Int(0, i64::MAX), "128"),
     a("hash-max-listpack-value", "hash-max-ziplist-value", Int(0, i64::MAX), "64"),
     a("list-max-listpack-size", "list-max-ziplist-size", Int(i32::MIN as i64, MAXI), "-2"),

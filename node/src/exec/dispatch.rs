@@ -66,15 +66,11 @@ pub fn dispatch_parsed(
             if (arity > 0 && n != arity) || n < -arity || entry.handler.is_none() {
                 let msg = format!("ERR wrong number of arguments for '{}' command", entry.full_name);
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
-                txn::reject(
-                    srv,
-                    clients,
-                    idx,
-                    Some(&entry.full_name),
-                    reply,
-                    "NOAUTH Authentication required.",
-                );
+                let msg = "NOAUTH Authentication required.";
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if clients[idx].st.multi.is_some()
                 && entry.meta.has_flag("no_multi")
                 && !txn::runs_in_multi(&entry.full_name)
@@ -82,13 +78,15 @@ pub fn dispatch_parsed(
                 // SHUTDOWN, SAVE, ... (MULTI and WATCH answer their own errors).
                 let msg = "ERR Command not allowed inside a transaction";
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if let Some(redirect) =
                 crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
             {
                 match redirect.message() {
                     Some(msg) => {
                         txn::redirected(srv, clients, idx, &entry.full_name);
-                        reply.error(&msg)
+                        reply.error(&msg);
+                        srv.cmd_stat(entry.id).rejected += 1;
                     }
                     // Deferred: no reply now, the executor runs the request again later.
                     None => clients[idx].st.deferred = true,
@@ -103,6 +101,8 @@ pub fn dispatch_parsed(
                 c.st.last_cmd.push_str(&entry.full_name);
                 srv.stats.total_commands += 1;
                 let now_ms = srv.now_ms;
+                // Per-command time costs two clock reads; `latency-tracking no` skips them.
+                let started = srv.time_commands.then(std::time::Instant::now);
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -119,6 +119,14 @@ pub fn dispatch_parsed(
                         crate::keyspace::db::set_hint(&[], None);
                     }
                     None => handler(&mut ctx, args),
+                }
+                let stat = srv.cmd_stat(entry.id);
+                stat.calls += 1;
+                if let Some(t) = started {
+                    stat.nanos += t.elapsed().as_nanos() as u64;
+                }
+                if reply.buf.get(before) == Some(&b'-') {
+                    stat.failed += 1;
                 }
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);

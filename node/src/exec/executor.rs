@@ -48,6 +48,8 @@ pub enum StartError {
     Io(#[from] io::Error),
     #[error("{0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// The node: event loop, listeners, clients, server state and I/O threads.
@@ -76,6 +78,8 @@ pub struct Executor {
     prefetch_max: usize,
     /// Scratch space for the keys of a prefetch batch: (database, hint).
     prefetch_keys: Vec<(usize, KeyHint)>,
+    /// Snapshot requests from the metrics endpoint (`metrics-port`), if enabled.
+    metrics: Option<Arc<crate::metrics::Hub>>,
 }
 
 impl Executor {
@@ -93,6 +97,7 @@ impl Executor {
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
 
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
+        let metrics_wake = wake.clone();
         let mut io = IoPool::new(threads - 1, wake)?;
         let force_threads = config.get_i64("events-per-io-thread") == 0;
         if force_threads {
@@ -108,6 +113,10 @@ impl Executor {
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
+        // The metrics endpoint wakes the poll to ask for a snapshot (see `metrics`).
+        let metrics = crate::metrics::start(&srv.config, move || {
+            let _ = metrics_wake.waker.wake();
+        })?;
         srv.active_io_threads = io.active();
         let registry = poll.registry().try_clone()?;
         let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
@@ -129,6 +138,7 @@ impl Executor {
             poller_away: None,
             cron_period: Duration::from_millis(100),
             prefetch_keys: Vec::with_capacity(128),
+            metrics,
         })
     }
 
@@ -184,6 +194,10 @@ impl Executor {
             }
             if now.duration_since(self.last_cron) >= self.cron_period() {
                 self.cron();
+            }
+            // Metrics: a scrape asked for a snapshot (one relaxed load when nobody scrapes).
+            if self.metrics.as_ref().is_some_and(|m| m.take_request()) {
+                self.publish_metrics();
             }
         }
         self.shutdown();
@@ -662,6 +676,14 @@ impl Executor {
         }
     }
 
+    /// Copies the figures for the metrics endpoint and hands them over (see `metrics`).
+    fn publish_metrics(&mut self) {
+        let snap = crate::metrics::collect(&self.srv, &self.clients, self.io_threads_limit as usize);
+        if let Some(m) = &self.metrics {
+            m.publish(snap);
+        }
+    }
+
     /// Closes a 10 ms sample: lets the scaler activate or park I/O threads.
     fn scale(&mut self, now: Instant) {
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
@@ -711,6 +733,7 @@ impl Executor {
         self.last_cron = Instant::now();
         self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
         self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
+        self.srv.time_commands = self.srv.config.get_bool("latency-tracking");
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();

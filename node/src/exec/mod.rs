@@ -13,4 +13,4 @@ pub mod testing;
 pub use client::{Client, ClientState, ReplyMode};
 pub use ctx::{Ctx, WRONGTYPE};
 pub use executor::{Executor, StartError};
-pub use server::{Server, Shutdown, Stats};
+pub use server::{CmdStat, Server, Shutdown, Stats};

@@ -31,6 +31,19 @@ pub struct Stats {
     pub prefetch_entries: u64,
 }
 
+/// One command's figures (Valkey's `cmdstat_*`), indexed by `command::Entry::id`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CmdStat {
+    /// Times the handler ran.
+    pub calls: u64,
+    /// Time spent in the handler, in nanoseconds (0 while `latency-tracking` is off).
+    pub nanos: u64,
+    /// Refused before running: arity, authentication, cluster redirection.
+    pub rejected: u64,
+    /// Ran and replied with an error.
+    pub failed: u64,
+}
+
 /// Why the node is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -73,6 +86,10 @@ pub struct Server {
     pub cluster: Option<ClusterState>,
     /// WATCH entries over every client (0: no database tracks changes, see `command/txn.rs`).
     pub watching: usize,
+    /// Per-command figures by `Entry::id`, grown on demand; reset by CONFIG RESETSTAT.
+    pub cmd_stats: Vec<CmdStat>,
+    /// `latency-tracking`: time each command (two clock reads). Refreshed by cron.
+    pub time_commands: bool,
 }
 
 impl Server {
@@ -83,6 +100,7 @@ impl Server {
         let run_id: String =
             (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect();
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+        let config_time_commands = config.get_bool("latency-tracking");
         Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
             // counts, listings and migrations touch only that slot's keys.
@@ -114,6 +132,8 @@ impl Server {
             executable,
             cluster: None,
             watching: 0,
+            cmd_stats: vec![CmdStat::default(); registry.len],
+            time_commands: config_time_commands,
         }
     }
 
@@ -138,6 +158,7 @@ impl Server {
     /// CONFIG RESETSTAT.
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
+        self.cmd_stats.iter_mut().for_each(|c| *c = CmdStat::default());
         for db in &mut self.dbs {
             db.expired = 0;
         }
@@ -146,6 +167,14 @@ impl Server {
     /// INFO `instantaneous_ops_per_sec`.
     pub fn instantaneous_ops(&self) -> u64 {
         self.ops_samples.iter().sum::<u64>() / self.ops_samples.len() as u64
+    }
+
+    /// The figures of command `id`, growing the table if a test registry is larger.
+    pub fn cmd_stat(&mut self, id: usize) -> &mut CmdStat {
+        if id >= self.cmd_stats.len() {
+            self.cmd_stats.resize(id + 1, CmdStat::default());
+        }
+        &mut self.cmd_stats[id]
     }
 
     /// Hands a value to the garbage list to be dropped off the executor.

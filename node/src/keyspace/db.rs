@@ -171,6 +171,14 @@ impl Db {
         Some(e)
     }
 
+    /// A key's value with no side effects (no expiry, access time or statistics), for
+    /// commands that read several keys at once after looking each one up (SINTER, SUNION).
+    pub fn peek(&self, key: &[u8]) -> Option<ValueRef<'_>> {
+        let (t, h) = self.locate(key);
+        let pos = self.tables[t].find(key, h)?;
+        Some(self.node(t, pos).value())
+    }
+
     /// True if the key exists and is not expired (expires it lazily otherwise).
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
         self.get(key, now_ms, 0, false).is_some()
@@ -306,6 +314,11 @@ impl Db {
         }
         fresh.watch = watch;
         std::mem::replace(self, fresh)
+    }
+
+    /// Records that `key` was modified in place (WATCH), after `value_mut_untracked`.
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        self.watch.mark(key);
     }
 
     /// True if the key is stored, even if its TTL has passed (Valkey's `dbFind`).
@@ -557,6 +570,14 @@ impl EntryMut<'_> {
     /// and integers, which `set_value` replaces. Any call counts as a modification of the key.
     pub fn value_mut(&mut self) -> Option<&mut Value> {
         self.mark();
+        self.node_mut().value_mut()
+    }
+
+    /// As `value_mut`, without counting as a modification: for writes that may turn out to
+    /// change nothing (SADD of a member, HDEL of a missing field), which then call
+    /// [`Db::signal_modified`] only when they did change the value, as Valkey calls
+    /// `signalModifiedKey` (so a WATCH survives a no-op write).
+    pub fn value_mut_untracked(&mut self) -> Option<&mut Value> {
         self.node_mut().value_mut()
     }
 

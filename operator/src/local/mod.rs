@@ -35,6 +35,8 @@ pub struct LocalConfig {
     pub host: String,
     /// Port of shard 0 (shard i uses base + i); unset: ephemeral ports.
     pub port_base: Option<u16>,
+    /// Prometheus metrics port of shard 0 (shard i serves on base + i); unset: no endpoint.
+    pub metrics_port_base: Option<u16>,
     /// Where node directories live.
     pub dir: PathBuf,
     /// The `shoal-node` binary (default: next to `shoal-operator`, else on PATH).
@@ -58,6 +60,7 @@ impl Default for LocalConfig {
             shards: 3,
             host: "127.0.0.1".into(),
             port_base: None,
+            metrics_port_base: None,
             dir: PathBuf::from("shoal-local"),
             node_bin: None,
             maxmemory: None,
@@ -125,6 +128,7 @@ impl LocalCluster {
             dir: cfg.dir.clone(),
             port_base: cfg.port_base,
             host: cfg.host.clone(),
+            metrics_port_base: cfg.metrics_port_base,
             args,
         };
         let mut sup = Supervisor::new(template, cfg.name.clone());
@@ -160,6 +164,20 @@ impl LocalCluster {
             tracing::info!(from = self.target, to = n, "resize requested");
             self.target = n;
         }
+    }
+
+    /// Forgets everything the control loop holds in memory (driver state, autoscaling
+    /// history, the last observation), as a restarted control plane would, while the nodes keep
+    /// running. The next tick rebuilds its view from what the nodes report, which is the point:
+    /// the nodes are the source of truth for topology and migrations in flight.
+    pub fn restart_control_plane(&mut self) {
+        tracing::info!("control plane state dropped; resuming from the nodes");
+        self.driver = Driver::new(self.cfg.migration.clone(), Duration::from_secs(5));
+        self.history = AutoscaleHistory::default();
+        self.resize_from = None;
+        self.progress_total = 0;
+        self.last_hold.clear();
+        self.last = None;
     }
 
     /// The client endpoint: shard 0's node.
@@ -226,6 +244,10 @@ impl LocalCluster {
         let in_progress = self.resize_from.is_some() || rep.phase != Phase::Converged;
         let obs = rep.observed.clone();
         let current = self.shards_owning_slots();
+        if current == 0 {
+            // No topology yet (the cluster is forming): nothing to resize from.
+            return;
+        }
         let d = self.history.decide(&policy, current, in_progress, now);
         let figures = serde_json::to_string(&d.figures).unwrap_or_default();
         match d.target() {

@@ -36,6 +36,8 @@ pub struct NodeTemplate {
     /// Port of ordinal 0; ordinal i listens on `port_base + i`. `None`: ephemeral ports.
     pub port_base: Option<u16>,
     pub host: String,
+    /// Prometheus port of ordinal 0 (`metrics-port`); ordinal i serves on `base + i`.
+    pub metrics_port_base: Option<u16>,
     /// Extra `--name value` arguments for every node.
     pub args: Vec<String>,
 }
@@ -184,6 +186,12 @@ async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<Node
         .arg(port.to_string())
         .args(["--bind", &t.host, "--cluster-enabled", "yes", "--dir"])
         .arg(&dir)
+        .args(
+            t.metrics_port_base
+                .map(|b| ["--metrics-port".to_string(), (b + ordinal as u16).to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .args(&t.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -248,7 +248,8 @@ pub fn migrateslots(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.out.ok();
 }
 
-/// CLUSTER GETSLOTMIGRATIONS: one map per job, Valkey 9's fields plus `keys`.
+/// CLUSTER GETSLOTMIGRATIONS: one map per job, Valkey 9's fields plus `keys` and
+/// `handoff_pause_us` (how long writes to the slots waited for the hand-off; 0 before it).
 pub fn getslotmigrations(ctx: &mut Ctx, _args: &[Bytes]) {
     let Some(cl) = state(ctx) else { return };
     let jobs: Vec<_> = cl
@@ -266,13 +267,14 @@ pub fn getslotmigrations(ctx: &mut Ctx, _args: &[Bytes]) {
                 j.state.name(),
                 j.message.clone(),
                 j.keys,
+                j.handoff_us.unwrap_or(0),
             )
         })
         .collect();
     let out = &mut *ctx.out;
     out.array(jobs.len());
-    for (name, op, ranges, target, source, times, st, msg, keys) in jobs {
-        out.map(12);
+    for (name, op, ranges, target, source, times, st, msg, keys, pause) in jobs {
+        out.map(13);
         for (k, v) in [("name", name.as_str()), ("operation", op), ("slot_ranges", &ranges)] {
             out.bulk(k.as_bytes());
             out.bulk(v.as_bytes());
@@ -293,6 +295,8 @@ pub fn getslotmigrations(ctx: &mut Ctx, _args: &[Bytes]) {
         out.int(0);
         out.bulk(b"keys");
         out.int(keys as i64);
+        out.bulk(b"handoff_pause_us");
+        out.int(pause as i64);
     }
 }
 

@@ -12,6 +12,8 @@ mod object;
 mod relocate;
 mod space;
 
+pub(crate) use space::parse_cursor;
+
 #[cfg(test)]
 mod tests;
 

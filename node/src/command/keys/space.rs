@@ -162,7 +162,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// A SCAN cursor as Valkey's `string2ull` reads it: a canonical non-negative integer, or
 /// whatever `strtoull` accepts in full (leading spaces, a sign, leading zeros; a `-` wraps).
-pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let s = cstr(arg);
     if let Some(n) = parse_i64(s) {
         return u64::try_from(n).ok();

@@ -6,7 +6,7 @@
 mod counter;
 mod getset;
 mod lcs;
-mod longdouble;
+pub(crate) mod longdouble;
 mod range;
 #[cfg(test)]
 mod tests;

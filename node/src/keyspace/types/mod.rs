@@ -3,8 +3,10 @@
 //! place. Each type owns its file: its representation, its encodings (`OBJECT ENCODING`)
 //! and its size estimate.
 
+pub mod dict;
 pub mod hash;
 pub mod list;
+pub mod packed;
 pub mod set;
 pub mod zset;
 

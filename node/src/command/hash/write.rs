@@ -1,0 +1,142 @@
+//! Hash writes: HSET, HMSET, HSETNX, HDEL, HINCRBY, HINCRBYFLOAT. Each reports the keyspace
+//! event Valkey does (`hset`, `hdel`, `hincrby`, `hincrbyfloat`, and `del` when HDEL empties
+//! the hash).
+
+use bytes::Bytes;
+
+use super::{limits, write_hash, Write};
+use crate::command::string::longdouble::Ld;
+use crate::exec::notify::class;
+use crate::exec::Ctx;
+use crate::util::parse_i64;
+
+/// HSET key field value [field value ...]
+pub fn hset(ctx: &mut Ctx, args: &[Bytes]) {
+    set_fields(ctx, args, false);
+}
+
+/// HMSET key field value [field value ...]
+pub fn hmset(ctx: &mut Ctx, args: &[Bytes]) {
+    set_fields(ctx, args, true);
+}
+
+fn set_fields(ctx: &mut Ctx, args: &[Bytes], hmset: bool) {
+    if args.len() % 2 == 1 {
+        return ctx.wrong_arity();
+    }
+    let lim = limits(ctx);
+    let pairs = &args[2..];
+    let longest = pairs.iter().map(Bytes::len).max().unwrap_or(0);
+    let added = write_hash(ctx, &args[1], true, |h| {
+        h.prepare(pairs.len() / 2, longest, &lim);
+        pairs.chunks_exact(2).filter(|p| h.set(&p[0], &p[1], &lim)).count()
+    });
+    match added {
+        Write::Done { r, .. } => {
+            if hmset {
+                ctx.out.ok();
+            } else {
+                ctx.out.int(r as i64);
+            }
+            ctx.notify(class::HASH, "hset", &args[1]);
+        }
+        _ => ctx.wrong_type(),
+    }
+}
+
+/// HSETNX key field value
+pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) {
+    let lim = limits(ctx);
+    let (f, v) = (&args[2], &args[3]);
+    let set = write_hash(ctx, &args[1], true, |h| {
+        if h.get(f).is_some() {
+            return false;
+        }
+        h.prepare(1, f.len().max(v.len()), &lim);
+        h.set(f, v, &lim)
+    });
+    match set {
+        Write::Done { r, .. } => {
+            ctx.out.int(r as i64);
+            if r {
+                ctx.notify(class::HASH, "hset", &args[1]);
+            }
+        }
+        _ => ctx.wrong_type(),
+    }
+}
+
+/// HDEL key field [field ...]
+pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) {
+    let key = &args[1];
+    match write_hash(ctx, key, false, |h| args[2..].iter().filter(|f| h.remove(f)).count()) {
+        Write::WrongType => ctx.wrong_type(),
+        Write::Missing => ctx.out.int(0),
+        Write::Done { r, emptied } => {
+            ctx.out.int(r as i64);
+            if r > 0 {
+                ctx.notify(class::HASH, "hdel", key);
+                if emptied {
+                    ctx.notify(class::GENERIC, "del", key);
+                }
+            }
+        }
+    }
+}
+
+/// HINCRBY key field increment
+pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(incr) = ctx.arg_i64(&args[3]) else { return };
+    let lim = limits(ctx);
+    let field = &args[2];
+    let res = write_hash(ctx, &args[1], true, |h| {
+        let old = match h.get(field) {
+            Some(v) => parse_i64(v).ok_or("hash value is not an integer")?,
+            None => 0,
+        };
+        let new = old.checked_add(incr).ok_or("increment or decrement would overflow")?;
+        h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
+        Ok(new)
+    });
+    match res {
+        Write::Done { r: Ok(n), .. } => {
+            ctx.out.int(n);
+            ctx.notify(class::HASH, "hincrby", &args[1]);
+        }
+        Write::Done { r: Err(msg), .. } => ctx.out.err(msg),
+        _ => ctx.wrong_type(),
+    }
+}
+
+/// HINCRBYFLOAT key field increment, in Valkey's `long double` arithmetic.
+pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(incr) = Ld::parse(&args[3]) else {
+        return ctx.out.err("value is not a valid float");
+    };
+    if !incr.is_finite() {
+        return ctx.out.err("value is NaN or Infinity");
+    }
+    let lim = limits(ctx);
+    let field = &args[2];
+    let res = write_hash(ctx, &args[1], true, |h| {
+        let old = match h.get(field) {
+            Some(v) => Ld::parse(v).ok_or("hash value is not a float")?,
+            None => Ld::ZERO,
+        };
+        let sum = old.add(incr);
+        if !sum.is_finite() {
+            return Err("increment would produce NaN or Infinity");
+        }
+        let text = sum.to_human();
+        h.set(field, text.as_bytes(), &lim);
+        Ok(text)
+    });
+    match res {
+        Write::Done { r: Ok(text), .. } => {
+            ctx.out.bulk(text.as_bytes());
+            ctx.notify(class::HASH, "hincrbyfloat", &args[1]);
+        }
+        Write::Done { r: Err(msg), .. } => ctx.out.err(msg),
+        _ => ctx.wrong_type(),
+    }
+}
