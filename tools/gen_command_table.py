@@ -68,6 +68,13 @@ IMPLEMENTED = {
     "zremrangebyrank": None, "zremrangebyscore": None, "zremrangebylex": None, "zpopmin": None,
     "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
+    # transactions
+    "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
+    # bitmaps
+    "setbit": None, "getbit": None, "bitcount": None, "bitpos": None, "bitop": None,
+    "bitfield": None, "bitfield_ro": None,
+    # hyperloglog
+    "pfadd": None, "pfcount": None, "pfmerge": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]

@@ -233,13 +233,11 @@ mod push_inside_exec_wakes_after_exec {
     }
 
     #[test]
-    #[ignore = "needs MULTI (built in parallel on another branch)"]
     fn io_threads_1() {
         super::push_inside_exec(1);
     }
 
     #[test]
-    #[ignore = "needs MULTI (built in parallel on another branch)"]
     fn io_threads_2() {
         super::push_inside_exec(2);
     }

@@ -137,7 +137,11 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
     field!(out, "blocked_clients", "{}", ctx.srv.blocking.blocked_clients());
     zeros(out, &["tracking_clients"]);
     field!(out, "pubsub_clients", "{}", ctx.srv.pubsub.clients);
-    zeros(out, &["watching_clients", "clients_in_timeout_table", "total_watched_keys"]);
+    let watching = ctx.clients.iter().filter(|(_, c)| !c.st.watched.is_empty()).count();
+    field!(out, "watching_clients", "{watching}");
+    field!(out, "clients_in_timeout_table", "0");
+    let watched_keys: usize = ctx.srv.dbs.iter().map(|d| d.watch.len()).sum();
+    field!(out, "total_watched_keys", "{watched_keys}");
     field!(out, "total_blocking_keys", "{}", ctx.srv.blocking.blocking_keys());
     field!(out, "total_blocking_keys_on_nokey", "0");
 }

@@ -4,12 +4,14 @@
 pub mod meta;
 pub mod table;
 
+pub mod bitmap;
 pub mod client_cmd;
 pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod introspect;
 pub mod keys;
@@ -19,6 +21,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod txn;
 pub mod zset;
 
 use std::collections::HashMap;
@@ -69,6 +72,9 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| introspect::handler(full))
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
+        .or_else(|| txn::handler(full))
+        .or_else(|| bitmap::handler(full))
+        .or_else(|| hll::handler(full))
         .or_else(|| hash::handler(full))
         .or_else(|| set::handler(full))
         .or_else(|| pubsub::handler(full))

@@ -82,7 +82,8 @@ fn swapdb(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.out.err("DB index is out of range");
     }
     // Clients keep their DB index, so after the swap they see the other data set, as in Valkey.
-    ctx.srv.dbs.swap(a as usize, b as usize);
+    let now = ctx.now_ms;
+    crate::command::txn::swapdb(ctx.srv, ctx.clients, a as usize, b as usize, now);
     ctx.out.ok();
 }
 

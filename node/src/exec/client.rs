@@ -58,6 +58,35 @@ pub struct ClientState {
     pub obuf_soft_since: Option<Instant>,
     /// Blocked on keys (BLPOP & co, see `blocking`): no further request runs until served.
     pub blocked: bool,
+    /// MULTI was called: the commands queued since (see `command/txn.rs`).
+    pub multi: Option<MultiState>,
+    /// WATCHed keys, in the order they were watched.
+    pub watched: Vec<WatchedKey>,
+    /// A watched key changed: the next EXEC fails (Valkey's `CLIENT_DIRTY_CAS`).
+    pub dirty_cas: bool,
+    /// EXEC is running this client's queued commands: blocking commands must answer at once
+    /// instead of blocking (Valkey's `CLIENT_DENY_BLOCKING`).
+    pub deny_blocking: bool,
+}
+
+/// A transaction being queued.
+#[derive(Debug, Clone, Default)]
+pub struct MultiState {
+    /// Queued requests, arguments as received.
+    pub commands: Vec<Vec<Bytes>>,
+    /// A command was rejected while queueing: EXEC answers EXECABORT (`CLIENT_DIRTY_EXEC`).
+    pub dirty: bool,
+    /// Bytes of queued arguments (CLIENT LIST `multi-mem`).
+    pub mem: usize,
+}
+
+/// One WATCHed key.
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    pub db: usize,
+    pub key: Box<[u8]>,
+    /// The key had already expired when it was watched: its deletion is no change.
+    pub expired: bool,
 }
 
 impl ClientState {
@@ -89,6 +118,10 @@ impl ClientState {
             subs: None,
             obuf_soft_since: None,
             blocked: false,
+            multi: None,
+            watched: Vec::new(),
+            dirty_cas: false,
+            deny_blocking: false,
         }
     }
 }

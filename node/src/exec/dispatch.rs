@@ -8,6 +8,7 @@ use slab::Slab;
 use super::client::{Client, ReplyMode};
 use super::ctx::Ctx;
 use super::server::Server;
+use crate::command::txn;
 use crate::command::Entry as CommandEntry;
 use crate::keyspace::KeyHint;
 use crate::protocol::Reply;
@@ -48,11 +49,11 @@ pub fn dispatch_parsed(
                 Some(s) => Some(s),
                 None => {
                     let msg = format!(
-                        "unknown subcommand '{}'. Try {} HELP.",
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
                         truncate_lossy(sub, 128),
                         entry.meta.name.to_ascii_uppercase()
                     );
-                    reply.err(&msg);
+                    txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                     None
                 }
             },
@@ -61,17 +62,29 @@ pub fn dispatch_parsed(
         if let Some(entry) = entry {
             let arity = entry.meta.arity;
             let n = args.len() as i32;
+            // Rejections go through `txn::reject`: inside MULTI they doom the transaction.
             if (arity > 0 && n != arity) || n < -arity || entry.handler.is_none() {
-                reply.err(&format!("wrong number of arguments for '{}' command", entry.full_name));
+                let msg = format!("ERR wrong number of arguments for '{}' command", entry.full_name);
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                 srv.cmd_stat(entry.id).rejected += 1;
             } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
-                reply.error("NOAUTH Authentication required.");
+                let msg = "NOAUTH Authentication required.";
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                srv.cmd_stat(entry.id).rejected += 1;
+            } else if clients[idx].st.multi.is_some()
+                && entry.meta.has_flag("no_multi")
+                && !txn::runs_in_multi(&entry.full_name)
+            {
+                // SHUTDOWN, SAVE, ... (MULTI and WATCH answer their own errors).
+                let msg = "ERR Command not allowed inside a transaction";
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
             } else if let Some(redirect) =
                 crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
             {
                 match redirect.message() {
                     Some(msg) => {
+                        txn::redirected(srv, clients, idx, &entry.full_name);
                         reply.error(&msg);
                         srv.cmd_stat(entry.id).rejected += 1;
                     }
@@ -88,6 +101,10 @@ pub fn dispatch_parsed(
                     "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     entry.full_name
                 ));
+            } else if clients[idx].st.multi.is_some() && !txn::runs_in_multi(&entry.full_name) {
+                // Inside MULTI: queued, run by EXEC.
+                txn::queue(&mut clients[idx].st, args);
+                reply.simple("QUEUED");
             } else if let Some(handler) = entry.handler {
                 let c = &mut clients[idx];
                 c.st.last_cmd.clear();
@@ -144,7 +161,7 @@ pub fn dispatch_parsed(
             }
         }
     } else {
-        reply.err(&unknown_command(args));
+        txn::reject(srv, clients, idx, None, reply, &format!("ERR {}", unknown_command(args)));
     }
     finish(srv, clients, reply, idx, name, before);
 }
@@ -158,6 +175,8 @@ fn finish(
     name: &[u8],
     before: usize,
 ) {
+    // WATCH: flag the watchers of keys this command changed.
+    txn::process_touched(srv, clients);
     if reply.buf.get(before) == Some(&b'-') {
         srv.stats.total_error_replies += 1;
     }

@@ -701,6 +701,7 @@ impl Executor {
         // Leave every pub/sub registry before the slab slot can be reused.
         self.srv.pubsub.drop_client(&mut c.st, idx);
         self.srv.blocking.remove_client(idx);
+        crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);

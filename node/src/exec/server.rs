@@ -85,6 +85,8 @@ pub struct Server {
     pub executable: String,
     /// Cluster mode state (`cluster-enabled yes`), installed by the executor at start.
     pub cluster: Option<ClusterState>,
+    /// WATCH entries over every client (0: no database tracks changes, see `command/txn.rs`).
+    pub watching: usize,
     /// Per-command figures by `Entry::id`, grown on demand; reset by CONFIG RESETSTAT.
     pub cmd_stats: Vec<CmdStat>,
     /// `latency-tracking`: time each command (two clock reads). Refreshed by cron.
@@ -139,6 +141,7 @@ impl Server {
             notify_flags: 0,
             executable,
             cluster: None,
+            watching: 0,
             cmd_stats: vec![CmdStat::default(); registry.len],
             time_commands: config_time_commands,
             pubsub,

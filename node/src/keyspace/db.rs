@@ -14,6 +14,7 @@ use super::node::{Node, ValueRef};
 use super::slot::{key_slot, SLOTS};
 use super::table::{Pos, Table, SCAN_DONE};
 use super::value::Value;
+use super::watch::WatchSet;
 
 /// What the I/O thread computed for a request's first key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct Db {
     /// Under an LFU policy, how an access updates a key's counter (`None`: the access field
     /// is the LRU clock). Kept in step with the configuration by the executor.
     pub lfu: Option<Lfu>,
+    /// WATCHed keys of this database and which of them changed (see `watch.rs`). Every
+    /// mutation below marks its key here.
+    pub watch: WatchSet,
 }
 
 std::thread_local! {
@@ -106,6 +110,7 @@ impl Db {
             expired: 0,
             expired_log: None,
             lfu: None,
+            watch: WatchSet::default(),
         }
     }
 
@@ -238,6 +243,7 @@ impl Db {
     }
 
     fn insert_new(&mut self, t: usize, h: u64, node: Node) {
+        self.watch.mark(node.key());
         let volatile = node.expire_at().is_some();
         let p = node.into_raw();
         self.tables[t].insert(p, h);
@@ -250,6 +256,7 @@ impl Db {
 
     /// Puts `node` (same key) where the node at `pos` was, keeping the volatile index right.
     fn replace_at(&mut self, t: usize, pos: Pos, h: u64, node: Node) -> Node {
+        self.watch.mark(node.key());
         let now_volatile = node.expire_at().is_some();
         let p = node.into_raw();
         let old_p = self.tables[t].replace(pos, p);
@@ -280,6 +287,7 @@ impl Db {
         let p = self.tables[t].remove(pos);
         // SAFETY: the table gave up its only reference to `p`.
         let node = unsafe { Node::from_raw(p) };
+        self.watch.mark(node.key());
         self.len -= 1;
         if node.expire_at().is_some() {
             if let Some(vp) = self.volatile[t].find_ptr(p, h) {
@@ -331,11 +339,37 @@ impl Db {
     }
 
     /// Removes every key, returning the old database so the caller can drop it elsewhere.
+    /// Watched keys stay watched; those that existed (expired or not, as Valkey's
+    /// `touchAllWatchedKeysInDb`) count as changed.
     pub fn clear(&mut self) -> Db {
         let mut fresh = Db::with_tables(self.tables.len());
         fresh.log_expired(self.expired_log.is_some());
         fresh.lfu = self.lfu;
+        let mut watch = std::mem::take(&mut self.watch);
+        let existing: Vec<Box<[u8]>> = watch.keys().filter(|k| self.exists_raw(k)).map(Box::from).collect();
+        for k in existing {
+            watch.mark(&k);
+        }
+        fresh.watch = watch;
         std::mem::replace(self, fresh)
+    }
+
+    /// Records that `key` was modified in place (WATCH), after `value_mut_untracked`.
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        self.watch.mark(key);
+    }
+
+    /// True if the key is stored, even if its TTL has passed (Valkey's `dbFind`).
+    pub fn exists_raw(&self, key: &[u8]) -> bool {
+        let (t, h) = self.locate(key);
+        self.tables[t].find(key, h).is_some()
+    }
+
+    /// True if the key is stored and its TTL has passed, without removing it (Valkey's
+    /// `keyIsExpired`).
+    pub fn is_expired_key(&self, key: &[u8], now_ms: i64) -> bool {
+        let (t, h) = self.locate(key);
+        self.tables[t].find(key, h).is_some_and(|pos| is_expired(self.node(t, pos), now_ms))
     }
 
     /// Picks a table with probability proportional to its size (for one table: that one).
@@ -585,6 +619,7 @@ impl EntryMut<'_> {
     fn replace_value(&mut self, value: Value, raw: bool) -> Option<Node> {
         if let Value::Int(n) = value {
             if !raw && self.node_mut().set_int(n) {
+                self.mark();
                 return None;
             }
         }
@@ -596,12 +631,30 @@ impl EntryMut<'_> {
     /// The stored collection (or large string) for in-place changes; `None` for small strings
     /// and integers, which `set_value` replaces. Any call counts as a modification of the key.
     pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.mark();
         self.node_mut().value_mut()
+    }
+
+    /// As `value_mut`, without counting as a modification: for writes that may turn out to
+    /// change nothing (SADD of a member, HDEL of a missing field), which then call
+    /// [`Db::signal_modified`] only when they did change the value, as Valkey calls
+    /// `signalModifiedKey` (so a WATCH survives a no-op write).
+    pub fn value_mut_untracked(&mut self) -> Option<&mut Value> {
+        self.node_mut().value_mut()
+    }
+
+    /// Records an in-place change for WATCH.
+    fn mark(&mut self) {
+        if !self.db.watch.is_empty() {
+            let key: Box<[u8]> = self.key().into();
+            self.db.watch.mark(&key);
+        }
     }
 
     /// Moves the value out (large strings without a copy), leaving an empty string; the
     /// caller sets a new value next.
     pub fn take_value(&mut self) -> Value {
+        self.mark();
         self.node_mut().take_value()
     }
 }

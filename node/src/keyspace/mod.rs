@@ -9,6 +9,7 @@ pub mod slot;
 pub mod table;
 pub mod types;
 pub mod value;
+pub mod watch;
 
 pub use db::{Db, EntryMut, KeyHint};
 pub use node::{Node, ValueRef};

@@ -62,6 +62,12 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
     if st.subs.is_some() {
         flags.push('P');
     }
+    if st.multi.is_some() {
+        flags.push('x');
+    }
+    if st.dirty_cas {
+        flags.push('d');
+    }
     if st.close_after_reply {
         flags.push('c');
     }
@@ -91,6 +97,9 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
     let name = st.name.as_deref().map(String::from_utf8_lossy);
     let lib_name = st.lib_name.as_deref().map(String::from_utf8_lossy);
     let lib_ver = st.lib_ver.as_deref().map(String::from_utf8_lossy);
+    let multi = st.multi.as_ref().map_or(-1, |m| m.commands.len() as i64);
+    let multi_mem = st.multi.as_ref().map_or(0, |m| m.mem);
+    let watch = st.watched.len();
     let age = now.saturating_duration_since(st.created).as_secs();
     let (sub, psub, ssub) =
         st.subs.as_ref().map_or((0, 0, 0), |s| (s.channels.len(), s.patterns.len(), s.shard.len()));
@@ -99,8 +108,8 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
-         sub={sub} psub={psub} ssub={ssub} multi=-1 watch=0 qbuf={qbuf} qbuf-free={} argv-mem={argv_mem} \
-         multi-mem=0 rbs={REPLY_BUF} rbp={REPLY_BUF} obl=0 oll=0 omem={omem} \
+         sub={sub} psub={psub} ssub={ssub} multi={multi} watch={watch} qbuf={qbuf} qbuf-free={} argv-mem={argv_mem} \
+         multi-mem={multi_mem} rbs={REPLY_BUF} rbp={REPLY_BUF} obl=0 oll=0 omem={omem} \
          tot-mem={tot_mem} events={events} cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={} tot-net-in={net_in} tot-net-out={net_out} tot-cmds={tot_cmds}",
         st.id,
