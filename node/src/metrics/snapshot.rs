@@ -139,8 +139,7 @@ pub fn collect(srv: &Server, clients: &Slab<Client>, io_threads_limit: usize) ->
         version: crate::VERSION.to_string(),
         uptime_seconds: srv.started.elapsed().as_secs_f64(),
         connected_clients: clients.len() as u64,
-        // No blocking commands yet: INFO reports 0 as well.
-        blocked_clients: 0,
+        blocked_clients: srv.blocking.blocked_clients() as u64,
         maxclients: srv.config.get_i64("maxclients").max(0) as u64,
         connections_received: st.total_connections,
         rejected_connections: st.rejected_connections,
