@@ -68,6 +68,7 @@ IMPLEMENTED = {
     "zremrangebyrank": None, "zremrangebyscore": None, "zremrangebylex": None, "zpopmin": None,
     "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
+    "bzpopmin": None, "bzpopmax": None, "bzmpop": None,
     # transactions
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # bitmaps

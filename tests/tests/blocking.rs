@@ -1,4 +1,4 @@
-//! Blocking list commands over real sockets: FIFO wake-up order with several waiters,
+//! Blocking list and sorted-set commands over real sockets: FIFO wake-up order with several waiters,
 //! timeouts, BLMOVE chains, pipelined requests behind a blocked one, disconnect cleanup,
 //! CLIENT UNBLOCK and CLIENT KILL, wake-up after MULTI/EXEC. Each test runs against shoal-node
 //! with 1 and 2 I/O threads and, where the behaviour is the same, against redis-server as the
@@ -75,6 +75,34 @@ io_threads_test!(reference fn waiters_wake_in_fifo_order(n) {
         assert_eq!(w.read_text(), pair("q", &v));
     }
     wait_info(&mut admin, "blocked_clients", 0);
+});
+
+io_threads_test!(reference fn zset_waiters_wake_in_fifo_order(n) {
+    let server = Server::start(n, &[]);
+    let mut admin = server.connect();
+    let mut waiters: Vec<RawClient> = (0..3).map(|_| server.connect()).collect();
+    let cmds: [&[&str]; 3] =
+        [&["BZPOPMIN", "z", "0"], &["BZPOPMAX", "other", "z", "0"], &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "2"]];
+    for (i, (w, cmd)) in waiters.iter_mut().zip(cmds).enumerate() {
+        w.send_cmd(cmd).expect("send");
+        wait_info(&mut admin, "blocked_clients", i + 1);
+    }
+    // A list push does not serve zset waiters.
+    assert_eq!(admin.run("RPUSH other x"), ":1\r\n");
+    assert_eq!(admin.run("DEL other"), ":1\r\n");
+    // Four members serve all three, oldest first: min, then max, then the next two by rank.
+    assert_eq!(admin.run("ZADD z 1 a 2 b 3 c 4 d"), ":4\r\n");
+    assert_eq!(waiters[0].read_text(), format!("*3\r\n{}{}{}", bulk("z"), bulk("a"), bulk("1")));
+    assert_eq!(waiters[1].read_text(), format!("*3\r\n{}{}{}", bulk("z"), bulk("d"), bulk("4")));
+    assert_eq!(
+        waiters[2].read_text(),
+        format!("*2\r\n{}*2\r\n*2\r\n{}{}*2\r\n{}{}", bulk("z"), bulk("b"), bulk("2"), bulk("c"), bulk("3"))
+    );
+    wait_info(&mut admin, "blocked_clients", 0);
+    assert_eq!(admin.run("EXISTS z"), ":0\r\n");
+    // Timeouts answer a null array.
+    assert_eq!(admin.run("BZPOPMIN z 0.01"), "*-1\r\n");
+    assert_eq!(admin.run("BZMPOP 0.01 1 z MAX"), "*-1\r\n");
 });
 
 io_threads_test!(reference fn timeouts_reply_null_arrays(n) {

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{is, limits, limits_of, parse, write, Found};
+use crate::exec::blocking::{self, Blocked, Kind};
 use crate::exec::notify::class;
 use crate::exec::Ctx;
 use crate::keyspace::types::zset::{Added, Limits};
@@ -213,17 +214,30 @@ fn zpop_cmd(ctx: &mut Ctx, args: &[Bytes], max: bool) {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
-    let numkeys = match crate::util::parse_i64(&args[1]) {
+    let Some(m) = parse_mpop(ctx, args, 1) else { return };
+    generic_pop(ctx, &args[m.keys.clone()], m.max, Some(m.count), true, true, true);
+}
+
+/// The parsed arguments of ZMPOP / BZMPOP.
+pub(super) struct MPop {
+    pub keys: std::ops::Range<usize>,
+    pub max: bool,
+    pub count: usize,
+}
+
+/// Valkey's `zmpopGenericCommand` argument checks, `numkeys` at `numkeys_idx`.
+pub(super) fn parse_mpop(ctx: &mut Ctx, args: &[Bytes], numkeys_idx: usize) -> Option<MPop> {
+    let numkeys = match crate::util::parse_i64(&args[numkeys_idx]) {
         Some(n) if n >= 1 => n as usize,
         _ => {
             ctx.out.err("numkeys should be greater than 0");
-            return;
+            return None;
         }
     };
-    let where_idx = 2usize.saturating_add(numkeys);
+    let where_idx = (numkeys_idx + 1).saturating_add(numkeys);
     if where_idx >= args.len() {
         ctx.syntax_error();
-        return;
+        return None;
     }
     let max = if is(&args[where_idx], "min") {
         false
@@ -231,7 +245,7 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
         true
     } else {
         ctx.syntax_error();
-        return;
+        return None;
     };
     let mut count = None;
     let mut j = where_idx + 1;
@@ -241,16 +255,53 @@ pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) {
                 Some(n) if n >= 1 => count = Some(n as usize),
                 _ => {
                     ctx.out.err("count should be greater than 0");
-                    return;
+                    return None;
                 }
             }
             j += 2;
         } else {
             ctx.syntax_error();
-            return;
+            return None;
         }
     }
-    generic_pop(ctx, &args[2..where_idx], max, Some(count.unwrap_or(1)), true, true, true);
+    Some(MPop { keys: numkeys_idx + 1..where_idx, max, count: count.unwrap_or(1) })
+}
+
+/// BZPOPMIN key [key ...] timeout
+pub fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) {
+    bzpop(ctx, args, false);
+}
+
+/// BZPOPMAX key [key ...] timeout
+pub fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) {
+    bzpop(ctx, args, true);
+}
+
+/// Valkey's `blockingGenericZpopCommand`: `[key, member, score]` from the first non-empty
+/// key, else the client blocks (this same handler runs again when a key is signalled).
+fn bzpop(ctx: &mut Ctx, args: &[Bytes], max: bool) {
+    let last = args.len() - 1;
+    let Some(deadline) = blocking::parse_timeout(ctx, &args[last]) else { return };
+    let keys = &args[1..last];
+    if try_pop(ctx, keys, max, None, true, false) {
+        return;
+    }
+    if blocking::block(ctx, args, keys, deadline, Kind::ZSet) == Blocked::Denied {
+        ctx.out.null_array();
+    }
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(m) = parse_mpop(ctx, args, 2) else { return };
+    let Some(deadline) = blocking::parse_timeout(ctx, &args[1]) else { return };
+    let keys = &args[m.keys.clone()];
+    if try_pop(ctx, keys, m.max, Some(m.count), true, true) {
+        return;
+    }
+    if blocking::block(ctx, args, keys, deadline, Kind::ZSet) == Blocked::Denied {
+        ctx.out.null_array();
+    }
 }
 
 /// Valkey's `genericZpopCommand`: pops from the first non-empty key of `keys`.
@@ -263,6 +314,26 @@ fn generic_pop(
     nested: bool,
     nil_when_empty: bool,
 ) {
+    if try_pop(ctx, keys, max, count, emit_key, nested) {
+        return;
+    }
+    if nil_when_empty {
+        ctx.out.null_array();
+    } else {
+        ctx.out.array(0);
+    }
+}
+
+/// Pops from the first non-empty key and replies; false (nothing replied) when every key is
+/// missing. A wrong-type key replies its error and counts as served.
+fn try_pop(
+    ctx: &mut Ctx,
+    keys: &[Bytes],
+    max: bool,
+    count: Option<usize>,
+    emit_key: bool,
+    nested: bool,
+) -> bool {
     for key in keys {
         let r = write(ctx, key, |found, out, _| match found {
             Found::Missing => false,
@@ -278,7 +349,7 @@ fn generic_pop(
             }
         });
         match r {
-            None => return,
+            None => return true,
             Some((false, _)) => continue,
             Some((true, removed)) => {
                 if count != Some(0) {
@@ -287,15 +358,11 @@ fn generic_pop(
                         ctx.notify(class::GENERIC, "del", key);
                     }
                 }
-                return;
+                return true;
             }
         }
     }
-    if nil_when_empty {
-        ctx.out.null_array();
-    } else {
-        ctx.out.array(0);
-    }
+    false
 }
 
 fn reply_popped(out: &mut Reply, key: &[u8], items: &[(Box<[u8]>, f64)], emit_key: bool, nested: bool) {
