@@ -135,6 +135,9 @@ pub struct Client {
     pub readable: bool,
     /// An edge said the socket is writable since the last blocked write.
     pub writable: bool,
+    /// An event reported the peer's hang-up or a socket error: reads go on to `WouldBlock`
+    /// or EOF instead of stopping at a short read.
+    pub peer_hup: bool,
     /// Already in the executor's ready list.
     pub queued: bool,
     /// Replies produced while the I/O half was away (e.g. for other clients' commands).
@@ -150,6 +153,7 @@ impl Client {
             io: Some(io),
             readable: true,
             writable: true,
+            peer_hup: false,
             queued: false,
             pending_out: Vec::new(),
             pending_bytes: 0,
@@ -163,6 +167,7 @@ impl Client {
             io: None,
             readable: false,
             writable: false,
+            peer_hup: false,
             queued: false,
             pending_out: Vec::new(),
             pending_bytes: 0,

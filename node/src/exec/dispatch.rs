@@ -111,8 +111,9 @@ pub fn dispatch_parsed(
                 c.st.last_cmd.push_str(&entry.full_name);
                 srv.stats.total_commands += 1;
                 let now_ms = srv.now_ms;
-                // Per-command time costs two clock reads; `latency-tracking no` skips them.
-                let started = srv.time_commands.then(std::time::Instant::now);
+                // Per-command time costs two clock reads (the TSC where it is reliable, see
+                // `util::tsc`); `latency-tracking no` skips them.
+                let started = srv.time_commands.then(crate::util::tsc::now);
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -141,7 +142,7 @@ pub fn dispatch_parsed(
                 // A command that blocked is counted when it is served (see `blocking::serve`).
                 stat.calls += u64::from(!blocked);
                 if let Some(t) = started {
-                    stat.nanos += t.elapsed().as_nanos() as u64;
+                    stat.nanos += crate::util::tsc::nanos_since(t);
                 }
                 if reply.buf.get(before) == Some(&b'-') {
                     stat.failed += 1;

@@ -96,6 +96,8 @@ impl Executor {
         let mut signals = UnixStream::from_std(sig_read);
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
 
+        // The per-command clock (commandstats); measures the TSC rate once.
+        crate::util::tsc::calibrate();
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
         let metrics_wake = wake.clone();
         let mut io = IoPool::new(threads - 1, wake)?;
@@ -268,6 +270,9 @@ impl Executor {
                     if let Some(c) = self.clients.get_mut(t) {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             c.readable = true;
+                        }
+                        if ev.is_read_closed() || ev.is_error() {
+                            c.peer_hup = true;
                         }
                         if ev.is_writable() || ev.is_write_closed() {
                             c.writable = true;
@@ -517,6 +522,7 @@ impl Executor {
             }
             if want_read {
                 c.readable = false;
+                io.drain = c.peer_hup;
             }
             if want_write {
                 c.writable = false;
@@ -893,9 +899,34 @@ impl Executor {
 
 const PROTECTED_MODE_MSG: &str = "-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
+/// Opens one non-blocking listening socket with `SO_REUSEADDR`, so that a restarted node takes
+/// its port back while the old connections linger in FIN_WAIT/TIME_WAIT (accepted sockets
+/// inherit the flag). On an ephemeral bind (`port 0`) the flag is set only after `bind`: set
+/// before, it lets the kernel hand one port to two processes that bind at the same moment,
+/// before either has called `listen`.
+fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let ephemeral = addr.port() == 0;
+    if !ephemeral {
+        socket.set_reuse_address(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    if ephemeral {
+        socket.set_reuse_address(true)?;
+    }
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
     let bind = srv.config.get("bind").unwrap_or("127.0.0.1").to_string();
     let mut port = srv.config.get_i64("port") as u16;
+    let backlog = srv.config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let mut listeners = Vec::new();
     for word in bind.split_whitespace() {
         let (optional, host) = match word.strip_prefix('-') {
@@ -914,7 +945,7 @@ fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
             }
         };
         let addr = SocketAddr::new(ip, port);
-        match TcpListener::bind(addr) {
+        match listen_tcp(addr, backlog) {
             Ok(l) => {
                 if port == 0 {
                     port = l.local_addr()?.port();

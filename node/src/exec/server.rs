@@ -178,9 +178,10 @@ impl Server {
         super::evict::new_key_field(self, self.raw_lru_clock())
     }
 
-    /// The LRU clock: 24 bits of seconds, as Valkey's (it wraps after ~194 days).
+    /// The LRU clock: 24 bits of seconds, as Valkey's (it wraps after ~194 days). Read from
+    /// the batch's clock (`tick`), not the system's: a clock read per lookup cost 2%.
     pub fn raw_lru_clock(&self) -> u32 {
-        (self.started.elapsed().as_secs() as u32) & 0x00ff_ffff
+        (self.now.saturating_duration_since(self.started).as_secs() as u32) & 0x00ff_ffff
     }
 
     /// Keys removed because their TTL passed, over every database.

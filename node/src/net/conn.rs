@@ -58,7 +58,9 @@ impl std::fmt::Debug for Request {
 
 /// Reads up to `want` bytes from the socket straight into the spare capacity of `buf`,
 /// without zero-filling it first (zeroing 16 KB per read showed up in profiles).
-fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+/// Returns the bytes read and the room there was: a read that did not fill the room emptied
+/// the socket's receive queue.
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<(usize, usize)> {
     use std::os::fd::AsRawFd;
     buf.reserve(want);
     let spare = buf.spare_capacity_mut();
@@ -72,7 +74,7 @@ fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::R
     let n = n as usize;
     // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
+    Ok((n, len))
 }
 
 /// Limits and flags the executor sets before the I/O half leaves it.
@@ -102,6 +104,9 @@ pub struct ConnIo {
     pub qbuf_exceeded: bool,
     /// Reading stopped at a budget, not at `WouldBlock`: there may be more to read.
     pub more_to_read: bool,
+    /// Read until `WouldBlock` even after a short read: the last event reported the peer's
+    /// hang-up (or an error), which no later edge would announce again.
+    pub drain: bool,
     /// Reply chunks not yet written; `out_pos` bytes of the front chunk are already sent.
     pub out: VecDeque<Bytes>,
     out_pos: usize,
@@ -129,6 +134,7 @@ impl ConnIo {
             eof: false,
             qbuf_exceeded: false,
             more_to_read: false,
+            drain: false,
             out: VecDeque::new(),
             out_pos: 0,
             out_bytes: 0,
@@ -174,13 +180,19 @@ impl ConnIo {
                 .unwrap_or(READ_CHUNK);
             let old = self.rbuf.len();
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
-                Ok(0) => {
+                Ok((0, _)) => {
                     self.eof = true;
                 }
-                Ok(n) => {
+                Ok((n, room)) => {
                     total += n;
                     self.bytes_read += n as u64;
                     self.parse();
+                    // A short read emptied the receive queue; with an edge-triggered poll,
+                    // data arriving later raises a new edge. Stopping here saves the read
+                    // that would only say EAGAIN: one syscall per batch, ~7% at pipeline 16.
+                    if n < room && !self.drain {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     debug_assert_eq!(self.rbuf.len(), old);

@@ -1,6 +1,8 @@
 //! Number parsing and glob matching with Valkey's exact acceptance rules (`util.c`): what a
 //! client may send as an integer or a float, and how `KEYS`/`SCAN MATCH`/`CONFIG GET` patterns
-//! match.
+//! match. Also the clocks the executor reads on hot paths.
+
+pub mod tsc;
 
 /// `string2ll`: optional `-`, no `+`, no leading zeros, no spaces, must fit in i64.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
