@@ -79,18 +79,28 @@ pub(crate) enum Write<R> {
 
 /// Runs `f` on the hash at `key` for writing. A missing key gets a new hash when `create`
 /// is set (Valkey's `hashTypeLookupWriteOrCreate`), stored only if `f` leaves it non-empty;
-/// a hash `f` empties is deleted, as Valkey deletes empty collections.
-fn write_hash<R>(ctx: &mut Ctx, key: &[u8], create: bool, f: impl FnOnce(&mut HashValue) -> R) -> Write<R> {
+/// a hash `f` empties is deleted, as Valkey deletes empty collections. An existing hash counts
+/// as modified (WATCH) only when `changed` says `f`'s result changed it, as Valkey signals
+/// only writes that did something (HDEL of a missing field does not).
+fn write_hash<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    create: bool,
+    f: impl FnOnce(&mut HashValue) -> R,
+    changed: impl FnOnce(&R) -> bool,
+) -> Write<R> {
     let clock = ctx.clock();
     if let Some(mut e) = ctx.lookup_write(key) {
         if !matches!(e.value(), ValueRef::Hash(_)) {
             return Write::WrongType;
         }
-        let Some(Value::Hash(h)) = e.value_mut() else { return Write::WrongType };
+        let Some(Value::Hash(h)) = e.value_mut_untracked() else { return Write::WrongType };
         let r = f(h);
         let emptied = h.is_empty();
         if emptied {
             ctx.db().remove(key);
+        } else if changed(&r) {
+            ctx.db().signal_modified(key);
         }
         return Write::Done { r, emptied };
     }

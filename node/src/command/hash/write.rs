@@ -27,10 +27,16 @@ fn set_fields(ctx: &mut Ctx, args: &[Bytes], hmset: bool) {
     let lim = limits(ctx);
     let pairs = &args[2..];
     let longest = pairs.iter().map(Bytes::len).max().unwrap_or(0);
-    let added = write_hash(ctx, &args[1], true, |h| {
-        h.prepare(pairs.len() / 2, longest, &lim);
-        pairs.chunks_exact(2).filter(|p| h.set(&p[0], &p[1], &lim)).count()
-    });
+    let added = write_hash(
+        ctx,
+        &args[1],
+        true,
+        |h| {
+            h.prepare(pairs.len() / 2, longest, &lim);
+            pairs.chunks_exact(2).filter(|p| h.set(&p[0], &p[1], &lim)).count()
+        },
+        |_| true,
+    );
     match added {
         Write::Done { r, .. } => {
             if hmset {
@@ -48,13 +54,19 @@ fn set_fields(ctx: &mut Ctx, args: &[Bytes], hmset: bool) {
 pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) {
     let lim = limits(ctx);
     let (f, v) = (&args[2], &args[3]);
-    let set = write_hash(ctx, &args[1], true, |h| {
-        if h.get(f).is_some() {
-            return false;
-        }
-        h.prepare(1, f.len().max(v.len()), &lim);
-        h.set(f, v, &lim)
-    });
+    let set = write_hash(
+        ctx,
+        &args[1],
+        true,
+        |h| {
+            if h.get(f).is_some() {
+                return false;
+            }
+            h.prepare(1, f.len().max(v.len()), &lim);
+            h.set(f, v, &lim)
+        },
+        |&set| set,
+    );
     match set {
         Write::Done { r, .. } => {
             ctx.out.int(r as i64);
@@ -69,7 +81,7 @@ pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) {
 /// HDEL key field [field ...]
 pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    match write_hash(ctx, key, false, |h| args[2..].iter().filter(|f| h.remove(f)).count()) {
+    match write_hash(ctx, key, false, |h| args[2..].iter().filter(|f| h.remove(f)).count(), |&n| n > 0) {
         Write::WrongType => ctx.wrong_type(),
         Write::Missing => ctx.out.int(0),
         Write::Done { r, emptied } => {
@@ -89,15 +101,21 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(incr) = ctx.arg_i64(&args[3]) else { return };
     let lim = limits(ctx);
     let field = &args[2];
-    let res = write_hash(ctx, &args[1], true, |h| {
-        let old = match h.get(field) {
-            Some(v) => parse_i64(v).ok_or("hash value is not an integer")?,
-            None => 0,
-        };
-        let new = old.checked_add(incr).ok_or("increment or decrement would overflow")?;
-        h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
-        Ok(new)
-    });
+    let res = write_hash(
+        ctx,
+        &args[1],
+        true,
+        |h| {
+            let old = match h.get(field) {
+                Some(v) => parse_i64(v).ok_or("hash value is not an integer")?,
+                None => 0,
+            };
+            let new = old.checked_add(incr).ok_or("increment or decrement would overflow")?;
+            h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
+            Ok(new)
+        },
+        Result::is_ok,
+    );
     match res {
         Write::Done { r: Ok(n), .. } => {
             ctx.out.int(n);
@@ -118,19 +136,25 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let lim = limits(ctx);
     let field = &args[2];
-    let res = write_hash(ctx, &args[1], true, |h| {
-        let old = match h.get(field) {
-            Some(v) => Ld::parse(v).ok_or("hash value is not a float")?,
-            None => Ld::ZERO,
-        };
-        let sum = old.add(incr);
-        if !sum.is_finite() {
-            return Err("increment would produce NaN or Infinity");
-        }
-        let text = sum.to_human();
-        h.set(field, text.as_bytes(), &lim);
-        Ok(text)
-    });
+    let res = write_hash(
+        ctx,
+        &args[1],
+        true,
+        |h| {
+            let old = match h.get(field) {
+                Some(v) => Ld::parse(v).ok_or("hash value is not a float")?,
+                None => Ld::ZERO,
+            };
+            let sum = old.add(incr);
+            if !sum.is_finite() {
+                return Err("increment would produce NaN or Infinity");
+            }
+            let text = sum.to_human();
+            h.set(field, text.as_bytes(), &lim);
+            Ok(text)
+        },
+        Result::is_ok,
+    );
     match res {
         Write::Done { r: Ok(text), .. } => {
             ctx.out.bulk(text.as_bytes());

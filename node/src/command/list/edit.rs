@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{delete_if_empty, fill, list_mut, write_list, Found};
+use super::{delete_if_empty, fill, list_mut, list_mut_untracked, write_list, Found};
 use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 
@@ -17,10 +17,11 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) {
         Found::WrongType => return out.error(WRONGTYPE),
         Found::Missing => return out.int(0),
     };
-    let Some(l) = list_mut(&mut e) else { return };
+    let Some(l) = list_mut_untracked(&mut e) else { return };
     let removed = l.remove_eq(&args[3], count.unsigned_abs() as usize, count >= 0, fill);
     out.int(removed as i64);
     if removed > 0 {
+        ctx.db().signal_modified(key);
         ctx.notify(class::LIST, "lrem", key);
     }
     delete_if_empty(ctx, key);

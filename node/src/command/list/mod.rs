@@ -121,6 +121,15 @@ fn list_mut<'a>(e: &'a mut EntryMut<'_>) -> Option<&'a mut ListValue> {
     }
 }
 
+/// As `list_mut`, without counting as a modification (WATCH): for LREM and LINSERT, which
+/// call `Db::signal_modified` only when they changed the list, as Valkey signals them.
+fn list_mut_untracked<'a>(e: &'a mut EntryMut<'_>) -> Option<&'a mut ListValue> {
+    match e.value_mut_untracked() {
+        Some(Value::List(l)) => Some(l),
+        _ => None,
+    }
+}
+
 /// Creates a list at `key` (which must be missing) and returns its entry.
 fn create<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Found<'c>, &'c mut Reply) {
     let clock = ctx.clock();
@@ -139,8 +148,10 @@ fn elements_removed(ctx: &mut Ctx, key: &[u8], end: End) {
 /// go back to listpack.
 fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     let fill = fill(ctx);
+    // Untracked: re-encoding a shrunk list is no modification; the removal that shrank it
+    // was counted by its command.
     let empty = match ctx.lookup_write(key) {
-        Some(mut e) => match e.value_mut() {
+        Some(mut e) => match e.value_mut_untracked() {
             Some(Value::List(l)) if l.is_empty() => true,
             Some(Value::List(l)) => {
                 l.shrink_check(fill);

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{create, fill, list_mut, signal, write_list, Found};
+use super::{create, fill, list_mut, list_mut_untracked, signal, write_list, Found};
 use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::types::list::End;
@@ -88,7 +88,7 @@ pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) {
         Found::WrongType => return out.error(WRONGTYPE),
         Found::Missing => return out.int(0),
     };
-    let Some(l) = list_mut(&mut e) else { return };
+    let Some(l) = list_mut_untracked(&mut e) else { return };
     // Valkey converts before it knows whether the pivot is there.
     l.grow_check(fill, std::iter::once(&value[..]));
     let Some(pos) = l.iter().position(|v| v == &pivot[..]) else {
@@ -97,6 +97,7 @@ pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) {
     };
     l.insert(if after { pos + 1 } else { pos }, value, fill);
     out.int(l.len() as i64);
+    ctx.db().signal_modified(key);
     ctx.notify(class::LIST, "linsert", key);
 }
 

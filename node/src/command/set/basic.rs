@@ -17,10 +17,16 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) {
     let lim = limits(ctx);
     let members = &args[2..];
     let fresh = SetValue::create(&members[0], members.len(), &lim);
-    let added = write_set(ctx, &args[1], Some(fresh), |s| {
-        s.maybe_convert(members.len(), &lim);
-        members.iter().filter(|m| s.add(m, &lim)).count()
-    });
+    let added = write_set(
+        ctx,
+        &args[1],
+        Some(fresh),
+        |s| {
+            s.maybe_convert(members.len(), &lim);
+            members.iter().filter(|m| s.add(m, &lim)).count()
+        },
+        |&n| n > 0,
+    );
     match added {
         Write::Done { r, .. } => {
             ctx.out.int(r as i64);
@@ -35,7 +41,7 @@ pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) {
 /// SREM key member [member ...]
 pub fn srem(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    match write_set(ctx, key, None, |s| args[2..].iter().filter(|m| s.remove(m)).count()) {
+    match write_set(ctx, key, None, |s| args[2..].iter().filter(|m| s.remove(m)).count(), |&n| n > 0) {
         Write::WrongType => ctx.wrong_type(),
         Write::Missing => ctx.out.int(0),
         Write::Done { r, emptied } => {
@@ -115,7 +121,7 @@ pub fn smove(ctx: &mut Ctx, args: &[Bytes]) {
         let (db, out) = db_and_out(ctx);
         return out.int(set_in(db, src).is_some_and(|s| s.contains(member)) as i64);
     }
-    let removed = write_set(ctx, src, None, |s| s.remove(member));
+    let removed = write_set(ctx, src, None, |s| s.remove(member), |&removed| removed);
     let Write::Done { r: true, emptied } = removed else {
         return ctx.out.int(0);
     };

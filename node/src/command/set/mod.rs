@@ -55,23 +55,28 @@ fn limits(ctx: &Ctx) -> SetLimits {
 }
 
 /// Runs `f` on the set at `key` for writing. A missing key gets the set `create` builds
-/// (stored only if `f` leaves it non-empty); a set `f` empties is deleted.
+/// (stored only if `f` leaves it non-empty); a set `f` empties is deleted. An existing set
+/// counts as modified (WATCH) only when `changed` says `f`'s result changed it, as Valkey
+/// signals only writes that did something (SADD of a present member does not).
 fn write_set<R>(
     ctx: &mut Ctx,
     key: &[u8],
     create: Option<SetValue>,
     f: impl FnOnce(&mut SetValue) -> R,
+    changed: impl FnOnce(&R) -> bool,
 ) -> Write<R> {
     let clock = ctx.clock();
     if let Some(mut e) = ctx.lookup_write(key) {
         if !matches!(e.value(), ValueRef::Set(_)) {
             return Write::WrongType;
         }
-        let Some(Value::Set(s)) = e.value_mut() else { return Write::WrongType };
+        let Some(Value::Set(s)) = e.value_mut_untracked() else { return Write::WrongType };
         let r = f(s);
         let emptied = s.is_empty();
         if emptied {
             ctx.db().remove(key);
+        } else if changed(&r) {
+            ctx.db().signal_modified(key);
         }
         return Write::Done { r, emptied };
     }

@@ -66,7 +66,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn spop_one(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    match write_set(ctx, key, None, |s| s.remove_at(fastrand::usize(..s.len()))) {
+    match write_set(ctx, key, None, |s| s.remove_at(fastrand::usize(..s.len())), |_| true) {
         Write::WrongType => ctx.wrong_type(),
         Write::Missing => ctx.out.null(),
         Write::Done { r, emptied } => {
@@ -91,31 +91,37 @@ fn spop_count(ctx: &mut Ctx, args: &[Bytes]) {
         _ => return ctx.out.err("value is out of range, must be positive"),
     };
     let lim = limits(ctx);
-    let popped = write_set(ctx, key, None, |s| {
-        let size = s.len();
-        if count == 0 {
-            return Vec::new();
-        }
-        if count >= size {
-            let all = s.iter().map(<[u8]>::to_vec).collect();
-            *s = s.empty_compact();
-            return all;
-        }
-        let remaining = size - count;
-        if remaining * SPOP_MOVE_STRATEGY_MUL > count {
-            (0..count).map(|_| s.remove_at(fastrand::usize(..s.len()))).collect()
-        } else {
-            // Keep a few survivors in a new set, as Valkey does, and return the rest.
-            let mut keep = s.empty_compact();
-            for _ in 0..remaining {
-                let m = s.remove_at(fastrand::usize(..s.len()));
-                keep.add(&m, &lim);
+    let popped = write_set(
+        ctx,
+        key,
+        None,
+        |s| {
+            let size = s.len();
+            if count == 0 {
+                return Vec::new();
             }
-            let out = s.iter().map(<[u8]>::to_vec).collect();
-            *s = keep;
-            out
-        }
-    });
+            if count >= size {
+                let all = s.iter().map(<[u8]>::to_vec).collect();
+                *s = s.empty_compact();
+                return all;
+            }
+            let remaining = size - count;
+            if remaining * SPOP_MOVE_STRATEGY_MUL > count {
+                (0..count).map(|_| s.remove_at(fastrand::usize(..s.len()))).collect()
+            } else {
+                // Keep a few survivors in a new set, as Valkey does, and return the rest.
+                let mut keep = s.empty_compact();
+                for _ in 0..remaining {
+                    let m = s.remove_at(fastrand::usize(..s.len()));
+                    keep.add(&m, &lim);
+                }
+                let out = s.iter().map(<[u8]>::to_vec).collect();
+                *s = keep;
+                out
+            }
+        },
+        |popped| !popped.is_empty(),
+    );
     match popped {
         Write::WrongType => ctx.wrong_type(),
         Write::Missing => ctx.out.set(0),

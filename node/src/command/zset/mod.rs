@@ -117,11 +117,14 @@ enum Found<'a> {
 
 /// Runs `f` on the sorted set at `key` for writing, with the reply buffer. Replies WRONGTYPE
 /// and returns `None` for other types. Deletes the key if `f` left the set empty and reports
-/// whether it did (the caller then notifies `del`).
+/// whether it did (the caller then notifies `del`). An existing set counts as modified (WATCH)
+/// only when `changed` says `f`'s result changed it, as Valkey signals only writes that did
+/// something (ZADD XX of a missing member, ZREM of one, do not).
 fn write<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(Found<'_>, &mut Reply, &Config) -> R,
+    changed: impl FnOnce(&R) -> bool,
 ) -> Option<(R, bool)> {
     let st = &ctx.clients[ctx.me].st;
     let (db, touch) = (st.db, !st.no_touch);
@@ -130,6 +133,7 @@ fn write<R>(
     let out = &mut *ctx.out;
     let Server { dbs, config, .. } = &mut *ctx.srv;
     let d = &mut dbs[db];
+    let mut modified = false;
     let (r, empty) = match d.get(key, now, clock, touch) {
         None => (f(Found::Missing, out, config), false),
         Some(mut e) => {
@@ -137,10 +141,14 @@ fn write<R>(
                 out.error(crate::exec::ctx::WRONGTYPE);
                 return None;
             }
-            match e.value_mut() {
+            match e.value_mut_untracked() {
                 Some(Value::ZSet(z)) => {
                     let r = f(Found::ZSet(z), out, config);
-                    (r, z.is_empty())
+                    let empty = z.is_empty();
+                    if !empty && changed(&r) {
+                        modified = true;
+                    }
+                    (r, empty)
                 }
                 _ => {
                     out.error(crate::exec::ctx::WRONGTYPE);
@@ -149,6 +157,9 @@ fn write<R>(
             }
         }
     };
+    if modified {
+        d.signal_modified(key);
+    }
     if empty {
         let old = d.remove(key);
         dispose(ctx, old);

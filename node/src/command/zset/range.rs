@@ -242,27 +242,32 @@ pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) {
 
 fn remrange(ctx: &mut Ctx, args: &[Bytes], spec: Spec, event: &str) {
     let key = &args[1];
-    let r = write(ctx, key, |found, _, _| {
-        let Found::ZSet(z) = found else { return 0 };
-        let (from, n) = match &spec {
-            Spec::Rank(s, e) => match clamp_ranks(*s, *e, z.len()) {
-                Some((s, e)) => (s, e - s + 1),
-                None => return 0,
-            },
-            Spec::Score(r) => match z.first_in_score(r) {
-                NIL => return 0,
-                x => (z.rank_of(x), z.count_in_score(r)),
-            },
-            Spec::Lex(r) => match z.first_in_lex(r) {
-                NIL => return 0,
-                x => (z.rank_of(x), z.count_in_lex(r)),
-            },
-        };
-        if n == 0 {
-            return 0;
-        }
-        z.remove_rank_range(from, from + n - 1)
-    });
+    let r = write(
+        ctx,
+        key,
+        |found, _, _| {
+            let Found::ZSet(z) = found else { return 0 };
+            let (from, n) = match &spec {
+                Spec::Rank(s, e) => match clamp_ranks(*s, *e, z.len()) {
+                    Some((s, e)) => (s, e - s + 1),
+                    None => return 0,
+                },
+                Spec::Score(r) => match z.first_in_score(r) {
+                    NIL => return 0,
+                    x => (z.rank_of(x), z.count_in_score(r)),
+                },
+                Spec::Lex(r) => match z.first_in_lex(r) {
+                    NIL => return 0,
+                    x => (z.rank_of(x), z.count_in_lex(r)),
+                },
+            };
+            if n == 0 {
+                return 0;
+            }
+            z.remove_rank_range(from, from + n - 1)
+        },
+        |&n| n > 0,
+    );
     let Some((deleted, removed)) = r else { return };
     ctx.out.int(deleted as i64);
     if deleted > 0 {

@@ -76,12 +76,17 @@ fn add_generic(ctx: &mut Ctx, args: &[Bytes], first: usize, f: Flags) {
         pairs.push((s, &p[1][..]));
     }
     let key = &args[1];
-    let r = write(ctx, key, |found, _, config| match found {
-        // A set past the listpack limits never converts back: skip the config lookups.
-        Found::ZSet(z) if z.encoding() == "skiplist" => Some(apply(z, &pairs, f, Limits::default())),
-        Found::ZSet(z) => Some(apply(z, &pairs, f, limits_of(config))),
-        Found::Missing => None,
-    });
+    let r = write(
+        ctx,
+        key,
+        |found, _, config| match found {
+            // A set past the listpack limits never converts back: skip the config lookups.
+            Found::ZSet(z) if z.encoding() == "skiplist" => Some(apply(z, &pairs, f, Limits::default())),
+            Found::ZSet(z) => Some(apply(z, &pairs, f, limits_of(config))),
+            Found::Missing => None,
+        },
+        |o| o.is_some_and(|(added, updated, ..)| added + updated > 0),
+    );
     let outcome = match r {
         None => return,
         Some((Some(o), _)) => Some(o),
@@ -151,21 +156,26 @@ fn apply(z: &mut ZSetValue, pairs: &[(f64, &[u8])], f: Flags, lim: Limits) -> (i
 /// ZREM key member [member ...]
 pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) {
     let key = &args[1];
-    let r = write(ctx, key, |found, _, _| match found {
-        Found::Missing => 0,
-        Found::ZSet(z) => {
-            let mut n = 0;
-            for m in &args[2..] {
-                if z.remove(m) {
-                    n += 1;
-                    if z.is_empty() {
-                        break;
+    let r = write(
+        ctx,
+        key,
+        |found, _, _| match found {
+            Found::Missing => 0,
+            Found::ZSet(z) => {
+                let mut n = 0;
+                for m in &args[2..] {
+                    if z.remove(m) {
+                        n += 1;
+                        if z.is_empty() {
+                            break;
+                        }
                     }
                 }
+                n
             }
-            n
-        }
-    });
+        },
+        |&n| n > 0,
+    );
     let Some((deleted, removed)) = r else { return };
     ctx.out.int(deleted);
     if deleted > 0 {
@@ -335,19 +345,24 @@ fn try_pop(
     nested: bool,
 ) -> bool {
     for key in keys {
-        let r = write(ctx, key, |found, out, _| match found {
-            Found::Missing => false,
-            Found::ZSet(z) => {
-                let n = count.unwrap_or(1);
-                if n == 0 {
-                    out.array(0);
-                    return true;
+        let r = write(
+            ctx,
+            key,
+            |found, out, _| match found {
+                Found::Missing => false,
+                Found::ZSet(z) => {
+                    let n = count.unwrap_or(1);
+                    if n == 0 {
+                        out.array(0);
+                        return true;
+                    }
+                    let items = pop(z, max, n);
+                    reply_popped(out, key, &items, emit_key, nested);
+                    true
                 }
-                let items = pop(z, max, n);
-                reply_popped(out, key, &items, emit_key, nested);
-                true
-            }
-        });
+            },
+            |&popped| popped && count != Some(0),
+        );
         match r {
             None => return true,
             Some((false, _)) => continue,
