@@ -121,6 +121,8 @@ fn server(ctx: &mut Ctx, out: &mut String) {
     // Shoal's own: what the autoscaler reads.
     field!(out, "io_threads_active_count", "{}", srv.active_io_threads);
     field!(out, "executor_busy_ratio", "{:.3}", srv.busy_ratio);
+    field!(out, "io_threads_trials", "{}", srv.io_thread_trials.0);
+    field!(out, "io_threads_trials_failed", "{}", srv.io_thread_trials.1);
     out.push_str("listener0:name=tcp");
     for b in srv.config.get("bind").unwrap_or("").split_whitespace() {
         let _ = write!(out, ",bind={b}");

@@ -754,11 +754,12 @@ impl Executor {
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
         let max = self.io.max_active();
         let cpu = crate::util::thread_cpu_time();
+        let commands = self.srv.stats.total_commands;
         let target = if forced {
-            self.scaler.tick(now, cpu, self.io.active(), max, 0);
+            self.scaler.tick(now, cpu, self.io.active(), max, 0, commands);
             Some(max)
         } else {
-            self.scaler.tick(now, cpu, self.io.active(), max, self.io.queued())
+            self.scaler.tick(now, cpu, self.io.active(), max, self.io.queued(), commands)
         };
         if let Some(n) = target {
             if n != self.io.active() {
@@ -768,6 +769,7 @@ impl Executor {
         }
         self.srv.active_io_threads = self.io.active();
         self.srv.busy_ratio = self.scaler.busy_ratio();
+        self.srv.io_thread_trials = (self.scaler.trials, self.scaler.trials_failed);
     }
 
     /// Applies a changed `io-threads` limit (CONFIG SET io-threads) on the running node.

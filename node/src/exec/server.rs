@@ -78,6 +78,9 @@ pub struct Server {
     pub active_io_threads: usize,
     /// The executor's busy ratio over the last second (0..=1), for INFO and the autoscaler.
     pub busy_ratio: f64,
+    /// I/O threads added on trial, and those taken back because the command rate did not rise
+    /// (see `exec::scaler`).
+    pub io_thread_trials: (u64, u64),
     /// `notify-keyspace-events` as flags (0: off), kept in step by CONFIG SET.
     pub notify_flags: u32,
     /// CLIENT KILL marked other clients: close them after this batch.
@@ -136,6 +139,7 @@ impl Server {
             ops_sample_idx: 0,
             last_sample: (Instant::now(), 0),
             active_io_threads: 0,
+            io_thread_trials: (0, 0),
             busy_ratio: 0.0,
             kill_pending: false,
             notify_flags: 0,
