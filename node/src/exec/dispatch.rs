@@ -91,6 +91,9 @@ pub fn dispatch_parsed(
                     // Deferred: no reply now, the executor runs the request again later.
                     None => clients[idx].st.deferred = true,
                 }
+            } else if srv.evict.maxmemory != 0 && oom_refuses(srv, clients, idx, entry, reply) {
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, super::evict::OOM);
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if clients[idx].st.subs.is_some()
                 && !clients[idx].st.resp3
                 && !super::pubsub::allowed_in_subscriber_mode(entry.meta.name)
@@ -103,6 +106,11 @@ pub fn dispatch_parsed(
                 ));
             } else if clients[idx].st.multi.is_some() && !txn::runs_in_multi(&entry.full_name) {
                 // Inside MULTI: queued, run by EXEC.
+                if entry.meta.has_flag("denyoom") {
+                    if let Some(m) = clients[idx].st.multi.as_mut() {
+                        m.denyoom = true;
+                    }
+                }
                 txn::queue(&mut clients[idx].st, args);
                 reply.simple("QUEUED");
             } else if let Some(handler) = entry.handler {
@@ -123,12 +131,6 @@ pub fn dispatch_parsed(
                     cmd_name: &entry.full_name,
                     now_ms,
                 };
-                if ctx.srv.evict.maxmemory != 0
-                    && !super::evict::admit(&mut ctx, entry.meta.has_flag("denyoom"))
-                {
-                    ctx.out.error(super::evict::OOM);
-                    return finish(srv, clients, reply, idx, name, before);
-                }
                 match key {
                     Some((i, hint)) => {
                         crate::keyspace::db::set_hint(&args[i as usize], Some(hint));
@@ -165,6 +167,29 @@ pub fn dispatch_parsed(
         txn::reject(srv, clients, idx, None, reply, &format!("ERR {}", unknown_command(args)));
     }
     finish(srv, clients, reply, idx, name, before);
+}
+
+/// Valkey's out-of-memory gate (`processCommand`): runs evictions, then says whether the
+/// command must be refused with -OOM — a `denyoom` command; inside MULTI any command but the
+/// transaction's own (queueing would grow memory without bound); EXEC when it holds a `denyoom`
+/// command.
+fn oom_refuses(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    idx: usize,
+    entry: &'static CommandEntry,
+    reply: &mut Reply,
+) -> bool {
+    let multi = clients[idx].st.multi.as_ref();
+    let deny = if entry.full_name == "exec" {
+        multi.is_some_and(|m| m.denyoom)
+    } else {
+        entry.meta.has_flag("denyoom") || (multi.is_some() && !txn::runs_in_multi(&entry.full_name))
+    };
+    let now_ms = srv.now_ms;
+    let mut ctx =
+        Ctx { srv, clients, me: idx, out: reply, cmd: entry.meta, cmd_name: &entry.full_name, now_ms };
+    !super::evict::admit(&mut ctx, deny)
 }
 
 /// Error statistics and reply modes, after the command ran or was refused.

@@ -176,3 +176,30 @@ fn info_reports_the_limit() {
     assert!(info.contains("maxmemory_policy:volatile-ttl\r\n"), "{info}");
     assert!(info.contains("mem_not_counted_for_evict:0\r\n"), "{info}");
 }
+
+#[test]
+fn over_the_limit_exec_is_refused_only_when_it_holds_a_denyoom_command() {
+    let mut h = node("noeviction", 3);
+    assert_eq!(h.run("SET k0 v"), "+OK\r\n");
+    // Queued under the limit; the limit is passed before EXEC.
+    assert_eq!(h.run("MULTI"), "+OK\r\n");
+    assert_eq!(h.run("SET k1 v"), "+QUEUED\r\n");
+    h.srv.evict.used = |_| u64::MAX;
+    assert_eq!(
+        h.run("EXEC"),
+        format!("-EXECABORT Transaction discarded because of: {}\r\n", super::OOM),
+        "EXEC with a write is refused"
+    );
+    assert_eq!(h.run("EXEC"), "-ERR EXEC without MULTI\r\n", "and the transaction is gone");
+    assert!(!exists(&mut h, "k1"));
+    // A read-only transaction queued before the limit was passed still runs.
+    h.srv.evict.used = per_key;
+    assert_eq!(h.run("MULTI"), "+OK\r\n");
+    assert_eq!(h.run("GET k0"), "+QUEUED\r\n");
+    h.srv.evict.used = |_| u64::MAX;
+    assert_eq!(h.run("EXEC"), "*1\r\n$1\r\nv\r\n");
+    // Over the limit, queueing itself is refused and dooms the transaction.
+    assert_eq!(h.run("MULTI"), "+OK\r\n");
+    assert_eq!(h.run("GET k0"), format!("-{}\r\n", super::OOM));
+    assert_eq!(h.run("EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+}
