@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -58,6 +59,12 @@ def spread(results: dict, server: str, name: str) -> str:
     return f"{min(rps) / 1e3:,.0f}k-{max(rps) / 1e3:,.0f}k" if rps else ""
 
 
+def load_note(results: dict) -> str:
+    """The machine's 1-minute load average when the run started, if it was recorded."""
+    load = results.get("loadavg_start")
+    return "" if load is None else f" (1-minute load average at the start: {load:.1f})"
+
+
 def report(results: dict, specs: list[bench.ServerSpec], args: argparse.Namespace) -> str:
     shoal, redis = specs
     lines = [
@@ -68,9 +75,8 @@ def report(results: dict, specs: list[bench.ServerSpec], args: argparse.Namespac
         f"{results['rounds']} interleaved rounds (median), {args.requests:,} requests per run, "
         f"50 clients, 16 B elements, one list key. Server single-threaded on CPU {SERVER_CPU}, "
         f"redis-benchmark on CPU {bench.CLIENT_CPU}; the servers ran one at a time. "
-        "The machine (2 vCPUs) was shared with other engineers' builds and tests while this ran "
-        "(load average above 10), so runs vary by up to 2x between rounds (min-max columns): "
-        "read the ratios as rough, and rerun on a quiet machine before drawing conclusions.",
+        "Absolute figures depend on what else the machine runs; the min-max columns show the "
+        "spread between rounds" + load_note(results) + ".",
         "",
         f"- {shoal.label}: `{shoal.version}`",
         f"- {redis.label}: `{redis.version}`",
@@ -135,6 +141,7 @@ def main() -> int:
     for s in specs:
         s.version = bench.version_of(s.binary)
     runs: dict = {s.name: [] for s in specs}
+    loadavg_start = os.getloadavg()[0]
     for i in range(args.rounds):
         bench.log(f"round {i + 1}/{args.rounds}")
         for s in specs:
@@ -143,6 +150,7 @@ def main() -> int:
     median = {s.name: {n: median_run([r[n] for r in runs[s.name] if n in r]) for n in names} for s in specs}
     results = {
         "date": time.strftime("%Y-%m-%d"),
+        "loadavg_start": loadavg_start,
         "machine": bench.machine_info(),
         "rounds": args.rounds,
         "requests": args.requests,

@@ -27,6 +27,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import statistics
@@ -124,7 +125,8 @@ def main() -> int:
     ]
     servers: list[bench.Server] = []
     results: dict = {"members": MEMBERS, "clients": CLIENTS, "requests": args.requests,
-                     "pipeline": args.pipeline, "rounds": args.rounds, "servers": {}}  # fmt: skip
+                     "pipeline": args.pipeline, "rounds": args.rounds, "servers": {},
+                     "loadavg_start": os.getloadavg()[0]}  # fmt: skip
     try:
         for spec in specs:
             s = bench.Server(spec, SERVER_CPU, 1)
@@ -183,8 +185,9 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "`member:%012d` scored 0..999999; redis-benchmark is pinned to CPU "
         f"{CLIENT_CPU} with {CLIENTS} clients, {args.requests:,} requests per run, pipeline "
         f"{args.pipeline}, `-r {MEMBERS}`; the idle server is SIGSTOPped; {args.rounds} interleaved "
-        "rounds, medians. The machine is shared with other builds (two cores, several compile jobs "
-        "running), so absolute figures are noisy and low: read the ratio.",
+        "rounds, medians. Absolute figures depend on what else the machine runs: read the ratio"
+        + ("" if results.get("loadavg_start") is None
+           else f" (1-minute load average at the start: {results['loadavg_start']:.1f})") + ".",
         "",
         "The ratio is the median of the per-round ratios (each round runs both servers back to "
         "back, so a round's ratio shares its background load); the per-round ratios show the noise.",
