@@ -108,6 +108,9 @@ struct LocalArgs {
     /// Each node's initial io-threads.
     #[arg(long)]
     io_threads: Option<u32>,
+    /// A password every node requires (requirepass); the control loop authenticates with it.
+    #[arg(long, env = "SHOAL_REQUIREPASS", hide_env_values = true)]
+    requirepass: Option<String>,
     /// Turn the autoscaler on.
     #[arg(long)]
     autoscale: bool,
@@ -161,6 +164,7 @@ impl LocalArgs {
         c.node_bin = self.node_bin.clone().or(c.node_bin);
         c.maxmemory = self.maxmemory.clone().or(c.maxmemory);
         c.io_threads = self.io_threads.or(c.io_threads);
+        c.requirepass = self.requirepass.clone().or(c.requirepass);
         let a = &mut c.autoscaling;
         a.enabled |= self.autoscale;
         a.recommend_only |= self.recommend_only;

@@ -70,7 +70,13 @@ fn install_yaml_has_every_object_and_least_privilege_rbac() {
                     .collect()
             };
             let (res, verbs) = (strs("resources"), strs("verbs"));
-            assert!(!res.iter().any(|r| r == "*" || r == "pods/exec" || r == "secrets"), "{res:?}");
+            assert!(!res.iter().any(|r| r == "*" || r == "pods/exec"), "{res:?}");
+            // Secrets: only `get` of the one named by `spec.auth.secretRef` (the nodes'
+            // password); never list or watch, which would expose every Secret in scope.
+            if res.iter().any(|r| r == "secrets") {
+                assert_eq!(res, ["secrets"], "secrets share a rule with nothing else");
+                assert_eq!(verbs, ["get"], "secrets: {verbs:?}");
+            }
             assert!(!verbs.iter().any(|v| v == "*" || v == "escalate" || v == "bind"), "{verbs:?}");
             if res.iter().any(|r| r == "pods") {
                 assert!(

@@ -56,6 +56,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The nodes' password, from the Secret a ShoalCluster's spec.auth.secretRef names: get only.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 {{- if .Values.rbac.serviceMonitors }}
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]

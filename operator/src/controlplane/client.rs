@@ -48,11 +48,13 @@ pub struct NodeClient {
 }
 
 impl NodeClient {
-    /// Connects, bounding the connect and every later reply by `timeout`.
-    pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<NodeClient> {
+    /// Connects, bounding the connect and every later reply by `timeout`; with a `password`,
+    /// authenticates as the default user (the nodes' `requirepass`).
+    pub async fn connect(addr: &NodeAddr, timeout: Duration, password: Option<&str>) -> Result<NodeClient> {
         let host = addr.hostname.as_deref().unwrap_or(&addr.ip);
         let err = |source| ClientError::Connect { addr: addr.to_string(), source };
-        let client = redis::Client::open(format!("redis://{host}:{}/", addr.port)).map_err(err)?;
+        let auth = password.map(|p| format!(":{}@", percent_encode(p))).unwrap_or_default();
+        let client = redis::Client::open(format!("redis://{auth}{host}:{}/", addr.port)).map_err(err)?;
         let cfg = AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
         let conn = client.get_multiplexed_async_connection_with_config(&cfg).await.map_err(err)?;
         Ok(NodeClient { addr: addr.clone(), conn })
@@ -288,6 +290,20 @@ fn parse_shards(v: &Value, epoch: u64, shard_ids: &HashMap<NodeId, ShardId>) -> 
     Some(out)
 }
 
+/// `s` with every byte outside RFC 3986's unreserved set percent-encoded, for the userinfo of a
+/// `redis://` URL (the `redis` crate decodes it).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +383,12 @@ mod tests {
         assert_eq!(t.shards[0].slots, vec![SlotRange::new(0, 99), SlotRange::new(200, 200)]);
         assert_eq!(t.shards[0].nodes[0].port, 7000);
         assert_eq!(t.shards[0].nodes[0].role, Role::Primary);
+    }
+
+    #[test]
+    fn passwords_are_percent_encoded_for_the_url() {
+        assert_eq!(super::percent_encode("abc-._~XYZ09"), "abc-._~XYZ09");
+        assert_eq!(super::percent_encode("p@ss word:/%"), "p%40ss%20word%3A%2F%25");
+        assert_eq!(super::percent_encode("é"), "%C3%A9");
     }
 }

@@ -94,6 +94,11 @@ impl Driver {
         Driver { pool: ClientPool::new(timeout), opts, backoff: HashMap::new(), seen_jobs: HashSet::new() }
     }
 
+    /// The password the nodes require (`requirepass`), if any.
+    pub fn set_password(&mut self, password: Option<String>) {
+        self.pool.set_password(password);
+    }
+
     /// Sets `io-threads` on the node at `addr`.
     pub async fn set_io_threads(
         &mut self,

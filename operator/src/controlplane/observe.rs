@@ -15,11 +15,20 @@ use super::model::{NodeAddr, NodeId, ObservedNode, ObservedState, ShardId};
 pub struct ClientPool {
     clients: HashMap<NodeAddr, NodeClient>,
     timeout: Duration,
+    password: Option<String>,
 }
 
 impl ClientPool {
     pub fn new(timeout: Duration) -> ClientPool {
-        ClientPool { clients: HashMap::new(), timeout }
+        ClientPool { clients: HashMap::new(), timeout, password: None }
+    }
+
+    /// The password new connections authenticate with; a change drops the open connections.
+    pub fn set_password(&mut self, password: Option<String>) {
+        if password != self.password {
+            self.password = password;
+            self.clients.clear();
+        }
     }
 
     /// A connected client for `addr`.
@@ -27,7 +36,7 @@ impl ClientPool {
         if let Some(c) = self.clients.get(addr) {
             return Ok(c.clone());
         }
-        let c = NodeClient::connect(addr, self.timeout).await?;
+        let c = NodeClient::connect(addr, self.timeout, self.password.as_deref()).await?;
         self.clients.insert(addr.clone(), c.clone());
         Ok(c)
     }

@@ -30,6 +30,9 @@ pub trait NodeControl: Send {
 
     /// Sets a node's `io-threads`.
     fn set_io_threads<'a>(&'a mut self, addr: &'a NodeAddr, n: u32) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The password the nodes require (from `spec.auth.secretRef`), before each step.
+    fn set_password(&mut self, password: Option<String>);
 }
 
 impl NodeControl for Driver {
@@ -43,6 +46,10 @@ impl NodeControl for Driver {
 
     fn set_io_threads<'a>(&'a mut self, addr: &'a NodeAddr, n: u32) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { Driver::set_io_threads(self, addr, n).await.map_err(|e| e.to_string()) })
+    }
+
+    fn set_password(&mut self, password: Option<String>) {
+        Driver::set_password(self, password);
     }
 }
 

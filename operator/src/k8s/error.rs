@@ -22,6 +22,9 @@ pub enum Error {
     /// The object has no namespace or name (the API server never sends one like that).
     #[error("ShoalCluster without {0}")]
     Incomplete(&'static str),
+    /// `spec.auth.secretRef` names a Secret or key that does not hold a password.
+    #[error("auth secret {secret}: {detail}")]
+    AuthSecret { secret: String, detail: String },
 }
 
 impl Error {
@@ -36,6 +39,7 @@ impl Error {
             },
             Error::Control(_) => "control_plane",
             Error::Incomplete(_) => "incomplete",
+            Error::AuthSecret { .. } => "auth_secret",
         }
     }
 }

@@ -329,6 +329,8 @@ pub struct SimLog {
     /// Per step: desired shard count and drained-node count.
     pub steps: Vec<(usize, usize)>,
     pub io_threads: Vec<(NodeAddr, u32)>,
+    /// The password handed over before each step.
+    pub passwords: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -554,6 +556,10 @@ impl NodeControl for Sim {
     fn set_io_threads<'a>(&'a mut self, addr: &'a NodeAddr, n: u32) -> BoxFuture<'a, Result<(), String>> {
         self.lock().log.io_threads.push((addr.clone(), n));
         Box::pin(async { Ok(()) })
+    }
+
+    fn set_password(&mut self, password: Option<String>) {
+        self.lock().log.passwords.push(password);
     }
 }
 

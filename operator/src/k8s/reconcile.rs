@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -255,6 +255,15 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         .collect();
     let others: Vec<NodeAddr> =
         draining.iter().map(|&o| res::desired_shard(&sc, o, &ctx.defaults).1).collect();
+    let password = match auth_password(&sc, &ctx).await {
+        Ok(p) => p,
+        Err(err) => {
+            drop(st);
+            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string())).await?;
+            return Err(err);
+        }
+    };
+    st.control.set_password(password);
     let report = match st.control.step(&desired, &others).await {
         Ok(r) => r,
         Err(e) => {
@@ -542,4 +551,19 @@ async fn cleanup(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// The nodes' password from `spec.auth.secretRef`, read on every reconcile so a rotated Secret
+/// reaches the control plane's connections (the nodes get it from the same Secret at start).
+async fn auth_password(sc: &ShoalCluster, ctx: &Context) -> Result<Option<String>> {
+    let Some(auth) = &sc.spec.auth else { return Ok(None) };
+    let ns = sc.metadata.namespace.as_deref().ok_or(Error::Incomplete("namespace"))?;
+    let (name, key) = (&auth.secret_ref.name, &auth.secret_ref.key);
+    let secret =
+        Api::<Secret>::namespaced(ctx.client.clone(), ns).get(name).await.map_err(kerr("get secret"))?;
+    let bad = |detail: &str| Error::AuthSecret { secret: format!("{ns}/{name}"), detail: detail.to_string() };
+    let bytes =
+        secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| bad(&format!("no key {key:?}")))?;
+    let pw = String::from_utf8(bytes.0.clone()).map_err(|_| bad("the password is not UTF-8"))?;
+    Ok(Some(pw.trim_end_matches(['\r', '\n']).to_string()))
 }

@@ -376,3 +376,36 @@ async fn statefulsets_of_another_owner_are_not_drained() {
     assert_eq!(h.sim.log().steps.iter().map(|s| s.1).max(), Some(0));
     assert!(h.api.get(&sts(5)).is_some());
 }
+
+#[tokio::test]
+async fn the_auth_secret_reaches_the_control_plane_and_a_missing_one_is_degraded() {
+    let mut sc = cluster("c", 2);
+    sc.spec.auth = Some(serde_json::from_value(json!({"secretRef": {"name": "c-auth"}})).expect("auth"));
+    let h = Harness::new(sc);
+    h.once().await.expect("finalizer");
+    // No Secret yet: the reconcile fails with the kube label and the status says why.
+    let err = h.once().await.expect_err("secret missing");
+    assert_eq!(err.metric_label(), "kube");
+    assert_eq!(condition(&h.stored(), "Degraded").as_deref(), Some("True"));
+    // A Secret without the key: a clear error of its own.
+    h.api.put(
+        &format!("{NS}/secrets/c-auth"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "c-auth", "namespace": "default"}, "data": {"other": "eA=="}}),
+    );
+    let err = h.once().await.expect_err("key missing");
+    assert_eq!(err.metric_label(), "auth_secret");
+    assert!(err.to_string().contains("default/c-auth") && err.to_string().contains("password"), "{err}");
+    // With the password (base64 of "s3cret:\n", a trailing newline as `kubectl create secret
+    // --from-file` leaves it), every step gets it without the newline.
+    h.api.put(
+        &format!("{NS}/secrets/c-auth"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "c-auth", "namespace": "default"}, "data": {"password": "czNjcmV0Ogo="}}),
+    );
+    h.converge(5).await;
+    let pws = h.sim.log().passwords;
+    assert!(!pws.is_empty());
+    assert!(pws.iter().all(|p| p.as_deref() == Some("s3cret:")), "{pws:?}");
+    assert_eq!(condition(&h.stored(), "Degraded").as_deref(), Some("False"));
+}

@@ -45,6 +45,8 @@ pub struct LocalConfig {
     pub maxmemory: Option<String>,
     /// Each node's initial `io-threads`.
     pub io_threads: Option<u32>,
+    /// The password every node requires (`requirepass`); the control loop authenticates with it.
+    pub requirepass: Option<String>,
     /// More `--name value` arguments for every node.
     pub node_args: Vec<String>,
     pub autoscaling: AutoscalePolicy,
@@ -65,6 +67,7 @@ impl Default for LocalConfig {
             node_bin: None,
             maxmemory: None,
             io_threads: None,
+            requirepass: None,
             node_args: Vec::new(),
             autoscaling: AutoscalePolicy::default(),
             migration: PlanOptions::default(),
@@ -123,6 +126,9 @@ impl LocalCluster {
         if let Some(n) = cfg.io_threads {
             args.extend(["--io-threads".to_string(), n.to_string()]);
         }
+        if let Some(pw) = &cfg.requirepass {
+            args.extend(["--requirepass".to_string(), pw.clone()]);
+        }
         let template = NodeTemplate {
             bin: cfg.node_bin.clone().unwrap_or_else(default_node_bin),
             dir: cfg.dir.clone(),
@@ -136,7 +142,8 @@ impl LocalCluster {
         for line in sup.ensure(target).await? {
             tracing::info!("{line}");
         }
-        let driver = Driver::new(cfg.migration.clone(), Duration::from_secs(5));
+        let mut driver = Driver::new(cfg.migration.clone(), Duration::from_secs(5));
+        driver.set_password(cfg.requirepass.clone());
         Ok(LocalCluster {
             cfg,
             sup,
@@ -173,6 +180,7 @@ impl LocalCluster {
     pub fn restart_control_plane(&mut self) {
         tracing::info!("control plane state dropped; resuming from the nodes");
         self.driver = Driver::new(self.cfg.migration.clone(), Duration::from_secs(5));
+        self.driver.set_password(self.cfg.requirepass.clone());
         self.history = AutoscaleHistory::default();
         self.resize_from = None;
         self.progress_total = 0;
