@@ -33,7 +33,9 @@ fn start_with_metrics(start: impl Fn(&[&str]) -> ShoalNode) -> (ShoalNode, u16) 
         }));
         if let Ok(node) = started {
             let line = format!("Metrics on http://127.0.0.1:{port}/metrics");
-            assert!(node.log.contains(&line), "no {line:?} in the log:\n{}", node.log.lines().join("\n"));
+            let logged =
+                node.log.wait_for(shoal_e2e::process::START_TIMEOUT, |l| l.contains(&line).then_some(()));
+            assert!(logged.is_some(), "no {line:?} in the log:\n{}", node.log.lines().join("\n"));
             return (node, port);
         }
     }

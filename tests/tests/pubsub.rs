@@ -283,11 +283,11 @@ io_threads_test!(fn slow_subscriber_is_cut_off_and_the_node_keeps_serving(n) {
     assert!(cut_off, "the slow subscriber was never disconnected");
     let info = admin.run("INFO stats");
     assert!(info.contains("client_output_buffer_limit_disconnections:1\r\n"), "{info}");
-    assert!(
-        node.log.contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
-        "no log line:\n{}",
-        node.log.lines().join("\n")
-    );
+    // The node's log reaches the test through a reader thread: wait (bounded) for the line.
+    let logged = node.log.wait_for(shoal_e2e::process::START_TIMEOUT, |l| {
+        l.contains("scheduled to be closed ASAP for overcoming of output buffer limits").then_some(())
+    });
+    assert!(logged.is_some(), "no log line:\n{}", node.log.lines().join("\n"));
     // The node keeps serving the others.
     assert_eq!(admin.run("SET k v"), "+OK\r\n");
     assert_eq!(admin.run("PUBLISH feed small"), ":1\r\n");
