@@ -894,7 +894,12 @@ def plot(results: dict, specs: list[ServerSpec], png_path: Path) -> bool:
                 if s.name in med:
                     xs.append(j + (i - (len(specs) - 1) / 2) * width)
                     ys.append(med[s.name]["rps"] / 1e3)
-            ax.bar(xs, ys, width, label=s.label if ys else f"{s.label} (failed)")
+            color = f"C{i}"  # one colour per server in every panel, failed or not
+            if ys:
+                ax.bar(xs, ys, width, label=s.label, color=color)
+            else:
+                # A zero-height bar: invisible, but it gives the legend the server's colour.
+                ax.bar([0], [0], width, label=f"{s.label} (failed: no bars)", color=color)
         ax.set_xticks(range(len(workloads)))
         ax.set_xticklabels([w for _, w in workloads], fontsize=8)
         ax.set_ylabel("thousand requests / s")
@@ -904,7 +909,7 @@ def plot(results: dict, specs: list[ServerSpec], png_path: Path) -> bool:
     title = "Shoal vs Redis / Valkey: throughput (median"
     title += ", quick mode)" if results["quick"] else f" of {results['rounds']} rounds)"
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # leave the suptitle its own line
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
