@@ -178,6 +178,9 @@ fn threads_start_under_load_and_park_when_idle() {
         assert!(Instant::now() < deadline, "no I/O thread activated under load");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Every thread the scaler adds is on trial (kept only if the command rate rises).
+    let trials: u64 = admin.info_field("io_threads_trials").parse().expect("io_threads_trials");
+    assert!(trials >= 1, "an activated thread is a trial: {trials}");
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().expect("client thread panicked");

@@ -194,6 +194,17 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         s.io_polls,
     );
 
+    o.counter(
+        "shoal_io_thread_trials_total",
+        "I/O threads added on trial (kept only if the command rate rose).",
+        s.io_thread_trials.0,
+    );
+    o.counter(
+        "shoal_io_thread_trials_failed_total",
+        "I/O threads taken back because the command rate did not rise.",
+        s.io_thread_trials.1,
+    );
+
     commands(&mut o, s);
     cluster(&mut o, s);
     o.text
@@ -391,6 +402,7 @@ mod tests {
             ],
             executor_busy_ratio: 0.25,
             io_threads_limit: 4,
+            io_thread_trials: (5, 3),
             commands: vec![
                 CommandFigures {
                     name: "get".into(),
@@ -438,6 +450,8 @@ mod tests {
         assert_eq!(v(r#"shoal_commands_failed_calls_total{cmd="config|get"}"#), 1.0);
         assert_eq!(v(r#"shoal_commands_total{cmd="we\"ird\\\n"}"#), 1.0);
         assert_eq!(v("shoal_executor_busy_ratio"), 0.25);
+        assert_eq!(v("shoal_io_thread_trials_total"), 5.0);
+        assert_eq!(v("shoal_io_thread_trials_failed_total"), 3.0);
         assert_eq!(v("shoal_cluster_enabled"), 1.0);
         assert_eq!(v("shoal_cluster_epoch"), 7.0);
         assert_eq!(v("shoal_cluster_slots_owned"), 4.0);

@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub io_writes: u64,
     pub io_freed: u64,
     pub io_polls: u64,
+    /// I/O threads added on trial, and those taken back (see `exec::scaler`).
+    pub io_thread_trials: (u64, u64),
     pub commands: Vec<CommandFigures>,
     pub cluster: Option<ClusterFigures>,
 }
@@ -162,6 +164,7 @@ pub fn collect(srv: &Server, clients: &Slab<Client>, io_threads_limit: usize) ->
         io_writes: load(&io.writes),
         io_freed: load(&io.freed),
         io_polls: load(&io.polls),
+        io_thread_trials: srv.io_thread_trials,
         commands,
         cluster: cluster_figures(srv),
     }
