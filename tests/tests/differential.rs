@@ -31,7 +31,16 @@ fn run_file(path: &Path, io_threads: usize) -> Vec<String> {
     let out = run_cases(&name, &cases, &node.addr(), &reference.addr());
     node.assert_alive();
     if !out.is_empty() {
-        eprintln!("{name}: {} of {} lines differ", out.len(), cases.len());
+        // The node's own account helps when it is the node that went wrong (a closed
+        // connection, a refused connect).
+        let log = node.log.lines();
+        let tail = &log[log.len().saturating_sub(40)..];
+        eprintln!(
+            "{name}: {} of {} lines differ; the node's log ends:\n{}",
+            out.len(),
+            cases.len(),
+            tail.join("\n")
+        );
     }
     out
 }

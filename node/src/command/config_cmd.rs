@@ -332,8 +332,15 @@ mod tests {
     fn resetstat_rewrite_help() {
         let mut h = Harness::default();
         h.srv.stats.keyspace_hits = 5;
+        h.srv.stats.total_commands = 1000;
+        h.srv.last_sample = (std::time::Instant::now(), 1000);
+        h.srv.ops_samples = [7; 16];
         assert_eq!(h.run("CONFIG RESETSTAT"), "+OK\r\n");
         assert_eq!(h.srv.stats.keyspace_hits, 0);
+        // The ops/sec sampler restarts with the counter (its base above the count underflowed
+        // in the executor's cron).
+        assert!(h.srv.last_sample.1 <= h.srv.stats.total_commands, "{:?}", h.srv.last_sample);
+        assert_eq!(h.srv.instantaneous_ops(), 0);
         assert_eq!(h.run("CONFIG REWRITE"), "-ERR The server is running without a config file\r\n");
         let help = h.run("config help");
         assert!(help.starts_with("*11\r\n+CONFIG <subcommand>"), "{help}");

@@ -819,7 +819,7 @@ impl Executor {
         let (t0, n0) = self.srv.last_sample;
         let dt = now.duration_since(t0).as_secs_f64();
         if dt >= 0.1 {
-            let ops = ((self.srv.stats.total_commands - n0) as f64 / dt) as u64;
+            let ops = (self.srv.stats.total_commands.saturating_sub(n0) as f64 / dt) as u64;
             let i = self.srv.ops_sample_idx % self.srv.ops_samples.len();
             self.srv.ops_samples[i] = ops;
             self.srv.ops_sample_idx += 1;

@@ -196,6 +196,10 @@ impl Server {
     /// CONFIG RESETSTAT.
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
+        // The ops/sec sampler measures from a base count: restart it at zero with the counter,
+        // as Valkey resets its instantaneous metrics (a base above the count underflowed).
+        self.ops_samples = [0; 16];
+        self.last_sample = (Instant::now(), 0);
         self.cmd_stats.iter_mut().for_each(|c| *c = CmdStat::default());
         self.pubsub.limit_disconnections = 0;
         self.evict.exceeded_total_us = 0;
