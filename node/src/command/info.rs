@@ -515,6 +515,19 @@ mod tests {
     }
 
     #[test]
+    fn avg_ttl_of_far_deadlines_does_not_overflow() {
+        let mut h = Harness::default();
+        for k in ["a", "b", "c"] {
+            assert_eq!(h.run(&format!("SET {k} v")), "+OK\r\n");
+            assert_eq!(h.run(&format!("PEXPIREAT {k} 9223372036854775806")), ":1\r\n");
+        }
+        let r = h.run("INFO keyspace");
+        let ttl: i64 =
+            r.split("avg_ttl=").nth(1).and_then(|t| t.split("\r\n").next()?.parse().ok()).expect("avg_ttl");
+        assert!(ttl > 9_000_000_000_000_000_000, "{r}");
+    }
+
+    #[test]
     fn keyspace_and_framing() {
         let mut h = Harness::default();
         h.srv.dbs[0].set(b"a", crate::keyspace::Value::Int(1), None, 0);

@@ -505,22 +505,23 @@ impl Db {
 
     /// Average remaining TTL over a sample, for INFO keyspace `avg_ttl` (0 when none).
     pub fn avg_ttl(&self, now_ms: i64) -> i64 {
-        let mut sum = 0i64;
-        let mut n = 0;
+        // Deadlines may sit near i64::MAX (EXPIREAT/PXAT far in the future): sum wide.
+        let mut sum = 0i128;
+        let mut n = 0i128;
         for _ in 0..32 {
             let Some(t) = self.random_table(true) else { break };
             let Some(vpos) = self.volatile[t].random() else { break };
             let p = self.volatile[t].get(vpos);
             // SAFETY: volatile pointers are live nodes of the main table.
             if let Some(at) = unsafe { node_ref(&p) }.expire_at() {
-                sum += (at - now_ms).max(0);
+                sum += (i128::from(at) - i128::from(now_ms)).max(0);
                 n += 1;
             }
         }
         if n == 0 {
             0
         } else {
-            sum / n
+            (sum / n).min(i128::from(i64::MAX)) as i64
         }
     }
 
