@@ -47,5 +47,7 @@ if command -v cargo-nextest >/dev/null; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+echo "== random commands against a debug node (it must survive them all)"
+python3 tests/python/command_fuzz.py --seconds 5
 echo "== kubernetes: chart lint/render, schema validation, generated manifests in sync"
 scripts/k8s-check.sh --check
