@@ -159,6 +159,8 @@ fn runtime_io_threads_changes_under_load_lose_nothing() {
     let sum: u64 =
         (0..8).map(|i| admin.cmd(&["GET", &format!("counter:{i}")]).parse::<u64>().unwrap_or(0)).sum();
     assert_eq!(sum, total);
+    // Forced threads are not on trial: nothing was tried, nothing taken back.
+    assert_eq!(admin.info_field("io_threads_trials"), "0");
 }
 
 #[test]

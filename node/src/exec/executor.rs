@@ -26,6 +26,8 @@ use crate::net::io_thread::ExecWake;
 use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
 use crate::protocol::{Limits, Reply};
 
+mod cron;
+
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const LISTENER_BASE: usize = usize::MAX - 64;
@@ -111,7 +113,7 @@ impl Executor {
         if srv.config.get_bool("cluster-enabled") {
             srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
         }
-        let mut listeners = bind_all(&mut srv)?;
+        let mut listeners = super::listen::bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
@@ -741,134 +743,6 @@ impl Executor {
         }
     }
 
-    /// Copies the figures for the metrics endpoint and hands them over (see `metrics`).
-    fn publish_metrics(&mut self) {
-        let snap = crate::metrics::collect(&self.srv, &self.clients, self.io_threads_limit as usize);
-        if let Some(m) = &self.metrics {
-            m.publish(snap);
-        }
-    }
-
-    /// Closes a 10 ms sample: lets the scaler activate or park I/O threads.
-    fn scale(&mut self, now: Instant) {
-        let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
-        let max = self.io.max_active();
-        let cpu = crate::util::thread_cpu_time();
-        let commands = self.srv.stats.total_commands;
-        let target = if forced {
-            self.scaler.tick(now, cpu, self.io.active(), max, 0, commands);
-            Some(max)
-        } else {
-            self.scaler.tick(now, cpu, self.io.active(), max, self.io.queued(), commands)
-        };
-        if let Some(n) = target {
-            if n != self.io.active() {
-                log::debug!("I/O threads active: {} -> {}", self.io.active(), n);
-                self.io.set_active(n);
-            }
-        }
-        self.srv.active_io_threads = self.io.active();
-        self.srv.busy_ratio = self.scaler.busy_ratio();
-        self.srv.io_thread_trials = (self.scaler.trials, self.scaler.trials_failed);
-    }
-
-    /// Applies a changed `io-threads` limit (CONFIG SET io-threads) on the running node.
-    fn apply_io_threads_limit(&mut self) {
-        let want = self.srv.config.get_i64("io-threads").clamp(1, 128);
-        if want == self.io_threads_limit {
-            return;
-        }
-        let workers = (want - 1) as usize;
-        let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
-        let res = if forced {
-            self.io.set_cap(workers).and_then(|()| self.io.set_limit(workers))
-        } else {
-            self.io.set_limit(workers)
-        };
-        match res {
-            Ok(()) => {
-                if forced {
-                    self.io.set_active(workers);
-                }
-                log::info!("io-threads limit changed: {} -> {}", self.io_threads_limit, want);
-                self.io_threads_limit = want;
-            }
-            Err(e) => log::warn!("Could not start I/O threads: {e}"),
-        }
-        self.srv.active_io_threads = self.io.active();
-    }
-
-    fn cron(&mut self) {
-        self.last_cron = Instant::now();
-        self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
-        self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
-        self.srv.time_commands = self.srv.config.get_bool("latency-tracking");
-        self.apply_io_threads_limit();
-        self.reap_marked();
-        self.active_expire();
-        if self.srv.notify_flags != 0 {
-            super::notify::flush_expired(&mut self.srv, &mut self.clients, None);
-        }
-        super::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
-        self.queue_subscribers();
-        self.client_timeouts();
-        // Cluster: clients blocked on keys of slots that moved away get the redirect.
-        super::blocking::redirect_moved(&mut self.srv, &mut self.clients);
-        self.requeue_woken();
-        let now = Instant::now();
-        let (t0, n0) = self.srv.last_sample;
-        let dt = now.duration_since(t0).as_secs_f64();
-        if dt >= 0.1 {
-            let ops = (self.srv.stats.total_commands.saturating_sub(n0) as f64 / dt) as u64;
-            let i = self.srv.ops_sample_idx % self.srv.ops_samples.len();
-            self.srv.ops_samples[i] = ops;
-            self.srv.ops_sample_idx += 1;
-            self.srv.last_sample = (now, self.srv.stats.total_commands);
-        }
-    }
-
-    /// Valkey's slow active-expire cycle: sample volatile keys per database, repeat while more
-    /// than a quarter of the sample was expired, within a CPU budget of 25% of the tick.
-    fn active_expire(&mut self) {
-        let start = Instant::now();
-        let effort = self.srv.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
-        let per_loop = 20 + 5 * (effort - 1);
-        let budget = self.cron_period().mul_f64(0.25 + 0.02 * (effort - 1) as f64);
-        let now_ms = crate::util::now_ms();
-        for db in &mut self.srv.dbs {
-            loop {
-                let round = db.expire_sample(per_loop, now_ms);
-                if round.sampled == 0 || round.expired * 4 <= round.sampled || start.elapsed() >= budget {
-                    break;
-                }
-            }
-            if start.elapsed() >= budget {
-                break;
-            }
-        }
-        self.srv.stats.expire_cycle_cpu_ms += start.elapsed().as_millis() as u64;
-    }
-
-    fn client_timeouts(&mut self) {
-        let timeout = self.srv.config.get_i64("timeout");
-        if timeout <= 0 {
-            return;
-        }
-        let limit = Duration::from_secs(timeout as u64);
-        let idle: Vec<usize> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.io.is_some() && c.st.last_interaction.elapsed() > limit)
-            // Subscribers wait for messages, not commands: Valkey never times them out.
-            .filter(|(_, c)| c.st.subs.is_none())
-            .map(|(i, _)| i)
-            .collect();
-        for idx in idle {
-            log::debug!("Closing idle client");
-            self.close(idx);
-        }
-    }
-
     /// Stops accepting, flushes pending replies (bounded), and returns.
     fn shutdown(&mut self) {
         for l in &mut self.listeners {
@@ -900,67 +774,3 @@ impl Executor {
 }
 
 const PROTECTED_MODE_MSG: &str = "-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting from the same host the server is running, however MAKE SURE it's not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
-
-/// Opens one non-blocking listening socket with `SO_REUSEADDR`, so that a restarted node takes
-/// its port back while the old connections linger in FIN_WAIT/TIME_WAIT (accepted sockets
-/// inherit the flag). On an ephemeral bind (`port 0`) the flag is set only after `bind`: set
-/// before, it lets the kernel hand one port to two processes that bind at the same moment,
-/// before either has called `listen`.
-fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    let ephemeral = addr.port() == 0;
-    if !ephemeral {
-        socket.set_reuse_address(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    if ephemeral {
-        socket.set_reuse_address(true)?;
-    }
-    socket.listen(backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
-    let bind = srv.config.get("bind").unwrap_or("127.0.0.1").to_string();
-    let mut port = srv.config.get_i64("port") as u16;
-    let backlog = srv.config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
-    let mut listeners = Vec::new();
-    for word in bind.split_whitespace() {
-        let (optional, host) = match word.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, word),
-        };
-        let host = if host == "*" { "0.0.0.0" } else { host };
-        let ip: std::net::IpAddr = match host.parse() {
-            Ok(ip) => ip,
-            Err(_) if optional => continue,
-            Err(_) => {
-                return Err(StartError::Bind {
-                    addr: host.to_string(),
-                    source: io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"),
-                })
-            }
-        };
-        let addr = SocketAddr::new(ip, port);
-        match listen_tcp(addr, backlog) {
-            Ok(l) => {
-                if port == 0 {
-                    port = l.local_addr()?.port();
-                }
-                listeners.push(l);
-            }
-            Err(_) if optional => continue,
-            Err(source) => return Err(StartError::Bind { addr: addr.to_string(), source }),
-        }
-    }
-    if listeners.is_empty() {
-        return Err(StartError::NoListener(bind));
-    }
-    srv.port = port;
-    Ok(listeners)
-}

@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod evict;
 pub mod executor;
+mod listen;
 pub mod notify;
 pub mod pubsub;
 pub mod scaler;
