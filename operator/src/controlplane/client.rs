@@ -274,6 +274,7 @@ fn parse_shards(v: &Value, epoch: u64, shard_ids: &HashMap<NodeId, ShardId>) -> 
                 hostname: f.get("hostname").filter(|h| !h.is_empty()).cloned(),
                 port: f.get("port")?.parse().ok()?,
                 role,
+                fail: f.get("health").is_some_and(|h| h == "fail"),
             });
         }
         let id = e

@@ -12,12 +12,19 @@
 //!
 //! Every topology change is pushed with epoch = highest epoch seen + 1. A failed migration leaves
 //! the slots with their source; the next step plans the same move again, after a backoff.
+//!
+//! Before planning, [`membership`](super::membership) decides which node each topology entry
+//! is now: a node that came back at its address with a new id replaces the old one (its shard's
+//! slots go to it at once), and a node silent past `fail_after` is marked `fail`. Failing actions
+//! back off with jitter ([`super::backoff`]); those failing for long are reported as stuck.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::backoff::{BackoffPolicy, Backoffs, StuckAction};
+use super::membership::{self, Change};
 use super::model::{
     MigrationJob, MigrationState, NodeAddr, NodeId, ObservedState, Role, ShardId, SlotRange, Topology,
     TopologyNode, TopologyShard, SLOT_COUNT,
@@ -58,6 +65,15 @@ pub struct StepReport {
     pub running: Vec<MigrationJob>,
     /// Slots still to move to reach the desired layout (including those moving now).
     pub slots_to_move: usize,
+    /// Slots that no answering primary serves (unowned, or owned by a silent or failed node).
+    #[serde(default)]
+    pub unserved_slots: usize,
+    /// Membership changes this step (replacements, fail marks).
+    #[serde(default)]
+    pub membership: Vec<Change>,
+    /// Actions that keep failing.
+    #[serde(default)]
+    pub stuck: Vec<StuckAction>,
 }
 
 impl StepReport {
@@ -74,24 +90,47 @@ pub enum DriverError {
     Plan(#[from] PlanError),
 }
 
-/// Per-source retry state after failed migrations.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    failures: u32,
-    until: Instant,
-}
+/// How long a node may stay silent before it is marked `fail` in the topology.
+pub const DEFAULT_FAIL_AFTER: Duration = Duration::from_secs(5);
 
-/// Drives a cluster towards its desired shards. Holds connections and retry backoffs only.
+/// Drives a cluster towards its desired shards. Holds connections, retry backoffs and the
+/// clock of silent nodes only: all of it soft state, rebuilt from the nodes after a restart.
 pub struct Driver {
     pool: ClientPool,
     opts: PlanOptions,
-    backoff: HashMap<ShardId, Backoff>,
+    backoff: Backoffs,
     seen_jobs: HashSet<String>,
+    down_since: HashMap<NodeId, Instant>,
+    fail_after: Duration,
+}
+
+/// The backoff key of migrations out of shard `src`.
+fn migrate_key(src: &ShardId) -> String {
+    format!("migrate slots out of shard {}", short(&src.0))
 }
 
 impl Driver {
     pub fn new(opts: PlanOptions, timeout: Duration) -> Driver {
-        Driver { pool: ClientPool::new(timeout), opts, backoff: HashMap::new(), seen_jobs: HashSet::new() }
+        Driver {
+            pool: ClientPool::new(timeout),
+            opts,
+            backoff: Backoffs::new(BackoffPolicy::default()),
+            seen_jobs: HashSet::new(),
+            down_since: HashMap::new(),
+            fail_after: DEFAULT_FAIL_AFTER,
+        }
+    }
+
+    /// Sets the failure-detection window (how long a node may be silent before `fail`).
+    pub fn with_fail_after(mut self, d: Duration) -> Driver {
+        self.fail_after = d;
+        self
+    }
+
+    /// Replaces the backoff policy (tests use short stuck windows).
+    pub fn with_backoff(mut self, p: BackoffPolicy) -> Driver {
+        self.backoff = Backoffs::new(p);
+        self
     }
 
     /// The password the nodes require (`requirepass`), if any.
@@ -151,12 +190,10 @@ impl Driver {
             }
             let Some(src) = node_shard.get(&j.source_node) else { continue };
             if j.state == MigrationState::Success {
-                self.backoff.remove(src);
+                self.backoff.succeeded(&migrate_key(src));
             } else {
-                let b =
-                    self.backoff.entry(src.clone()).or_insert(Backoff { failures: 0, until: Instant::now() });
-                b.failures += 1;
-                b.until = Instant::now() + Duration::from_millis(250u64 << b.failures.min(8));
+                let why = format!("job {} {:?}: {}", j.name, j.state, j.message);
+                self.backoff.failed(&migrate_key(src), why, Instant::now());
                 tracing::warn!(job = %j.name, slots = ?j.slots, state = ?j.state, message = %j.message, "slot migration did not complete");
                 actions
                     .push(format!("migration {} {:?}: {} (retry after backoff)", j.name, j.state, j.message));
@@ -186,6 +223,26 @@ impl Driver {
             }
         }
 
+        // Membership: replacements of nodes that came back with a new id, fail marks.
+        let now = Instant::now();
+        let silent: HashSet<NodeId> =
+            membership::silent_nodes(&topo, &obs.nodes).into_iter().cloned().collect();
+        self.down_since.retain(|id, _| silent.contains(id));
+        for id in &silent {
+            self.down_since.entry(id.clone()).or_insert(now);
+        }
+        let down_for: HashMap<NodeId, Duration> =
+            self.down_since.iter().map(|(id, t)| (id.clone(), now.duration_since(*t))).collect();
+        let members = membership::reconcile(&mut topo, desired, &obs.nodes, &down_for, self.fail_after);
+        for c in &members {
+            tracing::warn!("{c}");
+            if let Change::Replaced { old, .. } = c {
+                self.down_since.remove(old);
+            }
+            changed.push(c.to_string());
+        }
+        let unserved = membership::unserved_slots(&topo, &obs.nodes);
+
         // 2. Wait while migrations run.
         let order = shard_order(&topo, desired);
         topo.shards.sort_by_key(|s| order(&s.id));
@@ -198,7 +255,15 @@ impl Driver {
                 self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
             }
             actions.push(format!("{} migration(s) running", running.len()));
-            return Ok(report(Phase::Migrating, actions, obs, running, slots_to_move));
+            return Ok(self.report(
+                Phase::Migrating,
+                actions,
+                obs,
+                running,
+                slots_to_move,
+                unserved,
+                members,
+            ));
         }
 
         // 3. New shards and unowned slots, in one push.
@@ -213,11 +278,20 @@ impl Driver {
                     hostname: a.hostname.clone(),
                     port: a.port,
                     role: if i == 0 { Role::Primary } else { Role::Replica },
+                    fail: false,
                 });
             }
             if nodes.first().map(|n| n.role) != Some(Role::Primary) {
                 actions.push(format!("waiting for the primary of new shard {}", short(&id.0)));
-                return Ok(report(Phase::Waiting, actions, obs, running, slots_to_move));
+                return Ok(self.report(
+                    Phase::Waiting,
+                    actions,
+                    obs,
+                    running,
+                    slots_to_move,
+                    unserved,
+                    members,
+                ));
             }
             topo.shards.push(TopologyShard { id: id.clone(), slots: Vec::new(), nodes });
             changed.push(format!("add shard {}", short(&id.0)));
@@ -236,31 +310,65 @@ impl Driver {
         }
         if !changed.is_empty() {
             self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
-            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+            return Ok(self.report(
+                Phase::Progressing,
+                actions,
+                obs,
+                running,
+                slots_to_move,
+                unserved,
+                members,
+            ));
         }
 
         // 4. Laggards.
         let laggards: Vec<&NodeAddr> =
             obs.nodes.iter().filter(|n| n.reachable() && n.epoch < topo.epoch).map(|n| &n.addr).collect();
         if !laggards.is_empty() {
+            let mut tried = 0;
             for a in laggards {
-                match self.pool.get(a).await {
-                    Ok(mut c) => match c.set_topology(&topo).await {
-                        Ok(()) => actions.push(format!("brought {a} up to epoch {}", topo.epoch)),
-                        Err(e) => actions.push(format!("pushing epoch {} to {a} failed: {e}", topo.epoch)),
-                    },
-                    Err(e) => actions.push(format!("{e}")),
+                let key = format!("push topology to {a}");
+                if !self.backoff.ready(&key, now) {
+                    continue;
+                }
+                tried += 1;
+                let r = match self.pool.get(a).await {
+                    Ok(mut c) => c.set_topology(&topo).await,
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(()) => {
+                        self.backoff.succeeded(&key);
+                        actions.push(format!("brought {a} up to epoch {}", topo.epoch));
+                    }
+                    Err(e) => {
+                        self.pool.drop_client(a);
+                        let d = self.backoff.failed(&key, e.to_string(), now);
+                        actions.push(format!(
+                            "pushing epoch {} to {a} failed: {e} (retry in {:.1}s)",
+                            topo.epoch,
+                            d.as_secs_f64()
+                        ));
+                    }
                 }
             }
             log_actions(&actions);
-            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+            let phase = if tried > 0 { Phase::Progressing } else { Phase::Waiting };
+            return Ok(self.report(phase, actions, obs, running, slots_to_move, unserved, members));
         }
 
         // 5. Start migrations.
         if !p.moves.is_empty() {
-            let now = Instant::now();
-            let busy: HashSet<ShardId> =
-                self.backoff.iter().filter(|(_, b)| b.until > now).map(|(s, _)| s.clone()).collect();
+            // Shards whose migrations back off, or whose primary does not answer, wait.
+            let busy: HashSet<ShardId> = topo
+                .shards
+                .iter()
+                .filter(|s| {
+                    !self.backoff.ready(&migrate_key(&s.id), now)
+                        || s.primary().is_none_or(|p| p.fail || silent.contains(&p.id))
+                })
+                .map(|s| s.id.clone())
+                .collect();
             let mut started = 0;
             for m in next_moves(&p.moves, &busy) {
                 let (Some(src), Some(dst)) = (
@@ -282,26 +390,32 @@ impl Driver {
                     short(&m.from.0),
                     short(&m.to.0)
                 );
+                let key = migrate_key(&m.from);
                 match r {
                     Ok(()) => {
                         started += 1;
-                        // Backoff is armed now and cleared when the move is seen finished; a
-                        // failure keeps it, doubling, so a broken move is not retried in a loop.
-                        let b =
-                            self.backoff.entry(m.from.clone()).or_insert(Backoff { failures: 0, until: now });
-                        b.failures += 1;
-                        b.until = now + Duration::from_millis(250u64 << b.failures.min(7));
+                        // Held until the job is seen running or finished, so a move is never
+                        // started twice; a failed job counts as a failure when it is seen.
+                        self.backoff.hold(&key, now);
                         actions.push(what);
                     }
                     Err(e) => {
                         self.pool.drop_client(&src_addr);
-                        actions.push(format!("{what}: {e}"));
+                        let d = self.backoff.failed(&key, format!("{what}: {e}"), now);
+                        actions.push(format!("{what} failed: {e} (retry in {:.1}s)", d.as_secs_f64()));
                     }
                 }
             }
+            if started == 0 && actions.is_empty() {
+                let waiting: Vec<&str> = busy.iter().map(|s| short(&s.0)).collect();
+                actions.push(format!(
+                    "moves wait for shard(s) {} (backoff or primary silent)",
+                    waiting.join(",")
+                ));
+            }
             log_actions(&actions);
             let phase = if started > 0 { Phase::Progressing } else { Phase::Waiting };
-            return Ok(report(phase, actions, obs, running, slots_to_move));
+            return Ok(self.report(phase, actions, obs, running, slots_to_move, unserved, members));
         }
 
         // 6. Remove drained shards.
@@ -316,10 +430,38 @@ impl Driver {
             let what: Vec<String> =
                 empty.iter().map(|id| format!("remove drained shard {}", short(&id.0))).collect();
             self.push(&mut topo, epoch + 1, &obs, &mut actions, &what).await;
-            return Ok(report(Phase::Progressing, actions, obs, running, slots_to_move));
+            return Ok(self.report(
+                Phase::Progressing,
+                actions,
+                obs,
+                running,
+                slots_to_move,
+                unserved,
+                members,
+            ));
         }
-        let phase = if p.is_done() { Phase::Converged } else { Phase::Waiting };
-        Ok(report(phase, actions, obs, running, slots_to_move))
+        // Converged only when every slot is served too: a failed primary is not a finished
+        // cluster, whatever the layout.
+        let phase = if p.is_done() && unserved == 0 { Phase::Converged } else { Phase::Waiting };
+        if p.is_done() && unserved > 0 {
+            actions.push(format!("{unserved} slot(s) unserved: their primary does not answer"));
+        }
+        Ok(self.report(phase, actions, obs, running, slots_to_move, unserved, members))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        phase: Phase,
+        actions: Vec<String>,
+        observed: ObservedState,
+        running: Vec<MigrationJob>,
+        slots_to_move: usize,
+        unserved_slots: usize,
+        membership: Vec<Change>,
+    ) -> StepReport {
+        let stuck = self.backoff.stuck(Instant::now());
+        StepReport { phase, actions, observed, running, slots_to_move, unserved_slots, membership, stuck }
     }
 
     /// Pushes `topo` at `epoch` to every reachable node.
@@ -338,15 +480,21 @@ impl Driver {
             return;
         }
         let mut ok = 0;
+        let now = Instant::now();
         for n in obs.nodes.iter().filter(|n| n.reachable()) {
+            let key = format!("push topology to {}", n.addr);
             let r = match self.pool.get(&n.addr).await {
                 Ok(mut c) => c.set_topology(topo).await,
                 Err(e) => Err(e),
             };
             match r {
-                Ok(()) => ok += 1,
+                Ok(()) => {
+                    ok += 1;
+                    self.backoff.succeeded(&key);
+                }
                 Err(e) => {
                     self.pool.drop_client(&n.addr);
+                    self.backoff.failed(&key, e.to_string(), now);
                     actions.push(format!("push to {} failed: {e}", n.addr));
                 }
             }
@@ -354,16 +502,6 @@ impl Driver {
         actions.push(format!("pushed topology epoch {epoch} to {ok} node(s): {}", why.join("; ")));
         log_actions(actions);
     }
-}
-
-fn report(
-    phase: Phase,
-    actions: Vec<String>,
-    observed: ObservedState,
-    running: Vec<MigrationJob>,
-    slots_to_move: usize,
-) -> StepReport {
-    StepReport { phase, actions, observed, running, slots_to_move }
 }
 
 fn log_actions(actions: &[String]) {
@@ -459,6 +597,7 @@ mod tests {
                 hostname: None,
                 port: 1,
                 role: Role::Primary,
+                fail: false,
             }],
         }
     }

@@ -5,9 +5,11 @@
 //! moment, even in the middle of a migration.
 
 pub mod autoscaler;
+pub mod backoff;
 pub mod client;
 pub mod driver;
 pub mod history;
+pub mod membership;
 pub mod model;
 pub mod observe;
 pub mod planner;

@@ -147,6 +147,23 @@ pub struct TopologyNode {
     pub hostname: Option<String>,
     pub port: u16,
     pub role: Role,
+    /// Marked by the control plane once the node has been unreachable past the failure-detection
+    /// window: nodes then report `cluster_state:fail` and the node's `fail` flag, as Valkey does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail: bool,
+}
+
+impl TopologyNode {
+    /// True when `addr` is where this node was announced: same port, and same IP or hostname.
+    pub fn at(&self, addr: &NodeAddr) -> bool {
+        self.port == addr.port
+            && (self.ip == addr.ip || (self.hostname.is_some() && self.hostname == addr.hostname))
+    }
+
+    /// The node's endpoint as an address.
+    pub fn addr(&self) -> NodeAddr {
+        NodeAddr { ip: self.ip.clone(), hostname: self.hostname.clone(), port: self.port }
+    }
 }
 
 /// One shard: the slots it owns and its nodes.
@@ -408,6 +425,7 @@ mod tests {
                     hostname: None,
                     port: 7000,
                     role: Role::Primary,
+                    fail: false,
                 }],
             }],
         };
@@ -454,6 +472,7 @@ mod tests {
                 hostname: None,
                 port: 1,
                 role: Role::Primary,
+                fail: false,
             }],
         };
         let t = Topology {

@@ -394,6 +394,7 @@ fn shard(id: &ShardId, addr: &NodeAddr, slots: Vec<crate::controlplane::model::S
             hostname: addr.hostname.clone(),
             port: addr.port,
             role: Role::Primary,
+            fail: false,
         }],
     }
 }
@@ -526,6 +527,9 @@ impl SimInner {
             observed: ObservedState { topology: topo, nodes },
             running,
             slots_to_move,
+            unserved_slots: 0,
+            membership: Vec::new(),
+            stuck: Vec::new(),
         })
     }
 }
