@@ -10,6 +10,7 @@ use std::time::Duration;
 use shoal_operator::controlplane::autoscaler::{AutoscalePolicy, IoThreadsPolicy};
 use shoal_operator::controlplane::driver::{DesiredShard, Driver, Phase, StepReport};
 use shoal_operator::controlplane::history::AutoscaleHistory;
+use shoal_operator::controlplane::membership::Change;
 use shoal_operator::controlplane::model::{NodeAddr, ShardId, SLOT_COUNT};
 use shoal_operator::controlplane::planner::PlanOptions;
 use sim::SimNode;
@@ -140,6 +141,75 @@ async fn failed_migration_is_retried() {
     converge(&mut driver, &n, 2).await;
     assert_eq!(n[0].state.lock().unwrap().migrations_started, 2);
     assert_eq!([n[0].owned_slots(), n[1].owned_slots()], [8192, 8192]);
+}
+
+/// The issue-11 scenario: shard 1's node comes back without its data directory (a new id) at
+/// its address. One step replaces it; its slots stay with its shard; no phantom shard is left.
+#[tokio::test]
+async fn node_back_with_a_new_id_takes_its_shards_slots_in_one_step() {
+    let n = nodes(2).await;
+    let mut driver = Driver::new(opts(2048), Duration::from_secs(5));
+    let before = converge(&mut driver, &n, 2).await;
+    let old = n[1].state.lock().unwrap().id.clone();
+    let started = n[0].state.lock().unwrap().migrations_started;
+    let slots = n[1].owned_slots();
+    assert_eq!(slots, 8192);
+    let new = format!("{:040x}", 0xfeed);
+    n[1].wipe_and_restart(new.clone());
+    let (d, others) = desired(&n, 2);
+    let r = driver.step(&d, &others).await.expect("step");
+    assert!(
+        r.membership
+            .iter()
+            .any(|c| matches!(c, Change::Replaced { old: o, new: w, .. } if o.0 == old && w.0 == new)),
+        "{:?}",
+        r.actions
+    );
+    assert_eq!(n[1].owned_slots(), slots, "the new node serves its shard's slots after one step");
+    assert_eq!(n[0].owned_slots(), 16384 - slots);
+    let after = converge(&mut driver, &n, 2).await;
+    let t = after.observed.topology.expect("topology");
+    assert_eq!(t.shards.len(), 2, "no phantom shard: {t:?}");
+    assert!(t.shards.iter().all(|s| s.nodes.iter().all(|x| x.id.0 != old)), "the old id is forgotten");
+    assert!(after.stuck.is_empty());
+    assert_eq!(after.unserved_slots, 0);
+    assert!(t.epoch > before.observed.topology.expect("t").epoch);
+    // Nothing was migrated to "myself" or anywhere: the layout was already balanced.
+    assert_eq!(n[0].state.lock().unwrap().migrations_started, started);
+    assert_eq!(n[1].state.lock().unwrap().migrations_started, 0);
+}
+
+/// A node that stops answering is marked `fail` once the window passes (the other nodes then
+/// report the truth), the cluster is not Converged meanwhile, and the mark goes when it is back.
+#[tokio::test]
+async fn silent_node_is_marked_failed_then_cleared() {
+    let n = nodes(2).await;
+    let mut driver =
+        Driver::new(opts(2048), Duration::from_secs(5)).with_fail_after(Duration::from_millis(200));
+    converge(&mut driver, &n, 2).await;
+    n[1].state.lock().unwrap().down = true;
+    let (d, others) = desired(&n, 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut marked = false;
+    while std::time::Instant::now() < deadline {
+        let r = driver.step(&d, &others).await.expect("step");
+        assert_ne!(r.phase, Phase::Converged, "a silent primary is not a converged cluster");
+        assert_eq!(r.unserved_slots, 8192);
+        if r.membership.iter().any(|c| matches!(c, Change::Failed { .. })) {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(marked, "marked failed within the bound");
+    let t0 = n[0].state.lock().unwrap().topology.clone().expect("topology");
+    let failed: Vec<bool> =
+        t0["shards"].as_array().unwrap().iter().map(|s| s["nodes"][0]["fail"] == true).collect();
+    assert_eq!(failed.iter().filter(|f| **f).count(), 1, "node 0 holds the fail mark: {t0}");
+    n[1].state.lock().unwrap().down = false;
+    let r = converge(&mut driver, &n, 2).await;
+    let t = r.observed.topology.expect("topology");
+    assert!(t.shards.iter().all(|s| s.nodes.iter().all(|x| !x.fail)), "cleared: {t:?}");
 }
 
 #[tokio::test]

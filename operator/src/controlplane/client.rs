@@ -118,6 +118,17 @@ impl NodeClient {
     /// that reply: `shard_ids` maps primary node ids to their `CLUSTER MYSHARDID`; a shard whose
     /// primary is missing there is named after its primary node id.
     pub async fn topology(&mut self, epoch: u64, shard_ids: &HashMap<NodeId, ShardId>) -> Result<Topology> {
+        // CLUSTER GETTOPOLOGY carries shard ids and fail marks; CLUSTER SHARDS (Valkey's reply)
+        // has neither, so a shard whose only node is gone could not be named from it.
+        match self.call(&["CLUSTER", "GETTOPOLOGY"]).await {
+            Ok(Value::BulkString(json)) => {
+                return serde_json::from_slice(&json)
+                    .map_err(|e| self.bad("CLUSTER GETTOPOLOGY", e.to_string()));
+            }
+            Ok(v) => return Err(self.bad("CLUSTER GETTOPOLOGY", format!("{v:?}"))),
+            Err(e) if e.server_message().is_some() => {}
+            Err(e) => return Err(e),
+        }
         let v = self.call(&["CLUSTER", "SHARDS"]).await?;
         parse_shards(&v, epoch, shard_ids).ok_or_else(|| self.bad("CLUSTER SHARDS", format!("{v:?}")))
     }

@@ -45,6 +45,8 @@ pub struct SimState {
     pub rejected_pushes: u32,
     pub migrations_started: u32,
     pub fail_next_migration: bool,
+    /// Simulates a dead process: every request closes the connection.
+    pub down: bool,
 }
 
 pub type Shared = Arc<Mutex<SimState>>;
@@ -80,6 +82,10 @@ impl SimNode {
                     let (r, mut w) = sock.into_split();
                     let mut r = BufReader::new(r);
                     while let Some(args) = read_command(&mut r).await {
+                        if st.lock().unwrap().down {
+                            // A dead process: the connection drops.
+                            break;
+                        }
                         let reply = handle(&st, &args);
                         if w.write_all(reply.as_bytes()).await.is_err() {
                             break;
@@ -89,6 +95,16 @@ impl SimNode {
             }
         });
         SimNode { port, state, task }
+    }
+
+    /// A restart without the data directory: a new id, no topology, no jobs.
+    pub fn wipe_and_restart(&self, new_id: String) {
+        let mut st = self.state.lock().unwrap();
+        st.id = new_id;
+        st.topology = None;
+        st.epoch = 0;
+        st.jobs.clear();
+        st.down = false;
     }
 
     pub fn owned_slots(&self) -> usize {
@@ -161,6 +177,10 @@ fn handle(st: &Shared, args: &[String]) -> String {
             s.topology = Some(t);
             "+OK\r\n".into()
         }
+        ("CLUSTER", "GETTOPOLOGY") => match &s.topology {
+            Some(t) => bulk(&t.to_string()),
+            None => "$-1\r\n".into(),
+        },
         ("CLUSTER", "SHARDS") => {
             let Some(t) = &s.topology else { return "*0\r\n".into() };
             let shards: Vec<String> = t["shards"]
@@ -180,6 +200,7 @@ fn handle(st: &Shared, args: &[String]) -> String {
                         .iter()
                         .map(|n| {
                             let role = if n["role"] == "primary" { "master" } else { "replica" };
+                            let health = if n["fail"] == true { "fail" } else { "online" };
                             arr(&[
                                 bulk("id"),
                                 bulk(n["id"].as_str().unwrap()),
@@ -189,6 +210,8 @@ fn handle(st: &Shared, args: &[String]) -> String {
                                 bulk(n["ip"].as_str().unwrap()),
                                 bulk("role"),
                                 bulk(role),
+                                bulk("health"),
+                                bulk(health),
                             ])
                         })
                         .collect();

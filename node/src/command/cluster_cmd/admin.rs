@@ -27,6 +27,24 @@ pub fn settopology(ctx: &mut Ctx, args: &[Bytes]) {
     }
 }
 
+/// CLUSTER GETTOPOLOGY: the pushed topology as the JSON SETTOPOLOGY takes, with each shard's
+/// slots as this node serves them (completed migrations included), so a control plane that
+/// restarts reads back shard ids and `fail` marks, which CLUSTER SHARDS does not carry.
+pub fn gettopology(ctx: &mut Ctx, _args: &[Bytes]) {
+    let Some(cl) = state(ctx) else { return };
+    let Some(t) = cl.topology.as_ref().filter(|_| !cl.local) else {
+        return ctx.out.null();
+    };
+    let mut t = t.clone();
+    for (i, sh) in t.shards.iter_mut().enumerate() {
+        sh.slots = cl.shard_ranges(i);
+    }
+    match serde_json::to_vec(&t) {
+        Ok(json) => ctx.out.bulk(&json),
+        Err(e) => ctx.out.err(&format!("cannot serialize the topology: {e}")),
+    }
+}
+
 /// The self-assigned (ADDSLOTS) topology's slots, or an error if a topology was pushed.
 fn local_slots(ctx: &mut Ctx) -> Option<SlotSet> {
     let cl = state(ctx)?;

@@ -161,3 +161,25 @@ fn migrateslots_validation() {
     // SYNCSLOTS data for an import that does not exist is refused.
     assert!(h.run("CLUSTER SYNCSLOTS DATA nope k -1 x").starts_with("-ERR Unknown slot migration nope"));
 }
+
+#[test]
+fn gettopology_returns_the_pushed_document_with_served_slots() {
+    let mut h = cluster();
+    assert_eq!(h.run("CLUSTER GETTOPOLOGY"), "$-1\r\n");
+    assert_eq!(
+        h.run("CLUSTER GETTOPOLOGY x"),
+        "-ERR wrong number of arguments for 'cluster|gettopology' command\r\n"
+    );
+    assert_eq!(push(&mut h, &topology(4)), "+OK\r\n");
+    let reply = h.run("CLUSTER GETTOPOLOGY");
+    let json = reply.split_once("\r\n").expect("bulk").1.trim_end();
+    let back = crate::cluster::topology::Topology::parse(json.as_bytes()).expect("valid topology");
+    let sent = crate::cluster::topology::Topology::parse(topology(4).as_bytes()).expect("valid");
+    assert_eq!(back, sent);
+    // A completed migration's override shows in the served slots.
+    h.srv.cluster.as_mut().expect("cluster").overrides.insert(0, id('2'));
+    h.srv.cluster.as_mut().expect("cluster").rebuild();
+    let reply = h.run("CLUSTER GETTOPOLOGY");
+    assert!(reply.contains(r#""slots":[[1,12181]]"#), "{reply}");
+    assert!(reply.contains(r#""slots":[[0,0],[12182,16383]]"#), "{reply}");
+}
