@@ -212,7 +212,9 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(local::run(cfg))?;
+            // SIGHUP re-reads the file and flags; a changed node configuration is rolled out.
+            let reload: local::Reload = Box::new(move || args.config().map_err(|e| format!("{e:#}")));
+            rt.block_on(local::run(cfg, Some(reload)))?;
             Ok(())
         }
         Cmd::Crd => {

@@ -163,6 +163,15 @@ impl NodeClient {
         self.call(&["CLUSTER", "CANCELSLOTMIGRATIONS"]).await.map(|_| ())
     }
 
+    /// Any command; the reply as text (array elements one per line). For tools and tests.
+    pub async fn command_text(&mut self, args: &[&str]) -> Result<String> {
+        let v = self.call(args).await?;
+        Ok(match &v {
+            Value::Array(items) => items.iter().filter_map(text).collect::<Vec<_>>().join("\n"),
+            v => text(v).unwrap_or_default(),
+        })
+    }
+
     /// `CONFIG SET io-threads n`.
     pub async fn set_io_threads(&mut self, n: u32) -> Result<()> {
         self.call(&["CONFIG", "SET", "io-threads", &n.to_string()]).await.map(|_| ())

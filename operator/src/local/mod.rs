@@ -4,9 +4,11 @@
 //! once the driver has drained them.
 //!
 //! Each tick: restart dead nodes, start the nodes of new shards, run one driver step, stop the
-//! nodes of shards the topology no longer names, record the metrics, and let the autoscaler
-//! decide the shard count and each node's `io-threads`.
+//! nodes of shards the topology no longer names, roll a changed node configuration through one
+//! shard at a time (`rollout`), record the metrics, and let the autoscaler decide the shard
+//! count and each node's `io-threads`.
 
+pub mod rollout;
 pub mod supervisor;
 
 use std::io::{IsTerminal, Write};
@@ -20,6 +22,7 @@ use crate::controlplane::driver::{Driver, DriverError, Phase, StepReport};
 use crate::controlplane::history::AutoscaleHistory;
 use crate::controlplane::model::{NodeAddr, SLOT_COUNT};
 use crate::controlplane::planner::PlanOptions;
+use rollout::{Rollout, RolloutStatus, Seen, Step};
 use supervisor::{default_node_bin, NodeTemplate, Supervisor, SupervisorError};
 
 /// Local-mode configuration: a YAML file (the same field names as the Kubernetes resource's
@@ -114,21 +117,31 @@ pub struct LocalCluster {
     last_hold: String,
     /// The last step's report.
     pub last: Option<StepReport>,
+    rollout: Option<Rollout>,
+    rollout_paused: Option<String>,
+    /// How long one rollout step may take before the rollout reports itself paused.
+    pub rollout_step_timeout: Duration,
+}
+
+/// The arguments every node gets: `nodeArgs` plus the typed settings.
+fn node_args(cfg: &LocalConfig) -> Vec<String> {
+    let mut args = cfg.node_args.clone();
+    if let Some(m) = &cfg.maxmemory {
+        args.extend(["--maxmemory".to_string(), m.clone()]);
+    }
+    if let Some(n) = cfg.io_threads {
+        args.extend(["--io-threads".to_string(), n.to_string()]);
+    }
+    if let Some(pw) = &cfg.requirepass {
+        args.extend(["--requirepass".to_string(), pw.clone()]);
+    }
+    args
 }
 
 impl LocalCluster {
     /// Starts the initial nodes (the first tick forms the cluster).
     pub async fn start(cfg: LocalConfig) -> Result<LocalCluster, LocalError> {
-        let mut args = cfg.node_args.clone();
-        if let Some(m) = &cfg.maxmemory {
-            args.extend(["--maxmemory".to_string(), m.clone()]);
-        }
-        if let Some(n) = cfg.io_threads {
-            args.extend(["--io-threads".to_string(), n.to_string()]);
-        }
-        if let Some(pw) = &cfg.requirepass {
-            args.extend(["--requirepass".to_string(), pw.clone()]);
-        }
+        let args = node_args(&cfg);
         let template = NodeTemplate {
             bin: cfg.node_bin.clone().unwrap_or_else(default_node_bin),
             dir: cfg.dir.clone(),
@@ -136,6 +149,7 @@ impl LocalCluster {
             host: cfg.host.clone(),
             metrics_port_base: cfg.metrics_port_base,
             args,
+            generation: 0,
         };
         let mut sup = Supervisor::new(template, cfg.name.clone());
         let target = cfg.shards.max(1);
@@ -155,7 +169,47 @@ impl LocalCluster {
             started: Instant::now(),
             last_hold: String::new(),
             last: None,
+            rollout: None,
+            rollout_paused: None,
+            rollout_step_timeout: rollout::STEP_TIMEOUT,
         })
+    }
+
+    /// Applies a new node configuration (the typed settings and `nodeArgs` of `cfg`; the shard
+    /// count, ports and directory stay). Running nodes are rolled one shard at a time, each
+    /// drained before its restart. Returns false when nothing the nodes see changed.
+    pub fn reconfigure(&mut self, cfg: &LocalConfig) -> bool {
+        let changed = self.sup.set_args(node_args(cfg));
+        if changed {
+            self.cfg.node_args = cfg.node_args.clone();
+            self.cfg.maxmemory = cfg.maxmemory.clone();
+            self.cfg.io_threads = cfg.io_threads;
+            tracing::info!(
+                generation = self.sup.template.generation,
+                "node configuration changed; rolling it out"
+            );
+        }
+        changed
+    }
+
+    /// Updated and outdated nodes, the shard being rolled and why the rollout waits, if it does.
+    pub fn rollout_status(&self) -> RolloutStatus {
+        let outdated = self.sup.outdated(self.target).len() as u32;
+        let running = (0..self.target).filter(|&i| self.sup.node(i).is_some()).count() as u32;
+        RolloutStatus {
+            updated: running.saturating_sub(outdated),
+            outdated,
+            current: self
+                .rollout
+                .as_ref()
+                .map(|r| format!("shard {}: {:?}", r.ordinal, r.step).to_lowercase()),
+            paused: self.rollout_paused.clone(),
+        }
+    }
+
+    /// True while a shard is being rolled or nodes are outdated.
+    pub fn rolling(&self) -> bool {
+        self.rollout.is_some() || !self.sup.outdated(self.target).is_empty()
     }
 
     /// The shard count the loop is driving towards.
@@ -210,14 +264,26 @@ impl LocalCluster {
         self.last.as_ref().is_some_and(|r| r.phase == Phase::Converged) && self.resize_from.is_none()
     }
 
+    /// True when converged and every node runs the current configuration.
+    pub fn settled(&self) -> bool {
+        self.converged() && !self.rolling()
+    }
+
     /// One control-loop iteration.
     pub async fn tick(&mut self) -> Result<Phase, LocalError> {
         self.sup.check().await;
         for line in self.sup.ensure(self.target).await? {
             tracing::info!("{line}");
         }
-        let desired = self.sup.desired(self.target);
-        let others = self.sup.beyond(self.target);
+        let mut desired = self.sup.desired(self.target);
+        let mut others = self.sup.beyond(self.target);
+        // The shard being rolled is left out of the desired shards until it is restarted.
+        if let Some(r) = self.rollout.as_ref().filter(|r| r.step != Step::Returning) {
+            let id = self.sup.shard_id(r.ordinal);
+            if let Some(i) = desired.iter().position(|d| d.id == id) {
+                others.extend(desired.remove(i).nodes);
+            }
+        }
         let rep = self.driver.step(&desired, &others).await?;
         let now = self.now_secs();
         self.progress_total =
@@ -239,8 +305,73 @@ impl LocalCluster {
         }
         self.history.record(&rep.observed, now);
         self.last = Some(rep);
+        self.roll().await?;
         self.autoscale(now).await;
         Ok(phase)
+    }
+
+    /// One move of the rollout state machine (see [`rollout`]).
+    async fn roll(&mut self) -> Result<(), LocalError> {
+        let Some(rep) = &self.last else { return Ok(()) };
+        let converged = rep.phase == Phase::Converged && self.resize_from.is_none();
+        let now = Instant::now();
+        let Some(r) = self.rollout.clone() else {
+            let outdated = self.sup.outdated(self.target);
+            let Some(&first) = outdated.first() else {
+                self.rollout_paused = None;
+                return Ok(());
+            };
+            if !converged {
+                return Ok(());
+            }
+            if self.target < 2 {
+                let why = "a single shard without replicas cannot be drained: its keys would be lost; \
+                           scale to 2 or more shards to roll the new configuration";
+                if self.rollout_paused.as_deref() != Some(why) {
+                    tracing::warn!("rollout paused: {why}");
+                    self.rollout_paused = Some(why.into());
+                }
+                return Ok(());
+            }
+            tracing::info!(shard = first, "rollout: draining shard {first}");
+            self.rollout = Some(Rollout { ordinal: first, step: Step::Draining, since: now });
+            self.rollout_paused = None;
+            return Ok(());
+        };
+        let id = self.sup.shard_id(r.ordinal);
+        let topo_shard = rep.observed.topology.as_ref().and_then(|t| t.shard(&id));
+        let seen = Seen {
+            converged,
+            in_topology: topo_shard.is_some(),
+            owns_slots: topo_shard.is_some_and(|s| !s.slots.is_empty()),
+        };
+        match rollout::next(&r, seen) {
+            Some(Step::Restart) => {
+                let line = self.sup.restart(r.ordinal, Duration::from_secs(10)).await?;
+                tracing::info!("rollout: {line}");
+                self.rollout =
+                    Some(Rollout { ordinal: r.ordinal, step: Step::Returning, since: Instant::now() });
+                self.rollout_paused = None;
+            }
+            Some(step) => {
+                let late = rollout::overdue(&r, now, self.rollout_step_timeout);
+                if late.is_some() && late != self.rollout_paused {
+                    tracing::warn!("rollout paused: {}", late.as_deref().unwrap_or(""));
+                }
+                self.rollout_paused = late;
+                self.rollout = Some(Rollout { step, ..r });
+            }
+            None => {
+                tracing::info!(
+                    shard = r.ordinal,
+                    "rollout: shard {} runs the new configuration and owns slots again",
+                    r.ordinal
+                );
+                self.rollout = None;
+                self.rollout_paused = None;
+            }
+        }
+        Ok(())
     }
 
     async fn autoscale(&mut self, now: u64) {
@@ -249,7 +380,7 @@ impl LocalCluster {
             return;
         }
         let Some(rep) = &self.last else { return };
-        let in_progress = self.resize_from.is_some() || rep.phase != Phase::Converged;
+        let in_progress = self.resize_from.is_some() || rep.phase != Phase::Converged || self.rolling();
         let obs = rep.observed.clone();
         let current = self.shards_owning_slots();
         if current == 0 {
@@ -306,6 +437,13 @@ impl LocalCluster {
             rep.observed.nodes.len(),
             mem as f64 / (1024.0 * 1024.0),
         );
+        let ro = self.rollout_status();
+        if let Some(cur) = &ro.current {
+            s.push_str(&format!(" · rollout {cur} ({} updated, {} outdated)", ro.updated, ro.outdated));
+        }
+        if let Some(why) = &ro.paused {
+            s.push_str(&format!(" · rollout paused: {why}"));
+        }
         if self.progress_total > 0 {
             let done = self.progress_total.saturating_sub(rep.slots_to_move);
             let width = 24;
@@ -327,9 +465,13 @@ impl LocalCluster {
     }
 }
 
+/// Re-reads the local configuration (on SIGHUP).
+pub type Reload = Box<dyn Fn() -> Result<LocalConfig, String> + Send>;
+
 /// Runs local mode until Ctrl-C: forms the cluster, prints the endpoint, keeps a live status
-/// line (on a terminal) and stops every node on exit.
-pub async fn run(cfg: LocalConfig) -> Result<(), LocalError> {
+/// line (on a terminal) and stops every node on exit. On SIGHUP, `reload` gives the new
+/// configuration: a changed shard count resizes, a changed node configuration rolls out.
+pub async fn run(cfg: LocalConfig, reload: Option<Reload>) -> Result<(), LocalError> {
     let interval = Duration::from_millis(cfg.interval_ms.max(50));
     let mut cluster = LocalCluster::start(cfg).await?;
     let tty = std::io::stderr().is_terminal();
@@ -340,10 +482,23 @@ pub async fn run(cfg: LocalConfig) -> Result<(), LocalError> {
     // SIGTERM (systemd, `timeout`, Kubernetes) stops as cleanly as Ctrl-C.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(LocalError::Signal)?;
+    let mut hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(LocalError::Signal)?;
     let result = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
             _ = term.recv() => break Ok(()),
+            _ = hup.recv() => {
+                match reload.as_ref().map(|r| r()) {
+                    Some(Ok(new)) => {
+                        cluster.reconfigure(&new);
+                        cluster.set_target(new.shards);
+                    }
+                    Some(Err(e)) => tracing::error!("reloading the configuration failed (keeping the current one): {e}"),
+                    None => tracing::info!("SIGHUP ignored: no configuration to reload"),
+                }
+                continue;
+            }
             _ = ticker.tick() => {}
         }
         if let Err(e) = cluster.tick().await {

@@ -40,6 +40,9 @@ pub struct NodeTemplate {
     pub metrics_port_base: Option<u16>,
     /// Extra `--name value` arguments for every node.
     pub args: Vec<String>,
+    /// Bumped by every change of `args`: a node started at an older generation is outdated
+    /// and is rolled (drained, restarted, given its slots back) by the local control loop.
+    pub generation: u64,
 }
 
 /// One running node.
@@ -50,6 +53,8 @@ pub struct NodeProc {
     pub dir: PathBuf,
     child: Child,
     pub restarts: u32,
+    /// The template generation the node runs.
+    pub generation: u64,
 }
 
 impl NodeProc {
@@ -152,6 +157,43 @@ impl Supervisor {
         out
     }
 
+    /// Replaces the nodes' extra arguments; running nodes keep theirs until restarted.
+    pub fn set_args(&mut self, args: Vec<String>) -> bool {
+        if args == self.template.args {
+            return false;
+        }
+        self.template.args = args;
+        self.template.generation += 1;
+        true
+    }
+
+    /// Ordinals `0..n` whose node runs an older template generation.
+    pub fn outdated(&self, n: u32) -> Vec<u32> {
+        (0..n).filter(|&i| self.node(i).is_some_and(|p| p.generation < self.template.generation)).collect()
+    }
+
+    /// Stops node `ordinal` gracefully (SIGTERM, SIGKILL after `grace`) and starts it again with
+    /// the current template, on its port and directory (so with its node id).
+    pub async fn restart(&mut self, ordinal: u32, grace: Duration) -> Result<String, SupervisorError> {
+        let Some(mut p) = self.nodes.get_mut(ordinal as usize).and_then(Option::take) else {
+            let np = self.start(ordinal, None).await?;
+            let line = format!("started node {ordinal} on {}", np.addr);
+            self.put(np);
+            return Ok(line);
+        };
+        stop(&mut p.child, grace).await;
+        let np = match start(&self.template, ordinal, Some(p.addr.port)).await {
+            Ok(np) => np,
+            Err(_) => start(&self.template, ordinal, None).await?,
+        };
+        let line = format!(
+            "restarted node {ordinal} on {} with configuration generation {}",
+            np.addr, np.generation
+        );
+        self.put(NodeProc { restarts: p.restarts + 1, ..np });
+        Ok(line)
+    }
+
     /// Stops (SIGTERM, then SIGKILL after `grace`) and forgets the nodes of ordinals `n..`.
     pub async fn stop_beyond(&mut self, n: u32, grace: Duration) -> Vec<String> {
         let mut out = Vec::new();
@@ -210,7 +252,7 @@ async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<Node
         return Err(SupervisorError::NoPort { ordinal, timeout: START_TIMEOUT, log: log_path });
     };
     let addr = NodeAddr { ip: t.host.clone(), hostname: None, port };
-    Ok(NodeProc { ordinal, addr, dir, child, restarts: 0 })
+    Ok(NodeProc { ordinal, addr, dir, child, restarts: 0, generation: t.generation })
 }
 
 /// Reads the node's stdout until a `port=N` line, copies everything to `log`, and keeps

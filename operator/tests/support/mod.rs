@@ -139,3 +139,160 @@ impl RawWriter {
         self.task.await.expect("writer task")
     }
 }
+
+/// What a [`ResilientWriter`] saw.
+#[derive(Debug, Default)]
+pub struct ResilientReport {
+    /// Acknowledged writes.
+    pub acked: usize,
+    pub moved: usize,
+    /// Connections lost or refused (the client reconnected, to another seed if needed).
+    pub reconnects: usize,
+    /// `-CLUSTERDOWN` / `-TRYAGAIN` replies (retried).
+    pub down: usize,
+    /// Any other reply, or a write given up after its bound.
+    pub unexpected: Vec<String>,
+    /// The last acknowledged value of each key and when it was acknowledged.
+    pub last: HashMap<String, (usize, Instant)>,
+    /// The longest time one write took from its first attempt to its acknowledgement: the
+    /// unavailability a client retrying at once would have seen.
+    pub max_write_wait: Duration,
+}
+
+/// A cluster writer that survives killed nodes as a cluster client does: it follows `-MOVED`,
+/// reconnects (rotating through the seeds) after a lost connection, retries `CLUSTERDOWN` and
+/// `TRYAGAIN` after a short pause, and records every acknowledged write.
+pub struct ResilientWriter {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<ResilientReport>,
+}
+
+/// One RESP line from `conn` within `limit`, or why not.
+async fn reply_line(conn: &mut BufReader<TcpStream>, limit: Duration) -> Result<String, String> {
+    let mut line = String::new();
+    match tokio::time::timeout(limit, conn.read_line(&mut line)).await {
+        Err(_) => Err("timeout".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(0)) => Err("closed".into()),
+        Ok(Ok(_)) => Ok(line.trim_end().to_string()),
+    }
+}
+
+impl ResilientWriter {
+    /// Writes `prefix{n % keys}` = n in a loop through the nodes at `seeds`.
+    pub fn start(seeds: Vec<u16>, prefix: &str, keys: usize) -> ResilientWriter {
+        const WRITE_BOUND: Duration = Duration::from_secs(30);
+        const RETRY_PAUSE: Duration = Duration::from_millis(20);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let acked = Arc::new(AtomicUsize::new(0));
+        let count = acked.clone();
+        let prefix = prefix.to_string();
+        let task = tokio::spawn(async move {
+            let mut rep = ResilientReport::default();
+            let mut conns: HashMap<String, BufReader<TcpStream>> = HashMap::new();
+            let mut seed = 0usize;
+            let mut at = format!("127.0.0.1:{}", seeds[0]);
+            let mut n = 0usize;
+            while !flag.load(Ordering::Relaxed) {
+                let key = format!("{prefix}{}", n % keys);
+                let val = n.to_string();
+                let cmd =
+                    format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{val}\r\n", key.len(), val.len());
+                let began = Instant::now();
+                loop {
+                    if began.elapsed() > WRITE_BOUND {
+                        rep.unexpected.push(format!("{key}: not acknowledged within {WRITE_BOUND:?}"));
+                        break;
+                    }
+                    if !conns.contains_key(&at) {
+                        match TcpStream::connect(&at).await {
+                            Ok(s) => {
+                                conns.insert(at.clone(), BufReader::new(s));
+                            }
+                            Err(_) => {
+                                rep.reconnects += 1;
+                                seed = (seed + 1) % seeds.len();
+                                at = format!("127.0.0.1:{}", seeds[seed]);
+                                tokio::time::sleep(RETRY_PAUSE).await;
+                                continue;
+                            }
+                        }
+                    }
+                    let conn = conns.get_mut(&at).expect("connection");
+                    let sent = conn.get_mut().write_all(cmd.as_bytes()).await;
+                    let line = match sent {
+                        Ok(()) => reply_line(conn, Duration::from_secs(10)).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let line = match line {
+                        Ok(l) => l,
+                        Err(_) => {
+                            conns.remove(&at);
+                            rep.reconnects += 1;
+                            seed = (seed + 1) % seeds.len();
+                            at = format!("127.0.0.1:{}", seeds[seed]);
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                            continue;
+                        }
+                    };
+                    if line == "+OK" {
+                        rep.acked += 1;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        rep.last.insert(key.clone(), (n, Instant::now()));
+                        rep.max_write_wait = rep.max_write_wait.max(began.elapsed());
+                        break;
+                    }
+                    if let Some(rest) = line.strip_prefix("-MOVED ") {
+                        rep.moved += 1;
+                        at = rest.split(' ').nth(1).expect("MOVED address").to_string();
+                        continue;
+                    }
+                    if line.starts_with("-CLUSTERDOWN") || line.starts_with("-TRYAGAIN") {
+                        rep.down += 1;
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                    rep.unexpected.push(format!("{key}: {line}"));
+                    break;
+                }
+                n += 1;
+            }
+            rep
+        });
+        ResilientWriter { stop, acked, task }
+    }
+
+    /// Writes acknowledged so far.
+    pub fn acked(&self) -> usize {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    pub async fn finish(self) -> ResilientReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("writer task")
+    }
+}
+
+/// `GET key` through the cluster (following `-MOVED` from `seed`): the value, `None` if absent.
+pub async fn cluster_get(seed: u16, key: &str) -> Option<String> {
+    let mut at = format!("127.0.0.1:{seed}");
+    for _ in 0..5 {
+        let mut conn = BufReader::new(TcpStream::connect(&at).await.expect("connect"));
+        let cmd = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+        conn.get_mut().write_all(cmd.as_bytes()).await.expect("write");
+        let line = reply_line(&mut conn, Duration::from_secs(10)).await.expect("reply");
+        if line == "$-1" {
+            return None;
+        }
+        if line.starts_with('$') {
+            return Some(reply_line(&mut conn, Duration::from_secs(10)).await.expect("value"));
+        }
+        match line.strip_prefix("-MOVED ") {
+            Some(rest) => at = rest.split(' ').nth(1).expect("address").to_string(),
+            None => panic!("GET {key}: {line}"),
+        }
+    }
+    panic!("GET {key}: redirection loop");
+}
