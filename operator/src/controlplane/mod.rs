@@ -13,3 +13,4 @@ pub mod membership;
 pub mod model;
 pub mod observe;
 pub mod planner;
+pub mod rollout;

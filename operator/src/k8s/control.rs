@@ -73,6 +73,10 @@ pub struct ClusterState {
     pub counted_jobs: std::collections::HashSet<String>,
     /// Running migration jobs already announced (event, counter).
     pub started_jobs: std::collections::HashSet<String>,
+    /// Stuck actions already announced (event, counter), until they recover.
+    pub stuck_reported: std::collections::HashSet<String>,
+    /// This cluster's share of the `stuck_actions` and `unserved_slots` gauges.
+    pub gauges: (i64, i64),
     started: Instant,
 }
 
@@ -85,6 +89,8 @@ impl ClusterState {
             last_target: None,
             counted_jobs: Default::default(),
             started_jobs: Default::default(),
+            stuck_reported: Default::default(),
+            gauges: (0, 0),
             started: Instant::now(),
         }
     }

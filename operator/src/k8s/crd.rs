@@ -395,7 +395,8 @@ pub struct ShoalClusterStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Degraded`, `SlotsAssigned`, `Rebalancing`, `Autoscaling`.
+    /// `Ready`, `Progressing`, `Degraded`, `SlotsAssigned`, `Rebalancing`, `Autoscaling`,
+    /// `RollingOut`, `Stuck`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Shards that own slots (the `/scale` status).
@@ -410,6 +411,18 @@ pub struct ShoalClusterStatus {
     /// Slots owned by some shard (16384 when the cluster serves every key).
     #[serde(default)]
     pub slots_assigned: i32,
+    /// Slots no answering primary serves (unowned, or owned by a silent or failed node).
+    #[serde(default)]
+    pub unserved_slots: i32,
+    /// Shard pods running the current template on a Node that is not being removed.
+    #[serde(default)]
+    pub updated_pods: i32,
+    /// Shard pods that must be recreated (older template, or their Node is being removed).
+    #[serde(default)]
+    pub outdated_pods: i32,
+    /// Control-plane actions that keep failing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck_actions: Vec<StuckActionStatus>,
     /// Epoch of the newest topology the nodes hold.
     #[serde(default)]
     pub epoch: i64,
@@ -425,6 +438,16 @@ pub struct ShoalClusterStatus {
     /// Where clients connect: `host:port` of the client Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+}
+
+/// A control-plane action that keeps failing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckActionStatus {
+    pub action: String,
+    pub failures: i32,
+    pub failing_for_seconds: i64,
+    pub last_error: String,
 }
 
 /// One shard.

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -45,6 +46,18 @@ pub struct Metrics {
     pub shards_added: Counter,
     pub shards_removed: Counter,
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Nodes that came back with a new id and took their predecessor's place.
+    pub nodes_replaced: Counter,
+    /// Nodes marked `fail` after staying silent past the failure-detection window.
+    pub nodes_failed: Counter,
+    /// Control-plane actions that became stuck (failing longer than the stuck window).
+    pub actions_stuck: Counter,
+    /// Actions stuck now, summed over clusters at their last reconcile.
+    pub stuck_now: Gauge,
+    /// Slots no answering primary serves, summed over clusters at their last reconcile.
+    pub unserved_slots: Gauge,
+    /// Shard pods deleted for a rollout or a Node's removal, after their shard was drained.
+    pub pods_recreated: Counter,
     registry: Registry,
 }
 
@@ -60,6 +73,12 @@ impl Default for Metrics {
             shards_added: Counter::default(),
             shards_removed: Counter::default(),
             decisions: Family::default(),
+            nodes_replaced: Counter::default(),
+            nodes_failed: Counter::default(),
+            actions_stuck: Counter::default(),
+            stuck_now: Gauge::default(),
+            unserved_slots: Gauge::default(),
+            pods_recreated: Counter::default(),
             registry: Registry::default(),
         };
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -70,6 +89,24 @@ impl Default for Metrics {
         r.register("shards_added", "Shard StatefulSets created", m.shards_added.clone());
         r.register("shards_removed", "Drained shard StatefulSets removed", m.shards_removed.clone());
         r.register("autoscale_decisions", "Autoscaler decisions that change something", m.decisions.clone());
+        r.register(
+            "nodes_replaced",
+            "Nodes that came back with a new id and replaced the old one",
+            m.nodes_replaced.clone(),
+        );
+        r.register(
+            "nodes_failed",
+            "Nodes marked fail after the failure-detection window",
+            m.nodes_failed.clone(),
+        );
+        r.register("actions_stuck", "Control-plane actions that became stuck", m.actions_stuck.clone());
+        r.register("stuck_actions", "Control-plane actions stuck now", m.stuck_now.clone());
+        r.register("unserved_slots", "Slots no answering primary serves", m.unserved_slots.clone());
+        r.register(
+            "pods_recreated",
+            "Shard pods recreated after their shard was drained",
+            m.pods_recreated.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 }

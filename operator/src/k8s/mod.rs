@@ -7,8 +7,10 @@ pub mod control;
 pub mod crd;
 pub mod error;
 pub mod metrics;
+pub mod pods;
 pub mod reconcile;
 pub mod resources;
+pub mod rollout;
 pub mod run;
 pub mod status;
 

@@ -10,17 +10,22 @@
 //!    — never before, so scale-in cannot lose slots;
 //! 4. the autoscaler decides from the metrics the step observed, and writes `spec.shards` through
 //!    the `/scale` subresource (the same path an HPA or `kubectl scale` uses);
-//! 5. each primary pod's readiness gate follows slot ownership, then status is applied.
+//! 5. each primary pod's readiness gate and `shoal.dev/serving` label follow what its node
+//!    serves, then status is applied.
+//!
+//! Rollouts and voluntary disruptions (`rollout`): a pod whose template revision is outdated or
+//! whose Node is being removed is marked, its shard is left out of the desired shards until it
+//! has drained, then the pod is deleted and recreated, one shard at a time.
 //!
 //! Events mark every disruptive step. The operator's memory per cluster (`ClusterState`) is a
 //! cache: the nodes hold the topology, so a restarted operator picks up where the last one was.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -36,11 +41,14 @@ use super::control::{policy, ClusterState, ControlFactory};
 use super::crd::{AutoscalingStatus, ScaleDecisionStatus, ShoalCluster, ShoalClusterStatus};
 use super::error::{kube as kerr, Error, Result};
 use super::metrics::Metrics;
-use super::resources::{self as res, Defaults, Names, SHARD_LABEL, SLOTS_READINESS_GATE};
+use super::resources::{self as res, Defaults, Names, SHARD_LABEL};
 use super::status::{self, StatusInput};
+use super::{pods, rollout};
 use crate::controlplane::autoscaler::{ScaleAction, ScaleDecision};
 use crate::controlplane::driver::{DesiredShard, Phase, StepReport};
+use crate::controlplane::membership::Change;
 use crate::controlplane::model::{slot_count, MigrationOperation, MigrationState, NodeAddr};
+use crate::controlplane::rollout::RolloutStatus;
 
 /// The one field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "shoal-operator";
@@ -62,7 +70,7 @@ pub struct Context {
     factory: Box<ControlFactory>,
     clusters: StdMutex<HashMap<String, Arc<Mutex<ClusterState>>>>,
     /// The wall clock for status timestamps (fixed in tests).
-    now: fn() -> Timestamp,
+    pub(super) now: fn() -> Timestamp,
 }
 
 impl Context {
@@ -108,7 +116,7 @@ impl Context {
         v
     }
 
-    async fn event(&self, sc: &ShoalCluster, type_: EventType, reason: &str, note: String) {
+    pub(super) async fn event(&self, sc: &ShoalCluster, type_: EventType, reason: &str, note: String) {
         let ev = Event {
             type_,
             reason: reason.into(),
@@ -191,8 +199,8 @@ async fn apply_shared(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<()> 
     Ok(())
 }
 
-/// Shard ordinals whose StatefulSets exist and belong to this cluster.
-async fn existing_ordinals(sc: &ShoalCluster, api: &Api<StatefulSet>) -> Result<BTreeSet<u32>> {
+/// The StatefulSets that exist and belong to this cluster, by shard ordinal.
+async fn existing_statefulsets(sc: &ShoalCluster, api: &Api<StatefulSet>) -> Result<Vec<StatefulSet>> {
     let n = Names::of(sc);
     let lp = ListParams::default()
         .labels(&format!("app.kubernetes.io/instance={},app.kubernetes.io/component=node", n.cluster));
@@ -200,10 +208,10 @@ async fn existing_ordinals(sc: &ShoalCluster, api: &Api<StatefulSet>) -> Result<
     let uid = sc.uid();
     Ok(list
         .items
-        .iter()
+        .into_iter()
         // Only those this cluster owns: a same-named cluster recreated since is not ours.
         .filter(|s| uid.is_none() || s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
-        .filter_map(|s| s.labels().get(SHARD_LABEL)?.parse().ok())
+        .filter(|s| s.labels().get(SHARD_LABEL).is_some_and(|o| o.parse::<u32>().is_ok()))
         .collect())
 }
 
@@ -214,7 +222,19 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     apply_shared(&sc, &ctx, &ns).await?;
 
     let sts_api = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns);
-    let existing = existing_ordinals(&sc, &sts_api).await?;
+    let sts_list = existing_statefulsets(&sc, &sts_api).await?;
+    let existing: BTreeSet<u32> =
+        sts_list.iter().filter_map(|s| s.labels().get(SHARD_LABEL)?.parse().ok()).collect();
+    let revisions = pods::update_revisions(&sts_list);
+    let shard_pods = pods::shard_pods(&sc, &ctx, &ns).await?;
+    let removing = pods::removing_nodes(&ctx).await;
+    let views: Vec<rollout::ShardPod> = shard_pods.iter().map(|(&o, p)| pods::shard_pod(o, p)).collect();
+    // The shard marked for drain (the mark is on its pod, so it survives an operator restart).
+    let drain = views
+        .iter()
+        .filter(|p| p.drain_since.is_some() && !p.deleting && p.ordinal < sc.desired_shards())
+        .map(|p| p.ordinal)
+        .min();
     let want = sc.desired_shards();
     for o in 0..want {
         let sts = res::statefulset(&sc, o, &ctx.defaults);
@@ -248,18 +268,19 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     st.last_target = Some(want);
 
     let desired: Vec<DesiredShard> = (0..want)
+        .filter(|&o| Some(o) != drain)
         .map(|o| {
             let (id, addr) = res::desired_shard(&sc, o, &ctx.defaults);
             DesiredShard { id, nodes: vec![addr] }
         })
         .collect();
     let others: Vec<NodeAddr> =
-        draining.iter().map(|&o| res::desired_shard(&sc, o, &ctx.defaults).1).collect();
+        draining.iter().copied().chain(drain).map(|o| res::desired_shard(&sc, o, &ctx.defaults).1).collect();
     let password = match auth_password(&sc, &ctx).await {
         Ok(p) => p,
         Err(err) => {
             drop(st);
-            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string())).await?;
+            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string()), None).await?;
             return Err(err);
         }
     };
@@ -269,7 +290,7 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         Err(e) => {
             let err = Error::Control(e);
             drop(st);
-            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string())).await?;
+            write_status(&sc, &ctx, None, &draining, None, Some(err.to_string()), None).await?;
             return Err(err);
         }
     };
@@ -315,13 +336,54 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         }
     }
     st.history.record(&report.observed, now);
-    let autoscaling = autoscale(&sc, &ctx, &mut st, &report, owning, now).await?;
+
+    // Rollouts and Node drains: one shard at a time, drained before its pod is recreated.
+    let converged = report.phase == Phase::Converged && draining.is_empty() && st.resize_from.is_none();
+    let in_topology = |o: u32| report.in_topology(&res::desired_shard(&sc, o, &ctx.defaults).0);
+    let decision = rollout::decide(&rollout::Input {
+        pods: &views,
+        update_revision: &revisions,
+        removing_nodes: &removing,
+        shards: want,
+        converged,
+        in_topology: &in_topology,
+        now: (ctx.now)(),
+    });
+    match &decision.action {
+        rollout::Action::None => {}
+        rollout::Action::Mark { ordinal, pod, why } => {
+            pods::mark_drain(&ctx, &ns, pod).await?;
+            ctx.event(
+                &sc,
+                EventType::Normal,
+                "RolloutDrain",
+                format!("pod {pod} needs recreating ({why}): draining shard {ordinal}'s slots to the other shards first"),
+            )
+            .await;
+        }
+        rollout::Action::Recreate { ordinal, pod } => {
+            pods::recreate(&ctx, &ns, pod).await?;
+            ctx.metrics.pods_recreated.inc();
+            ctx.event(
+                &sc,
+                EventType::Normal,
+                "RolloutRecreate",
+                format!("shard {ordinal} owns no slots: deleted pod {pod}; it comes back with the new template and takes slots back"),
+            )
+            .await;
+        }
+    }
+    if let Some(why) = &decision.status.paused {
+        ctx.event(&sc, EventType::Warning, "RolloutPaused", why.clone()).await;
+    }
+    let rolling = decision.exclude.is_some() || decision.status.outdated > 0;
+    let autoscaling = autoscale(&sc, &ctx, &mut st, &report, owning, now, rolling).await?;
     drop(st);
 
-    set_readiness_gates(&sc, &ctx, &ns, &report).await?;
-    write_status(&sc, &ctx, Some(&report), &draining, autoscaling, None).await?;
+    pods::sync_serving(&sc, &ctx, &ns, &report, &shard_pods).await?;
+    write_status(&sc, &ctx, Some(&report), &draining, autoscaling, None, Some(&decision.status)).await?;
     tracing::debug!(cluster = %name, phase = ?report.phase, "reconciled");
-    Ok(Action::requeue(if report.phase == Phase::Converged && draining.is_empty() {
+    Ok(Action::requeue(if report.phase == Phase::Converged && draining.is_empty() && !rolling {
         REQUEUE_IDLE
     } else {
         REQUEUE_BUSY
@@ -361,6 +423,41 @@ async fn record_steps(sc: &ShoalCluster, ctx: &Context, st: &mut ClusterState, r
             ctx.metrics.slots_moved.inc_by(slot_count(&j.slots) as u64);
         }
     }
+    for c in &r.membership {
+        let (type_, reason) = match c {
+            Change::Replaced { .. } => {
+                ctx.metrics.nodes_replaced.inc();
+                (EventType::Warning, "NodeReplaced")
+            }
+            Change::Failed { .. } => {
+                ctx.metrics.nodes_failed.inc();
+                (EventType::Warning, "NodeFailed")
+            }
+            Change::Recovered { .. } => (EventType::Normal, "NodeRecovered"),
+        };
+        ctx.event(sc, type_, reason, c.to_string()).await;
+    }
+    let stuck_now: HashSet<String> = r.stuck.iter().map(|s| s.action.clone()).collect();
+    for s in &r.stuck {
+        if st.stuck_reported.insert(s.action.clone()) {
+            ctx.metrics.actions_stuck.inc();
+            ctx.event(
+                sc,
+                EventType::Warning,
+                "ActionStuck",
+                format!(
+                    "{} has failed {} time(s) over {}s: {}",
+                    s.action, s.failures, s.failing_for_secs, s.last_error
+                ),
+            )
+            .await;
+        }
+    }
+    st.stuck_reported.retain(|a| stuck_now.contains(a));
+    let (stuck, unserved) = (r.stuck.len() as i64, r.unserved_slots as i64);
+    ctx.metrics.stuck_now.inc_by(stuck - st.gauges.0);
+    ctx.metrics.unserved_slots.inc_by(unserved - st.gauges.1);
+    st.gauges = (stuck, unserved);
     for a in &r.actions {
         if a.starts_with("pushed topology") {
             ctx.event(sc, EventType::Normal, "TopologyPushed", a.clone()).await;
@@ -403,6 +500,7 @@ async fn autoscale(
     r: &StepReport,
     owning: u32,
     now: u64,
+    rolling: bool,
 ) -> Result<Option<AutoscalingStatus>> {
     let policy = policy(sc);
     if !policy.enabled && policy.io_threads.is_none() {
@@ -413,10 +511,16 @@ async fn autoscale(
     if policy.enabled {
         // No decision before the cluster has converged: while shards are being created the owning
         // count is below `minShards`, and the bound correction would fight the spec.
-        let in_progress =
-            st.resize_from.is_some() || r.phase != Phase::Converged || owning != sc.desired_shards();
+        let in_progress = st.resize_from.is_some()
+            || r.phase != Phase::Converged
+            || owning != sc.desired_shards()
+            || rolling;
         if in_progress {
-            out.reason = Some("waiting for the cluster to converge".into());
+            out.reason = Some(if rolling {
+                "waiting for the rollout to finish".into()
+            } else {
+                "waiting for the cluster to converge".into()
+            });
             out.recommended_shards = Some(sc.desired_shards() as i32);
             return Ok(Some(out));
         }
@@ -470,46 +574,6 @@ async fn autoscale(
     Ok(Some(out))
 }
 
-/// Sets each primary pod's `shoal.dev/slots-owned` condition when it differs from slot ownership,
-/// so the client Service routes only to pods that serve slots.
-async fn set_readiness_gates(sc: &ShoalCluster, ctx: &Context, ns: &str, r: &StepReport) -> Result<()> {
-    let n = Names::of(sc);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", n.cluster));
-    let list = pods.list(&lp).await.map_err(kerr("list Pods"))?;
-    let topo = r.observed.topology.as_ref();
-    for pod in &list.items {
-        let Some(ordinal) = pod.labels().get(SHARD_LABEL).and_then(|o| o.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pod.name_any() != n.pod(ordinal) {
-            continue;
-        }
-        let id = res::desired_shard(sc, ordinal, &ctx.defaults).0;
-        let owns = topo.and_then(|t| t.shard(&id)).is_some_and(|s| !s.slots.is_empty());
-        let want = if owns { "True" } else { "False" };
-        let have = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == SLOTS_READINESS_GATE))
-            .map(|c| c.status.as_str());
-        if have == Some(want) {
-            continue;
-        }
-        let patch = json!({ "status": { "conditions": [{
-            "type": SLOTS_READINESS_GATE,
-            "status": want,
-            "reason": if owns { "OwnsSlots" } else { "NoSlots" },
-            "lastTransitionTime": (ctx.now)().to_string(),
-        }]}});
-        pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
-            .await
-            .map_err(kerr("patch Pod readiness condition"))?;
-    }
-    Ok(())
-}
-
 async fn write_status(
     sc: &ShoalCluster,
     ctx: &Context,
@@ -517,6 +581,7 @@ async fn write_status(
     draining: &[u32],
     autoscaling: Option<AutoscalingStatus>,
     error: Option<String>,
+    rollout: Option<&RolloutStatus>,
 ) -> Result<()> {
     let status: ShoalClusterStatus = status::build(&StatusInput {
         sc,
@@ -525,6 +590,7 @@ async fn write_status(
         draining,
         autoscaling,
         error,
+        rollout,
         now: (ctx.now)(),
     });
     let api: Api<ShoalCluster> = Api::namespaced(ctx.client.clone(), &sc.namespace().unwrap_or_default());
@@ -542,6 +608,12 @@ async fn write_status(
 /// Deletion: the owned objects go with the cluster (owner references); the operator forgets its
 /// control-plane state and lets the finalizer go.
 async fn cleanup(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
+    {
+        let state = ctx.state(&key(&sc));
+        let st = state.lock().await;
+        ctx.metrics.stuck_now.dec_by(st.gauges.0);
+        ctx.metrics.unserved_slots.dec_by(st.gauges.1);
+    }
     ctx.forget(&key(&sc));
     ctx.event(
         &sc,

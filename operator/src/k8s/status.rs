@@ -8,10 +8,12 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::crd::{
     AutoscalingStatus, MigrationJobStatus, MigrationStatus, ShardStatus, ShoalCluster, ShoalClusterStatus,
+    StuckActionStatus,
 };
 use super::resources::{desired_shard, Defaults, Names};
 use crate::controlplane::driver::{Phase, StepReport};
 use crate::controlplane::model::{ShardId, SLOT_COUNT};
+use crate::controlplane::rollout::RolloutStatus;
 
 /// Everything the status is made of.
 pub struct StatusInput<'a> {
@@ -24,12 +26,22 @@ pub struct StatusInput<'a> {
     pub autoscaling: Option<AutoscalingStatus>,
     /// Why this reconcile could not do its job, if it could not.
     pub error: Option<String>,
+    /// Updated/outdated pods and the rollout step, when the pods were read.
+    pub rollout: Option<&'a RolloutStatus>,
     pub now: Timestamp,
 }
 
 /// Condition types, in the order they appear.
-pub const CONDITIONS: [&str; 6] =
-    ["Ready", "Progressing", "Degraded", "SlotsAssigned", "Rebalancing", "Autoscaling"];
+pub const CONDITIONS: [&str; 8] = [
+    "Ready",
+    "Progressing",
+    "Degraded",
+    "SlotsAssigned",
+    "Rebalancing",
+    "Autoscaling",
+    "RollingOut",
+    "Stuck",
+];
 
 fn phase_name(p: &Phase) -> &'static str {
     match p {
@@ -114,9 +126,10 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
         && owning == desired as i32
         && input.draining.is_empty();
 
+    let unserved = input.report.map_or(0, |r| r.unserved_slots);
     let mut conds = Vec::new();
     let now = input.now;
-    let ready = all_assigned && owners_reachable && input.error.is_none();
+    let ready = all_assigned && owners_reachable && unserved == 0 && input.error.is_none();
     set(
         &mut conds,
         prev,
@@ -130,7 +143,7 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
                 e.clone()
             } else {
                 format!(
-                    "{assigned} of {SLOT_COUNT} slots assigned; {} shard(s) unreachable",
+                    "{assigned} of {SLOT_COUNT} slots assigned, {unserved} unserved; {} shard(s) unreachable",
                     unreachable.len()
                 )
             },
@@ -150,7 +163,7 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
         generation,
         now,
     );
-    let degraded = input.error.is_some() || !unreachable.is_empty() || stray > 0;
+    let degraded = input.error.is_some() || !unreachable.is_empty() || stray > 0 || unserved > 0;
     set(
         &mut conds,
         prev,
@@ -159,6 +172,8 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
             degraded,
             if input.error.is_some() {
                 "ReconcileError"
+            } else if unserved > 0 {
+                "SlotsUnserved"
             } else if !unreachable.is_empty() {
                 "NodesUnreachable"
             } else if stray > 0 {
@@ -168,6 +183,17 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
             },
             match (&input.error, unreachable.is_empty()) {
                 (Some(e), _) => e.clone(),
+                (None, _) if unserved > 0 => format!(
+                    "{unserved} slot(s) unserved: their primary does not answer or is marked failed{}",
+                    if unreachable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (unreachable: {})",
+                            unreachable.iter().map(|s| s.pod.as_str()).collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                ),
                 (None, false) => format!(
                     "unreachable: {}",
                     unreachable.iter().map(|s| s.pod.as_str()).collect::<Vec<_>>().join(", ")
@@ -237,7 +263,72 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
         now,
     );
 
+    let ro = input.rollout.cloned().unwrap_or_default();
+    let rolling = ro.current.is_some() || ro.outdated > 0;
+    set(
+        &mut conds,
+        prev,
+        (
+            "RollingOut",
+            rolling,
+            if ro.paused.is_some() {
+                "RolloutPaused"
+            } else if ro.current.is_some() {
+                "RollingOut"
+            } else if ro.outdated > 0 {
+                "Pending"
+            } else {
+                "UpToDate"
+            },
+            match (&ro.paused, &ro.current) {
+                (Some(p), _) => format!("paused: {p}"),
+                (None, Some(c)) => format!("{c}; {} pod(s) updated, {} outdated", ro.updated, ro.outdated),
+                (None, None) => format!("{} pod(s) updated, {} outdated", ro.updated, ro.outdated),
+            },
+        ),
+        generation,
+        now,
+    );
+    let stuck = input.report.map(|r| r.stuck.as_slice()).unwrap_or_default();
+    set(
+        &mut conds,
+        prev,
+        (
+            "Stuck",
+            !stuck.is_empty(),
+            if stuck.is_empty() { "NothingStuck" } else { "ActionsFailing" },
+            if stuck.is_empty() {
+                "no control-plane action keeps failing".into()
+            } else {
+                stuck
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} ({} failures over {}s: {})",
+                            s.action, s.failures, s.failing_for_secs, s.last_error
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        ),
+        generation,
+        now,
+    );
+
     ShoalClusterStatus {
+        unserved_slots: unserved as i32,
+        updated_pods: ro.updated as i32,
+        outdated_pods: ro.outdated as i32,
+        stuck_actions: stuck
+            .iter()
+            .map(|s| StuckActionStatus {
+                action: s.action.clone(),
+                failures: s.failures as i32,
+                failing_for_seconds: s.failing_for_secs as i64,
+                last_error: s.last_error.clone(),
+            })
+            .collect(),
         observed_generation: generation,
         conditions: conds,
         shards: owning,
@@ -276,7 +367,16 @@ mod tests {
     }
 
     fn input<'a>(sc: &'a ShoalCluster, defaults: &'a Defaults, now: Timestamp) -> StatusInput<'a> {
-        StatusInput { sc, defaults, report: None, draining: &[], autoscaling: None, error: None, now }
+        StatusInput {
+            sc,
+            defaults,
+            report: None,
+            draining: &[],
+            autoscaling: None,
+            error: None,
+            rollout: None,
+            now,
+        }
     }
 
     fn ready_since(st: &ShoalClusterStatus) -> Timestamp {
@@ -327,6 +427,7 @@ mod tests {
             draining: &[],
             autoscaling: None,
             error: None,
+            rollout: None,
             now: Timestamp::UNIX_EPOCH,
         });
         assert_eq!((st.shards, st.slots_assigned, st.epoch), (0, 0, 0));

@@ -8,7 +8,6 @@
 //! shard at a time (`rollout`), record the metrics, and let the autoscaler decide the shard
 //! count and each node's `io-threads`.
 
-pub mod rollout;
 pub mod supervisor;
 
 use std::io::{IsTerminal, Write};
@@ -22,7 +21,7 @@ use crate::controlplane::driver::{Driver, DriverError, Phase, StepReport};
 use crate::controlplane::history::AutoscaleHistory;
 use crate::controlplane::model::{NodeAddr, SLOT_COUNT};
 use crate::controlplane::planner::PlanOptions;
-use rollout::{Rollout, RolloutStatus, Seen, Step};
+use crate::controlplane::rollout::{self, Rollout, RolloutStatus, Seen, Step};
 use supervisor::{default_node_bin, NodeTemplate, Supervisor, SupervisorError};
 
 /// Local-mode configuration: a YAML file (the same field names as the Kubernetes resource's

@@ -1,5 +1,6 @@
-//! Rolling a configuration change through a local cluster without losing a key: one shard at a
-//! time, drain its slots to the others (a normal scale-in of that one shard), restart its node
+//! Rolling a configuration change (local mode: new node arguments; Kubernetes: a new pod
+//! template revision, or a pod on a Node being removed) through a cluster without losing a
+//! key: one shard at a time, drain its slots to the others (a normal scale-in of that one shard), restart its node
 //! with the new configuration, give the slots back, and go on to the next.
 //!
 //! Why drain rather than restart in place: a shard is one node holding the only copy of its
