@@ -127,6 +127,12 @@ impl Driver {
         self
     }
 
+    /// Dials nodes through `d` (see [`super::observe::Dialer`]).
+    pub fn with_dialer(mut self, d: super::observe::Dialer) -> Driver {
+        self.pool.set_dialer(d);
+        self
+    }
+
     /// Replaces the backoff policy (tests use short stuck windows).
     pub fn with_backoff(mut self, p: BackoffPolicy) -> Driver {
         self.backoff = Backoffs::new(p);

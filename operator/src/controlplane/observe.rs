@@ -11,16 +11,28 @@ use tokio::task::JoinSet;
 use super::client::{ClientError, NodeClient};
 use super::model::{NodeAddr, NodeId, ObservedNode, ObservedState, ShardId};
 
+/// Maps the address a node is known by to the address to dial (tests reach nodes named by
+/// cluster DNS names on loopback ports; an operator run outside the cluster could use
+/// port-forwards).
+pub type Dialer = std::sync::Arc<dyn Fn(&NodeAddr) -> NodeAddr + Send + Sync>;
+
 /// Connections to nodes, reused across observations and dropped when they fail.
 pub struct ClientPool {
     clients: HashMap<NodeAddr, NodeClient>,
     timeout: Duration,
     password: Option<String>,
+    dialer: Option<Dialer>,
 }
 
 impl ClientPool {
     pub fn new(timeout: Duration) -> ClientPool {
-        ClientPool { clients: HashMap::new(), timeout, password: None }
+        ClientPool { clients: HashMap::new(), timeout, password: None, dialer: None }
+    }
+
+    /// Dials every node through `d`.
+    pub fn set_dialer(&mut self, d: Dialer) {
+        self.dialer = Some(d);
+        self.clients.clear();
     }
 
     /// The password new connections authenticate with; a change drops the open connections.
@@ -36,7 +48,11 @@ impl ClientPool {
         if let Some(c) = self.clients.get(addr) {
             return Ok(c.clone());
         }
-        let c = NodeClient::connect(addr, self.timeout, self.password.as_deref()).await?;
+        let dial = match &self.dialer {
+            Some(d) => d(addr),
+            None => addr.clone(),
+        };
+        let c = NodeClient::connect(&dial, self.timeout, self.password.as_deref()).await?;
         self.clients.insert(addr.clone(), c.clone());
         Ok(c)
     }

@@ -72,6 +72,7 @@ const COLLECTIONS: &[&str] = &[
     "shoalclusters",
     "events",
     "servicemonitors",
+    "nodes",
 ];
 
 impl FakeApi {

@@ -22,6 +22,11 @@ mod fixtures;
 mod reconcile_tests;
 #[cfg(test)]
 mod resources_tests;
+#[cfg(test)]
+mod rollout_tests;
+#[cfg(test)]
+#[path = "../../tests/sim/mod.rs"]
+mod sim;
 
 use kube::CustomResourceExt;
 

@@ -226,7 +226,7 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     let existing: BTreeSet<u32> =
         sts_list.iter().filter_map(|s| s.labels().get(SHARD_LABEL)?.parse().ok()).collect();
     let revisions = pods::update_revisions(&sts_list);
-    let shard_pods = pods::shard_pods(&sc, &ctx, &ns).await?;
+    let mut shard_pods = pods::shard_pods(&sc, &ctx, &ns).await?;
     let removing = pods::removing_nodes(&ctx).await;
     let views: Vec<rollout::ShardPod> = shard_pods.iter().map(|(&o, p)| pods::shard_pod(o, p)).collect();
     // The shard marked for drain (the mark is on its pod, so it survives an operator restart).
@@ -363,6 +363,7 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         }
         rollout::Action::Recreate { ordinal, pod } => {
             pods::recreate(&ctx, &ns, pod).await?;
+            shard_pods.remove(ordinal);
             ctx.metrics.pods_recreated.inc();
             ctx.event(
                 &sc,

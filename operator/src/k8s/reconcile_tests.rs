@@ -13,40 +13,50 @@ use super::metrics::Metrics;
 use super::reconcile::{error_policy, reconcile, Context, FINALIZER, REQUEUE_ERROR};
 use super::resources::Defaults;
 
-const NS: &str = "/api/v1/namespaces/default";
-const APPS: &str = "/apis/apps/v1/namespaces/default";
+pub(super) const NS: &str = "/api/v1/namespaces/default";
+pub(super) const APPS: &str = "/apis/apps/v1/namespaces/default";
 
-fn clock() -> Timestamp {
+pub(super) fn clock() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().expect("timestamp")
 }
 
-struct Harness {
-    ctx: Arc<Context>,
-    api: FakeApi,
-    sim: Sim,
+pub(super) struct Harness {
+    pub(super) ctx: Arc<Context>,
+    pub(super) api: FakeApi,
+    pub(super) sim: Sim,
     name: String,
 }
 
 impl Harness {
-    fn new(sc: ShoalCluster) -> Harness {
-        let (client, api) = FakeApi::start();
+    pub(super) fn new(sc: ShoalCluster) -> Harness {
         let sim = Sim::default();
+        let factory = sim.factory();
+        Harness::with_factory(sc, sim, factory)
+    }
+
+    /// A harness whose control plane comes from `factory` (`sim` is then only a bystander).
+    pub(super) fn with_factory(
+        sc: ShoalCluster,
+        sim: Sim,
+        factory: Box<super::control::ControlFactory>,
+    ) -> Harness {
+        let (client, api) = FakeApi::start();
         let name = sc.metadata.name.clone().expect("name");
         api.put(&cluster_path("default", &name), serde_json::to_value(&sc).expect("json"));
-        let ctx = Context::new(client, Arc::new(Metrics::default()), Defaults::default(), sim.factory())
+        let ctx = Context::new(client, Arc::new(Metrics::default()), Defaults::default(), factory)
             .with_clock(clock);
         Harness { ctx: Arc::new(ctx), api, sim, name }
     }
 
-    fn path(&self) -> String {
+    pub(super) fn path(&self) -> String {
         cluster_path("default", &self.name)
     }
 
-    fn stored(&self) -> ShoalCluster {
+    pub(super) fn stored(&self) -> ShoalCluster {
         serde_json::from_value(self.api.get(&self.path()).expect("cluster stored")).expect("cluster parses")
     }
 
-    fn edit(&self, f: impl FnOnce(&mut Value)) {
+    pub(super) fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut v = self.api.get(&self.path()).expect("cluster stored");
         f(&mut v);
         let g = v["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -54,12 +64,12 @@ impl Harness {
         self.api.put(&self.path(), v);
     }
 
-    async fn once(&self) -> Result<Action, super::error::Error> {
+    pub(super) async fn once(&self) -> Result<Action, super::error::Error> {
         bounded(reconcile(Arc::new(self.stored()), self.ctx.clone())).await
     }
 
     /// Reconciles until the status says converged (Progressing False), at most `max` times.
-    async fn converge(&self, max: usize) -> usize {
+    pub(super) async fn converge(&self, max: usize) -> usize {
         for i in 1..=max {
             self.once().await.expect("reconcile");
             if condition(&self.stored(), "Progressing").as_deref() == Some("False") {
@@ -69,11 +79,11 @@ impl Harness {
         panic!("not converged after {max} reconciles; sim layout {:?}", self.sim.layout());
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         self.api.requests().iter().map(|r| r.line()).collect()
     }
 
-    fn events(&self, reason: &str) -> Vec<Value> {
+    pub(super) fn events(&self, reason: &str) -> Vec<Value> {
         self.api
             .requests()
             .into_iter()
@@ -84,11 +94,11 @@ impl Harness {
     }
 }
 
-fn condition(sc: &ShoalCluster, t: &str) -> Option<String> {
+pub(super) fn condition(sc: &ShoalCluster, t: &str) -> Option<String> {
     sc.status.as_ref()?.conditions.iter().find(|c| c.type_ == t).map(|c| c.status.clone())
 }
 
-fn sts(i: u32) -> String {
+pub(super) fn sts(i: u32) -> String {
     format!("{APPS}/statefulsets/c-{i}")
 }
 
