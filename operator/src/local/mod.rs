@@ -55,6 +55,8 @@ pub struct LocalConfig {
     pub migration: PlanOptions,
     /// Control-loop period, milliseconds.
     pub interval_ms: u64,
+    /// How long a node may stay silent before it is marked `fail`, milliseconds.
+    pub fail_after_ms: u64,
 }
 
 impl Default for LocalConfig {
@@ -74,6 +76,7 @@ impl Default for LocalConfig {
             autoscaling: AutoscalePolicy::default(),
             migration: PlanOptions::default(),
             interval_ms: 500,
+            fail_after_ms: crate::controlplane::driver::DEFAULT_FAIL_AFTER.as_millis() as u64,
         }
     }
 }
@@ -122,6 +125,11 @@ pub struct LocalCluster {
     pub rollout_step_timeout: Duration,
 }
 
+fn new_driver(cfg: &LocalConfig) -> Driver {
+    Driver::new(cfg.migration.clone(), Duration::from_secs(5))
+        .with_fail_after(Duration::from_millis(cfg.fail_after_ms.max(100)))
+}
+
 /// The arguments every node gets: `nodeArgs` plus the typed settings.
 fn node_args(cfg: &LocalConfig) -> Vec<String> {
     let mut args = cfg.node_args.clone();
@@ -155,7 +163,7 @@ impl LocalCluster {
         for line in sup.ensure(target).await? {
             tracing::info!("{line}");
         }
-        let mut driver = Driver::new(cfg.migration.clone(), Duration::from_secs(5));
+        let mut driver = new_driver(&cfg);
         driver.set_password(cfg.requirepass.clone());
         Ok(LocalCluster {
             cfg,
@@ -232,7 +240,7 @@ impl LocalCluster {
     /// the nodes are the source of truth for topology and migrations in flight.
     pub fn restart_control_plane(&mut self) {
         tracing::info!("control plane state dropped; resuming from the nodes");
-        self.driver = Driver::new(self.cfg.migration.clone(), Duration::from_secs(5));
+        self.driver = new_driver(&self.cfg);
         self.driver.set_password(self.cfg.requirepass.clone());
         self.history = AutoscaleHistory::default();
         self.resize_from = None;
@@ -442,6 +450,12 @@ impl LocalCluster {
         }
         if let Some(why) = &ro.paused {
             s.push_str(&format!(" · rollout paused: {why}"));
+        }
+        if rep.unserved_slots > 0 {
+            s.push_str(&format!(" · {} slots unserved", rep.unserved_slots));
+        }
+        for a in &rep.stuck {
+            s.push_str(&format!(" · stuck: {} ({} failures over {}s)", a.action, a.failures, a.failing_for_secs));
         }
         if self.progress_total > 0 {
             let done = self.progress_total.saturating_sub(rep.slots_to_move);
