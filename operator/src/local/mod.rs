@@ -455,7 +455,10 @@ impl LocalCluster {
             s.push_str(&format!(" · {} slots unserved", rep.unserved_slots));
         }
         for a in &rep.stuck {
-            s.push_str(&format!(" · stuck: {} ({} failures over {}s)", a.action, a.failures, a.failing_for_secs));
+            s.push_str(&format!(
+                " · stuck: {} ({} failures over {}s)",
+                a.action, a.failures, a.failing_for_secs
+            ));
         }
         if self.progress_total > 0 {
             let done = self.progress_total.saturating_sub(rep.slots_to_move);
