@@ -190,3 +190,73 @@ async fn single_shard_rollout_pauses_instead_of_losing_keys() {
     c.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A node paused with SIGSTOP (a hung process: the supervisor sees it alive) is marked `fail`
+/// once the failure-detection window passes; the other nodes then report Valkey's
+/// `cluster_state:fail` with its slots counted in `cluster_slots_fail`, and `master,fail` in
+/// CLUSTER NODES. Resumed, it answers again and the mark is cleared everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_node_is_marked_fail_on_every_node_then_cleared() {
+    let mut cfg = config("pause", 2);
+    cfg.fail_after_ms = 1000;
+    let dir = cfg.dir.clone();
+    let mut c = LocalCluster::start(cfg).await.expect("start");
+    tick_until(&mut c, Duration::from_secs(30), "2 shards formed", |c| c.converged() && owning(c) == 2).await;
+    let victim = c.sup.node(1).expect("node 1");
+    let (pid, victim_port) = (victim.pid().expect("pid") as libc::pid_t, victim.addr.port);
+    let other = c.sup.node(0).expect("node 0").addr.port;
+    let topo = c.last.as_ref().and_then(|r| r.observed.topology.clone()).expect("topology");
+    let shard1 = topo.shard(&c.sup.shard_id(1)).expect("shard 1").clone();
+    let victim_id = shard1.primary().expect("primary").id.clone();
+    let victim_slots: usize = shard1.slots.iter().map(|r| r.slots().count()).sum();
+    assert!(victim_slots > 0);
+
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    tick_until(&mut c, Duration::from_secs(15), "the paused node marked fail", |c| {
+        c.last.as_ref().is_some_and(|r| {
+            r.observed
+                .topology
+                .as_ref()
+                .is_some_and(|t| t.shards.iter().flat_map(|s| &s.nodes).any(|n| n.id == victim_id && n.fail))
+        })
+    })
+    .await;
+    // The mark reaches the node that still answers with the next push; wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        c.tick().await.expect("tick");
+        let info = node_says(other, &["CLUSTER", "INFO"]).await;
+        if info.contains("cluster_state:fail") || Instant::now() > deadline {
+            break info;
+        }
+        // The control loop's own pace, as in `tick_until`.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(info.contains("cluster_state:fail"), "{info}");
+    assert!(info.contains(&format!("cluster_slots_fail:{victim_slots}\r\n")), "{info}");
+    assert!(info.contains(&format!("cluster_slots_ok:{}\r\n", 16384 - victim_slots)), "{info}");
+    let nodes = node_says(other, &["CLUSTER", "NODES"]).await;
+    assert!(
+        nodes.lines().any(|l| l.starts_with(victim_id.0.as_str()) && l.contains(" master,fail ")),
+        "{nodes}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (a, b) = loop {
+        c.tick().await.expect("tick");
+        let a = node_says(other, &["CLUSTER", "INFO"]).await;
+        let b = node_says(victim_port, &["CLUSTER", "INFO"]).await;
+        if (a.contains("cluster_state:ok") && b.contains("cluster_state:ok")) || Instant::now() > deadline {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(a.contains("cluster_state:ok") && a.contains("cluster_slots_fail:0\r\n"), "{a}");
+    assert!(b.contains("cluster_state:ok"), "{b}");
+    assert_eq!(c.sup.node(1).expect("node").restarts, 0, "paused, not restarted");
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -117,6 +117,8 @@ pub struct ClusterState {
     /// Effective slot → shard index (topology plus overrides).
     map: SlotMap,
     assigned: usize,
+    /// Assigned slots whose primary is marked `fail`.
+    failed: usize,
     /// My shard index and role, when I am in the topology.
     me: Option<(usize, Role)>,
     /// Where the state is persisted (`None` in in-process tests).
@@ -137,6 +139,7 @@ impl ClusterState {
             overrides: BTreeMap::new(),
             map: SlotMap::empty(),
             assigned: 0,
+            failed: 0,
             me: None,
             path: None,
             migrating: BTreeMap::new(),
@@ -190,6 +193,7 @@ impl ClusterState {
         let Some(t) = &self.topology else {
             self.map = SlotMap::empty();
             self.assigned = 0;
+            self.failed = 0;
             self.me = None;
             return;
         };
@@ -202,6 +206,11 @@ impl ClusterState {
             }
         }
         self.assigned = map.0.iter().filter(|&&s| s != topology::UNASSIGNED).count();
+        self.failed = map
+            .0
+            .iter()
+            .filter(|&&s| s != topology::UNASSIGNED && t.primary(s as usize).is_none_or(|p| p.fail))
+            .count();
         self.me = t.find_node(&self.myid).map(|(s, n)| (s, n.role));
         self.map = map;
     }
@@ -266,11 +275,16 @@ impl ClusterState {
         self.assigned
     }
 
-    /// `cluster_state:ok`: every slot is served, or full coverage is not required and some
-    /// topology is installed.
+    /// Number of assigned slots whose primary is marked `fail` (`cluster_slots_fail`).
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+
+    /// `cluster_state:ok`: every slot is served by a primary not marked `fail`, or full
+    /// coverage is not required and some topology is installed (Valkey's `clusterUpdateState`).
     pub fn healthy(&self, config: &Config) -> bool {
         if config.get_bool("cluster-require-full-coverage") {
-            self.assigned == SLOTS
+            self.assigned == SLOTS && self.failed == 0
         } else {
             self.topology.is_some()
         }
@@ -313,6 +327,7 @@ pub fn self_info(config: &Config, myid: &str, port: u16) -> NodeInfo {
         hostname: (!hostname.is_empty()).then(|| hostname.to_string()),
         port: if announce_port != 0 { announce_port } else { port },
         role: Role::Primary,
+        fail: false,
     }
 }
 
@@ -331,6 +346,7 @@ mod tests {
             hostname: None,
             port,
             role: Role::Primary,
+            fail: false,
         };
         Topology {
             epoch,

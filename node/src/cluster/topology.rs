@@ -28,6 +28,11 @@ pub struct NodeInfo {
     pub hostname: Option<String>,
     pub port: u16,
     pub role: Role,
+    /// Marked by the control plane once the node stopped answering past its failure-detection
+    /// window (nodes do not gossip, so this is how they learn it). The node then shows Valkey's
+    /// `fail` flag and `health fail`, and the slots it serves count as `cluster_slots_fail`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail: bool,
 }
 
 /// One shard: a primary, its replicas, and the slot ranges it serves.

@@ -99,7 +99,7 @@ pub fn shards(cl: &ClusterState, config: &Config, out: &mut Reply) {
             out.bulk(b"replication-offset");
             out.int(0);
             out.bulk(b"health");
-            out.bulk(b"online");
+            out.bulk(if n.fail { b"fail".as_slice() } else { b"online" });
         }
     }
 }
@@ -137,11 +137,13 @@ pub fn nodes(cl: &ClusterState, config: &Config, port: u16) -> String {
         }
         let role = if primary.is_some() { "slave" } else { "master" };
         s.push_str(&format!(
-            " {}{} {} 0 0 {} connected",
+            " {}{}{} {} 0 0 {} {}",
             if myself { "myself," } else { "" },
             role,
+            if n.fail { ",fail" } else { "" },
             primary.unwrap_or("-"),
-            epoch
+            epoch,
+            if n.fail && !myself { "disconnected" } else { "connected" },
         ));
         ranges_text(ranges, &mut s);
         if myself {
@@ -187,12 +189,13 @@ pub fn info(cl: &ClusterState, config: &Config) -> String {
     let epoch = cl.epoch();
     format!(
         "cluster_state:{}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:0\r\n\
-         cluster_slots_fail:0\r\ncluster_known_nodes:{known}\r\ncluster_size:{size}\r\n\
+         cluster_slots_fail:{}\r\ncluster_known_nodes:{known}\r\ncluster_size:{size}\r\n\
          cluster_current_epoch:{epoch}\r\ncluster_my_epoch:{epoch}\r\ncluster_stats_messages_sent:0\r\n\
          cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
         if cl.healthy(config) { "ok" } else { "fail" },
         cl.assigned(),
-        cl.assigned(),
+        cl.assigned() - cl.failed(),
+        cl.failed(),
     )
 }
 

@@ -183,3 +183,38 @@ fn gettopology_returns_the_pushed_document_with_served_slots() {
     assert!(reply.contains(r#""slots":[[1,12181]]"#), "{reply}");
     assert!(reply.contains(r#""slots":[[0,0],[12182,16383]]"#), "{reply}");
 }
+
+/// A pushed `fail` mark on shard 2's primary: Valkey's slot counters, flags and health, the
+/// cluster down while full coverage is required, and back to ok when the mark is cleared.
+#[test]
+fn fail_mark_shows_in_info_nodes_and_shards() {
+    let mut h = cluster();
+    let failed = topology(3).replacen(
+        r#""port":7002,"role":"primary""#,
+        r#""port":7002,"role":"primary","fail":true"#,
+        1,
+    );
+    assert_eq!(push(&mut h, &failed), "+OK\r\n");
+    let info = h.run("CLUSTER INFO");
+    assert!(info.contains("\r\ncluster_state:fail\r\ncluster_slots_assigned:16384\r\n"), "{info}");
+    assert!(
+        info.contains("cluster_slots_ok:12182\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:4202\r\n"),
+        "{info}"
+    );
+    let nodes = h.run("CLUSTER NODES");
+    assert!(nodes.contains(&format!(
+        "{} 127.0.0.1:7002@17002,n2.example master,fail - 0 0 3 disconnected 12182-16383\n",
+        id('2')
+    )));
+    assert!(h.run("CLUSTER SHARDS").contains("$6\r\nhealth\r\n$4\r\nfail\r\n"));
+    assert_eq!(h.run("GET foo"), "-CLUSTERDOWN The cluster is down\r\n");
+    // The round trip keeps the mark: a restarted control plane reads it back.
+    assert!(h.run("CLUSTER GETTOPOLOGY").contains(r#""fail":true"#));
+    assert_eq!(h.run("CONFIG SET cluster-require-full-coverage no"), "+OK\r\n");
+    assert!(h.run("CLUSTER INFO").contains("\r\ncluster_state:ok\r\n"));
+    assert_eq!(h.run("CONFIG SET cluster-require-full-coverage yes"), "+OK\r\n");
+    assert_eq!(push(&mut h, &topology(4)), "+OK\r\n");
+    let info = h.run("CLUSTER INFO");
+    assert!(info.contains("cluster_state:ok\r\n") && info.contains("cluster_slots_fail:0\r\n"), "{info}");
+    assert!(!h.run("CLUSTER GETTOPOLOGY").contains("fail"));
+}
