@@ -36,6 +36,7 @@ pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod replication;
 pub mod util;
 
 /// Shoal's own version, reported as `shoal_version` in INFO.

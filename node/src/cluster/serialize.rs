@@ -4,32 +4,21 @@
 //! keys of a set of slots. Kept in one file so the keyspace can change under it easily.
 //!
 //! Payload: `<RDB type><RDB value><RDB version u16 LE><CRC-64/Jones u64 LE>`, the CRC over
-//! all preceding bytes. Strings use the RDB integer encodings; collections are written in the
-//! plain RDB forms (list 1, set 2, hash 4, zset-2 5) that every Valkey and Redis still loads.
-//! LZF-compressed strings from other servers are decompressed; the listpack, intset and
-//! quicklist forms that Valkey writes for its own collections are not read yet.
+//! all preceding bytes. The value codec is the RDB one in `replication::rdb`: Shoal writes
+//! the plain forms (list 1, set 2, hash 4, zset-2 5) that every Valkey and Redis loads, and
+//! reads every form a Redis 7.0 or Valkey 8/9 `DUMP` holds (listpacks, intsets, quicklists,
+//! ziplists, LZF strings). Streams, module values and hashes with field TTLs are refused.
 
 use bytes::Bytes;
 
 use super::SlotSet;
 use crate::keyspace::node::ValueRef;
 use crate::keyspace::slot::{key_slot, SLOTS};
-use crate::keyspace::types::{HashValue, ListValue, SetValue, ZSetValue};
 use crate::keyspace::{Db, Value};
+use crate::replication::rdb::{self, value, RdbError};
 
-/// The RDB version written (Valkey 8.0 / Redis 7.2).
+/// The RDB version written in payloads (Valkey 8.0 / Redis 7.2).
 pub const RDB_VERSION: u16 = 11;
-const RDB_TYPE_STRING: u8 = 0;
-const RDB_TYPE_LIST: u8 = 1;
-const RDB_TYPE_SET: u8 = 2;
-const RDB_TYPE_HASH: u8 = 4;
-const RDB_TYPE_ZSET_2: u8 = 5;
-/// Collections longer than this in a payload are refused rather than preallocated blindly.
-const MAX_ELEMENTS: usize = 1 << 32;
-const ENC_INT8: u8 = 0;
-const ENC_INT16: u8 = 1;
-const ENC_INT32: u8 = 2;
-const ENC_LZF: u8 = 3;
 
 /// Why a payload could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,118 +27,25 @@ pub enum PayloadError {
     VersionOrChecksum,
     #[error("Bad data format")]
     BadFormat,
+    /// A value Shoal has no type for (stream, module value, hash with field TTLs).
+    #[error("Bad data format: {0}")]
+    Unsupported(&'static str),
 }
-
-const fn crc64_table() -> [u64; 256] {
-    // CRC-64/Jones, reflected: polynomial 0xad93d23594c935a9 bit-reversed.
-    let poly: u64 = 0x95ac9329ac4bc9b5;
-    let mut table = [0u64; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u64;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ poly } else { crc >> 1 };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-static CRC64: [u64; 256] = crc64_table();
 
 /// CRC-64/Jones as Valkey's `crc64(0, ...)`.
 pub fn crc64(data: &[u8]) -> u64 {
-    data.iter().fold(0u64, |crc, &b| CRC64[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8))
-}
-
-fn put_len(out: &mut Vec<u8>, len: usize) {
-    if len < 1 << 6 {
-        out.push(len as u8);
-    } else if len < 1 << 14 {
-        out.push(0x40 | (len >> 8) as u8);
-        out.push(len as u8);
-    } else if len <= u32::MAX as usize {
-        out.push(0x80);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    } else {
-        out.push(0x81);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    rdb::crc64(data)
 }
 
 /// The DUMP payload of a value.
 pub fn dump(value: ValueRef<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    match value {
-        ValueRef::Int(n) => {
-            out.push(RDB_TYPE_STRING);
-            put_int(&mut out, n);
-        }
-        ValueRef::Str(s) => {
-            out.push(RDB_TYPE_STRING);
-            put_str(&mut out, s);
-        }
-        ValueRef::Hash(h) => {
-            out.push(RDB_TYPE_HASH);
-            put_len(&mut out, h.len());
-            for (f, v) in h.iter() {
-                put_str(&mut out, f);
-                put_str(&mut out, v);
-            }
-        }
-        ValueRef::List(l) => {
-            out.push(RDB_TYPE_LIST);
-            put_len(&mut out, l.len());
-            for v in l.iter() {
-                put_str(&mut out, v);
-            }
-        }
-        ValueRef::Set(set) => {
-            out.push(RDB_TYPE_SET);
-            put_len(&mut out, set.len());
-            for m in set.iter() {
-                put_str(&mut out, m);
-            }
-        }
-        ValueRef::ZSet(z) => {
-            out.push(RDB_TYPE_ZSET_2);
-            put_len(&mut out, z.len());
-            for (m, score) in z.iter() {
-                put_str(&mut out, m);
-                out.extend_from_slice(&score.to_le_bytes());
-            }
-        }
-    }
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    value::encode_payload(value, RDB_VERSION)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &[u8]) {
-    put_len(out, s.len());
-    out.extend_from_slice(s);
-}
-
-fn put_int(out: &mut Vec<u8>, n: i64) {
-    if let Ok(n) = i8::try_from(n) {
-        out.extend_from_slice(&[0xc0 | ENC_INT8, n as u8]);
-    } else if let Ok(n) = i16::try_from(n) {
-        out.push(0xc0 | ENC_INT16);
-        out.extend_from_slice(&n.to_le_bytes());
-    } else if let Ok(n) = i32::try_from(n) {
-        out.push(0xc0 | ENC_INT32);
-        out.extend_from_slice(&n.to_le_bytes());
-    } else {
-        put_str(out, itoa::Buffer::new().format(n).as_bytes());
-    }
-}
-
-/// Checks the footer of a payload (`verifyDumpPayload`) and returns the RDB body.
-fn verify(payload: &[u8]) -> Result<&[u8], PayloadError> {
+/// Checks the footer of a payload (`verifyDumpPayload`) and returns the RDB body and its
+/// version. Valkey 9's versions (80, 81) are accepted so its DUMPs restore; Redis's
+/// post-7.2 versions (12-79) are refused, as Valkey does.
+fn verify(payload: &[u8]) -> Result<(&[u8], u16), PayloadError> {
     if payload.len() < 10 {
         return Err(PayloadError::VersionOrChecksum);
     }
@@ -157,203 +53,20 @@ fn verify(payload: &[u8]) -> Result<&[u8], PayloadError> {
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&footer[2..]);
-    if version > RDB_VERSION || u64::from_le_bytes(crc) != crc64(&payload[..payload.len() - 8]) {
+    let known = version <= RDB_VERSION || rdb::VALKEY_VERSIONS.contains(&version);
+    if !known || u64::from_le_bytes(crc) != crc64(&payload[..payload.len() - 8]) {
         return Err(PayloadError::VersionOrChecksum);
     }
-    Ok(body)
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PayloadError> {
-        if self.data.len() < n {
-            return Err(PayloadError::BadFormat);
-        }
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        Ok(head)
-    }
-
-    fn byte(&mut self) -> Result<u8, PayloadError> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// A length, or `Err(encoding)` wrapped as `Ok((true, enc))` for special encodings.
-    fn len(&mut self) -> Result<(bool, u64), PayloadError> {
-        let b = self.byte()?;
-        Ok(match b >> 6 {
-            0 => (false, (b & 0x3f) as u64),
-            1 => (false, (((b & 0x3f) as u64) << 8) | self.byte()? as u64),
-            2 if b == 0x80 => {
-                let mut x = [0u8; 4];
-                x.copy_from_slice(self.take(4)?);
-                (false, u32::from_be_bytes(x) as u64)
-            }
-            2 if b == 0x81 => {
-                let mut x = [0u8; 8];
-                x.copy_from_slice(self.take(8)?);
-                (false, u64::from_be_bytes(x))
-            }
-            3 => (true, (b & 0x3f) as u64),
-            _ => return Err(PayloadError::BadFormat),
-        })
-    }
-
-    fn plain_len(&mut self) -> Result<usize, PayloadError> {
-        match self.len()? {
-            (false, n) => usize::try_from(n).map_err(|_| PayloadError::BadFormat),
-            _ => Err(PayloadError::BadFormat),
-        }
-    }
-
-    /// A collection's element count.
-    fn count(&mut self) -> Result<usize, PayloadError> {
-        let n = self.plain_len()?;
-        // Every element takes at least one byte, so a count beyond the rest is a lie.
-        if n > self.data.len() || n > MAX_ELEMENTS {
-            return Err(PayloadError::BadFormat);
-        }
-        Ok(n)
-    }
-
-    /// A string element of a collection, as bytes.
-    fn bytes(&mut self) -> Result<Vec<u8>, PayloadError> {
-        Ok(match self.string()? {
-            Value::Int(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
-            Value::Str(s) => s.to_vec(),
-            _ => return Err(PayloadError::BadFormat),
-        })
-    }
-
-    fn string(&mut self) -> Result<Value, PayloadError> {
-        let (special, n) = self.len()?;
-        if !special {
-            let n = usize::try_from(n).map_err(|_| PayloadError::BadFormat)?;
-            return Ok(Value::from_bytes(self.take(n)?));
-        }
-        Ok(match n as u8 {
-            ENC_INT8 => Value::Int(self.byte()? as i8 as i64),
-            ENC_INT16 => {
-                let b = self.take(2)?;
-                Value::Int(i16::from_le_bytes([b[0], b[1]]) as i64)
-            }
-            ENC_INT32 => {
-                let b = self.take(4)?;
-                Value::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
-            }
-            ENC_LZF => {
-                let clen = self.plain_len()?;
-                let len = self.plain_len()?;
-                let data = lzf_decompress(self.take(clen)?, len).ok_or(PayloadError::BadFormat)?;
-                Value::from_bytes(&data)
-            }
-            _ => return Err(PayloadError::BadFormat),
-        })
-    }
+    Ok((body, version))
 }
 
 /// Decodes a DUMP payload into a value.
 pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
-    let body = verify(payload)?;
-    let mut r = Reader { data: body };
-    let value = match r.byte()? {
-        RDB_TYPE_STRING => r.string()?,
-        RDB_TYPE_LIST => {
-            let mut l = ListValue::default();
-            for _ in 0..r.count()? {
-                l.push_back(&r.bytes()?);
-            }
-            Value::List(Box::new(l))
-        }
-        RDB_TYPE_SET => {
-            let mut set = SetValue::default();
-            for _ in 0..r.count()? {
-                if !set.insert_member(&r.bytes()?) {
-                    return Err(PayloadError::BadFormat);
-                }
-            }
-            Value::Set(Box::new(set))
-        }
-        RDB_TYPE_HASH => {
-            let mut h = HashValue::default();
-            for _ in 0..r.count()? {
-                let f = r.bytes()?;
-                if !h.insert_pair(&f, &r.bytes()?) {
-                    return Err(PayloadError::BadFormat);
-                }
-            }
-            Value::Hash(Box::new(h))
-        }
-        RDB_TYPE_ZSET_2 => {
-            let mut z = ZSetValue::default();
-            for _ in 0..r.count()? {
-                let m = r.bytes()?;
-                let mut b = [0u8; 8];
-                b.copy_from_slice(r.take(8)?);
-                let score = f64::from_le_bytes(b);
-                if score.is_nan() || !z.insert_scored(&m, score) {
-                    return Err(PayloadError::BadFormat);
-                }
-            }
-            Value::ZSet(Box::new(z))
-        }
-        _ => return Err(PayloadError::BadFormat),
-    };
-    // Valkey refuses empty collections in a payload (they cannot exist as keys).
-    if matches!(&value, Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_))
-        && value_len(&value) == 0
-    {
-        return Err(PayloadError::BadFormat);
-    }
-    if !r.data.is_empty() {
-        return Err(PayloadError::BadFormat);
-    }
-    Ok(value)
-}
-
-fn value_len(v: &Value) -> usize {
-    match v {
-        Value::Hash(h) => h.len(),
-        Value::List(l) => l.len(),
-        Value::Set(s) => s.len(),
-        Value::ZSet(z) => z.len(),
-        Value::Str(_) | Value::Int(_) => 1,
-    }
-}
-
-/// LZF decompression (liblzf's format), `len` bytes expected.
-fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(len);
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = input[i] as usize;
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            out.extend_from_slice(input.get(i..i + n)?);
-            i += n;
-        } else {
-            let mut n = ctrl >> 5;
-            if n == 7 {
-                n += *input.get(i)? as usize;
-                i += 1;
-            }
-            let back = ((ctrl & 0x1f) << 8) + *input.get(i)? as usize + 1;
-            i += 1;
-            let start = out.len().checked_sub(back)?;
-            for k in 0..n + 2 {
-                let b = out[start + k];
-                out.push(b);
-            }
-        }
-        if out.len() > len {
-            return None;
-        }
-    }
-    (out.len() == len).then_some(out)
+    let (body, version) = verify(payload)?;
+    rdb::decode_payload(body, version).map_err(|e| match e {
+        RdbError::Unsupported(what) => PayloadError::Unsupported(what),
+        _ => PayloadError::BadFormat,
+    })
 }
 
 /// One key as a migration ships it: the payload, and its absolute expiry in Unix ms.
@@ -458,11 +171,8 @@ fn slot_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc64_check_value() {
-        assert_eq!(crc64(b"123456789"), 0xe9c6d914c4b8d9ca);
-    }
+    use crate::keyspace::types::{HashValue, ListValue, SetValue, ZSetValue};
+    use crate::replication::rdb::types::{HASH as RDB_TYPE_HASH, LIST as RDB_TYPE_LIST, SET as RDB_TYPE_SET};
 
     #[test]
     fn payloads_match_valkey() {
@@ -506,7 +216,7 @@ mod tests {
         let crc = crc64(&body);
         body.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(restore(&body), Err(PayloadError::VersionOrChecksum));
-        // A quicklist (type 18) is a form we do not read yet.
+        // A quicklist (type 18) without nodes is an empty list.
         let mut body = vec![18u8, 0];
         body.extend_from_slice(&11u16.to_le_bytes());
         let crc = crc64(&body);
@@ -556,16 +266,6 @@ mod tests {
             body.extend_from_slice(&crc.to_le_bytes());
             assert_eq!(restore(&body), Err(PayloadError::BadFormat), "{body:?}");
         }
-    }
-
-    #[test]
-    fn lzf_strings_from_other_servers() {
-        // "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" (30 x 'a') as liblzf compresses it: literal 'a',
-        // then a back-reference of length 29 at distance 1.
-        let compressed = [0x00, b'a', 0xe0, 20, 0x00];
-        assert_eq!(lzf_decompress(&compressed, 30), Some(vec![b'a'; 30]));
-        assert_eq!(lzf_decompress(&compressed, 31), None);
-        assert_eq!(lzf_decompress(&[0xe0, 20, 0x00], 29), None);
     }
 
     #[test]
