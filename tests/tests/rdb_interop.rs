@@ -402,6 +402,16 @@ fn dump_restore_into_shoal(bin: &Path, name: &str) {
         call(&mut s, &[b"RESTORE", &k, b"0", &payload]);
         assert_eq!(read_key(&mut s, &k), read_key(&mut c, &k), "{name}: {:?}", String::from_utf8_lossy(&k));
     }
+    // A stream (Shoal has none) is refused with an error that says why.
+    call(&mut c, &[b"XADD", b"stream", b"1-1", b"f", b"v"]);
+    let Resp::Blob(_, Some(payload)) = call(&mut c, &[b"DUMP", b"stream"]) else { panic!("DUMP stream") };
+    s.send_cmd(&[&b"RESTORE"[..], b"stream", b"0", &payload]).expect("send");
+    let reply = s.read_value().expect("reply");
+    assert!(
+        reply.is_error()
+            && String::from_utf8_lossy(&reply.to_bytes()).contains("stream values are not supported"),
+        "{name}: {reply:?}"
+    );
     // Every packed form was exercised.
     for enc in ["listpack", "intset", "quicklist", "hashtable", "skiplist", "int", "raw", "embstr"] {
         assert!(encodings.contains(enc), "{name}: no {enc} key among {encodings:?}");

@@ -360,3 +360,100 @@ proptest! {
         exercise(&file);
     }
 }
+
+/// A ziplist of string entries (what Redis before 7.0 wrote for small collections).
+fn ziplist_of(entries: &[&[u8]]) -> Vec<u8> {
+    let mut z = vec![0u8; 10];
+    let (mut prev, mut tail) = (0usize, 10usize);
+    for e in entries {
+        tail = z.len();
+        let start = z.len();
+        z.push(prev as u8);
+        z.push(e.len() as u8);
+        z.extend_from_slice(e);
+        prev = z.len() - start;
+    }
+    z.push(0xff);
+    let total = z.len() as u32;
+    z[0..4].copy_from_slice(&total.to_le_bytes());
+    z[4..8].copy_from_slice(&(tail as u32).to_le_bytes());
+    z[8..10].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+    z
+}
+
+fn with_blob(rtype: u8, blob: &[u8]) -> Vec<u8> {
+    let mut body = vec![rtype];
+    value::put_str(&mut body, blob, false);
+    body
+}
+
+#[test]
+fn reads_the_pre_7_forms() {
+    let z = ziplist_of(&[b"a", b"1", b"b", b"2.5"]);
+    let Ok(Value::List(l)) = decode_payload(&with_blob(types::LIST_ZIPLIST, &z), 9) else { panic!("list") };
+    assert_eq!(l.len(), 4);
+    let Ok(Value::Hash(h)) = decode_payload(&with_blob(types::HASH_ZIPLIST, &z), 9) else { panic!("hash") };
+    assert_eq!(h.get(b"b"), Some(&b"2.5"[..]));
+    let Ok(Value::ZSet(zs)) = decode_payload(&with_blob(types::ZSET_ZIPLIST, &z), 9) else { panic!("zset") };
+    assert_eq!(zs.iter().collect::<Vec<_>>(), vec![(&b"a"[..], 1.0), (&b"b"[..], 2.5)]);
+    // Quicklist v1: two ziplist nodes, one of them LZF-compressed as Redis does past 20 bytes.
+    let node2 = ziplist_of(&[&b"x".repeat(30), b"y"]);
+    let mut body = vec![types::LIST_QUICKLIST, 2];
+    value::put_str(&mut body, &z, false);
+    value::put_str(&mut body, &node2, true);
+    assert!(body.contains(&0xc3), "second node compressed");
+    let Ok(Value::List(l)) = decode_payload(&body, 9) else { panic!("quicklist") };
+    assert_eq!(l.iter().last(), Some(&b"y"[..]));
+    assert_eq!(l.len(), 6);
+    // Quicklist v2 with a PLAIN node (a large element stored alone).
+    let mut body = vec![types::LIST_QUICKLIST_2, 1, 1];
+    value::put_str(&mut body, b"plain element", false);
+    let Ok(Value::List(l)) = decode_payload(&body, 11) else { panic!("quicklist 2") };
+    assert_eq!(l.iter().collect::<Vec<_>>(), vec![&b"plain element"[..]]);
+    // Zipmap (Redis 2.4) and the old text-score ZSET (3).
+    let zm = b"\x02\x01a\x03\x01xyz\x00\x02bb\x01\x00q\xff";
+    let Ok(Value::Hash(h)) = decode_payload(&with_blob(types::HASH_ZIPMAP, zm), 6) else { panic!("zipmap") };
+    assert_eq!((h.get(b"a"), h.get(b"bb")), (Some(&b"xyz"[..]), Some(&b"q"[..])));
+    let body = [types::ZSET, 2, 1, b'm', 3, b'1', b'.', b'5', 1, b'n', 254];
+    let Ok(Value::ZSet(zs)) = decode_payload(&body, 6) else { panic!("zset 3") };
+    assert_eq!(zs.iter().collect::<Vec<_>>(), vec![(&b"m"[..], 1.5), (&b"n"[..], f64::INFINITY)]);
+    // Odd entry counts and duplicates are corrupt.
+    let odd = ziplist_of(&[b"a", b"1", b"b"]);
+    assert!(decode_payload(&with_blob(types::HASH_ZIPLIST, &odd), 9).is_err());
+    let dup = ziplist_of(&[b"a", b"1", b"a", b"2"]);
+    assert!(decode_payload(&with_blob(types::HASH_ZIPLIST, &dup), 9).is_err());
+}
+
+#[test]
+fn skips_or_refuses_every_opcode_it_cannot_use() {
+    let mut f = b"REDIS0011".to_vec();
+    f.extend_from_slice(&[opcodes::MODULE_AUX, 0x05, 2, 2, 5, 3, b'a', b'b', b'c', 4]);
+    f.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0]); // a double field, then the module EOF
+    f.extend_from_slice(&[opcodes::FUNCTION2, 4, b'c', b'o', b'd', b'e']);
+    f.extend_from_slice(&[opcodes::SELECTDB, 2, opcodes::SLOT_INFO, 7, 1, 0, opcodes::IDLE, 0x40, 9]);
+    f.extend_from_slice(&[opcodes::FREQ, 3, opcodes::EXPIRETIME, 0x10, 0, 0, 0]);
+    f.extend_from_slice(&[types::STRING, 1, b'k', 1, b'v', opcodes::EOF]);
+    let crc = crc64(&f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    let (events, stats) = read_all(&f, 3).expect("reads");
+    assert_eq!(
+        keys(&events),
+        vec![&RdbKey {
+            db: 2,
+            key: Bytes::from("k"),
+            value: Value::from_bytes(b"v"),
+            expire_ms: Some(16_000)
+        }]
+    );
+    assert_eq!((stats.module_aux_skipped, stats.functions_skipped), (1, 1));
+    for (op, what) in [(opcodes::FUNCTION_PRE_GA, "function"), (opcodes::SLOT_IMPORT, "slot-import")] {
+        let mut f = b"VALKEY080".to_vec();
+        f.extend_from_slice(&[op, 0, 0, 0]);
+        let err = read_all(&f, 64).expect_err("refused");
+        assert!(err.to_string().contains(what), "{err}");
+    }
+    // Redis 7.4's hash-with-metadata type (24) under a REDIS magic: refused, not misread.
+    let mut f = b"REDIS0011".to_vec();
+    f.extend_from_slice(&[24, 1, b'k', 0]);
+    assert_eq!(read_all(&f, 64).err(), Some(RdbError::UnknownType(24)));
+}
