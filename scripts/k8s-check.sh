@@ -12,4 +12,4 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import helm_python, k
 fi
 cargo build -q -p shoal-operator --bin shoal-operator
 mode="${1:---check}"
-exec "$venv/bin/python" scripts/k8s_manifests.py "$mode" --operator-bin target/debug/shoal-operator
+exec "$venv/bin/python" scripts/k8s_manifests.py "$mode" --operator-bin "${CARGO_TARGET_DIR:-target}/debug/shoal-operator"

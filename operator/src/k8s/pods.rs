@@ -22,8 +22,7 @@ use super::rollout::{ShardPod, DRAIN_ANNOTATION, REMOVAL_TAINTS, REVISION_LABEL}
 use crate::controlplane::driver::StepReport;
 use crate::controlplane::model::NodeId;
 
-/// The label the PodDisruptionBudget selects on: `"true"` while the pod's node serves slots.
-pub const SERVING_LABEL: &str = "shoal.dev/serving";
+pub use super::resources::SERVING_LABEL;
 
 /// Shard ordinal → `status.updateRevision` of the cluster's StatefulSets that report one.
 pub fn update_revisions(list: &[StatefulSet]) -> HashMap<u32, String> {

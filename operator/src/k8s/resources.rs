@@ -277,17 +277,34 @@ pub fn client_service(sc: &ShoalCluster) -> Service {
     }
 }
 
-/// Voluntary evictions (node drains, upgrades) take one node pod at a time.
+/// The label [`pod_disruption_budget`] selects on: `"true"` while the pod's node serves slots
+/// (kept by `pods::sync_serving`).
+pub const SERVING_LABEL: &str = "shoal.dev/serving";
+
+/// No voluntary eviction (`kubectl drain`, node group upgrades, Karpenter, cluster-autoscaler)
+/// of a pod whose node serves slots: without replicas, evicting it loses its shard's keys and
+/// leaves its slots unserved until the pod is back.
+///
+/// The budget covers only pods labelled [`SERVING_LABEL`]`=true`, with `maxUnavailable: 0`, so
+/// the eviction API answers 429 and the drain keeps retrying. Meanwhile the operator sees the
+/// cordon or removal taint (`rollout`), drains the shard's slots to the other shards and sets
+/// the label to `"false"`; the pod then leaves the budget's selection and the next retry evicts
+/// it. Pods that serve nothing (new, draining, drained) are never held up.
+///
+/// `unhealthyPodEvictionPolicy: AlwaysAllow`: a pod that is not Ready (its `/healthz` fails, or
+/// it owns no slots) serves no client, so blocking a Node drain on it protects nothing; with the
+/// default `IfHealthyBudget` a single wedged or crash-looping pod whose label is stale (operator
+/// down) would block every drain of its Node until someone intervened.
 pub fn pod_disruption_budget(sc: &ShoalCluster) -> PodDisruptionBudget {
     let n = Names::of(sc);
+    let mut match_labels = selector_labels(n.cluster);
+    match_labels.insert(SERVING_LABEL.into(), "true".into());
     PodDisruptionBudget {
         metadata: meta(sc, n.client(), "nodes"),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(n.cluster)),
-                ..Default::default()
-            }),
+            max_unavailable: Some(IntOrString::Int(0)),
+            selector: Some(LabelSelector { match_labels: Some(match_labels), ..Default::default() }),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
             ..Default::default()
         }),
         ..Default::default()

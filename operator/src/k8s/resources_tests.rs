@@ -134,3 +134,34 @@ fn config_hash_follows_the_config() {
     sc.spec.config.insert("hz".into(), "50".into());
     assert_ne!(h1, config_hash(&node_config(&sc)));
 }
+
+/// Whether `selector`'s `matchLabels` select a pod with `labels` (the PDB uses no expressions).
+fn selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    assert!(selector.match_expressions.is_none(), "only matchLabels are evaluated here");
+    selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[test]
+fn the_pdb_holds_only_serving_pods_and_lets_unready_ones_go() {
+    let sc = full();
+    let spec = pod_disruption_budget(&sc).spec.expect("spec");
+    assert_eq!(spec.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)));
+    assert_eq!(spec.min_available, None, "maxUnavailable and minAvailable are exclusive");
+    assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
+    let selector = spec.selector.expect("selector");
+    // A shard pod as its StatefulSet creates it, then as the operator labels it.
+    let template = statefulset(&sc, 1, &Defaults::default()).spec.expect("spec").template;
+    let mut pod = template.metadata.and_then(|m| m.labels).expect("pod labels");
+    assert!(!selects(&selector, &pod), "a new pod serves nothing yet: evictable");
+    pod.insert(SERVING_LABEL.into(), "true".into());
+    assert!(selects(&selector, &pod), "a serving pod is protected");
+    pod.insert(SERVING_LABEL.into(), "false".into());
+    assert!(!selects(&selector, &pod), "a drained pod is evictable");
+    // Another cluster's serving pod in the same namespace is not this budget's business.
+    pod.insert(SERVING_LABEL.into(), "true".into());
+    pod.insert("app.kubernetes.io/instance".into(), "other".into());
+    assert!(!selects(&selector, &pod));
+}
