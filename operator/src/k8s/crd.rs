@@ -39,6 +39,7 @@ pub const RESERVED_DIRECTIVES: &[&str] = &[
     "io-threads",
     "daemonize",
     "metrics-port",
+    "metrics-bind",
 ];
 
 /// A Shoal cache cluster: `shards` primaries that share the 16384 hash slots.
@@ -148,8 +149,8 @@ pub struct ShoalClusterSpec {
     /// Extra node directives (`name: value`), written to the node config file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new(
-        "self.all(k, !(k in ['port', 'bind', 'dir', 'cluster-enabled', 'cluster-config-file', 'cluster-announce-hostname', 'cluster-announce-ip', 'cluster-preferred-endpoint-type', 'requirepass', 'maxmemory', 'maxmemory-policy', 'io-threads', 'daemonize', 'metrics-port']))"
-    ).message("config may not set a directive the operator manages (port, bind, dir, cluster-*, requirepass, maxmemory*, io-threads, daemonize, metrics-port)"))]
+        "self.all(k, !(k in ['port', 'bind', 'dir', 'cluster-enabled', 'cluster-config-file', 'cluster-announce-hostname', 'cluster-announce-ip', 'cluster-preferred-endpoint-type', 'requirepass', 'maxmemory', 'maxmemory-policy', 'io-threads', 'daemonize', 'metrics-port', 'metrics-bind']))"
+    ).message("config may not set a directive the operator manages (port, bind, dir, cluster-*, requirepass, maxmemory*, io-threads, daemonize, metrics-*)"))]
     pub config: BTreeMap<String, String>,
 
     /// Password for clients (`requirepass`).
@@ -365,7 +366,10 @@ pub struct ServiceSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// Serve `/metrics` on each node's metrics port (9121).
+    /// Expose each node's `/metrics` to Prometheus: the `metrics` port (9121) on the headless
+    /// Service, and the ServiceMonitor if asked. Nodes listen on 9121 in any case (the kubelet
+    /// probes `/healthz` there), so `/metrics` is reachable on the pod IP even when this is off;
+    /// a NetworkPolicy restricts who may connect.
     #[serde(default)]
     pub enabled: bool,
     /// Create a prometheus-operator ServiceMonitor.

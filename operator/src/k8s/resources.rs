@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec, TCPSocketAction,
+    EnvVarSource, HTTPGetAction, PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec,
     TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -26,8 +26,11 @@ use kube::{Resource, ResourceExt};
 use super::crd::ShoalCluster;
 use crate::controlplane::model::{NodeAddr, ShardId};
 
-/// Port of each node's Prometheus endpoint when metrics are enabled.
+/// Port of each node's HTTP endpoint: `/healthz` for the kubelet's probes (always on), and
+/// `/metrics`, which the Services and the ServiceMonitor expose only when metrics are enabled.
 pub const METRICS_PORT: i32 = 9121;
+/// The node's health route: 200 only while the executor answers (a hung executor fails it).
+pub const HEALTH_PATH: &str = "/healthz";
 /// The pod readiness gate the operator sets: true while the pod's shard owns slots.
 pub const SLOTS_READINESS_GATE: &str = "shoal.dev/slots-owned";
 /// Label holding the shard ordinal.
@@ -192,9 +195,10 @@ pub fn node_config(sc: &ShoalCluster) -> String {
     }
     let io = s.io_threads.as_ref().map_or(1, |io| io.min);
     lines.push(format!("io-threads {io}"));
-    if s.metrics.as_ref().is_some_and(|m| m.enabled) {
-        lines.push(format!("metrics-port {METRICS_PORT}"));
-    }
+    // Always on, whatever `metrics.enabled` says: the liveness and readiness probes need
+    // `/healthz`, which the node serves on this port only. It binds the first `bind` address
+    // (`*`), so the kubelet reaches it on the pod IP; `metrics-bind` is reserved for that reason.
+    lines.push(format!("metrics-port {METRICS_PORT}"));
     for (k, v) in &s.config {
         lines.push(format!("{k} {v}"));
     }
@@ -350,24 +354,30 @@ fn node_container(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Container {
         });
         args.extend(["--requirepass".into(), "$(SHOAL_PASSWORD)".into()]);
     }
-    let mut ports = vec![ContainerPort {
-        name: Some("client".into()),
-        container_port: sc.spec.port,
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }];
-    if sc.spec.metrics.as_ref().is_some_and(|m| m.enabled) {
-        ports.push(ContainerPort {
-            name: Some("metrics".into()),
-            container_port: METRICS_PORT,
+    let ports = [("client", sc.spec.port), ("metrics", METRICS_PORT)]
+        .into_iter()
+        .map(|(name, port)| ContainerPort {
+            name: Some(name.into()),
+            container_port: port,
             protocol: Some("TCP".into()),
             ..Default::default()
-        });
-    }
-    let tcp = |initial, period| Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::String("client".into()), host: None }),
+        })
+        .collect();
+    // `/healthz` rather than a TCP connect: the I/O threads keep accepting connections while the
+    // executor is stuck, and only `/healthz` asks the executor. It may wait up to 2 s for the
+    // executor's answer, and the endpoint serves one connection at a time (a scrape can hold it
+    // briefly), hence timeouts well above the kubelet's default of 1 s.
+    let health = |initial, period, timeout, failures| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(HEALTH_PATH.into()),
+            port: IntOrString::String("metrics".into()),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
         initial_delay_seconds: Some(initial),
         period_seconds: Some(period),
+        timeout_seconds: Some(timeout),
+        failure_threshold: Some(failures),
         ..Default::default()
     };
     Container {
@@ -378,8 +388,10 @@ fn node_container(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Container {
         env: (!env.is_empty()).then_some(env),
         ports: Some(ports),
         resources: sc.spec.resources.clone(),
-        liveness_probe: Some(Probe { failure_threshold: Some(6), ..tcp(10, 10) }),
-        readiness_probe: Some(tcp(2, 5)),
+        // A minute of failed checks restarts the container (its `emptyDir` stays); a few seconds
+        // take the pod out of the client Service's endpoints.
+        liveness_probe: Some(health(10, 10, 5, 6)),
+        readiness_probe: Some(health(2, 5, 4, 3)),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "config".into(),

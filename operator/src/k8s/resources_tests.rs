@@ -165,3 +165,37 @@ fn the_pdb_holds_only_serving_pods_and_lets_unready_ones_go() {
     pod.insert("app.kubernetes.io/instance".into(), "other".into());
     assert!(!selects(&selector, &pod));
 }
+
+#[test]
+fn probes_ask_the_executor_through_healthz_even_with_metrics_off() {
+    let mut sc = full();
+    sc.spec.metrics = None;
+    // The node listens on the metrics port whatever `metrics.enabled` says ...
+    assert!(node_config(&sc).lines().any(|l| l == format!("metrics-port {METRICS_PORT}")));
+    let pod = statefulset(&sc, 0, &Defaults::default()).spec.expect("spec").template.spec.expect("pod");
+    let c = &pod.containers[0];
+    let named =
+        |n: &str| c.ports.iter().flatten().find(|p| p.name.as_deref() == Some(n)).map(|p| p.container_port);
+    // ... the container declares it, so the probes' named port resolves ...
+    assert_eq!(named("metrics"), Some(METRICS_PORT));
+    assert_eq!(named("client"), Some(6379));
+    for (what, probe) in [("liveness", &c.liveness_probe), ("readiness", &c.readiness_probe)] {
+        let probe = probe.as_ref().unwrap_or_else(|| panic!("{what} probe"));
+        assert!(probe.tcp_socket.is_none() && probe.exec.is_none(), "{what}: {probe:?}");
+        let get = probe.http_get.as_ref().unwrap_or_else(|| panic!("{what}: no httpGet"));
+        assert_eq!(get.path.as_deref(), Some(HEALTH_PATH), "{what}");
+        assert_eq!(
+            get.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("metrics".into())
+        );
+        // `/healthz` may wait 2 s for the executor: the kubelet's 1 s default would flap.
+        assert!(probe.timeout_seconds.is_some_and(|t| t > 2), "{what}: {:?}", probe.timeout_seconds);
+        assert!(probe.timeout_seconds <= probe.period_seconds, "{what}");
+    }
+    // ... but only `metrics.enabled` puts the port on the Service Prometheus discovers.
+    let ports = |sc: &ShoalCluster| -> Vec<String> {
+        headless_service(sc).spec.and_then(|s| s.ports).into_iter().flatten().filter_map(|p| p.name).collect()
+    };
+    assert_eq!(ports(&sc), ["client"]);
+    assert_eq!(ports(&full()), ["client", "metrics"]);
+}
