@@ -77,6 +77,8 @@ pub struct ClusterState {
     pub stuck_reported: std::collections::HashSet<String>,
     /// This cluster's share of the `stuck_actions` and `unserved_slots` gauges.
     pub gauges: (i64, i64),
+    /// Known to have no NetworkPolicy of ours (checked once while `networkPolicy` is off).
+    pub network_policy_absent: bool,
     started: Instant,
 }
 
@@ -91,6 +93,7 @@ impl ClusterState {
             started_jobs: Default::default(),
             stuck_reported: Default::default(),
             gauges: (0, 0),
+            network_policy_absent: false,
             started: Instant::now(),
         }
     }

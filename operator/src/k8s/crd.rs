@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -168,6 +169,10 @@ pub struct ShoalClusterSpec {
     /// Prometheus metrics of the nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSpec>,
+
+    /// A NetworkPolicy admitting only the listed peers to the node pods (off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NodeNetworkPolicySpec>,
 }
 
 fn default_port() -> i32 {
@@ -369,7 +374,7 @@ pub struct MetricsSpec {
     /// Expose each node's `/metrics` to Prometheus: the `metrics` port (9121) on the headless
     /// Service, and the ServiceMonitor if asked. Nodes listen on 9121 in any case (the kubelet
     /// probes `/healthz` there), so `/metrics` is reachable on the pod IP even when this is off;
-    /// a NetworkPolicy restricts who may connect.
+    /// `networkPolicy` restricts who may connect.
     #[serde(default)]
     pub enabled: bool,
     /// Create a prometheus-operator ServiceMonitor.
@@ -390,6 +395,38 @@ pub struct ServiceMonitorSpec {
     /// Labels the Prometheus instance selects ServiceMonitors by.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The rule every peer list obeys, as the API server's NetworkPolicy validation would (checked at
+/// admission here, so a bad peer cannot fail every later reconcile).
+const PEERS_RULE: &str = "self.all(p, has(p.ipBlock) ? !has(p.podSelector) && !has(p.namespaceSelector) : (has(p.podSelector) || has(p.namespaceSelector)))";
+const PEERS_MESSAGE: &str = "each peer sets podSelector, namespaceSelector or both, or else ipBlock alone";
+
+/// The node pods' NetworkPolicy. When enabled, the operator applies one NetworkPolicy (named
+/// like the cluster) selecting the cluster's node pods, with ingress only:
+/// - to the client port from `clients`, from the cluster's own node pods (slot migrations travel
+///   between nodes over the client port) and from the operator's pods;
+/// - to the metrics port (9121) from `metrics` and from the operator's pods.
+///
+/// Peers are NetworkPolicy peers (`podSelector`, `namespaceSelector`, `ipBlock`); a `podSelector`
+/// alone means pods of the cluster's namespace. An empty `clients` list admits no application at
+/// all. The kubelet's probes come from the pod's own Node, which NetworkPolicies always admit.
+/// Needs a network plugin that enforces NetworkPolicies (on EKS: the VPC CNI with network policy
+/// enabled, Calico or Cilium).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeNetworkPolicySpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who may connect to the client port: your applications (and, for a LoadBalancer Service,
+    /// an `ipBlock` with the load balancer's or the clients' addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(PEERS_RULE).message(PEERS_MESSAGE))]
+    pub clients: Vec<NetworkPolicyPeer>,
+    /// Who may connect to the metrics port, e.g. Prometheus's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(PEERS_RULE).message(PEERS_MESSAGE))]
+    pub metrics: Vec<NetworkPolicyPeer>,
 }
 
 /// What the operator observed and did.

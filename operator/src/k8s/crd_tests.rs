@@ -162,3 +162,22 @@ fn defaults_fill_an_empty_spec() {
         serde_json::from_value(json!({"maxShards": 4, "targetCPUPercent": 60})).expect("parses");
     assert_eq!((a.min_shards, a.scale_out_cooldown_seconds, a.scale_in_cooldown_seconds), (1, 300, 600));
 }
+
+#[test]
+fn network_policy_peers_are_checked_at_admission() {
+    let spec = |clients: Value, metrics: Value| json!({"shards": 1, "networkPolicy": {"enabled": true, "clients": clients, "metrics": metrics}});
+    let ok = json!([
+        {"podSelector": {"matchLabels": {"app": "web"}}},
+        {"namespaceSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"team": "a"}}, "podSelector": {}},
+        {"ipBlock": {"cidr": "10.0.0.0/16"}},
+    ]);
+    assert_eq!(violations(spec(ok.clone(), ok), None), Vec::<String>::new());
+    assert!(violations(json!({"shards": 1, "networkPolicy": {"enabled": true}}), None).is_empty());
+    for bad in [json!([{}]), json!([{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}])] {
+        for s in [spec(bad.clone(), json!([])), spec(json!([]), bad.clone())] {
+            let v = violations(s, None);
+            assert!(v.iter().any(|m| m.contains("each peer sets podSelector")), "{bad}: {v:?}");
+        }
+    }
+}

@@ -69,6 +69,7 @@ const COLLECTIONS: &[&str] = &[
     "services",
     "configmaps",
     "poddisruptionbudgets",
+    "networkpolicies",
     "shoalclusters",
     "events",
     "servicemonitors",

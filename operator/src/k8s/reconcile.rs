@@ -2,8 +2,8 @@
 //!
 //! Each reconcile, inside the finalizer:
 //! 1. server-side apply (one field manager, owner references) of the ConfigMap, the headless and
-//!    client Services, the PodDisruptionBudget, the optional ServiceMonitor and one StatefulSet
-//!    per desired shard;
+//!    client Services, the PodDisruptionBudget, the optional ServiceMonitor and NetworkPolicy
+//!    (deleted when turned off) and one StatefulSet per desired shard;
 //! 2. one control-plane step (`controlplane::driver`, the code local mode runs): topology pushes
 //!    through the pods' DNS names, slot migrations, draining of shards beyond `spec.shards`;
 //! 3. a drained shard's StatefulSet is deleted only once the nodes' topology no longer names it
@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
@@ -199,6 +200,58 @@ async fn apply_shared(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<()> 
     Ok(())
 }
 
+/// Applies the NetworkPolicy while `networkPolicy.enabled`; otherwise removes ours if there is
+/// one. Removal checks once per operator lifetime and cluster (`network_policy_absent`), so a
+/// cluster that never enabled it costs one GET, not one per reconcile.
+async fn sync_network_policy(
+    sc: &ShoalCluster,
+    ctx: &Context,
+    ns: &str,
+    st: &mut ClusterState,
+) -> Result<()> {
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns);
+    let name = Names::of(sc).client();
+    if let Some(np) = res::network_policy(sc, &ctx.defaults) {
+        ssa(&api, &name, &np, "apply NetworkPolicy").await?;
+        st.network_policy_absent = false;
+        return Ok(());
+    }
+    if st.network_policy_absent {
+        return Ok(());
+    }
+    let existing = match api.get_opt(&name).await {
+        Ok(np) => np,
+        // An installation whose RBAC predates the NetworkPolicy rule: nothing of ours can exist.
+        Err(kube::Error::Api(s)) if s.code == 403 => None,
+        Err(e) => return Err(kerr("get NetworkPolicy")(e)),
+    };
+    // Only ours: a same-named policy someone else made is left alone.
+    let ours = existing.filter(|np| {
+        let uid = sc.uid();
+        uid.is_some() && np.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
+    });
+    if let Some(np) = ours {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { uid: np.uid(), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(kerr("delete NetworkPolicy")(e)),
+        }
+        ctx.event(
+            sc,
+            EventType::Normal,
+            "NetworkPolicyRemoved",
+            format!("networkPolicy is off: deleted NetworkPolicy {name}"),
+        )
+        .await;
+    }
+    st.network_policy_absent = true;
+    Ok(())
+}
+
 /// The StatefulSets that exist and belong to this cluster, by shard ordinal.
 async fn existing_statefulsets(sc: &ShoalCluster, api: &Api<StatefulSet>) -> Result<Vec<StatefulSet>> {
     let n = Names::of(sc);
@@ -220,6 +273,8 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     let name = sc.metadata.name.clone().ok_or(Error::Incomplete("name"))?;
     let n = Names::of(&sc);
     apply_shared(&sc, &ctx, &ns).await?;
+    let state = ctx.state(&key(&sc));
+    sync_network_policy(&sc, &ctx, &ns, &mut *state.lock().await).await?;
 
     let sts_api = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns);
     let sts_list = existing_statefulsets(&sc, &sts_api).await?;
@@ -252,7 +307,6 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     }
     let mut draining: Vec<u32> = existing.iter().copied().filter(|&o| o >= want).collect();
 
-    let state = ctx.state(&key(&sc));
     let mut st = state.lock().await;
     let owning_before = sc.status.as_ref().map_or(0, |s| s.shards.max(0) as u32);
     if st.last_target.is_some_and(|t| t != want) {
@@ -620,7 +674,7 @@ async fn cleanup(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         &sc,
         EventType::Normal,
         "Deleting",
-        "cluster deleted; its StatefulSets, Services and ConfigMap are garbage-collected".into(),
+        "cluster deleted; the objects it owns (StatefulSets, Services, ConfigMap, PodDisruptionBudget, NetworkPolicy) are garbage-collected".into(),
     )
     .await;
     Ok(Action::await_change())

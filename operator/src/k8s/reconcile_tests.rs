@@ -419,3 +419,58 @@ async fn the_auth_secret_reaches_the_control_plane_and_a_missing_one_is_degraded
     assert!(pws.iter().all(|p| p.as_deref() == Some("s3cret:")), "{pws:?}");
     assert_eq!(condition(&h.stored(), "Degraded").as_deref(), Some("False"));
 }
+
+const NETPOL: &str = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/c";
+
+#[tokio::test]
+async fn the_network_policy_is_applied_while_enabled_and_deleted_when_turned_off() {
+    let mut sc = cluster("c", 2);
+    sc.spec.network_policy = Some(
+        serde_json::from_value(
+            json!({"enabled": true, "clients": [{"podSelector": {"matchLabels": {"app": "web"}}}]}),
+        )
+        .expect("networkPolicy"),
+    );
+    let h = Harness::new(sc);
+    h.converge(5).await;
+    let np = h.api.get(NETPOL).expect("NetworkPolicy applied");
+    assert_eq!(np["metadata"]["ownerReferences"][0]["uid"], "uid-c");
+    let from = &np["spec"]["ingress"][0]["from"];
+    assert_eq!(from[0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "c");
+    assert_eq!(from[1]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "shoal-system");
+    assert_eq!(from[2]["podSelector"]["matchLabels"]["app"], "web");
+    let applied = h.api.requests().into_iter().find(|r| r.path == NETPOL).expect("a request for it");
+    assert_eq!(applied.method, "PATCH");
+    assert!(applied.content_type.starts_with("application/apply-patch"), "{}", applied.content_type);
+
+    // Turned off: the next reconcile deletes it (only ours, by uid), says so, and stops looking.
+    h.edit(|v| v["spec"]["networkPolicy"]["enabled"] = json!(false));
+    h.api.clear_requests();
+    h.once().await.expect("reconcile");
+    assert!(h.api.get(NETPOL).is_none(), "still there: {:?}", h.lines());
+    let delete = h.api.requests().into_iter().find(|r| r.method == "DELETE" && r.path == NETPOL);
+    assert_eq!(delete.expect("DELETE").body["preconditions"]["uid"], np["metadata"]["uid"]);
+    assert_eq!(h.events("NetworkPolicyRemoved").len(), 1);
+    h.api.clear_requests();
+    h.once().await.expect("reconcile");
+    assert!(!h.lines().iter().any(|l| l.contains("/networkpolicies/")), "{:?}", h.lines());
+}
+
+#[tokio::test]
+async fn without_a_network_policy_one_is_neither_made_nor_someone_elses_deleted() {
+    let h = Harness::new(cluster("c", 1));
+    // A same-named policy the cluster does not own (a user's, or a deleted namesake's).
+    h.api.put(
+        NETPOL,
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "c", "namespace": "default", "uid": "np-1",
+                            "ownerReferences": [{"apiVersion": "shoal.dev/v1alpha1", "kind": "ShoalCluster", "name": "c", "uid": "old"}]},
+               "spec": {"podSelector": {}}}),
+    );
+    h.converge(5).await;
+    assert_eq!(h.api.get(NETPOL).expect("left alone")["metadata"]["uid"], "np-1");
+    let np_requests: Vec<String> =
+        h.lines().into_iter().filter(|l| l.contains("/networkpolicies/")).collect();
+    assert_eq!(np_requests, [format!("GET {NETPOL}")], "one look per operator lifetime");
+    assert!(h.events("NetworkPolicyRemoved").is_empty());
+}

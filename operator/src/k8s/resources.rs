@@ -1,7 +1,8 @@
 //! Pure builders of the objects a `ShoalCluster` owns: one StatefulSet per shard (so a drained
 //! shard is removed whole, never by shrinking a shared StatefulSet from the top), a headless
 //! Service for the per-pod DNS names the topology uses as endpoints, a client Service, a
-//! ConfigMap with the node config, a PodDisruptionBudget and an optional ServiceMonitor.
+//! ConfigMap with the node config, a PodDisruptionBudget, an optional ServiceMonitor and an
+//! optional NetworkPolicy.
 //!
 //! No I/O and no clock: the same spec always gives the same objects, which the golden tests pin
 //! down and server-side apply turns into no-ops on the API server.
@@ -14,6 +15,10 @@ use k8s_openapi::api::core::v1::{
     EnvVarSource, HTTPGetAction, PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec,
     TopologySpreadConstraint, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec as K8sNetworkPolicySpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -46,13 +51,27 @@ pub struct Defaults {
     pub node_image: String,
     /// The cluster DNS domain (`cluster.local` on EKS).
     pub cluster_domain: String,
+    /// The namespace the operator's pods run in (node NetworkPolicies admit them).
+    pub operator_namespace: String,
+    /// The labels that select the operator's pods (the chart's selector labels); empty: every
+    /// pod of `operator_namespace`.
+    pub operator_pod_labels: BTreeMap<String, String>,
 }
 
 impl Default for Defaults {
+    /// The chart's defaults (release `shoal-operator` in `shoal-system`).
     fn default() -> Self {
         Defaults {
             node_image: format!("ghcr.io/shoal-dev/shoal-node:{}", env!("CARGO_PKG_VERSION")),
             cluster_domain: "cluster.local".into(),
+            operator_namespace: "shoal-system".into(),
+            operator_pod_labels: [
+                ("app.kubernetes.io/name", "shoal-operator"),
+                ("app.kubernetes.io/instance", "shoal-operator"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         }
     }
 }
@@ -313,6 +332,58 @@ pub fn pod_disruption_budget(sc: &ShoalCluster) -> PodDisruptionBudget {
         }),
         ..Default::default()
     }
+}
+
+/// The operator's pods as a NetworkPolicy peer: its namespace by the label every namespace
+/// carries, and its pods by their labels when known.
+fn operator_peer(d: &Defaults) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(
+                [("kubernetes.io/metadata.name".to_string(), d.operator_namespace.clone())].into(),
+            ),
+            ..Default::default()
+        }),
+        pod_selector: (!d.operator_pod_labels.is_empty()).then(|| LabelSelector {
+            match_labels: Some(d.operator_pod_labels.clone()),
+            ..Default::default()
+        }),
+        ip_block: None,
+    }
+}
+
+/// The node pods' NetworkPolicy, when `networkPolicy.enabled` (see `NodeNetworkPolicySpec`):
+/// ingress to the client port from the listed clients, the cluster's own node pods (migrations
+/// between shards use the client port) and the operator; to the metrics port from the listed
+/// scrapers and the operator. Nothing else reaches the node pods; egress is left alone.
+pub fn network_policy(sc: &ShoalCluster, d: &Defaults) -> Option<NetworkPolicy> {
+    let np = sc.spec.network_policy.as_ref().filter(|p| p.enabled)?;
+    let n = Names::of(sc);
+    let nodes = LabelSelector { match_labels: Some(selector_labels(n.cluster)), ..Default::default() };
+    let tcp = |port| {
+        Some(vec![NetworkPolicyPort {
+            port: Some(IntOrString::Int(port)),
+            protocol: Some("TCP".into()),
+            end_port: None,
+        }])
+    };
+    let from_nodes = NetworkPolicyPeer { pod_selector: Some(nodes.clone()), ..Default::default() };
+    let mut clients = vec![from_nodes, operator_peer(d)];
+    clients.extend(np.clients.iter().cloned());
+    let mut scrapers = vec![operator_peer(d)];
+    scrapers.extend(np.metrics.iter().cloned());
+    Some(NetworkPolicy {
+        metadata: meta(sc, n.client(), "nodes"),
+        spec: Some(K8sNetworkPolicySpec {
+            pod_selector: Some(nodes),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule { from: Some(clients), ports: tcp(sc.spec.port) },
+                NetworkPolicyIngressRule { from: Some(scrapers), ports: tcp(METRICS_PORT) },
+            ]),
+            egress: None,
+        }),
+    })
 }
 
 fn default_spread(cluster: &str) -> Vec<TopologySpreadConstraint> {

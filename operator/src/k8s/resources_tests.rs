@@ -28,6 +28,11 @@ fn full() -> ShoalCluster {
             "metrics": {"enabled": true, "serviceMonitor": {"enabled": true, "interval": "30s",
                                                              "labels": {"release": "prom"}}},
             "scheduling": {"nodeSelector": {"kubernetes.io/arch": "arm64"}, "priorityClassName": "high"},
+            "networkPolicy": {"enabled": true,
+                "clients": [{"podSelector": {"matchLabels": {"app": "web"}}},
+                            {"namespaceSelector": {"matchLabels": {"team": "payments"}},
+                             "podSelector": {"matchLabels": {"role": "api"}}}],
+                "metrics": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
         }
     }))
     .expect("cluster");
@@ -57,13 +62,14 @@ fn golden_statefulset() {
 }
 
 #[test]
-fn golden_services_configmap_pdb_servicemonitor() {
+fn golden_services_configmap_pdb_servicemonitor_networkpolicy() {
     let sc = full();
     golden("headless-service.yaml", &headless_service(&sc));
     golden("client-service.yaml", &client_service(&sc));
     golden("configmap.yaml", &config_map(&sc));
     golden("pdb.yaml", &pod_disruption_budget(&sc));
     golden("servicemonitor.yaml", &service_monitor(&sc).expect("enabled"));
+    golden("networkpolicy.yaml", &network_policy(&sc, &Defaults::default()).expect("enabled"));
 }
 
 #[test]
@@ -198,4 +204,62 @@ fn probes_ask_the_executor_through_healthz_even_with_metrics_off() {
     };
     assert_eq!(ports(&sc), ["client"]);
     assert_eq!(ports(&full()), ["client", "metrics"]);
+}
+
+#[test]
+fn the_network_policy_admits_clients_nodes_and_the_operator_only_where_needed() {
+    use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+    let mut sc = full();
+    let d = Defaults::default();
+    let spec = network_policy(&sc, &d).expect("enabled").spec.expect("spec");
+    assert_eq!(spec.policy_types, Some(vec!["Ingress".to_string()]));
+    assert!(spec.egress.is_none(), "egress is not restricted");
+    // It selects this cluster's node pods, whatever their shard or serving state.
+    let pod = statefulset(&sc, 2, &d).spec.expect("spec").template.metadata.and_then(|m| m.labels);
+    assert!(selects(spec.pod_selector.as_ref().expect("podSelector"), &pod.expect("labels")));
+    let rules = spec.ingress.expect("ingress");
+    let port_of = |i: usize| {
+        let ports = rules[i].ports.clone().expect("ports");
+        assert_eq!(ports.len(), 1);
+        (ports[0].port.clone(), ports[0].protocol.clone())
+    };
+    let int = k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int;
+    assert_eq!(port_of(0), (Some(int(6379)), Some("TCP".into())));
+    assert_eq!(port_of(1), (Some(int(METRICS_PORT)), Some("TCP".into())));
+    let from = |i: usize| rules[i].from.clone().expect("from");
+    let operator = NetworkPolicyPeer {
+        namespace_selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(
+                [("kubernetes.io/metadata.name".to_string(), "shoal-system".to_string())].into(),
+            ),
+            ..Default::default()
+        }),
+        pod_selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(d.operator_pod_labels.clone()),
+            ..Default::default()
+        }),
+        ip_block: None,
+    };
+    let client_from = from(0);
+    // The other nodes (migrations use the client port), the operator, then the listed clients.
+    assert_eq!(client_from[0].pod_selector, spec.pod_selector);
+    assert!(client_from[0].namespace_selector.is_none(), "nodes of this namespace only");
+    assert_eq!(client_from[1], operator);
+    assert_eq!(&client_from[2..], sc.spec.network_policy.as_ref().expect("np").clients.as_slice());
+    // Metrics: the operator and the listed scrapers, not the other nodes or the clients.
+    let metrics_from = from(1);
+    assert_eq!(metrics_from[0], operator);
+    assert_eq!(&metrics_from[1..], sc.spec.network_policy.as_ref().expect("np").metrics.as_slice());
+
+    // Without the operator's pod labels, its whole namespace is admitted (never nobody).
+    let bare = Defaults { operator_pod_labels: Default::default(), ..Defaults::default() };
+    let spec = network_policy(&sc, &bare).expect("enabled").spec.expect("spec");
+    let op = &spec.ingress.expect("ingress")[0].from.clone().expect("from")[1];
+    assert!(op.pod_selector.is_none() && op.namespace_selector == operator.namespace_selector, "{op:?}");
+
+    // Off, or absent: no policy.
+    sc.spec.network_policy.as_mut().expect("np").enabled = false;
+    assert!(network_policy(&sc, &d).is_none());
+    sc.spec.network_policy = None;
+    assert!(network_policy(&sc, &d).is_none());
 }

@@ -5,6 +5,7 @@
 //! than risk two control planes pushing topologies (Kubernetes restarts it as a standby) — the
 //! same choice client-go's leader election makes with `ReleaseOnCancel` off.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -56,6 +58,41 @@ pub enum RunError {
     LostLease,
 }
 
+/// The environment variable with the labels that select the operator's own pods, as
+/// `key=value,key=value` (the chart sets its selector labels there).
+pub const POD_LABELS_ENV: &str = "SHOAL_OPERATOR_POD_LABELS";
+
+/// Parses `key=value,key=value` (whitespace around items is ignored; empty items are skipped).
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(format!("{kv:?} is not key=value")),
+        })
+        .collect()
+}
+
+/// Where the operator's own pods are, for the node NetworkPolicies: `POD_NAMESPACE` (the
+/// downward API; else the lease namespace) and [`POD_LABELS_ENV`]. Without labels, the policies
+/// admit every pod of the operator's namespace, and the log says so.
+fn with_operator_identity(mut d: Defaults, lease_namespace: &str) -> Defaults {
+    d.operator_namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| lease_namespace.to_string());
+    d.operator_pod_labels = match std::env::var(POD_LABELS_ENV).map(|s| parse_labels(&s)) {
+        Ok(Ok(labels)) => labels,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "{POD_LABELS_ENV} is malformed; node NetworkPolicies admit every pod of the operator's namespace");
+            BTreeMap::new()
+        }
+        Err(_) => BTreeMap::new(),
+    };
+    if d.operator_pod_labels.is_empty() {
+        tracing::info!(namespace = %d.operator_namespace, "operator pod labels unknown; node NetworkPolicies admit every pod of the operator's namespace");
+    }
+    d
+}
+
 /// Runs until SIGTERM or Ctrl-C (or a lost lease).
 pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
@@ -89,7 +126,8 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         lease = Some((rx, task));
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), metrics, cfg.defaults.clone(), driver_factory()));
+    let defaults = with_operator_identity(cfg.defaults.clone(), &cfg.lease_namespace);
+    let ctx = Arc::new(Context::new(client.clone(), metrics, defaults, driver_factory()));
     let clusters: Api<ShoalCluster> = match &cfg.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -108,7 +146,8 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         .owns(owned!(StatefulSet), selector.clone())
         .owns(owned!(Service), selector.clone())
         .owns(owned!(ConfigMap), selector.clone())
-        .owns(owned!(PodDisruptionBudget), selector)
+        .owns(owned!(PodDisruptionBudget), selector.clone())
+        .owns(owned!(NetworkPolicy), selector)
         // A node pod that (re)starts is a reason to reconcile now: push it the topology and set
         // its readiness gate without waiting for the periodic requeue.
         .watches(
@@ -144,4 +183,20 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     }
     tracing::info!("controller stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_labels;
+
+    #[test]
+    fn pod_labels_parse_from_the_selector_syntax() {
+        let l = parse_labels("app.kubernetes.io/name=shoal-operator, app.kubernetes.io/instance=ops,")
+            .expect("ok");
+        assert_eq!(l.len(), 2);
+        assert_eq!(l["app.kubernetes.io/instance"], "ops");
+        assert_eq!(parse_labels("").expect("empty"), Default::default());
+        assert!(parse_labels("justakey").is_err());
+        assert!(parse_labels("=v").is_err());
+    }
 }
