@@ -43,12 +43,12 @@ IMPLEMENTED = {
     "smembers": None, "srandmember": None, "spop": None, "smove": None, "sinter": None,
     "sintercard": None, "sunion": None, "sdiff": None, "sinterstore": None, "sunionstore": None,
     "sdiffstore": None, "sscan": None,
-    # cluster (the last five subcommands are Shoal's / Valkey 9's: tools/commands-extra/)
+    # cluster (the last six subcommands are Shoal's / Valkey 9's: tools/commands-extra/)
     "cluster": ["addslots", "addslotsrange", "delslots", "delslotsrange", "countkeysinslot",
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
                 "shards", "slots", "setslot",
                 "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
-                "syncslots"],
+                "syncslots", "gettopology"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
     # pubsub
@@ -76,6 +76,8 @@ IMPLEMENTED = {
     "bitfield": None, "bitfield_ro": None,
     # hyperloglog
     "pfadd": None, "pfcount": None, "pfmerge": None,
+    # replication (primary side)
+    "psync": None, "sync": None, "replconf": None, "role": None, "wait": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]

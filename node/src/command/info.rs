@@ -338,7 +338,9 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
         let _ = write!(out, "{k}:0.00\r\n");
     }
     field!(out, "rejected_connections", "{}", st.rejected_connections);
-    zeros(out, &["sync_full", "sync_partial_ok", "sync_partial_err"]);
+    field!(out, "sync_full", "{}", srv.repl.full_syncs);
+    field!(out, "sync_partial_ok", "{}", srv.repl.partial_ok);
+    field!(out, "sync_partial_err", "{}", srv.repl.partial_err);
     field!(out, "expired_keys", "{}", srv.expired_keys());
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
@@ -396,24 +398,8 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     );
 }
 
-/// The replication ID a primary with no history would show: random per process.
-fn replid() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect())
-}
-
-fn replication(_ctx: &mut Ctx, out: &mut String) {
-    out.push_str("# Replication\r\n");
-    field!(out, "role", "master");
-    zeros(out, &["connected_slaves", "replicas_waiting_psync"]);
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", replid());
-    field!(out, "master_replid2", "{}", "0".repeat(40));
-    field!(out, "master_repl_offset", "0");
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
-    field!(out, "repl_backlog_size", "10485760");
-    zeros(out, &["repl_backlog_first_byte_offset", "repl_backlog_histlen"]);
+fn replication(ctx: &mut Ctx, out: &mut String) {
+    crate::replication::commands::info(ctx, out);
 }
 
 /// System and user CPU seconds of `who`, in that order (0 if the call fails).

@@ -80,6 +80,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| pubsub::handler(full))
         .or_else(|| list::handler(full))
         .or_else(|| zset::handler(full))
+        .or_else(|| crate::replication::commands::handler(full))
 }
 
 impl Registry {

@@ -119,6 +119,13 @@ pub static DIRECTIVES: &[Directive] = &[
     // A byte count or a percentage of maxmemory; stored, client eviction is not implemented.
     d("maxmemory-clients", Str, "0", true),
     d("replica-read-only", Bool, "yes", true),
+    d("repl-backlog-size", Memory(16 * 1024, i64::MAX as u64), "10485760", true),
+    d("repl-backlog-ttl", Int(0, i64::MAX), "3600", true),
+    d("repl-timeout", Int(1, i64::MAX), "60", true),
+    d("repl-diskless-sync", Bool, "yes", true),
+    d("repl-diskless-sync-delay", Int(0, i64::MAX), "5", true),
+    d("min-replicas-to-write", Int(0, i64::MAX), "0", true),
+    d("min-replicas-max-lag", Int(0, i64::MAX), "10", true),
     d("cluster-enabled", Bool, "no", false),
     d("cluster-config-file", Str, "nodes.conf", false),
     d("cluster-node-timeout", Int(0, i64::MAX), "15000", true),

@@ -354,6 +354,10 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
             _ => {
                 srv.blocking.retrying = true;
                 srv.blocking.still_blocked = false;
+                if srv.repl.snapshotting() {
+                    crate::replication::primary::before_write(srv, db, meta, &args);
+                }
+                let changes = if srv.repl.active() { crate::replication::primary::changes(srv) } else { 0 };
                 let mut ctx = Ctx {
                     srv: &mut *srv,
                     clients: &mut *clients,
@@ -368,6 +372,10 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
                 if srv.blocking.still_blocked {
                     scratch.truncate(0);
                     continue;
+                }
+                if srv.repl.active() {
+                    let changed = crate::replication::primary::changes(srv) != changes;
+                    crate::replication::primary::propagate(srv, db, meta, &args, &scratch.buf, changed);
                 }
                 srv.stats.total_commands += 1;
                 if let Some(e) = srv.registry.lookup(cmd_name.as_bytes()) {

@@ -131,6 +131,17 @@ pub fn dispatch_parsed(
                     cmd_name: &entry.full_name,
                     now_ms,
                 };
+                let write = entry.meta.has_flag("write");
+                let db = ctx.clients[idx].st.db;
+                if write && ctx.srv.repl.snapshotting() {
+                    crate::replication::primary::before_write(ctx.srv, db, entry.meta, args);
+                }
+                let changes =
+                    if ctx.srv.repl.active() { crate::replication::primary::changes(ctx.srv) } else { 0 };
+                let is_exec = entry.full_name == "exec";
+                if is_exec {
+                    crate::replication::primary::exec_begin(ctx.srv);
+                }
                 match key {
                     Some((i, hint)) => {
                         crate::keyspace::db::set_hint(&args[i as usize], Some(hint));
@@ -139,7 +150,15 @@ pub fn dispatch_parsed(
                     }
                     None => handler(&mut ctx, args),
                 }
+                if is_exec {
+                    crate::replication::primary::exec_end(srv);
+                }
                 let blocked = clients[idx].st.blocked;
+                if write && !blocked && srv.repl.active() {
+                    let changed = crate::replication::primary::changes(srv) != changes;
+                    let out = reply.buf.get(before..).unwrap_or(&[]);
+                    crate::replication::primary::propagate(srv, db, entry.meta, args, out, changed);
+                }
                 let stat = srv.cmd_stat(entry.id);
                 // A command that blocked is counted when it is served (see `blocking::serve`).
                 stat.calls += u64::from(!blocked);

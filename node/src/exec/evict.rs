@@ -257,6 +257,10 @@ pub fn perform(srv: &mut Server) -> Outcome {
         };
         let before = (srv.evict.used)(srv);
         let node = srv.dbs[db].remove(&key);
+        if srv.repl.active() {
+            // Replicas never evict by themselves: they get the deletion.
+            srv.repl.feed(db, &[b"DEL", &key]);
+        }
         let mut lazily = 0;
         if let Some(node) = node {
             let heap = node.value().heap_size();

@@ -186,6 +186,8 @@ impl Executor {
             let started = self.srv.now;
             self.collect_io();
             self.service_ready();
+            crate::replication::primary::tick(&mut self.srv, &mut self.clients);
+            self.requeue_woken();
             self.queue_subscribers();
             // Blocked clients whose timeout passed (see `exec::blocking`).
             if self.srv.blocking.next_deadline().is_some_and(|d| d <= Instant::now()) {
@@ -227,6 +229,10 @@ impl Executor {
         if !self.ready.is_empty() || self.srv.evict.running {
             return Some(Duration::ZERO);
         }
+        if self.srv.repl.busy() {
+            // A snapshot for a replica advances a bounded step per iteration.
+            return Some(CLUSTER_TICK);
+        }
         if self.srv.cluster.as_ref().is_some_and(|c| c.migrations.busy()) {
             // A slot migration advances a bounded step per iteration.
             return Some(CLUSTER_TICK);
@@ -242,7 +248,14 @@ impl Executor {
         }
         let cron = self.cron_period().saturating_sub(self.last_cron.elapsed());
         // Wake up for the earliest blocked client's deadline.
-        match self.srv.blocking.next_deadline() {
+        let deadline = match (
+            self.srv.blocking.next_deadline(),
+            crate::replication::primary::next_deadline(&self.srv),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match deadline {
             Some(d) => Some(cron.min(d.saturating_duration_since(Instant::now()))),
             None => Some(cron),
         }
@@ -709,6 +722,7 @@ impl Executor {
         // Leave every pub/sub registry before the slab slot can be reused.
         self.srv.pubsub.drop_client(&mut c.st, idx);
         self.srv.blocking.remove_client(idx);
+        crate::replication::primary::on_close(&mut self.srv, idx, c.st.id);
         crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);

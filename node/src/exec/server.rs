@@ -100,6 +100,8 @@ pub struct Server {
     pub blocking: super::blocking::Blocking,
     /// `maxmemory` settings and the eviction pool.
     pub evict: Eviction,
+    /// Replication as a primary: backlog, replicas, snapshot (see `replication::primary`).
+    pub repl: crate::replication::primary::Replication,
 }
 
 impl Server {
@@ -151,6 +153,7 @@ impl Server {
             pubsub,
             blocking: Default::default(),
             evict,
+            repl: Default::default(),
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

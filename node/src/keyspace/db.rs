@@ -34,6 +34,10 @@ pub struct Db {
     /// Names of keys expired since the executor last looked, kept only while `expired`
     /// keyspace notifications are on (the executor publishes them).
     pub expired_log: Option<Vec<Bytes>>,
+    /// Names of keys expired since replication last looked, kept only while replicas may
+    /// need the `DEL`s (see `replication::primary`); separate from `expired_log` because
+    /// each has its own reader.
+    pub repl_log: Option<Vec<Bytes>>,
     /// Under an LFU policy, how an access updates a key's counter (`None`: the access field
     /// is the LRU clock). Kept in step with the configuration by the executor.
     pub lfu: Option<Lfu>,
@@ -109,6 +113,7 @@ impl Db {
             volatile_len: 0,
             expired: 0,
             expired_log: None,
+            repl_log: None,
             lfu: None,
             watch: WatchSet::default(),
         }
@@ -121,12 +126,36 @@ impl Db {
         }
     }
 
+    /// Starts or stops recording expired keys for replication (see `repl_log`).
+    pub fn log_for_replication(&mut self, on: bool) {
+        if on != self.repl_log.is_some() {
+            self.repl_log = on.then(Vec::new);
+        }
+    }
+
     /// Counts an expired key and records its name when asked to.
     pub fn note_expired(&mut self, key: &[u8]) {
         self.expired += 1;
         if let Some(log) = self.expired_log.as_mut() {
             log.push(Bytes::copy_from_slice(key));
         }
+        if let Some(log) = self.repl_log.as_mut() {
+            log.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Where `key` sits in SCAN order: the cursor value at which a scan reaches it. A scan
+    /// whose cursor has passed this position has already visited the key (the order does not
+    /// change when tables resize; see `table.rs`).
+    pub fn scan_position(&self, key: &[u8]) -> u64 {
+        let (t, h) = self.locate(key);
+        ((t as u64) << 32) | (h >> 32)
+    }
+
+    /// Mutations so far (inserts, replacements, removals, TTL and in-place changes): a
+    /// command changed the database when this moved (Valkey's `server.dirty`).
+    pub fn changes(&self) -> u64 {
+        self.watch.changes
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -208,6 +237,13 @@ impl Db {
         let (t, h) = self.locate(key);
         let pos = self.tables[t].find(key, h)?;
         Some(self.node(t, pos).value())
+    }
+
+    /// The stored node of `key`, expired or not, without touching anything.
+    pub fn peek_node(&self, key: &[u8]) -> Option<&Node> {
+        let (t, h) = self.locate(key);
+        let pos = self.tables[t].find(key, h)?;
+        Some(self.node(t, pos))
     }
 
     /// True if the key exists and is not expired (expires it lazily otherwise).
@@ -344,12 +380,14 @@ impl Db {
     pub fn clear(&mut self) -> Db {
         let mut fresh = Db::with_tables(self.tables.len());
         fresh.log_expired(self.expired_log.is_some());
+        fresh.log_for_replication(self.repl_log.is_some());
         fresh.lfu = self.lfu;
         let mut watch = std::mem::take(&mut self.watch);
         let existing: Vec<Box<[u8]>> = watch.keys().filter(|k| self.exists_raw(k)).map(Box::from).collect();
         for k in existing {
             watch.mark(&k);
         }
+        watch.changes += self.len as u64;
         fresh.watch = watch;
         std::mem::replace(self, fresh)
     }
@@ -646,6 +684,7 @@ impl EntryMut<'_> {
 
     /// Records an in-place change for WATCH.
     fn mark(&mut self) {
+        self.db.watch.changes += 1;
         if !self.db.watch.is_empty() {
             let key: Box<[u8]> = self.key().into();
             self.db.watch.mark(&key);

@@ -20,6 +20,8 @@ pub type Watcher = (usize, u64);
 pub struct WatchSet {
     keys: HashMap<Box<[u8]>, Vec<Watcher>>,
     touched: Vec<Box<[u8]>>,
+    /// Every mutation of the database, watched or not (see `Db::changes`).
+    pub changes: u64,
 }
 
 impl WatchSet {
@@ -37,6 +39,7 @@ impl WatchSet {
     /// Records that `key` changed, if someone watches it.
     #[inline]
     pub fn mark(&mut self, key: &[u8]) {
+        self.changes += 1;
         if !self.keys.is_empty() && self.keys.contains_key(key) {
             self.touched.push(key.into());
         }

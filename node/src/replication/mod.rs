@@ -1,5 +1,9 @@
-//! Primary/replica replication. Only the RDB codec exists so far: a full sync ships the
-//! primary's keyspace as an RDB stream, so the codec lives in [`rdb`], apart from the protocol
-//! (PSYNC, the replication backlog) that will drive it.
+//! Primary/replica replication, wire-compatible with Valkey's: the backlog, the primary's
+//! side of PSYNC (a fork-less snapshot plus the command stream, [`primary`]), the commands
+//! (REPLCONF, PSYNC, SYNC, ROLE, WAIT), and the RDB codec a full sync speaks ([`rdb`]).
 
+pub mod backlog;
+pub mod commands;
+pub mod primary;
 pub mod rdb;
+pub mod reply;
