@@ -9,7 +9,9 @@
 - every rendered built-in object, and every golden object the operator's builders are pinned to
   (operator/src/k8s/golden/), is validated against the Kubernetes 1.30 and 1.33 schemas
   (kubernetes-validate, strict), every example ShoalCluster against the generated CRD schema;
-- the rendered chart keeps the wiring the operator relies on (see check_wiring).
+- the rendered chart keeps the wiring the operator relies on (see check_wiring), and its
+  NetworkPolicy admits the `helm test` pod to the port it tests (check_test_pod_admitted; the
+  check is run against a broken rendering too, so it is known to be able to fail).
 
 `--check` (CI) fails when a checked-in file differs from what would be generated; `--write`
 regenerates them. Run through scripts/k8s-check.sh, which installs the pinned tools.
@@ -91,6 +93,95 @@ def check_wiring(docs, failures, label):
         failures.append(f"{label}: the operator's role lacks networkpolicies verbs {sorted(missing)}")
 
 
+def selects(selector, labels):
+    """Whether a LabelSelector (matchLabels and matchExpressions) selects `labels`."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, vals = e["key"], e["operator"], e.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in vals,
+            "NotIn": key not in labels or labels[key] not in vals,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def port_matches(np_port, container_port):
+    """A NetworkPolicy port entry against a container port (by name or number)."""
+    p = np_port.get("port")
+    if p is None:
+        return True
+    if isinstance(p, str) and not p.isdigit():
+        return p == container_port.get("name")
+    lo = int(p)
+    return lo <= container_port["containerPort"] <= int(np_port.get("endPort") or lo)
+
+
+def check_test_pod_admitted(docs, label):
+    """Failures if the NetworkPolicy keeps the `helm test` pod from the operator port it tests.
+
+    Follows the test's URL: Service name and port -> targetPort -> the Deployment's container
+    port; then some NetworkPolicy that selects the operator's pods must have an ingress rule
+    whose ports include that container port and whose peers select the test pod (in its own
+    namespace) -- or no peers at all, which admits everyone."""
+    import re
+    failures = []
+    pod = next((d for p, d in docs if "/tests/" in p and d["kind"] == "Pod"), None)
+    if pod is None:
+        return [f"{label}: no helm test pod"]
+    ns = pod["metadata"]["namespace"]
+    ns_labels = {"kubernetes.io/metadata.name": ns}
+    pod_labels = pod["metadata"].get("labels") or {}
+    url = next((a for a in pod["spec"]["containers"][0]["command"] if a.startswith("http://")), "")
+    m = re.match(r"http://([^:/]+):(\d+)/", url)
+    if not m:
+        return [f"{label}: cannot read the test pod's URL {url!r}"]
+    host, port = m.group(1), int(m.group(2))
+    svc = next((d for _, d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host), None)
+    sport = next((p for p in (svc or {}).get("spec", {}).get("ports", []) if p["port"] == port), None)
+    if sport is None:
+        return [f"{label}: the test pod calls {host}:{port}, which no Service port serves"]
+    dep = next(d for _, d in docs if d["kind"] == "Deployment")
+    tmpl = dep["spec"]["template"]
+    target = sport.get("targetPort", port)
+    cport = next(
+        (c for c in tmpl["spec"]["containers"][0].get("ports", [])
+         if c.get("name") == target or c["containerPort"] == target),
+        None,
+    )
+    if cport is None or not selects(svc["spec"].get("selector") and {"matchLabels": svc["spec"]["selector"]}, tmpl["metadata"]["labels"]):
+        return [f"{label}: Service {host} port {port} does not lead to an operator container port"]
+    policies = [d for _, d in docs if d["kind"] == "NetworkPolicy"
+                and selects(d["spec"].get("podSelector"), tmpl["metadata"]["labels"])
+                and "Ingress" in (d["spec"].get("policyTypes") or ["Ingress"])]
+    if not policies:
+        return []  # nothing restricts ingress to the operator
+    for np in policies:
+        for rule in np["spec"].get("ingress") or []:
+            if rule.get("ports") and not any(port_matches(p, cport) for p in rule["ports"]):
+                continue
+            peers = rule.get("from")
+            if not peers:
+                return []
+            for peer in peers:
+                if "ipBlock" in peer:
+                    continue
+                in_ns = (selects(peer["namespaceSelector"], ns_labels) if "namespaceSelector" in peer
+                         else np["metadata"].get("namespace", ns) == ns)
+                if in_ns and selects(peer.get("podSelector", {}), pod_labels):
+                    return []
+    failures.append(f"{label}: the NetworkPolicy admits no ingress from the helm test pod "
+                    f"{pod_labels} to port {cport.get('name')}/{cport['containerPort']}")
+    return failures
+
+
 def crd_schema(crd):
     s = copy.deepcopy(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
@@ -121,21 +212,37 @@ def main():
     crd = yaml.safe_load(crd_text)
     failures = []
 
-    lint = helm.lint(str(CHART))
-    if lint.get("errors"):
-        failures.append(f"helm lint: {lint['errors']}")
-    for m in lint.get("messages") or []:
-        if m.get("severity", 0) > 1:
-            failures.append(f"helm lint: {m}")
+    ci_values = {f"ci/{f.name}": yaml.safe_load(f.read_text()) or {} for f in sorted((CHART / "ci").glob("*.yaml"))}
+    for label, values in [("default values", None), *ci_values.items()]:
+        lint = helm.lint(str(CHART), values)
+        if lint.get("errors"):
+            failures.append(f"helm lint ({label}): {lint['errors']}")
+        for m in lint.get("messages") or []:
+            if m.get("severity", 0) > 1:
+                failures.append(f"helm lint ({label}): {m}")
 
     docs = render({})
     validate_builtin(docs, failures)
     check_wiring(docs, failures, "default values")
-    for f in sorted((CHART / "ci").glob("*.yaml")):
-        values = yaml.safe_load(f.read_text()) or {}
+    failures += check_test_pod_admitted(docs, "default values")
+    for label, values in ci_values.items():
         rendered = render(values)
         validate_builtin(rendered, failures)
-        check_wiring(rendered, failures, f"ci/{f.name}")
+        check_wiring(rendered, failures, label)
+        failures += check_test_pod_admitted(rendered, label)
+    # The same with metricsFrom set on the default values, and proof that the check can fail: a
+    # test pod the NetworkPolicy does not name must be reported.
+    restricted = render({"networkPolicy": {"enabled": True, "metricsFrom": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}})
+    if not any(d["kind"] == "NetworkPolicy" and d["spec"]["ingress"][0].get("from") for _, d in restricted):
+        failures.append("networkPolicy.metricsFrom did not restrict the NetworkPolicy's peers")
+    failures += check_test_pod_admitted(restricted, "networkPolicy.metricsFrom set")
+    stranger = copy.deepcopy(restricted)
+    for p, d in stranger:
+        if "/tests/" in p:
+            d["metadata"]["labels"]["app.kubernetes.io/name"] = "someone-else"
+    if not check_test_pod_admitted(stranger, "self-test"):
+        failures.append("check_test_pod_admitted passed a test pod the NetworkPolicy does not admit")
     goldens = [(f"golden/{f.name}", yaml.safe_load(f.read_text())) for f in sorted(GOLDEN.glob("*.yaml"))]
     if not goldens:
         failures.append("no golden objects under operator/src/k8s/golden")

@@ -28,6 +28,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The `helm test` pod: its own name label, so nothing that selects the operator selects it,
+     and the NetworkPolicy can admit it by these labels. */}}
+{{- define "shoal-operator.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{- define "shoal-operator.serviceAccountName" -}}
 {{- default (include "shoal-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
