@@ -182,6 +182,20 @@ def check_test_pod_admitted(docs, label):
     return failures
 
 
+def secret_rules(docs):
+    """The resourceNames (None: any) of every operator rule on secrets, and their verbs checked."""
+    out = []
+    for _, d in docs:
+        if d["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for r in d.get("rules") or []:
+            if "secrets" in r.get("resources", []):
+                if r["verbs"] != ["get"]:
+                    raise SystemExit(f"{d['metadata']['name']}: secrets verbs {r['verbs']}, want only get")
+                out.append(r.get("resourceNames"))
+    return out
+
+
 def crd_schema(crd):
     s = copy.deepcopy(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
@@ -248,11 +262,20 @@ def main():
         failures.append("no golden objects under operator/src/k8s/golden")
     validate_builtin(goldens, failures)
     # values.schema.json is enforced: a wrong value must fail the render.
-    try:
-        render({"rbac": {"scope": "everywhere"}})
-        failures.append("values.schema.json did not reject rbac.scope=everywhere")
-    except Exception:  # noqa: BLE001 - the library raises its own error type
-        pass
+    for bad in [{"scope": "everywhere"}, {"secretNames": "cache-auth"}, {"secretNames": ["Not_A_Name"]}]:
+        try:
+            render({"rbac": bad})
+            failures.append(f"values.schema.json did not reject rbac {bad}")
+        except Exception:  # noqa: BLE001 - the library raises its own error type
+            pass
+    # rbac.secretNames narrows the one secrets rule to those names, in either scope.
+    for scope in ["cluster", "namespace"]:
+        names = ["cache-auth", "sessions-auth"]
+        got = secret_rules(render({"rbac": {"scope": scope, "secretNames": names}}))
+        if got != [names]:
+            failures.append(f"rbac.secretNames with scope={scope}: secrets rules' resourceNames {got}, want [{names}]")
+    if secret_rules(docs) != [None]:
+        failures.append(f"default values: secrets rule should have no resourceNames, got {secret_rules(docs)}")
     validate_builtin([("crd", crd)], failures)
 
     schema = crd_schema(crd)

@@ -43,7 +43,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default .Release.Namespace .Values.rbac.watchNamespace -}}
 {{- end -}}
 
-{{/* The rules the operator needs, and nothing else (no pods/exec, no secrets). */}}
+{{/* The rules the operator needs, and nothing else (no pods/exec; of Secrets, get only). */}}
 {{- define "shoal-operator.rules" -}}
 - apiGroups: ["shoal.dev"]
   resources: ["shoalclusters"]
@@ -76,10 +76,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# The nodes' password, from the Secret a ShoalCluster's spec.auth.secretRef names: get only.
+# The nodes' password, from the Secret a ShoalCluster's spec.auth.secretRef names: get only,
+# and only the listed names when rbac.secretNames is set.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+  {{- with .Values.rbac.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
 {{- if .Values.rbac.serviceMonitors }}
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
