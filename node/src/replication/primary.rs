@@ -616,11 +616,12 @@ pub fn propagate(
         }
     }
     let name = meta.name;
-    let reply = super::reply::parse(reply);
+    // Parsed only by the few rewrites that need what the command returned.
+    let parsed = || super::reply::parse(reply);
     let a = |i: usize| args.get(i).map_or(&b""[..], |b| &b[..]);
     match name {
         "spop" => {
-            let members: Vec<Vec<u8>> = match reply {
+            let members: Vec<Vec<u8>> = match parsed() {
                 Some(super::reply::Value::Bulk(m)) => vec![m],
                 Some(super::reply::Value::Array(items)) => {
                     items.into_iter().filter_map(|v| v.bulk()).collect()
@@ -634,17 +635,17 @@ pub fn propagate(
             }
         }
         "incrbyfloat" => {
-            if let Some(v) = reply.and_then(|r| r.bulk()) {
+            if let Some(v) = parsed().and_then(|r| r.bulk()) {
                 srv.repl.feed(db, &[b"SET", a(1), &v, b"KEEPTTL"]);
             }
         }
         "hincrbyfloat" => {
-            if let Some(v) = reply.and_then(|r| r.bulk()) {
+            if let Some(v) = parsed().and_then(|r| r.bulk()) {
                 srv.repl.feed(db, &[b"HSET", a(1), a(2), &v]);
             }
         }
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => {
-            if let Some(key) = reply.and_then(|r| r.first_bulk()) {
+            if let Some(key) = parsed().and_then(|r| r.first_bulk()) {
                 let op: &[u8] = match name {
                     "blpop" => b"LPOP",
                     "brpop" => b"RPOP",
@@ -658,7 +659,7 @@ pub fn propagate(
         "brpoplpush" => srv.repl.feed(db, &[b"RPOPLPUSH", a(1), a(2)]),
         "blmpop" | "bzmpop" => {
             // [key, elements]: pop as many from that key with the non-blocking form.
-            if let Some(super::reply::Value::Array(items)) = reply {
+            if let Some(super::reply::Value::Array(items)) = parsed() {
                 if let (Some(key), Some(super::reply::Value::Array(popped))) =
                     (items.first().and_then(|k| k.clone().bulk()), items.get(1))
                 {
