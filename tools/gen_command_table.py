@@ -78,6 +78,7 @@ IMPLEMENTED = {
     "pfadd": None, "pfcount": None, "pfmerge": None,
     # replication (primary side)
     "psync": None, "sync": None, "replconf": None, "role": None, "wait": None,
+    "replicaof": None, "slaveof": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]

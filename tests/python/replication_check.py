@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""A real redis-server 7.0 replicating from a Shoal primary (run by tests/tests/replication.rs).
+"""One primary and one replica, each Shoal or a real redis-server 7.0, checked the same way
+(run by tests/tests/replication.rs for Shoal -> redis-server, redis-server -> Shoal and
+Shoal -> Shoal).
 
-usage: replication_check.py <shoal port> <redis-server binary> <work dir>
+usage: replication_check.py <primary port> <replica port> <label>
 
-1. The primary holds every type (small and large, with TTLs); a redis-server replica attaches
-   while a writer keeps INCRementing counters and rewriting keys *during* the fork-less
-   snapshot, so keys written ahead of the walk are checked, not just a quiet copy.
+1. The primary holds every type (small and large, with TTLs); the replica is told REPLICAOF
+   while a writer keeps INCRementing counters and rewriting keys *during* the full sync (on a
+   Shoal primary the fork-less snapshot), so keys written ahead of the walk are checked, not
+   just a quiet copy.
 2. 10k more writes of every kind (SPOP, INCRBYFLOAT, EXPIRE, MULTI/EXEC, a served BLPOP,
    DEL, hash/list/set/zset writes), then WAIT: same DBSIZE and the same per-key digest
    (type, value, TTL within a bound) on both sides.
 3. The replica's link is cut (CLIENT KILL TYPE master): it continues with a partial resync
    (+CONTINUE, sync_partial_ok) and converges again.
+4. Promotion: REPLICAOF NO ONE on the replica, REPLICAOF <it> on the old primary, which
+   continues with a partial resync (PSYNC2: the new primary kept the old id as replid2).
 Every acknowledged write of the INCR writer is counted and checked on the replica: the
 number lost is printed and must be 0.
 """
 import hashlib
-import os
 import random
 import subprocess
 import sys
@@ -78,6 +82,12 @@ def ttl_gaps(p, r, keys):
     return gap
 
 
+def same_as(p, r):
+    """The replica `r` has everything the primary `p` sent (same DBSIZE and offset)."""
+    return p.dbsize() == r.dbsize() and p.info("replication")["master_repl_offset"] == \
+        r.info("replication")["slave_repl_offset"]
+
+
 def fill(p, n):
     pipe = p.pipeline(transaction=False)
     for i in range(n):
@@ -95,8 +105,9 @@ def fill(p, n):
 
 
 def main():
-    port, redis_bin, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    port, replica_port, label = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     p = redis.Redis(port=port)
+    r = redis.Redis(port=replica_port)
     fill(p, N)
 
     # The INCR writer: runs through the full sync; every acknowledged value is recorded.
@@ -116,16 +127,8 @@ def main():
     t = threading.Thread(target=writer)
     t.start()
     wait_until("the writer to start", lambda: len(acked) > 50)
-
-    sock = os.path.join(work, "replica.sock")
-    log = os.path.join(work, "replica.log")
-    replica = subprocess.Popen(
-        [redis_bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
-         "--dir", work, "--logfile", log, "--replicaof", "127.0.0.1", str(port)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until("the replica socket", lambda: os.path.exists(sock))
-        r = redis.Redis(unix_socket_path=sock)
+        assert r.execute_command("REPLICAOF", "127.0.0.1", port) == b"OK"
 
         def linked():
             try:
@@ -185,8 +188,7 @@ def main():
         assert p.wait(1, 5000) == 1, "WAIT 1 acknowledged by the replica"
 
         def same():
-            return p.dbsize() == r.dbsize() and p.info("replication")["master_repl_offset"] == \
-                r.info("replication")["slave_repl_offset"]
+            return same_as(p, r)
         wait_until("the replica to catch up", same)
         dp = compare(p, r, "after 10k writes")
         assert during > 0, "the writer wrote while the snapshot was taken"
@@ -194,7 +196,7 @@ def main():
         assert lost == 0, f"{lost} acknowledged INCRs missing on the replica"
         gap = ttl_gaps(p, r, [k for k, v in dp.items() if v[2]][:2000])
         assert gap < 2000, f"TTLs differ by {gap} ms: relative TTLs must replicate as absolute"
-        print(f"full sync of {len(dp)} keys under a writer: {sync_secs:.2f}s; "
+        print(f"{label}: full sync of {len(dp)} keys under a writer: {sync_secs:.2f}s; "
               f"{len(acked)} counters, {sum(acked.values())} INCRs acked ({during} during the sync), {lost} lost; "
               f"digest equal over {len(dp)} keys; largest TTL gap {gap} ms")
 
@@ -220,10 +222,40 @@ def main():
         role = p.execute_command("ROLE")
         assert role[0] == b"master" and len(role[2]) == 1, role
         print("partial resync after a cut link: +CONTINUE, digest equal")
-        print("replication ok")
+
+        # Promotion, PSYNC2: the replica becomes a primary and the old primary its replica.
+        # The new primary keeps the old history as its replid2, so the old primary continues
+        # with a partial resync: no full sync, nothing lost.
+        full_before = r.info("stats")["sync_full"]
+        partial_before = r.info("stats")["sync_partial_ok"]
+        assert r.execute_command("REPLICAOF", "NO", "ONE") == b"OK"
+        assert r.info("replication")["role"] == "master"
+        assert p.execute_command("REPLICAOF", "127.0.0.1", replica_port) == b"OK"
+        assert p.info("replication")["role"] == "slave"
+
+        def swapped():
+            return p.info("replication").get("master_link_status") == "up"
+        wait_until("the old primary to follow the new one", swapped)
+        stats = r.info("stats")
+        assert stats["sync_full"] == full_before, f"no full sync after a promotion: {stats['sync_full']}"
+        assert stats["sync_partial_ok"] == partial_before + 1, "the old primary continued with +CONTINUE"
+        for i in range(500):
+            r.incr("after-promotion")
+        assert r.wait(1, 5000) == 1, "WAIT 1 on the new primary"
+        try:
+            p.set("x", 1)
+            raise AssertionError("the old primary accepted a write as a replica")
+        except redis.ReadOnlyError:
+            pass
+        wait_until("the old primary to catch up", lambda: same_as(r, p))
+        compare(r, p, "after the promotion")
+        assert int(p.get("after-promotion")) == 500
+        print("promotion: the old primary follows with +CONTINUE (no full sync), digest equal")
+        print(f"replication ok ({label})")
     finally:
-        replica.kill()
-        replica.wait()
+        stop.set()
+        if t.is_alive():
+            t.join()
 
 
 if __name__ == "__main__":

@@ -262,6 +262,13 @@ impl Drop for ShoalNode {
     }
 }
 
+/// A TCP port the OS just handed out and released, for servers that cannot bind port 0
+/// and report it (redis-server); callers retry when another process took it meanwhile.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
 /// A private `redis-server` on a unix socket, killed (and its socket removed) on drop.
 pub struct RedisRef {
     child: Child,
@@ -335,6 +342,24 @@ impl RedisRef {
 
     pub fn addr(&self) -> Addr {
         Addr::Unix(self.socket.clone())
+    }
+
+    /// A reference that also listens on TCP (a replication peer must reach it by address),
+    /// with extra arguments; returns it and its port.
+    pub fn start_tcp(args: &[&str]) -> Result<(RedisRef, u16), String> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let p = port.to_string();
+            let mut all = vec!["--port", p.as_str(), "--bind", "127.0.0.1"];
+            all.extend_from_slice(args);
+            match RedisRef::start_with(&all) {
+                Ok(r) => return Ok((r, port)),
+                // Taken by someone else between the probe and the bind: another port.
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     pub fn connect(&self) -> RawClient {

@@ -1,36 +1,62 @@
-//! Replication with real processes: a Debian redis-server 7.0 replicates from a Shoal primary
-//! (full sync under a writer, 10k writes of every kind, WAIT, a cut link and partial resync;
-//! `tests/python/replication_check.py` records every acknowledged write and compares per-key
-//! digests), and the primary's replies to bad replication input.
+//! Replication with real processes, every pairing of Shoal and a Debian redis-server 7.0:
+//! Shoal -> redis-server, redis-server -> Shoal and Shoal -> Shoal. Each runs
+//! `tests/python/replication_check.py`: a full sync under a writer, 10k writes of every kind,
+//! WAIT, a cut link and partial resync, then a promotion (the replica takes over, the old
+//! primary follows it with a partial resync); every acknowledged write is recorded and the
+//! per-key digests compared. Then the replies to bad replication input.
 
 use std::process::Command;
 use std::time::Duration;
 
-use shoal_e2e::cluster::TempDir;
-use shoal_e2e::process::redis_server_bin;
-use shoal_e2e::{run_with_timeout, ShoalNode};
+use shoal_e2e::{run_with_timeout, RedisRef, ShoalNode};
 
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs the check with `primary` and `replica` ports; `logs` are shown when it fails.
+fn check(primary: u16, replica: u16, label: &str, logs: impl Fn() -> String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/replication_check.py");
+    let out = run_with_timeout(
+        Command::new("python3").arg(script).arg(primary.to_string()).arg(replica.to_string()).arg(label),
+        b"",
+        SCRIPT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "replication check {label} failed (redis-py: pip install redis):\n{}\n{}\nlogs:\n{}",
+        out.stdout,
+        out.stderr,
+        logs()
+    );
+    assert!(out.stdout.contains("replication ok"), "{}", out.stdout);
+    println!("{}", out.stdout);
+}
 
 #[test]
 fn redis_server_replicates_from_a_shoal_primary() {
     let node = ShoalNode::start(&[]);
-    let dir = TempDir::new("repl");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/replication_check.py");
-    let out = run_with_timeout(
-        Command::new("python3").arg(script).arg(node.port.to_string()).arg(redis_server_bin()).arg(&dir.0),
-        b"",
-        SCRIPT_TIMEOUT,
-    );
-    let log = std::fs::read_to_string(dir.0.join("replica.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "replication check failed (redis-py: pip install redis):\n{}\n{}\nreplica log:\n{log}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(out.stdout.contains("replication ok"), "{}", out.stdout);
-    println!("{}", out.stdout);
+    let (redis, port) = RedisRef::start_tcp(&[]).expect("redis-server");
+    check(node.port, port, "shoal -> redis-server", || {
+        format!("{}\n--- redis-server ---\n{}", node.log.lines().join("\n"), redis.log.lines().join("\n"))
+    });
+}
+
+#[test]
+fn shoal_replicates_from_a_redis_server_primary() {
+    // No diskless-sync delay: the replica is told REPLICAOF while the writer runs.
+    let (redis, port) = RedisRef::start_tcp(&["--repl-diskless-sync-delay", "0"]).expect("redis-server");
+    let node = ShoalNode::start(&[]);
+    check(port, node.port, "redis-server -> shoal", || {
+        format!("{}\n--- redis-server ---\n{}", node.log.lines().join("\n"), redis.log.lines().join("\n"))
+    });
+}
+
+#[test]
+fn shoal_replicates_from_a_shoal_primary() {
+    let primary = ShoalNode::start(&[]);
+    let replica = ShoalNode::start(&[]);
+    check(primary.port, replica.port, "shoal -> shoal", || {
+        format!("{}\n--- replica ---\n{}", primary.log.lines().join("\n"), replica.log.lines().join("\n"))
+    });
 }
 
 #[test]

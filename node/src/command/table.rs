@@ -3499,6 +3499,34 @@ pub static COMMANDS: &[CommandMeta] = &[
         subcommands: &[],
     },
     CommandMeta {
+        name: "replicaof",
+        arity: 3,
+        flags: &["no_async_loading", "admin", "noscript", "stale"],
+        acl: &["admin", "slow", "dangerous"],
+        tips: &[],
+        key_specs: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "server",
+        since: "5.0.0",
+        summary: "Configures a server as replica of another, or promotes it to a primary.",
+        complexity: "O(1)",
+        args: &[
+            Arg { name: "args", kind: "oneof", token: None, optional: false, multiple: false, args: &[
+                Arg { name: "host-port", kind: "block", token: None, optional: false, multiple: false, args: &[
+                    Arg { name: "host", kind: "string", token: None, optional: false, multiple: false, args: &[] },
+                    Arg { name: "port", kind: "integer", token: None, optional: false, multiple: false, args: &[] },
+                ] },
+                Arg { name: "no-one", kind: "block", token: None, optional: false, multiple: false, args: &[
+                    Arg { name: "no", kind: "pure-token", token: Some("NO"), optional: false, multiple: false, args: &[] },
+                    Arg { name: "one", kind: "pure-token", token: Some("ONE"), optional: false, multiple: false, args: &[] },
+                ] },
+            ] },
+        ],
+        subcommands: &[],
+    },
+    CommandMeta {
         name: "reset",
         arity: 1,
         flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
@@ -4002,6 +4030,34 @@ pub static COMMANDS: &[CommandMeta] = &[
         args: &[
             Arg { name: "key", kind: "key", token: None, optional: false, multiple: false, args: &[] },
             Arg { name: "member", kind: "string", token: None, optional: false, multiple: false, args: &[] },
+        ],
+        subcommands: &[],
+    },
+    CommandMeta {
+        name: "slaveof",
+        arity: 3,
+        flags: &["no_async_loading", "admin", "noscript", "stale"],
+        acl: &["admin", "slow", "dangerous"],
+        tips: &[],
+        key_specs: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "server",
+        since: "1.0.0",
+        summary: "Sets a server as a replica of another, or promotes it to being a primary.",
+        complexity: "O(1)",
+        args: &[
+            Arg { name: "args", kind: "oneof", token: None, optional: false, multiple: false, args: &[
+                Arg { name: "host-port", kind: "block", token: None, optional: false, multiple: false, args: &[
+                    Arg { name: "host", kind: "string", token: None, optional: false, multiple: false, args: &[] },
+                    Arg { name: "port", kind: "integer", token: None, optional: false, multiple: false, args: &[] },
+                ] },
+                Arg { name: "no-one", kind: "block", token: None, optional: false, multiple: false, args: &[
+                    Arg { name: "no", kind: "pure-token", token: Some("NO"), optional: false, multiple: false, args: &[] },
+                    Arg { name: "one", kind: "pure-token", token: Some("ONE"), optional: false, multiple: false, args: &[] },
+                ] },
+            ] },
         ],
         subcommands: &[],
     },

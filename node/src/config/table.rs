@@ -118,7 +118,15 @@ pub static DIRECTIVES: &[Directive] = &[
     d("enable-protected-configs", Enum(&["no", "yes", "local"]), "no", false),
     // A byte count or a percentage of maxmemory; stored, client eviction is not implemented.
     d("maxmemory-clients", Str, "0", true),
-    d("replica-read-only", Bool, "yes", true),
+    a("replica-read-only", "slave-read-only", Bool, "yes"),
+    a("replica-serve-stale-data", "slave-serve-stale-data", Bool, "yes"),
+    a("replica-priority", "slave-priority", Int(0, MAXI), "100"),
+    a("replica-ignore-maxmemory", "slave-ignore-maxmemory", Bool, "yes"),
+    a("repl-ping-replica-period", "repl-ping-slave-period", Int(1, MAXI), "10"),
+    // `replicaof <host> <port>` at start; at run time REPLICAOF changes the role.
+    Directive { name: "replicaof", kind: Str, default: "", mutable: false, alias: Some("slaveof") },
+    d("masterauth", Str, "", true),
+    d("masteruser", Str, "", true),
     d("repl-backlog-size", Memory(16 * 1024, i64::MAX as u64), "10485760", true),
     d("repl-backlog-ttl", Int(0, i64::MAX), "3600", true),
     d("repl-timeout", Int(1, i64::MAX), "60", true),

@@ -67,6 +67,11 @@ pub struct ClientState {
     /// EXEC is running this client's queued commands: blocking commands must answer at once
     /// instead of blocking (Valkey's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
+    /// This is the connection to our primary (Valkey's `CLIENT_MASTER`): its commands apply
+    /// the replication stream, bypass the replica's checks, and get no replies.
+    pub master: bool,
+    /// This client is one of our replicas (it sent PSYNC or SYNC; Valkey's `CLIENT_SLAVE`).
+    pub replica: bool,
 }
 
 /// A transaction being queued.
@@ -125,6 +130,8 @@ impl ClientState {
             watched: Vec::new(),
             dirty_cas: false,
             deny_blocking: false,
+            master: false,
+            replica: false,
         }
     }
 }

@@ -79,8 +79,9 @@ pub fn dispatch_parsed(
                 let msg = "ERR Command not allowed inside a transaction";
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
-            } else if let Some(redirect) =
-                crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args)
+            } else if let Some(redirect) = (!clients[idx].st.master)
+                .then(|| crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args))
+                .flatten()
             {
                 match redirect.message() {
                     Some(msg) => {
@@ -91,8 +92,17 @@ pub fn dispatch_parsed(
                     // Deferred: no reply now, the executor runs the request again later.
                     None => clients[idx].st.deferred = true,
                 }
-            } else if srv.evict.maxmemory != 0 && oom_refuses(srv, clients, idx, entry, reply) {
+            } else if srv.evict.maxmemory != 0
+                && srv.master.is_none()
+                && oom_refuses(srv, clients, idx, entry, reply)
+            {
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, super::evict::OOM);
+                srv.cmd_stat(entry.id).rejected += 1;
+            } else if let Some(msg) = (srv.master.is_some() || srv.loading || srv.repl.min_replicas > 0)
+                .then(|| crate::replication::gate::refuses(srv, &clients[idx].st, entry))
+                .flatten()
+            {
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
             } else if clients[idx].st.subs.is_some()
                 && !clients[idx].st.resp3
@@ -138,7 +148,7 @@ pub fn dispatch_parsed(
                 }
                 let changes =
                     if ctx.srv.repl.active() { crate::replication::primary::changes(ctx.srv) } else { 0 };
-                let is_exec = entry.full_name == "exec";
+                let is_exec = entry.full_name == "exec" && ctx.srv.master.is_none();
                 if is_exec {
                     crate::replication::primary::exec_begin(ctx.srv);
                 }
@@ -154,7 +164,7 @@ pub fn dispatch_parsed(
                     crate::replication::primary::exec_end(srv);
                 }
                 let blocked = clients[idx].st.blocked;
-                if write && !blocked && srv.repl.active() {
+                if write && !blocked && srv.repl.active() && srv.master.is_none() {
                     let changed = crate::replication::primary::changes(srv) != changes;
                     let out = reply.buf.get(before..).unwrap_or(&[]);
                     crate::replication::primary::propagate(srv, db, entry.meta, args, out, changed);
@@ -232,6 +242,10 @@ fn finish(
     // ASKING is one-shot: it covers the next command only.
     if c.st.asking && !name.eq_ignore_ascii_case(b"asking") && !c.st.deferred {
         c.st.asking = false;
+    }
+    if c.st.master {
+        // The primary gets no replies (REPLCONF GETACK answers on its own, see `replica`).
+        reply.truncate(before);
     }
     match c.st.reply_mode {
         ReplyMode::Off => reply.truncate(before),

@@ -102,6 +102,7 @@ impl Executor {
         crate::util::tsc::calibrate();
         let threads = config.get_i64("io-threads").clamp(1, 128) as usize;
         let metrics_wake = wake.clone();
+        let repl_wake = wake.clone();
         let mut io = IoPool::new(threads - 1, wake)?;
         let force_threads = config.get_i64("events-per-io-thread") == 0;
         if force_threads {
@@ -122,6 +123,10 @@ impl Executor {
             let _ = metrics_wake.waker.wake();
         })?;
         srv.active_io_threads = io.active();
+        srv.wake = Some(Arc::new(move || {
+            let _ = repl_wake.waker.wake();
+        }));
+        crate::replication::replica::from_config(&mut srv);
         let registry = poll.registry().try_clone()?;
         let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         Ok(Executor {
@@ -186,6 +191,11 @@ impl Executor {
             let started = self.srv.now;
             self.collect_io();
             self.service_ready();
+            if self.srv.master.is_some() {
+                if let Some(attach) = crate::replication::replica::tick(&mut self.srv, &mut self.clients) {
+                    self.attach_master(attach);
+                }
+            }
             crate::replication::primary::tick(&mut self.srv, &mut self.clients);
             self.requeue_woken();
             self.queue_subscribers();
@@ -248,13 +258,14 @@ impl Executor {
         }
         let cron = self.cron_period().saturating_sub(self.last_cron.elapsed());
         // Wake up for the earliest blocked client's deadline.
-        let deadline = match (
+        let deadline = [
             self.srv.blocking.next_deadline(),
             crate::replication::primary::next_deadline(&self.srv),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+            crate::replication::replica::next_deadline(&self.srv),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match deadline {
             Some(d) => Some(cron.min(d.saturating_duration_since(Instant::now()))),
             None => Some(cron),
@@ -643,6 +654,22 @@ impl Executor {
     fn execute(&mut self, idx: usize, req: Request) -> Option<Request> {
         let Request { args, cmd, key } = req;
         self.clients[idx].st.deferred = false;
+        if self.clients[idx].st.master {
+            // The primary's stream: applied as it came, counted into the offset.
+            crate::replication::replica::before_apply(&mut self.srv);
+            super::dispatch::dispatch_parsed(
+                &mut self.srv,
+                &mut self.clients,
+                &mut self.reply,
+                idx,
+                &args,
+                cmd,
+                key,
+            );
+            crate::replication::replica::after_apply(&mut self.srv, &args);
+            self.free_args(args);
+            return None;
+        }
         super::dispatch::dispatch_parsed(
             &mut self.srv,
             &mut self.clients,
@@ -723,10 +750,49 @@ impl Executor {
         self.srv.pubsub.drop_client(&mut c.st, idx);
         self.srv.blocking.remove_client(idx);
         crate::replication::primary::on_close(&mut self.srv, idx, c.st.id);
+        crate::replication::replica::on_close(&mut self.srv, idx, c.st.id);
         crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
+    }
+
+    /// Registers the primary's socket as a client flagged `master` (see `replication::replica`),
+    /// with the stream bytes the link had already read.
+    fn attach_master(&mut self, attach: crate::replication::replica::Attach) {
+        let crate::replication::replica::Attach { socket, leftover } = attach;
+        let Ok(peer) = socket.peer_addr() else {
+            log::warn!("The primary's connection closed before it could be served");
+            crate::replication::replica::on_close(&mut self.srv, usize::MAX, 0);
+            return;
+        };
+        let mut stream = mio::net::TcpStream::from_std(socket);
+        let mut gate = self.read_gate(false);
+        // The primary's stream is trusted and unbounded (Valkey exempts it from the limits).
+        gate.qbuf_limit = usize::MAX;
+        let entry = self.clients.vacant_entry();
+        let token = entry.key();
+        if let Err(e) =
+            self.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("Registering the primary's connection: {e}");
+            return;
+        }
+        let fd = stream.as_raw_fd();
+        let mut io = Box::new(ConnIo::new(stream, peer, gate));
+        io.preload(&leftover);
+        let id = self.srv.next_client_id;
+        self.srv.next_client_id += 1;
+        let mut st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, true);
+        st.master = true;
+        entry.insert(Client::new(st, io));
+        crate::replication::replica::attached(&mut self.srv, &mut self.clients, token);
+        if let Some(c) = self.clients.get_mut(token) {
+            if !c.queued {
+                c.queued = true;
+                self.ready.push(token);
+            }
+        }
     }
 
     /// Pub/sub fan-out gave output to clients other than the one running: queue them so the

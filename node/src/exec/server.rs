@@ -102,6 +102,12 @@ pub struct Server {
     pub evict: Eviction,
     /// Replication as a primary: backlog, replicas, snapshot (see `replication::primary`).
     pub repl: crate::replication::primary::Replication,
+    /// This node's primary, while it is a replica (see `replication::replica`).
+    pub master: Option<Box<crate::replication::replica::Master>>,
+    /// A full sync is being loaded: commands without the `loading` flag answer `-LOADING`.
+    pub loading: bool,
+    /// Rouses the executor from its poll (threads that hand it work: the replication link).
+    pub wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Server {
@@ -154,6 +160,9 @@ impl Server {
             blocking: Default::default(),
             evict,
             repl: Default::default(),
+            master: None,
+            loading: false,
+            wake: None,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

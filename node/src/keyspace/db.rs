@@ -44,6 +44,22 @@ pub struct Db {
     /// WATCHed keys of this database and which of them changed (see `watch.rs`). Every
     /// mutation below marks its key here.
     pub watch: WatchSet,
+    /// What a passed TTL means here: deletion on a primary; on a replica the key only looks
+    /// absent (its primary sends the DEL) or, for the primary's own stream, still exists.
+    pub expiry: Expiry,
+}
+
+/// How a database treats keys whose TTL has passed (Valkey's `expireIfNeeded` by role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// A primary: expired keys are deleted when met and by the active cycle.
+    #[default]
+    Delete,
+    /// A replica serving its clients: expired keys look absent but stay until the primary's
+    /// DEL arrives, so the replica never diverges from its primary.
+    Hide,
+    /// A replica applying its primary's stream: keys exist until the primary deletes them.
+    Keep,
 }
 
 std::thread_local! {
@@ -116,7 +132,14 @@ impl Db {
             repl_log: None,
             lfu: None,
             watch: WatchSet::default(),
+            expiry: Expiry::Delete,
         }
+    }
+
+    /// Whether `node` counts as expired under this database's [`Expiry`].
+    #[inline]
+    fn gone(&self, node: &Node, now_ms: i64) -> bool {
+        self.expiry != Expiry::Keep && is_expired(node, now_ms)
     }
 
     /// Starts or stops recording the names of expired keys (see `expired_log`).
@@ -212,7 +235,10 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now_ms: i64, clock: u32, touch: bool) -> Option<EntryMut<'_>> {
         let (t, h) = self.locate(key);
         let pos = self.tables[t].find(key, h)?;
-        if is_expired(self.node(t, pos), now_ms) {
+        if self.gone(self.node(t, pos), now_ms) {
+            if self.expiry == Expiry::Hide {
+                return None;
+            }
             let node = self.remove_at(t, pos, h);
             self.note_expired(node.key());
             drop(node);
@@ -382,6 +408,7 @@ impl Db {
         fresh.log_expired(self.expired_log.is_some());
         fresh.log_for_replication(self.repl_log.is_some());
         fresh.lfu = self.lfu;
+        fresh.expiry = self.expiry;
         let mut watch = std::mem::take(&mut self.watch);
         let existing: Vec<Box<[u8]>> = watch.keys().filter(|k| self.exists_raw(k)).map(Box::from).collect();
         for k in existing {
@@ -407,7 +434,7 @@ impl Db {
     /// `keyIsExpired`).
     pub fn is_expired_key(&self, key: &[u8], now_ms: i64) -> bool {
         let (t, h) = self.locate(key);
-        self.tables[t].find(key, h).is_some_and(|pos| is_expired(self.node(t, pos), now_ms))
+        self.tables[t].find(key, h).is_some_and(|pos| self.gone(self.node(t, pos), now_ms))
     }
 
     /// Picks a table with probability proportional to its size (for one table: that one).
@@ -432,12 +459,19 @@ impl Db {
 
     /// A random live key (expired ones met on the way are removed), as RANDOMKEY.
     pub fn random_key(&mut self, now_ms: i64) -> Option<Bytes> {
+        let mut tries = 0;
         loop {
             let t = self.random_table(false)?;
             let pos = self.tables[t].random()?;
             let node = self.node(t, pos);
-            if !is_expired(node, now_ms) {
+            tries += 1;
+            // A replica cannot delete: after 100 expired picks it answers one of them, as
+            // Valkey does when every key may be logically expired.
+            if !self.gone(node, now_ms) || (self.expiry != Expiry::Delete && tries > 100) {
                 return Some(Bytes::copy_from_slice(node.key()));
+            }
+            if self.expiry != Expiry::Delete {
+                continue;
             }
             // Every round either answers or deletes a key, so this ends.
             let h = hash_key(node.key());
@@ -456,12 +490,15 @@ impl Db {
             return 0;
         }
         let mut expired = Vec::new();
+        let (mode, delete) = (self.expiry, self.expiry == Expiry::Delete);
         let next = self.tables[t].scan(from, count, |p| {
             // SAFETY: the callback receives live pointers and the table is not mutated
             // during the scan.
             let node = unsafe { node_ref(&p) };
-            if is_expired(node, now_ms) {
-                expired.push(Bytes::copy_from_slice(node.key()));
+            if mode != Expiry::Keep && is_expired(node, now_ms) {
+                if delete {
+                    expired.push(Bytes::copy_from_slice(node.key()));
+                }
             } else {
                 f(node.key(), node);
             }
@@ -491,7 +528,7 @@ impl Db {
             t.iter_slots().filter_map(move |p| {
                 // SAFETY: live pointers of a table borrowed immutably for the iteration.
                 let node = unsafe { node_ref(p) };
-                (!is_expired(node, now_ms)).then(|| (node.key(), node))
+                (!self.gone(node, now_ms)).then(|| (node.key(), node))
             })
         })
     }
@@ -500,6 +537,10 @@ impl Db {
     /// `activeExpireCycle` inner step).
     pub fn expire_sample(&mut self, n: usize, now_ms: i64) -> ExpireRound {
         let mut round = ExpireRound::default();
+        if self.expiry != Expiry::Delete {
+            // Replicas leave expiry to their primary.
+            return round;
+        }
         for _ in 0..n {
             let Some(t) = self.random_table(true) else { break };
             let Some(vpos) = self.volatile[t].random() else { break };
@@ -581,7 +622,7 @@ impl Db {
                 .filter_map(|p| {
                     // SAFETY: live pointers of a table borrowed immutably.
                     let node = unsafe { node_ref(p) };
-                    (!is_expired(node, now_ms)).then(|| Bytes::copy_from_slice(node.key()))
+                    (!self.gone(node, now_ms)).then(|| Bytes::copy_from_slice(node.key()))
                 })
                 .take(count)
                 .collect();

@@ -11,6 +11,6 @@ pub mod types;
 pub mod value;
 pub mod watch;
 
-pub use db::{Db, EntryMut, KeyHint};
+pub use db::{Db, EntryMut, Expiry, KeyHint};
 pub use node::{Node, ValueRef};
 pub use value::Value;

@@ -206,6 +206,14 @@ impl ConnIo {
         }
     }
 
+    /// Takes bytes that were read from the socket before this connection existed (a
+    /// replica's link read past the end of its primary's payload) and parses them.
+    pub fn preload(&mut self, data: &[u8]) {
+        self.rbuf.extend_from_slice(data);
+        self.bytes_read += data.len() as u64;
+        self.parse();
+    }
+
     /// Parses buffered bytes into requests (also used after the gate changes, e.g. AUTH).
     pub fn parse(&mut self) {
         while self.proto_error.is_none() && self.parsed.len() < MAX_PARSED {

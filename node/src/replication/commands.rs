@@ -1,4 +1,4 @@
-//! The replication commands a primary answers: REPLCONF, PSYNC, SYNC, ROLE, WAIT, and the
+//! The replication commands: REPLICAOF (SLAVEOF), REPLCONF, PSYNC, SYNC, ROLE, WAIT, and the
 //! INFO replication section, with Valkey 8's replies and errors.
 
 use std::fmt::Write as _;
@@ -15,6 +15,7 @@ pub fn handler(name: &str) -> Option<crate::command::Handler> {
         "sync" => sync,
         "role" => role,
         "wait" => wait,
+        "replicaof" | "slaveof" => replicaof,
         _ => return None,
     })
 }
@@ -51,7 +52,9 @@ fn replconf(ctx: &mut Ctx, args: &[Bytes]) {
                 return;
             }
             b"getack" => {
-                // Only a replica's primary link asks this; a primary ignores it.
+                // Only a replica's primary asks this (a primary ignores it): the answer is an
+                // ACK with the offset before this command.
+                super::replica::getack(ctx.srv, ctx.clients, me);
                 ctx.client().reply_mode = crate::exec::client::ReplyMode::Skip;
                 return;
             }
@@ -85,11 +88,60 @@ fn start_sync(ctx: &mut Ctx, replid: &[u8], offset: Option<i64>) {
     if ctx.client().multi.is_some() {
         return ctx.out.err("Command not allowed inside a transaction");
     }
+    if ctx.srv.master.as_ref().is_some_and(|m| m.state != super::replica::LinkState::Connected) {
+        // A replica serves sub-replicas only the history it has fully received.
+        return ctx.out.error("NOMASTERLINK Can't SYNC while not connected with my master");
+    }
+    if ctx.srv.loading {
+        return ctx.out.error(super::gate::LOADING);
+    }
     primary::psync(ctx.srv, ctx.clients, me, replid, offset, ctx.out);
 }
 
-/// ROLE on a primary: offset and each replica's ip, port and acknowledged offset.
+/// REPLICAOF host port | NO ONE
+fn replicaof(ctx: &mut Ctx, args: &[Bytes]) {
+    if ctx.srv.cluster.is_some() {
+        return ctx.out.err("REPLICAOF not allowed in cluster mode.");
+    }
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        if ctx.srv.master.is_some() {
+            super::replica::unset_primary(ctx.srv, ctx.clients);
+            let who = ctx.client().addr.clone();
+            log::info!("PRIMARY MODE enabled (user request from '{who}')");
+        }
+        return ctx.out.ok();
+    }
+    if ctx.client().replica {
+        return ctx.out.err("Command is not valid when client is a replica.");
+    }
+    let port = crate::util::parse_i64(&args[2]).filter(|p| (0..=65535).contains(p));
+    let Some(port) = port else {
+        return ctx.out.err("Invalid master port");
+    };
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    if ctx.srv.master.as_ref().is_some_and(|m| m.host.eq_ignore_ascii_case(&host) && m.port == port as u16) {
+        log::info!("REPLICAOF would result into synchronization with the primary we are already connected with. No operation performed.");
+        return ctx.out.simple("OK Already connected to specified master");
+    }
+    super::replica::set_primary(ctx.srv, ctx.clients, &host, port as u16);
+    let who = ctx.client().addr.clone();
+    log::info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
+    ctx.out.ok();
+}
+
+/// ROLE: a primary's offset and replicas, or a replica's primary, link state and offset.
 fn role(ctx: &mut Ctx, _args: &[Bytes]) {
+    if let Some(m) = ctx.srv.master.as_ref() {
+        let offset = if m.client.is_some() { ctx.srv.repl.offset_now() as i64 } else { -1 };
+        let (host, port, state) = (m.host.clone(), m.port, m.role_state());
+        ctx.out.array(5);
+        ctx.out.bulk(b"slave");
+        ctx.out.bulk(host.as_bytes());
+        ctx.out.int(port as i64);
+        ctx.out.bulk(state.as_bytes());
+        ctx.out.int(offset);
+        return;
+    }
     let repl = &ctx.srv.repl;
     let online: Vec<(String, u16, u64)> = repl
         .replicas
@@ -97,7 +149,7 @@ fn role(ctx: &mut Ctx, _args: &[Bytes]) {
         .filter(|r| r.state == LinkState::Online)
         .map(|r| (ip_of(&r.addr), r.listening_port, r.ack))
         .collect();
-    let offset = repl.offset;
+    let offset = repl.offset_now();
     ctx.out.array(3);
     ctx.out.bulk(b"master");
     ctx.out.int(offset as i64);
@@ -118,6 +170,9 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
     };
     if timeout < 0 {
         return ctx.out.err("timeout is negative");
+    }
+    if ctx.srv.master.is_some() {
+        return ctx.out.err("WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
     }
     let blocking_denied = ctx.client().deny_blocking;
     let me = ctx.me;
@@ -144,7 +199,11 @@ fn ip_of(addr: &str) -> String {
 pub fn info(ctx: &mut Ctx, out: &mut String) {
     let repl = &ctx.srv.repl;
     let now = ctx.srv.now;
-    let _ = write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", repl.replicas.len());
+    match ctx.srv.master.as_ref() {
+        None => out.push_str("# Replication\r\nrole:master\r\n"),
+        Some(m) => replica_info(ctx.srv, m, out),
+    }
+    let _ = write!(out, "connected_slaves:{}\r\n", repl.replicas.len());
     for (i, r) in repl.replicas.iter().enumerate() {
         let state = match r.state {
             LinkState::Syncing => "wait_bgsave",
@@ -170,6 +229,53 @@ pub fn info(ctx: &mut Ctx, out: &mut String) {
          master_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\n\
          repl_backlog_active:{active}\r\nrepl_backlog_size:{size}\r\n\
          repl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{hist}\r\n",
-        repl.replid, repl.replid2, repl.offset, repl.second_offset
+        repl.replid,
+        repl.replid2,
+        repl.offset_now(),
+        repl.second_offset
+    );
+}
+
+/// INFO replication's replica fields (Valkey's names, `slave_*` included).
+fn replica_info(srv: &crate::exec::Server, m: &super::replica::Master, out: &mut String) {
+    use super::replica::LinkState;
+    let now = srv.now;
+    let up = m.state == LinkState::Connected;
+    let _ = write!(
+        out,
+        "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
+         master_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n",
+        m.host,
+        m.port,
+        if up { "up" } else { "down" },
+        if up { now.saturating_duration_since(m.last_io).as_secs() as i64 } else { -1 },
+        u8::from(m.syncing()),
+    );
+    if m.syncing() {
+        let (read, total) = m.transfer();
+        let _ = write!(
+            out,
+            "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:{}\r\n\
+             master_sync_perc:{:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+            if total == 0 { -1 } else { total as i64 },
+            if total == 0 { -1 } else { total.saturating_sub(read) as i64 },
+            if total == 0 { 0.0 } else { read as f64 * 100.0 / total as f64 },
+            now.saturating_duration_since(m.last_io).as_secs(),
+        );
+    }
+    if let Some(since) = m.down_since {
+        let _ = write!(
+            out,
+            "master_link_down_since_seconds:{}\r\n",
+            now.saturating_duration_since(since).as_secs()
+        );
+    }
+    let off = srv.repl.offset_now();
+    let _ = write!(
+        out,
+        "slave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\nreplica_full_sync_buffer_size:0\r\n\
+         replica_full_sync_buffer_peak:0\r\nslave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
+        srv.config.get_i64("replica-priority"),
+        u8::from(srv.config.get_bool("replica-read-only")),
     );
 }

@@ -109,6 +109,11 @@ pub struct Replication {
     waiters: Vec<(usize, u64, u64, usize, Option<Instant>)>,
     /// What replicas said in REPLCONF before PSYNC, by client id: listening port, `capa eof`.
     pub handshakes: std::collections::HashMap<u64, (u16, bool)>,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` as of the last cron, and the
+    /// replicas online whose last ACK is within that lag (Valkey's `repl_good_slaves_count`).
+    pub min_replicas: usize,
+    pub min_replicas_lag: u64,
+    pub good_replicas: usize,
     pub full_syncs: u64,
     pub partial_ok: u64,
     pub partial_err: u64,
@@ -135,6 +140,9 @@ impl Default for Replication {
             exec_open: None,
             waiters: Vec::new(),
             handshakes: Default::default(),
+            min_replicas: 0,
+            min_replicas_lag: 10,
+            good_replicas: 0,
             full_syncs: 0,
             partial_ok: 0,
             partial_err: 0,
@@ -170,6 +178,40 @@ impl Replication {
     /// Replicas online whose acknowledged offset is at least `offset`.
     pub fn acked(&self, offset: u64) -> usize {
         self.replicas.iter().filter(|r| r.state == LinkState::Online && r.ack >= offset).count()
+    }
+
+    /// The offset including stream bytes not yet moved to the backlog.
+    pub fn offset_now(&self) -> u64 {
+        self.offset + self.out.len() as u64
+    }
+
+    /// The next command fed starts with a SELECT (a new history, or a primary's stream
+    /// that this node only passed on).
+    pub fn stream_db_reset(&mut self) {
+        self.stream_db = None;
+    }
+
+    /// A new replication id; the old one stays valid up to the current offset (`replid2`),
+    /// for replicas that followed the same history (PSYNC2).
+    pub fn shift_replid(&mut self, new: String) {
+        self.replid2 = std::mem::replace(&mut self.replid, new);
+        self.second_offset = self.offset_now() as i64 + 1;
+    }
+
+    /// Moves stream bytes not yet sent into the backlog and the offset, sending them nowhere
+    /// (the node is becoming a replica and its own replicas are being dropped).
+    pub fn settle(&mut self) {
+        let data = std::mem::take(&mut self.out);
+        self.offset += data.len() as u64;
+        if let Some(b) = self.backlog.as_mut() {
+            b.append(&data);
+        }
+    }
+
+    /// A replica passes its primary's commands on as they came (no SELECT of its own: the
+    /// primary's are in the stream).
+    pub fn feed_raw(&mut self, args: &[&[u8]]) {
+        encode(&mut self.out, args);
     }
 
     /// Appends a command to the stream (RESP array), preceded by SELECT when needed.
@@ -295,6 +337,10 @@ pub fn psync(
         Some(c) => (c.st.id, c.st.addr.clone()),
         None => return,
     };
+    // Stream bytes of commands that already ran are not this replica's: they reach the
+    // backlog and the other replicas first, and the offset announced below is after them.
+    feed_replicas(srv, clients);
+    clients[idx].st.replica = true;
     let repl = &mut srv.repl;
     let (port, capa_eof) = repl.handshakes.remove(&id).unwrap_or((0, false));
     let cap = srv.config.get_i64("repl-backlog-size").max(16 * 1024) as usize;
@@ -320,7 +366,7 @@ pub fn psync(
     // offset the backlog still holds.
     if let Some(off) = offset.filter(|&o| o > 0).map(|o| o as u64) {
         let ours = replid == repl.replid.as_bytes()
-            || (replid == repl.replid2.as_bytes() && off as i64 <= repl.second_offset + 1);
+            || (replid == repl.replid2.as_bytes() && off as i64 <= repl.second_offset);
         let data = repl.backlog.as_ref().and_then(|b| b.since(off));
         if let (true, Some(data)) = (ours, data) {
             let line = format!("+CONTINUE {}\r\n", repl.replid);
@@ -397,7 +443,10 @@ pub fn tick(srv: &mut Server, clients: &mut Slab<Client>) {
     if srv.repl.snapshot.is_some() {
         snapshot_step(srv, clients);
     }
-    if srv.now.duration_since(srv.repl.last_ping) >= Duration::from_secs(10) && !srv.repl.replicas.is_empty()
+    // A replica passes its primary's PINGs on instead of sending its own.
+    if srv.now.duration_since(srv.repl.last_ping) >= Duration::from_secs(10)
+        && !srv.repl.replicas.is_empty()
+        && srv.master.is_none()
     {
         srv.repl.last_ping = srv.now;
         let mut ping = Vec::new();
@@ -410,8 +459,26 @@ pub fn tick(srv: &mut Server, clients: &mut Slab<Client>) {
     }
 }
 
+/// From the cron: the `min-replicas-*` settings and how many replicas are good now.
+pub fn refresh_good(srv: &mut Server) {
+    let repl = &mut srv.repl;
+    repl.min_replicas = srv.config.get_i64("min-replicas-to-write").max(0) as usize;
+    repl.min_replicas_lag = srv.config.get_i64("min-replicas-max-lag").max(0) as u64;
+    let now = srv.now;
+    let lag = Duration::from_secs(repl.min_replicas_lag);
+    repl.good_replicas = repl
+        .replicas
+        .iter()
+        .filter(|r| r.state == LinkState::Online && now.saturating_duration_since(r.ack_at) <= lag)
+        .count();
+}
+
 /// Keys the databases expired since last time become `DEL`s in the stream.
 pub fn drain_expired(srv: &mut Server) {
+    if srv.master.is_some() {
+        // A replica passes on its primary's DELs; it expires nothing itself.
+        return;
+    }
     for db in 0..srv.dbs.len() {
         let keys = match srv.dbs[db].repl_log.as_mut() {
             Some(log) if !log.is_empty() => std::mem::take(log),

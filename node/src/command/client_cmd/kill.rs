@@ -32,12 +32,13 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
     let mut killed = 0;
     let mut kill_me = false;
     for (i, c) in ctx.clients.iter_mut() {
+        let ty = ClientType::of(c);
         let st = &mut c.st;
         // Already killed by an earlier command: Valkey would have freed it.
         if st.close_asap
             || f.addr.is_some_and(|a| a != st.addr.as_bytes())
             || f.laddr.is_some_and(|a| a != st.laddr.as_bytes())
-            || f.ty.is_some_and(|t| t != ClientType::Normal)
+            || f.ty.is_some_and(|t| t != ty)
             || f.id.is_some_and(|id| id != st.id)
             || (i == me && f.skipme)
             || f.max_age.is_some_and(|m| now.saturating_duration_since(st.created).as_secs() < m)

@@ -40,9 +40,14 @@ impl ClientType {
     }
 
     /// The type of a connected client: `pubsub` while it has subscriptions (Valkey's
-    /// `getClientType`, whatever the protocol), otherwise `normal` (no replication yet).
+    /// `getClientType`, whatever the protocol), `master`/`replica` for replication links,
+    /// otherwise `normal`.
     pub fn of(c: &Client) -> ClientType {
-        if c.st.subs.is_some() {
+        if c.st.master {
+            ClientType::Primary
+        } else if c.st.replica {
+            ClientType::Replica
+        } else if c.st.subs.is_some() {
             ClientType::PubSub
         } else {
             ClientType::Normal
@@ -59,6 +64,12 @@ impl ClientType {
 pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Option<&[Bytes]>) {
     let st = &c.st;
     let mut flags = String::with_capacity(4);
+    if st.master {
+        flags.push('M');
+    }
+    if st.replica {
+        flags.push('S');
+    }
     if st.subs.is_some() {
         flags.push('P');
     }

@@ -28,7 +28,9 @@ fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: LazyFree) {
         let Some(entry) = db.remove(key) else {
             continue;
         };
-        let expired = entry.expire_at().is_some_and(|at| now > at);
+        // A replica applying its primary's DEL: the key was live there, whatever our clock.
+        let expired =
+            db.expiry != crate::keyspace::Expiry::Keep && entry.expire_at().is_some_and(|at| now > at);
         if expired {
             db.note_expired(key);
         } else {

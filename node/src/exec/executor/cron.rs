@@ -77,6 +77,7 @@ impl Executor {
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
+        crate::replication::primary::refresh_good(&mut self.srv);
         if self.srv.notify_flags != 0 {
             crate::exec::notify::flush_expired(&mut self.srv, &mut self.clients, None);
         }
@@ -132,6 +133,8 @@ impl Executor {
             .filter(|(_, c)| c.io.is_some() && c.st.last_interaction.elapsed() > limit)
             // Subscribers wait for messages, not commands: Valkey never times them out.
             .filter(|(_, c)| c.st.subs.is_none())
+            // Nor replication links (they have `repl-timeout`), nor blocked clients.
+            .filter(|(_, c)| !c.st.master && !c.st.replica && !c.st.blocked)
             .map(|(i, _)| i)
             .collect();
         for idx in idle {
