@@ -11,8 +11,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 
 use super::model::{
-    MigrationJob, MigrationOperation, MigrationState, NodeAddr, NodeId, NodeMetrics, Role, ShardId,
-    SlotRange, Topology, TopologyNode, TopologyShard,
+    FailoverKind, MigrationJob, MigrationOperation, MigrationState, NodeAddr, NodeId, NodeMetrics,
+    ReplicationInfo, Role, ShardId, SlotRange, Topology, TopologyNode, TopologyShard,
 };
 
 /// A failed exchange with a node.
@@ -104,14 +104,36 @@ impl NodeClient {
 
     /// `INFO everything`, plus `CONFIG GET io-threads`, as metrics.
     pub async fn metrics(&mut self) -> Result<NodeMetrics> {
+        self.metrics_and_replication().await.map(|(m, _)| m)
+    }
+
+    /// `INFO replication`.
+    pub async fn replication(&mut self) -> Result<ReplicationInfo> {
+        let v = self.call(&["INFO", "replication"]).await?;
+        Ok(replication_from_info(&parse_info(&text(&v).unwrap_or_default())))
+    }
+
+    /// `CLIENT PAUSE <ms> WRITE`: clients' write commands wait, reads go on.
+    pub async fn pause_writes(&mut self, ms: u64) -> Result<()> {
+        self.call(&["CLIENT", "PAUSE", &ms.to_string(), "WRITE"]).await.map(|_| ())
+    }
+
+    /// `CLIENT UNPAUSE`.
+    pub async fn unpause(&mut self) -> Result<()> {
+        self.call(&["CLIENT", "UNPAUSE"]).await.map(|_| ())
+    }
+
+    /// One `INFO everything` read as metrics (plus `CONFIG GET io-threads`) and replication.
+    pub async fn metrics_and_replication(&mut self) -> Result<(NodeMetrics, ReplicationInfo)> {
         let v = self.call(&["INFO", "everything"]).await?;
         let info = parse_info(&text(&v).unwrap_or_default());
+        let repl = replication_from_info(&info);
         let mut m = metrics_from_info(&info);
         let v = self.call(&["CONFIG", "GET", "io-threads"]).await?;
         let pairs = pairs(&v);
         m.io_threads =
             pairs.iter().find(|(k, _)| k == "io-threads").and_then(|(_, v)| v.parse().ok()).unwrap_or(1);
-        Ok(m)
+        Ok((m, repl))
     }
 
     /// The topology the node holds, rebuilt from `CLUSTER SHARDS`. Shard ids are not part of
@@ -237,6 +259,25 @@ pub fn metrics_from_info(info: &HashMap<String, String>) -> NodeMetrics {
     }
 }
 
+/// Replication state from parsed `INFO replication` fields (absent fields: defaults).
+pub fn replication_from_info(info: &HashMap<String, String>) -> ReplicationInfo {
+    let num = |k: &str| info.get(k).and_then(|v| v.parse::<u64>().ok());
+    ReplicationInfo {
+        role: match info.get("role").map(String::as_str) {
+            Some("master") => Some(Role::Primary),
+            Some("slave") | Some("replica") => Some(Role::Replica),
+            _ => None,
+        },
+        master_repl_offset: num("master_repl_offset").unwrap_or(0),
+        replica_offset: num("slave_repl_offset"),
+        link_up: info.get("master_link_status").is_some_and(|v| v == "up"),
+        sync_in_progress: num("master_sync_in_progress") == Some(1),
+        connected_replicas: num("connected_slaves").unwrap_or(0) as u32,
+        fenced: num("shoal_fenced") == Some(1),
+        failover_requested: info.get("shoal_failover_requested").and_then(|v| FailoverKind::parse(v)),
+    }
+}
+
 /// `"0-10 20 30-39"` (or `"0-10,20"`) as ranges.
 pub fn parse_slot_ranges(s: &str) -> Option<Vec<SlotRange>> {
     s.split([' ', ','])
@@ -346,6 +387,23 @@ mod tests {
         assert_eq!(m.keys, 7);
         assert_eq!(m.memory_ratio(), Some(0.25));
         assert_eq!(m.ops_per_sec, 12);
+    }
+
+    #[test]
+    fn replication_fields() {
+        let r = replication_from_info(&parse_info(
+            "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n\
+             slave_repl_offset:420\r\nmaster_repl_offset:420\r\nshoal_failover_requested:force\r\n",
+        ));
+        assert_eq!(r.role, Some(Role::Replica));
+        assert!(r.link_up && !r.sync_in_progress && !r.fenced);
+        assert_eq!((r.offset(), r.failover_requested), (420, Some(FailoverKind::Force)));
+        let p = replication_from_info(&parse_info(
+            "role:master\r\nconnected_slaves:1\r\nmaster_repl_offset:9\r\nshoal_fenced:1\r\n\
+             shoal_failover_requested:\r\n",
+        ));
+        assert_eq!((p.role, p.offset(), p.connected_replicas), (Some(Role::Primary), 9, 1));
+        assert!(p.fenced && p.failover_requested.is_none());
     }
 
     #[test]

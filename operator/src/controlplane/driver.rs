@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backoff::{BackoffPolicy, Backoffs, StuckAction};
+use super::failover::{self, FailoverError, FailoverRecord, PlannedOptions};
 use super::membership::{self, Change};
 use super::model::{
     MigrationJob, MigrationState, NodeAddr, NodeId, ObservedState, Role, ShardId, SlotRange, Topology,
@@ -74,12 +75,48 @@ pub struct StepReport {
     /// Actions that keep failing.
     #[serde(default)]
     pub stuck: Vec<StuckAction>,
+    /// Promotions made by this step.
+    #[serde(default)]
+    pub failovers: Vec<FailoverRecord>,
 }
 
 impl StepReport {
     /// True when the observed topology names shard `id`.
     pub fn in_topology(&self, id: &ShardId) -> bool {
         self.observed.topology.as_ref().is_some_and(|t| t.shard(id).is_some())
+    }
+
+    /// Every answering replica's lag behind its primary.
+    pub fn replica_lags(&self) -> Vec<failover::ReplicaLag> {
+        self.observed
+            .topology
+            .as_ref()
+            .map_or_else(Vec::new, |t| failover::replica_lags(t, &self.observed.nodes))
+    }
+}
+
+/// Failovers since the control plane started (soft state: a restarted control plane counts
+/// from zero, as a restarted Prometheus counter does).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverLog {
+    pub total: u64,
+    /// The most recent ones, newest last (at most 32).
+    pub recent: Vec<FailoverRecord>,
+}
+
+impl FailoverLog {
+    fn record(&mut self, r: FailoverRecord) {
+        self.total += 1;
+        self.recent.push(r);
+        if self.recent.len() > 32 {
+            self.recent.remove(0);
+        }
+    }
+
+    /// The time to recover of the newest failover.
+    pub fn last_recovery(&self) -> Option<Duration> {
+        self.recent.last().map(|r| r.recovered_in)
     }
 }
 
@@ -102,6 +139,12 @@ pub struct Driver {
     seen_jobs: HashSet<String>,
     down_since: HashMap<NodeId, Instant>,
     fail_after: Duration,
+    failovers: FailoverLog,
+    planned: PlannedOptions,
+    /// Promotions decided this step, recorded once their push reached the new primary.
+    pending_failovers: Vec<FailoverRecord>,
+    /// Promotions made this step (moved into the report).
+    step_failovers: Vec<FailoverRecord>,
 }
 
 /// The backoff key of migrations out of shard `src`.
@@ -118,7 +161,27 @@ impl Driver {
             seen_jobs: HashSet::new(),
             down_since: HashMap::new(),
             fail_after: DEFAULT_FAIL_AFTER,
+            failovers: FailoverLog::default(),
+            planned: PlannedOptions::default(),
+            pending_failovers: Vec::new(),
+            step_failovers: Vec::new(),
         }
+    }
+
+    /// Replaces the bounds of planned failovers.
+    pub fn with_planned(mut self, p: PlannedOptions) -> Driver {
+        self.planned = p;
+        self
+    }
+
+    /// The bounds of planned failovers (tests set `abandon_at`).
+    pub fn planned_options_mut(&mut self) -> &mut PlannedOptions {
+        &mut self.planned
+    }
+
+    /// Failovers this control plane made.
+    pub fn failovers(&self) -> &FailoverLog {
+        &self.failovers
     }
 
     /// Sets the failure-detection window (how long a node may be silent before `fail`).
@@ -142,6 +205,30 @@ impl Driver {
     /// The password the nodes require (`requirepass`), if any.
     pub fn set_password(&mut self, password: Option<String>) {
         self.pool.set_password(password);
+    }
+
+    /// Planned failover of `shard` to the replica `to` (default: the replica with the highest
+    /// offset), from the last observation `obs`: writes paused on the primary, the replica
+    /// caught up exactly, the topology pushed at `obs.max_epoch() + 1`, the primary unpaused.
+    /// Nothing changes when it fails (see [`failover::Planned`] for the unknown-outcome cases).
+    pub async fn planned_failover(
+        &mut self,
+        obs: &ObservedState,
+        shard: &ShardId,
+        to: Option<&NodeId>,
+    ) -> Result<FailoverRecord, FailoverError> {
+        let r = super::failover_run::planned(&mut self.pool, obs, shard, to, false, &self.planned).await;
+        if let Ok(rec) = &r {
+            tracing::info!(
+                shard = %short(&shard.0),
+                new = %short(&rec.new_primary.0),
+                epoch = rec.epoch,
+                paused_ms = rec.recovered_in.as_millis() as u64,
+                "planned failover done"
+            );
+            self.failovers.record(rec.clone());
+        }
+        r
     }
 
     /// Sets `io-threads` on the node at `addr`.
@@ -240,13 +327,56 @@ impl Driver {
         let down_for: HashMap<NodeId, Duration> =
             self.down_since.iter().map(|(id, t)| (id.clone(), now.duration_since(*t))).collect();
         let members = membership::reconcile(&mut topo, desired, &obs.nodes, &down_for, self.fail_after);
+        // Newcomers (no data) that took a primary's entry: a replica is promoted over them.
+        let mut replaced: HashMap<NodeId, Instant> = HashMap::new();
         for c in &members {
             tracing::warn!("{c}");
-            if let Change::Replaced { old, .. } = c {
-                self.down_since.remove(old);
+            if let Change::Replaced { old, new, shard, .. } = c {
+                let was_primary = topo.shard(shard).and_then(|s| s.primary()).is_some_and(|p| &p.id == new);
+                let since = self.down_since.remove(old).unwrap_or(now);
+                if was_primary {
+                    replaced.insert(new.clone(), since);
+                }
             }
             changed.push(c.to_string());
         }
+        for line in membership::join_replicas(&mut topo, desired, &obs.nodes) {
+            tracing::info!("{line}");
+            changed.push(line);
+        }
+
+        // Promotions: failed, fenced or replaced primaries, FORCE/TAKEOVER requests.
+        let replaced_ids: HashSet<NodeId> = replaced.keys().cloned().collect();
+        let mut first: Vec<NodeId> = Vec::new();
+        let mut promoted: Vec<FailoverRecord> = Vec::new();
+        for d in failover::automatic(&topo, &obs.nodes, &replaced_ids) {
+            if failover::promote(&mut topo, &d.shard, &d.new).is_err() {
+                continue;
+            }
+            let since = replaced.get(&d.old).or_else(|| self.down_since.get(&d.old)).copied().unwrap_or(now);
+            let what = format!(
+                "failover of shard {}: {} promoted over {} ({}, offset {})",
+                short(&d.shard.0),
+                short(&d.new.0),
+                short(&d.old.0),
+                d.cause,
+                d.offset
+            );
+            tracing::warn!("{what}");
+            changed.push(what);
+            first.push(d.new.clone());
+            promoted.push(FailoverRecord {
+                shard: d.shard,
+                old_primary: d.old,
+                new_primary: d.new,
+                cause: d.cause,
+                epoch: epoch + 1,
+                offset: d.offset,
+                recovered_in: now.duration_since(since),
+            });
+        }
+        self.pending_failovers = promoted;
+        self.step_failovers.clear();
         let unserved = membership::unserved_slots(&topo, &obs.nodes);
 
         // 2. Wait while migrations run.
@@ -258,7 +388,7 @@ impl Driver {
         let slots_to_move = p.moved_slots() + running_slots;
         if !running.is_empty() {
             if !changed.is_empty() {
-                self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
+                self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed, &first).await;
             }
             actions.push(format!("{} migration(s) running", running.len()));
             return Ok(self.report(
@@ -315,7 +445,7 @@ impl Driver {
             }
         }
         if !changed.is_empty() {
-            self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed).await;
+            self.push(&mut topo, epoch + 1, &obs, &mut actions, &changed, &first).await;
             return Ok(self.report(
                 Phase::Progressing,
                 actions,
@@ -361,6 +491,49 @@ impl Driver {
             log_actions(&actions);
             let phase = if tried > 0 { Phase::Progressing } else { Phase::Waiting };
             return Ok(self.report(phase, actions, obs, running, slots_to_move, unserved, members));
+        }
+
+        // 4b. Planned `CLUSTER FAILOVER` requests, one per step.
+        if let Some((shard, to)) = failover::planned_requests(&topo, &obs.nodes).into_iter().next() {
+            let key = format!("planned failover of shard {}", short(&shard.0));
+            if self.backoff.ready(&key, now) {
+                let r = super::failover_run::planned(
+                    &mut self.pool,
+                    &obs,
+                    &shard,
+                    Some(&to),
+                    true,
+                    &self.planned,
+                )
+                .await;
+                match r {
+                    Ok(rec) => {
+                        self.backoff.succeeded(&key);
+                        actions.push(format!(
+                            "CLUSTER FAILOVER: {} promoted in shard {} (writes paused {} ms)",
+                            short(&to.0),
+                            short(&shard.0),
+                            rec.recovered_in.as_millis()
+                        ));
+                        self.failovers.record(rec.clone());
+                        self.step_failovers.push(rec);
+                    }
+                    Err(e) => {
+                        let d = self.backoff.failed(&key, e.to_string(), now);
+                        actions.push(format!("{key}: {e} (retry in {:.1}s)", d.as_secs_f64()));
+                    }
+                }
+                log_actions(&actions);
+                return Ok(self.report(
+                    Phase::Progressing,
+                    actions,
+                    obs,
+                    running,
+                    slots_to_move,
+                    unserved,
+                    members,
+                ));
+            }
         }
 
         // 5. Start migrations.
@@ -435,7 +608,7 @@ impl Driver {
             topo.shards.retain(|s| !empty.contains(&s.id));
             let what: Vec<String> =
                 empty.iter().map(|id| format!("remove drained shard {}", short(&id.0))).collect();
-            self.push(&mut topo, epoch + 1, &obs, &mut actions, &what).await;
+            self.push(&mut topo, epoch + 1, &obs, &mut actions, &what, &first).await;
             return Ok(self.report(
                 Phase::Progressing,
                 actions,
@@ -457,7 +630,7 @@ impl Driver {
 
     #[allow(clippy::too_many_arguments)]
     fn report(
-        &self,
+        &mut self,
         phase: Phase,
         actions: Vec<String>,
         observed: ObservedState,
@@ -467,7 +640,19 @@ impl Driver {
         membership: Vec<Change>,
     ) -> StepReport {
         let stuck = self.backoff.stuck(Instant::now());
-        StepReport { phase, actions, observed, running, slots_to_move, unserved_slots, membership, stuck }
+        let failovers = std::mem::take(&mut self.step_failovers);
+        self.pending_failovers.clear();
+        StepReport {
+            phase,
+            actions,
+            observed,
+            running,
+            slots_to_move,
+            unserved_slots,
+            membership,
+            stuck,
+            failovers,
+        }
     }
 
     /// Pushes `topo` at `epoch` to every reachable node.
@@ -478,6 +663,7 @@ impl Driver {
         obs: &ObservedState,
         actions: &mut Vec<String>,
         why: &[String],
+        first: &[NodeId],
     ) {
         topo.epoch = epoch;
         if let Err(e) = topo.validate() {
@@ -487,7 +673,11 @@ impl Driver {
         }
         let mut ok = 0;
         let now = Instant::now();
-        for n in obs.nodes.iter().filter(|n| n.reachable()) {
+        // New primaries first: they serve their slots before anyone is redirected to them.
+        let mut targets: Vec<&super::model::ObservedNode> =
+            obs.nodes.iter().filter(|n| n.reachable()).collect();
+        targets.sort_by_key(|n| !n.id.as_ref().is_some_and(|id| first.contains(id)));
+        for n in targets {
             let key = format!("push topology to {}", n.addr);
             let r = match self.pool.get(&n.addr).await {
                 Ok(mut c) => c.set_topology(topo).await,
@@ -497,6 +687,15 @@ impl Driver {
                 Ok(()) => {
                     ok += 1;
                     self.backoff.succeeded(&key);
+                    let id = n.id.as_ref();
+                    let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_failovers)
+                        .into_iter()
+                        .partition(|f| Some(&f.new_primary) == id);
+                    self.pending_failovers = rest;
+                    for f in done {
+                        self.failovers.record(f.clone());
+                        self.step_failovers.push(f);
+                    }
                 }
                 Err(e) => {
                     self.pool.drop_client(&n.addr);

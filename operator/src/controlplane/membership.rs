@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::driver::DesiredShard;
-use super::model::{NodeAddr, NodeId, ObservedNode, ShardId, Topology};
+use super::model::{NodeAddr, NodeId, ObservedNode, Role, ShardId, Topology, TopologyNode};
 
 /// What a membership pass changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,52 @@ pub fn reconcile(
     changes
 }
 
+/// Brings each desired shard's replicas in line with its desired addresses: a node answering at
+/// one of them with an id the topology does not know joins the shard as a replica (it then
+/// syncs from the primary by itself), and a replica whose address is no longer desired leaves.
+/// Shards not yet in the topology are added whole by the driver. Returns one line per change.
+pub fn join_replicas(
+    topo: &mut Topology,
+    desired: &[DesiredShard],
+    observed: &[ObservedNode],
+) -> Vec<String> {
+    let mut known: HashSet<NodeId> =
+        topo.shards.iter().flat_map(|s| s.nodes.iter().map(|n| n.id.clone())).collect();
+    let mut out = Vec::new();
+    for d in desired {
+        let Some(shard) = topo.shards.iter_mut().find(|s| s.id == d.id) else { continue };
+        let before = shard.nodes.len();
+        shard.nodes.retain(|n| n.role == Role::Primary || d.nodes.iter().any(|a| n.at(a)));
+        if shard.nodes.len() < before {
+            out.push(format!(
+                "shard {}: {} replica(s) no longer desired removed",
+                short(&shard.id.0),
+                before - shard.nodes.len()
+            ));
+        }
+        for a in &d.nodes {
+            let Some(id) = observed.iter().find(|o| o.reachable() && &o.addr == a).and_then(|o| o.id.clone())
+            else {
+                continue;
+            };
+            if known.contains(&id) {
+                continue;
+            }
+            known.insert(id.clone());
+            out.push(format!("node {} at {a} joins shard {} as a replica", short(&id.0), short(&shard.id.0)));
+            shard.nodes.push(TopologyNode {
+                id,
+                ip: a.ip.clone(),
+                hostname: a.hostname.clone(),
+                port: a.port,
+                role: Role::Replica,
+                fail: false,
+            });
+        }
+    }
+    out
+}
+
 /// Topology nodes that did not answer at any address this step.
 pub fn silent_nodes<'a>(topo: &'a Topology, observed: &[ObservedNode]) -> Vec<&'a NodeId> {
     let seen: HashSet<&NodeId> =
@@ -142,14 +188,14 @@ pub fn silent_nodes<'a>(topo: &'a Topology, observed: &[ObservedNode]) -> Vec<&'
 }
 
 /// Slots no answering primary serves: unowned slots (once any are owned) and the slots of
-/// shards whose primary did not answer or is marked failed.
+/// shards whose primary did not answer, is marked failed, or is fenced.
 pub fn unserved_slots(topo: &Topology, observed: &[ObservedNode]) -> usize {
     let covered = topo.covered_slots();
     if covered == 0 {
         return 0;
     }
     let seen: HashSet<&NodeId> =
-        observed.iter().filter(|o| o.reachable()).filter_map(|o| o.id.as_ref()).collect();
+        observed.iter().filter(|o| o.reachable() && !o.fenced()).filter_map(|o| o.id.as_ref()).collect();
     let dead: usize = topo
         .shards
         .iter()
@@ -161,7 +207,7 @@ pub fn unserved_slots(topo: &Topology, observed: &[ObservedNode]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Role, SlotRange, TopologyNode, TopologyShard};
+    use super::super::model::{SlotRange, TopologyShard};
     use super::*;
 
     fn addr(port: u16) -> NodeAddr {
@@ -206,6 +252,7 @@ mod tests {
             epoch: 0,
             metrics: None,
             migrations: Vec::new(),
+            replication: None,
         }
     }
 
@@ -277,6 +324,22 @@ mod tests {
         assert!(!t.shards[1].nodes[0].fail);
         assert!(!t.to_json().contains("fail"));
         assert_eq!(unserved_slots(&t, &back), 0);
+    }
+
+    #[test]
+    fn desired_replicas_join_and_undesired_ones_leave() {
+        let mut t = topo();
+        let mut d = desired(&t);
+        d[0].nodes.push(addr(7101));
+        let obs = [seen(7001, Some(nid('1'))), seen(7002, Some(nid('2'))), seen(7101, Some(nid('5')))];
+        let ch = join_replicas(&mut t, &d, &obs);
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert_eq!(t.shards[0].nodes[1].id, nid('5'));
+        assert_eq!(t.shards[0].nodes[1].role, Role::Replica);
+        assert!(join_replicas(&mut t, &d, &obs).is_empty(), "idempotent");
+        d[0].nodes.pop();
+        assert_eq!(join_replicas(&mut t, &d, &obs).len(), 1);
+        assert_eq!(t.shards[0].nodes.len(), 1, "the primary stays");
     }
 
     #[test]

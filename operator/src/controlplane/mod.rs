@@ -8,6 +8,8 @@ pub mod autoscaler;
 pub mod backoff;
 pub mod client;
 pub mod driver;
+pub mod failover;
+mod failover_run;
 pub mod history;
 pub mod membership;
 pub mod model;

@@ -180,6 +180,11 @@ impl TopologyShard {
         self.nodes.iter().find(|n| n.role == Role::Primary)
     }
 
+    /// The shard's replicas.
+    pub fn replicas(&self) -> impl Iterator<Item = &TopologyNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Replica)
+    }
+
     pub fn slot_count(&self) -> usize {
         slot_count(&self.slots)
     }
@@ -286,6 +291,67 @@ impl NodeMetrics {
     }
 }
 
+/// What kind of `CLUSTER FAILOVER` a replica was asked for (`shoal_failover_requested`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverKind {
+    /// Planned: pause writes on the primary, wait for the replica to catch up, swap roles.
+    Default,
+    /// Promote at once, without the primary's agreement.
+    Force,
+    /// Promote at once (Valkey: without a vote; here the control plane decides anyway).
+    Takeover,
+}
+
+impl FailoverKind {
+    pub fn parse(s: &str) -> Option<FailoverKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "default" => Some(FailoverKind::Default),
+            "force" => Some(FailoverKind::Force),
+            "takeover" => Some(FailoverKind::Takeover),
+            _ => None,
+        }
+    }
+}
+
+/// A node's replication state, from `INFO replication` (Valkey's field names, plus Shoal's
+/// `shoal_fenced` and `shoal_failover_requested`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationInfo {
+    /// `role:master` → primary, `role:slave` → replica; `None` when the node did not say.
+    pub role: Option<Role>,
+    /// `master_repl_offset`: on a primary, the end of its stream.
+    pub master_repl_offset: u64,
+    /// `slave_repl_offset` (replicas only): how much of the primary's stream it has applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_offset: Option<u64>,
+    /// `master_link_status:up` (replicas only).
+    #[serde(default)]
+    pub link_up: bool,
+    /// `master_sync_in_progress:1` (replicas only): a full sync is loading.
+    #[serde(default)]
+    pub sync_in_progress: bool,
+    /// `connected_slaves` (primaries).
+    #[serde(default)]
+    pub connected_replicas: u32,
+    /// `shoal_fenced:1`: the node restarted without its data while it was a primary with
+    /// replicas; it serves nothing until the control plane pushes again.
+    #[serde(default)]
+    pub fenced: bool,
+    /// `shoal_failover_requested`: a `CLUSTER FAILOVER` was sent to this replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_requested: Option<FailoverKind>,
+}
+
+impl ReplicationInfo {
+    /// The replication offset this node has reached: a replica's applied offset, a primary's
+    /// stream end.
+    pub fn offset(&self) -> u64 {
+        self.replica_offset.unwrap_or(self.master_repl_offset)
+    }
+}
+
 /// Direction of a slot migration job as a node reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -361,6 +427,9 @@ pub struct ObservedNode {
     pub epoch: u64,
     pub metrics: Option<NodeMetrics>,
     pub migrations: Vec<MigrationJob>,
+    /// Replication state (`None`: not read, or the node did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationInfo>,
     /// The error, when the node did not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -369,6 +438,11 @@ pub struct ObservedNode {
 impl ObservedNode {
     pub fn reachable(&self) -> bool {
         self.error.is_none() && self.id.is_some()
+    }
+
+    /// True when the node says it is fenced (see [`ReplicationInfo::fenced`]).
+    pub fn fenced(&self) -> bool {
+        self.replication.as_ref().is_some_and(|r| r.fenced)
     }
 }
 

@@ -74,8 +74,15 @@ struct NodeView {
 }
 
 async fn observe_one(pool_client: Result<NodeClient, ClientError>, addr: NodeAddr) -> NodeView {
-    let mut node =
-        ObservedNode { addr, id: None, epoch: 0, metrics: None, migrations: Vec::new(), error: None };
+    let mut node = ObservedNode {
+        addr,
+        id: None,
+        epoch: 0,
+        metrics: None,
+        migrations: Vec::new(),
+        replication: None,
+        error: None,
+    };
     let mut c = match pool_client {
         Ok(c) => c,
         Err(e) => {
@@ -86,7 +93,9 @@ async fn observe_one(pool_client: Result<NodeClient, ClientError>, addr: NodeAdd
     let r: Result<Option<ShardId>, ClientError> = async {
         node.id = Some(c.my_id().await?);
         node.epoch = c.epoch().await?;
-        node.metrics = Some(c.metrics().await?);
+        let (metrics, repl) = c.metrics_and_replication().await?;
+        node.metrics = Some(metrics);
+        node.replication = Some(repl);
         // A node without slot migration support (or without jobs) reports none.
         node.migrations = match c.slot_migrations().await {
             Ok(j) => j,
@@ -131,6 +140,7 @@ pub async fn observe(pool: &mut ClientPool, addrs: &[NodeAddr]) -> ObservedState
                     epoch: 0,
                     metrics: None,
                     migrations: Vec::new(),
+                    replication: None,
                     error: Some("observation task failed".into()),
                 },
                 shard: None,

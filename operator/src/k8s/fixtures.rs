@@ -520,6 +520,7 @@ impl SimInner {
                     .filter(|j| Some(&j.source_node) == id.as_ref().map(node_id).as_ref())
                     .cloned()
                     .collect(),
+                replication: None,
                 error: None,
             });
         }
@@ -532,6 +533,7 @@ impl SimInner {
             unserved_slots: 0,
             membership: Vec::new(),
             stuck: Vec::new(),
+            failovers: Vec::new(),
         })
     }
 }
