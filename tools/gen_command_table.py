@@ -48,7 +48,7 @@ IMPLEMENTED = {
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
                 "shards", "slots", "setslot",
                 "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
-                "syncslots", "gettopology"],
+                "syncslots", "gettopology", "failover", "replicas", "slaves"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
     # pubsub
@@ -81,7 +81,7 @@ IMPLEMENTED = {
     "replicaof": None, "slaveof": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
-IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock"]
+IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),
 # in the same JSON format.

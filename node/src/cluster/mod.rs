@@ -127,6 +127,10 @@ pub struct ClusterState {
     pub migrating: BTreeMap<u16, String>,
     pub importing: BTreeMap<u16, String>,
     pub migrations: Migrations,
+    /// Restarted as the primary of a shard that has replicas: this process lost the data (Shoal
+    /// keeps none on disk), so it serves nothing until the control plane pushes a topology,
+    /// which promotes a replica and makes this node its replica (fencing by epoch).
+    pub fenced: bool,
 }
 
 impl ClusterState {
@@ -145,6 +149,7 @@ impl ClusterState {
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
             migrations: Migrations::default(),
+            fenced: false,
         }
     }
 
@@ -164,6 +169,16 @@ impl ClusterState {
         };
         st.path = Some(path);
         st.rebuild();
+        if let (Some((shard, Role::Primary)), Some(t)) = (st.me, st.topology.as_ref().filter(|_| !st.local)) {
+            let sh = &t.shards[shard];
+            if sh.nodes.len() > 1 && !sh.slots.is_empty() {
+                log::warn!(
+                    "Restarted as the primary of shard {} with replicas and no data: fenced until the control plane pushes a topology",
+                    sh.id
+                );
+                st.fenced = true;
+            }
+        }
         st.save()?;
         log::info!(
             "Cluster node id {} (topology epoch {})",
@@ -225,6 +240,8 @@ impl ClusterState {
             }
             if new.epoch == cur.epoch {
                 return if &new == cur {
+                    // A push confirms the topology: a fenced node may serve it again.
+                    self.fenced = false;
                     Ok(Applied::Unchanged)
                 } else {
                     Err(TopologyError::EpochConflict(new.epoch))
@@ -241,6 +258,7 @@ impl ClusterState {
         });
         self.topology = Some(new);
         self.local = false;
+        self.fenced = false;
         // Classic migration states refer to the old topology.
         self.migrating.clear();
         self.importing.clear();
@@ -283,6 +301,9 @@ impl ClusterState {
     /// `cluster_state:ok`: every slot is served by a primary not marked `fail`, or full
     /// coverage is not required and some topology is installed (Valkey's `clusterUpdateState`).
     pub fn healthy(&self, config: &Config) -> bool {
+        if self.fenced {
+            return false;
+        }
         if config.get_bool("cluster-require-full-coverage") {
             self.assigned == SLOTS && self.failed == 0
         } else {

@@ -61,8 +61,12 @@ pub fn slots(cl: &ClusterState, config: &Config, out: &mut Reply) {
     }
 }
 
+/// What this node knows of another node's replication: its offset and whether it is still
+/// loading (nodes do not gossip: a node knows its own offset, a primary its replicas' ACKs).
+pub type ReplView<'a> = &'a dyn Fn(&NodeInfo) -> (i64, bool);
+
 /// CLUSTER SHARDS: per shard its slot ranges (flat) and nodes.
-pub fn shards(cl: &ClusterState, config: &Config, out: &mut Reply) {
+pub fn shards(cl: &ClusterState, config: &Config, out: &mut Reply, repl: ReplView<'_>) {
     let Some(t) = &cl.topology else {
         out.array(0);
         return;
@@ -96,10 +100,15 @@ pub fn shards(cl: &ClusterState, config: &Config, out: &mut Reply) {
             }
             out.bulk(b"role");
             out.bulk(if n.role == Role::Primary { b"master".as_slice() } else { b"replica" });
+            let (offset, loading) = repl(n);
             out.bulk(b"replication-offset");
-            out.int(0);
+            out.int(offset);
             out.bulk(b"health");
-            out.bulk(if n.fail { b"fail".as_slice() } else { b"online" });
+            out.bulk(match (n.fail, loading) {
+                (true, _) => b"fail".as_slice(),
+                (false, true) => b"loading",
+                (false, false) => b"online",
+            });
         }
     }
 }

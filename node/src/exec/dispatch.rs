@@ -104,6 +104,9 @@ pub fn dispatch_parsed(
             {
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
+            } else if srv.pause.is_some() && super::pause::holds(srv, &clients[idx].st, entry) {
+                // CLIENT PAUSE: no reply now, the executor runs the request when it ends.
+                clients[idx].st.deferred = true;
             } else if clients[idx].st.subs.is_some()
                 && !clients[idx].st.resp3
                 && !super::pubsub::allowed_in_subscriber_mode(entry.meta.name)

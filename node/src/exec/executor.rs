@@ -127,6 +127,8 @@ impl Executor {
             let _ = repl_wake.waker.wake();
         }));
         crate::replication::replica::from_config(&mut srv);
+        // A node restarted in cluster mode follows the role its saved topology gives it.
+        crate::replication::follow::follow_topology(&mut srv, &mut Slab::new());
         let registry = poll.registry().try_clone()?;
         let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         Ok(Executor {
@@ -208,6 +210,9 @@ impl Executor {
                 self.reap_marked();
             }
             self.cluster_tick();
+            if self.srv.pause.is_some() || self.srv.pause_ended {
+                self.pause_tick();
+            }
             if self.srv.evict.running {
                 // Over maxmemory after a time-limited round: keep evicting between commands.
                 super::evict::perform(&mut self.srv);
@@ -262,6 +267,7 @@ impl Executor {
             self.srv.blocking.next_deadline(),
             crate::replication::primary::next_deadline(&self.srv),
             crate::replication::replica::next_deadline(&self.srv),
+            self.srv.pause.map(|p| p.until),
         ]
         .into_iter()
         .flatten()
@@ -692,6 +698,21 @@ impl Executor {
         if self.srv.cluster.is_none() || !crate::cluster::migrate::tick(&mut self.srv, &self.clients) {
             return;
         }
+        self.requeue_deferred();
+    }
+
+    /// CLIENT PAUSE ended (its deadline, or UNPAUSE): the held requests run.
+    fn pause_tick(&mut self) {
+        if self.srv.pause.is_some_and(|p| Instant::now() >= p.until) {
+            super::pause::end(&mut self.srv);
+        }
+        if std::mem::take(&mut self.srv.pause_ended) {
+            self.requeue_deferred();
+        }
+    }
+
+    /// Clients whose request was deferred (slot hand-off, pause) try it again.
+    fn requeue_deferred(&mut self) {
         for (idx, c) in self.clients.iter_mut() {
             if c.st.deferred {
                 c.st.deferred = false;

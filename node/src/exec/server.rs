@@ -108,6 +108,13 @@ pub struct Server {
     pub loading: bool,
     /// Rouses the executor from its poll (threads that hand it work: the replication link).
     pub wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// CLIENT PAUSE in force (see `exec::pause`).
+    pub pause: Option<super::pause::Pause>,
+    /// A pause just ended: the executor runs the requests it held.
+    pub pause_ended: bool,
+    /// CLUSTER FAILOVER was asked of this replica (`default`, `force`, `takeover`): the
+    /// control plane performs it and its next push clears this.
+    pub failover_requested: Option<&'static str>,
 }
 
 impl Server {
@@ -163,6 +170,9 @@ impl Server {
             master: None,
             loading: false,
             wake: None,
+            pause: None,
+            pause_ended: false,
+            failover_requested: None,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -188,7 +188,7 @@ fn wait(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// `ip` of an `ip:port` peer address (IPv6 addresses keep their colons).
-fn ip_of(addr: &str) -> String {
+pub fn ip_of(addr: &str) -> String {
     match addr.rsplit_once(':') {
         Some((ip, _)) => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
         None => addr.to_string(),
@@ -202,6 +202,13 @@ pub fn info(ctx: &mut Ctx, out: &mut String) {
     match ctx.srv.master.as_ref() {
         None => out.push_str("# Replication\r\nrole:master\r\n"),
         Some(m) => replica_info(ctx.srv, m, out),
+    }
+    // Shoal's own fields, for the control plane (see `replication::follow`).
+    if let Some(cl) = ctx.srv.cluster.as_ref() {
+        let _ = write!(out, "shoal_fenced:{}\r\n", u8::from(cl.fenced));
+        if let Some(mode) = ctx.srv.failover_requested {
+            let _ = write!(out, "shoal_failover_requested:{mode}\r\n");
+        }
     }
     let _ = write!(out, "connected_slaves:{}\r\n", repl.replicas.len());
     for (i, r) in repl.replicas.iter().enumerate() {

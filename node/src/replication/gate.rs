@@ -46,7 +46,7 @@ pub fn refuses(srv: &Server, st: &ClientState, entry: &Entry) -> Option<&'static
 }
 
 /// EXEC counts as a write when a queued command is one.
-fn queued_write(srv: &Server, st: &ClientState) -> bool {
+pub fn queued_write(srv: &Server, st: &ClientState) -> bool {
     let Some(m) = st.multi.as_ref() else { return false };
     m.commands.iter().any(|args| {
         let Some(e) = args.first().and_then(|n| srv.registry.lookup(n)) else { return false };

@@ -6,6 +6,7 @@
 
 pub mod backlog;
 pub mod commands;
+pub mod follow;
 pub mod gate;
 pub mod link;
 pub mod primary;

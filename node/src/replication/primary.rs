@@ -447,6 +447,8 @@ pub fn tick(srv: &mut Server, clients: &mut Slab<Client>) {
     if srv.now.duration_since(srv.repl.last_ping) >= Duration::from_secs(10)
         && !srv.repl.replicas.is_empty()
         && srv.master.is_none()
+        // Paused (a planned failover waits for the offset to stand still): no PING either.
+        && srv.pause.is_none()
     {
         srv.repl.last_ping = srv.now;
         let mut ping = Vec::new();

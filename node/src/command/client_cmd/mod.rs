@@ -25,6 +25,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "client|list" => list::list,
         "client|info" => list::info,
         "client|kill" => kill::kill,
+        "client|pause" => pause,
+        "client|unpause" => unpause,
         _ => return None,
     })
 }
@@ -214,6 +216,35 @@ fn help(ctx: &mut Ctx, _args: &[Bytes]) {
     }
     out.simple("HELP");
     out.simple("    Print this help.");
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL]
+fn pause(ctx: &mut Ctx, args: &[Bytes]) {
+    let all = match args.get(3) {
+        None => true,
+        Some(m) if m.eq_ignore_ascii_case(b"write") => false,
+        Some(m) if m.eq_ignore_ascii_case(b"all") => true,
+        Some(_) => return ctx.out.err("CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let Some(ms) = crate::util::parse_i64(&args[2]) else {
+        return ctx.out.err("timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return ctx.out.err("timeout is negative");
+    }
+    let now = std::time::Instant::now();
+    // A huge timeout means "until UNPAUSE": capped where Instant arithmetic cannot overflow.
+    let until = now
+        .checked_add(std::time::Duration::from_millis(ms as u64))
+        .unwrap_or(now + std::time::Duration::from_secs(100 * 365 * 86_400));
+    crate::exec::pause::start(ctx.srv, until, all);
+    ctx.out.ok();
+}
+
+/// CLIENT UNPAUSE
+fn unpause(ctx: &mut Ctx, _args: &[Bytes]) {
+    crate::exec::pause::end(ctx.srv);
+    ctx.out.ok();
 }
 
 #[cfg(test)]

@@ -18,11 +18,15 @@ pub fn settopology(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(cl) = state(ctx) else { return };
     let res = Topology::parse(&args[2]).and_then(|t| cl.apply(t));
     match res {
-        Ok(Applied::New) => {
-            log::info!("Topology epoch {} installed", cl.epoch());
+        Ok(applied) => {
+            if applied == Applied::New {
+                log::info!("Topology epoch {} installed", cl.epoch());
+                ctx.srv.failover_requested = None;
+            }
+            // Replicas follow their shard's primary; primaries follow nobody.
+            crate::replication::follow::follow_topology(ctx.srv, ctx.clients);
             ctx.out.ok()
         }
-        Ok(Applied::Unchanged) => ctx.out.ok(),
         Err(e) => ctx.out.err(&e.to_string()),
     }
 }
@@ -395,4 +399,32 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
         Ok(()) => ctx.out.ok(),
         Err(e) => ctx.out.err(&e),
     }
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica: the control plane owns the roles, so the
+/// request is recorded (`shoal_failover_requested` in INFO replication) and the control plane
+/// carries it out: a planned hand-over by default, an immediate promotion with FORCE or
+/// TAKEOVER. The checks and errors are Valkey's.
+pub fn failover(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(cl) = state(ctx) else { return };
+    let mode = match args.get(2) {
+        None => "default",
+        Some(a) if args.len() == 3 && a.eq_ignore_ascii_case(b"force") => "force",
+        Some(a) if args.len() == 3 && a.eq_ignore_ascii_case(b"takeover") => "takeover",
+        Some(_) => return ctx.out.err("syntax error"),
+    };
+    let Some((shard, Role::Replica)) = cl.me() else {
+        return ctx.out.err("You should send CLUSTER FAILOVER to a replica");
+    };
+    let primary = cl.topology.as_ref().and_then(|t| t.primary(shard)).cloned();
+    let Some(primary) = primary else {
+        return ctx.out.err("I'm a replica but my master is unknown to me");
+    };
+    let link_up = ctx.srv.master.as_ref().is_some_and(|m| m.client.is_some());
+    if mode == "default" && (primary.fail || !link_up) {
+        return ctx.out.err("Master is down or failed, please use CLUSTER FAILOVER FORCE");
+    }
+    log::info!("Manual failover ({mode}) requested: waiting for the control plane to carry it out");
+    ctx.srv.failover_requested = Some(mode);
+    ctx.out.ok();
 }

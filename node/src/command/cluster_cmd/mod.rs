@@ -41,6 +41,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "cluster|getslotmigrations" => admin::getslotmigrations,
         "cluster|cancelslotmigrations" => admin::cancelslotmigrations,
         "cluster|syncslots" => admin::syncslots,
+        "cluster|failover" => admin::failover,
+        "cluster|replicas" | "cluster|slaves" => replicas,
         _ => return None,
     })
 }
@@ -217,11 +219,59 @@ fn nodes(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.out.verbatim(text.as_bytes(), "txt");
 }
 
+/// CLUSTER REPLICAS node-id (and the old SLAVES): the NODES lines of that primary's replicas.
+fn replicas(ctx: &mut Ctx, args: &[Bytes]) {
+    let Some(cl) = ctx.srv.cluster.as_ref() else {
+        return ctx.out.err(DISABLED);
+    };
+    let id = String::from_utf8_lossy(&args[2]).into_owned();
+    let Some(node) = cl.node(&id) else {
+        return ctx.out.err(&format!("Unknown node {id}"));
+    };
+    if node.role != crate::cluster::topology::Role::Primary {
+        return ctx.out.err("The specified node is not a master");
+    }
+    let text = view::nodes(cl, &ctx.srv.config, ctx.srv.port);
+    let lines: Vec<&str> = text.lines().filter(|l| l.split(' ').nth(3) == Some(id.as_str())).collect();
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.bulk(l.as_bytes());
+    }
+}
+
 fn shards(ctx: &mut Ctx, _args: &[Bytes]) {
     let Some(cl) = ctx.srv.cluster.as_ref() else {
         return ctx.out.err(DISABLED);
     };
-    view::shards(cl, &ctx.srv.config, ctx.out);
+    let srv = &*ctx.srv;
+    let myid = cl.myid.as_str();
+    let repl =
+        |n: &crate::cluster::topology::NodeInfo| -> (i64, bool) {
+            let own = srv.repl.offset_now() as i64;
+            if n.id == myid {
+                return match srv.master.as_ref() {
+                    // A replica that has not loaded its primary's data yet is `loading`.
+                    Some(m) => (own, srv.loading || m.client.is_none() && m.syncs == 0),
+                    None => (own, false),
+                };
+            }
+            if srv.master.as_ref().is_some_and(|m| {
+                m.port == n.port && (m.host == n.ip || n.hostname.as_deref() == Some(&m.host))
+            }) {
+                // My primary: at least as far as I am.
+                return (own, false);
+            }
+            // One of my replicas: what it acknowledged.
+            let ack =
+                srv.repl.replicas.iter().find(|r| {
+                    r.listening_port == n.port && crate::replication::commands::ip_of(&r.addr) == n.ip
+                });
+            match ack {
+                Some(r) => (r.ack as i64, r.state != crate::replication::primary::LinkState::Online),
+                None => (0, false),
+            }
+        };
+    view::shards(cl, &srv.config, ctx.out, &repl);
 }
 
 fn slots(ctx: &mut Ctx, _args: &[Bytes]) {
