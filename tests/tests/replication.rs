@@ -92,3 +92,86 @@ fn bad_replication_input_gets_valkeys_errors_and_loses_nothing() {
     drop(r);
     assert_eq!(c.run("DBSIZE"), ":1\r\n");
 }
+
+/// Polls `f` (bounded) until it holds.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn replicaof_bad_targets_get_valkeys_answers_and_lose_nothing() {
+    let node = ShoalNode::start(&[]);
+    let mut c = node.connect();
+    for i in 0..100 {
+        assert_eq!(c.run(&format!("SET k{i} v{i}")), "+OK\r\n");
+    }
+    assert_eq!(c.run("REPLICAOF 127.0.0.1 notaport"), "-ERR Invalid master port\r\n");
+    assert_eq!(c.run("REPLICAOF 127.0.0.1 70000"), "-ERR Invalid master port\r\n");
+    assert_eq!(c.run("SLAVEOF a"), "-ERR wrong number of arguments for 'slaveof' command\r\n");
+    // Nobody listens on port 1: the link stays down, the data stays, writes are refused.
+    assert_eq!(c.run("REPLICAOF 127.0.0.1 1"), "+OK\r\n");
+    assert_eq!(c.run("REPLICAOF 127.0.0.1 1"), "+OK Already connected to specified master\r\n");
+    let info = c.run("INFO replication");
+    assert!(info.contains("role:slave\r\n") && info.contains("master_link_status:down\r\n"), "{info}");
+    assert_eq!(c.run("SET k0 x"), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(c.run("WAIT 1 0").split(' ').next(), Some("-ERR"));
+    assert_eq!(c.run("DBSIZE"), ":100\r\n");
+    assert_eq!(c.run("GET k7"), "$2\r\nv7\r\n");
+    let role = c.run("ROLE");
+    assert!(role.starts_with("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:1\r\n"), "{role}");
+    // Itself: its own PSYNC finds a replica without a primary link (-NOMASTERLINK): no sync.
+    assert_eq!(c.run(&format!("REPLICAOF 127.0.0.1 {}", node.port)), "+OK\r\n");
+    node.log
+        .wait_for(Duration::from_secs(30), |l| l.contains("NOMASTERLINK").then_some(()))
+        .expect("the link to itself is refused with NOMASTERLINK");
+    assert_eq!(c.run("DBSIZE"), ":100\r\n");
+    // Back to a primary: everything is still there and writable.
+    assert_eq!(c.run("REPLICAOF NO ONE"), "+OK\r\n");
+    assert_eq!(c.run("SET k0 x"), "+OK\r\n");
+    assert_eq!(c.run("DBSIZE"), ":100\r\n");
+    assert!(c.run("INFO replication").contains("role:master\r\n"));
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_cut_off_and_the_primary_keeps_serving() {
+    let node = ShoalNode::start(&["--client-output-buffer-limit", "replica 1mb 0 0"]);
+    let mut c = node.connect();
+    // A replica that completes the handshake and then never reads.
+    let mut r = node.connect();
+    assert_eq!(r.run("REPLCONF capa eof"), "+OK\r\n");
+    r.send_cmd(&["PSYNC", "?", "-1"]).expect("send");
+    wait_until("the replica to be attached", || c.run("INFO replication").contains("connected_slaves:1"));
+    let value = "x".repeat(64 * 1024);
+    let mut i = 0;
+    while c.run("INFO replication").contains("connected_slaves:1") {
+        assert_eq!(c.run(&format!("SET big{} {value}", i % 64)), "+OK\r\n");
+        i += 1;
+        assert!(i < 20_000, "the replica was never cut off");
+    }
+    // The primary kept serving and counts the disconnection.
+    assert_eq!(c.run("PING"), "+PONG\r\n");
+    assert!(c.run("INFO stats").contains("client_output_buffer_limit_disconnections:1"));
+    assert!(node.log.contains("overcoming of output buffer limits"));
+    drop(r);
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let primary = ShoalNode::start(&["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
+    let mut c = primary.connect();
+    assert_eq!(c.run("SET k v"), "-NOREPLICAS Not enough good replicas to write.\r\n");
+    assert_eq!(c.run("MULTI"), "+OK\r\n");
+    assert_eq!(c.run("SET k v"), "-NOREPLICAS Not enough good replicas to write.\r\n");
+    assert_eq!(c.run("EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert_eq!(c.run("GET k"), "$-1\r\n");
+    let replica = ShoalNode::start(&[]);
+    let mut r = replica.connect();
+    assert_eq!(r.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    wait_until("a good replica", || c.run("SET k v") == "+OK\r\n");
+    assert_eq!(c.run("WAIT 1 5000"), ":1\r\n");
+    assert_eq!(r.run("GET k"), "$1\r\nv\r\n");
+}

@@ -127,6 +127,7 @@ impl Executor {
             let _ = repl_wake.waker.wake();
         }));
         crate::replication::replica::from_config(&mut srv);
+        crate::replication::primary::refresh_good(&mut srv);
         // A node restarted in cluster mode follows the role its saved topology gives it.
         crate::replication::follow::follow_topology(&mut srv, &mut Slab::new());
         let registry = poll.registry().try_clone()?;

@@ -101,6 +101,8 @@ pub struct PubSub {
     pub limit: ObufLimit,
     /// Subscribers disconnected for exceeding that limit.
     pub limit_disconnections: u64,
+    /// The replica class's limit (enforced by `replication::limits`).
+    pub replica_limit: ObufLimit,
 }
 
 impl PubSub {
@@ -115,6 +117,7 @@ impl PubSub {
     pub fn set_limits(&mut self, obuf: &str) {
         let limits: ObufLimits = parse_obuf(obuf, ObufLimits::default()).unwrap_or_default();
         self.limit = limits[2];
+        self.replica_limit = limits[1];
     }
 
     fn map(&mut self, kind: Kind) -> &mut dyn Registry {

@@ -8,6 +8,7 @@ pub mod backlog;
 pub mod commands;
 pub mod follow;
 pub mod gate;
+pub mod limits;
 pub mod link;
 pub mod primary;
 pub mod rdb;

@@ -63,8 +63,11 @@ pub struct ReplicaLink {
     pub ack_at: Instant,
     pub listening_port: u16,
     pub addr: String,
-    /// Stream bytes held while the snapshot is being sent.
+    /// Stream bytes held while the snapshot is being sent, and their total.
     held: Vec<Bytes>,
+    pub held_bytes: usize,
+    /// Since when its unsent output has been over the replica class's soft limit.
+    pub obuf_soft_since: Option<Instant>,
 }
 
 /// A snapshot being written for the replicas in `targets`.
@@ -360,6 +363,8 @@ pub fn psync(
         listening_port: port,
         addr,
         held: Vec::new(),
+        held_bytes: 0,
+        obuf_soft_since: None,
     };
     repl.replicas.retain(|r| r.client_id != id);
     // Partial resync: our id (or the one before a promotion, up to where it ended) and an
@@ -440,6 +445,7 @@ pub fn tick(srv: &mut Server, clients: &mut Slab<Client>) {
     }
     drain_expired(srv);
     feed_replicas(srv, clients);
+    super::limits::enforce(srv, clients);
     if srv.repl.snapshot.is_some() {
         snapshot_step(srv, clients);
     }
@@ -505,7 +511,10 @@ fn feed_replicas(srv: &mut Server, clients: &mut Slab<Client>) {
     let mut gone = Vec::new();
     for r in &mut srv.repl.replicas {
         match r.state {
-            LinkState::Syncing | LinkState::WaitAck => r.held.push(data.clone()),
+            LinkState::Syncing | LinkState::WaitAck => {
+                r.held_bytes += data.len();
+                r.held.push(data.clone());
+            }
             LinkState::Online => match clients.get_mut(r.idx).filter(|c| c.st.id == r.client_id) {
                 Some(c) => {
                     c.send(data.clone());
@@ -572,6 +581,7 @@ fn snapshot_step(srv: &mut Server, clients: &mut Slab<Client>) {
             r.state = LinkState::WaitAck;
         } else {
             r.state = LinkState::Online;
+            r.held_bytes = 0;
             for chunk in r.held.drain(..) {
                 clients[idx].send(chunk);
             }
@@ -589,6 +599,7 @@ pub fn ack(srv: &mut Server, clients: &mut Slab<Client>, idx: usize, id: u64, of
     r.ack_at = now;
     if r.state == LinkState::WaitAck {
         r.state = LinkState::Online;
+        r.held_bytes = 0;
         for chunk in r.held.drain(..) {
             clients[idx].send(chunk);
         }
