@@ -90,6 +90,9 @@ struct LocalArgs {
     /// Shards to start with.
     #[arg(long)]
     shards: Option<u32>,
+    /// Replicas per shard (separate shoal-node processes).
+    #[arg(long)]
+    replicas: Option<u32>,
     /// Port of shard 0 (shard i listens on base + i); default: ephemeral ports.
     #[arg(long)]
     port_base: Option<u16>,
@@ -157,6 +160,7 @@ impl LocalArgs {
             };
         }
         set!(c.shards, self.shards);
+        set!(c.replicas, self.replicas);
         set!(c.dir, self.dir);
         set!(c.interval_ms, self.interval_ms);
         c.port_base = self.port_base.or(c.port_base);

@@ -3,9 +3,14 @@
 //! key: one shard at a time, drain its slots to the others (a normal scale-in of that one shard), restart its node
 //! with the new configuration, give the slots back, and go on to the next.
 //!
-//! Why drain rather than restart in place: a shard is one node holding the only copy of its
-//! slots (no replicas yet, no persistence), so a restart in place loses them. Draining costs
+//! Why drain rather than restart in place: a shard without replicas is one node holding the
+//! only copy of its slots (no persistence), so a restart in place loses them. Draining costs
 //! two migrations of 1/n of the keys per shard, and clients see only `MOVED`.
+//!
+//! A shard with replicas is rolled in place instead ([`next_replicated`]): its replicas are
+//! restarted one at a time, each waited for until it is back in sync; then the primary hands
+//! over to an updated replica with a planned failover (no acknowledged write lost, writes wait
+//! for milliseconds), and the old primary, now a replica, is restarted last. No slot moves.
 //!
 //! The state machine is pure (`next`), driven by what the last control-plane step reported,
 //! so it is unit-tested without processes. A step that takes longer than its bound pauses the
@@ -25,6 +30,8 @@ pub enum Step {
     Restart,
     /// Restarted with the new configuration; desired again, taking slots back.
     Returning,
+    /// A shard with replicas, rolled in place ([`next_replicated`]).
+    InPlace,
 }
 
 /// The rollout in progress.
@@ -81,9 +88,60 @@ pub fn overdue(r: &Rollout, now: Instant, limit: Duration) -> Option<String> {
             Step::Draining => "draining its slots to the other shards",
             Step::Restart => "restarting its node",
             Step::Returning => "taking its slots back",
+            Step::InPlace => "restarting its nodes replica first",
         };
         format!("shard {} has been {what} for {}s (limit {}s)", r.ordinal, waited.as_secs(), limit.as_secs())
     })
+}
+
+/// One member of a shard with replicas, as the last step saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    pub member: u32,
+    /// Runs an older configuration.
+    pub outdated: bool,
+    /// The topology's primary of the shard.
+    pub primary: bool,
+    pub reachable: bool,
+    /// A replica with its link up, not loading, close to the primary's offset.
+    pub in_sync: bool,
+}
+
+/// The next safe action on a shard with replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Restart this (replica) member.
+    Restart(u32),
+    /// Planned failover of the primary to this member.
+    Failover(u32),
+    /// Not now: why.
+    Wait(String),
+    /// Every member runs the new configuration.
+    Done,
+}
+
+/// Replica first, one at a time, each back in sync before the next; the primary last, after a
+/// planned failover to an updated in-sync replica. Pure.
+pub fn next_replicated(members: &[MemberView]) -> InPlace {
+    if let Some(m) = members.iter().find(|m| !m.reachable) {
+        return InPlace::Wait(format!("member {} does not answer", m.member));
+    }
+    if !members.iter().any(|m| m.primary) {
+        return InPlace::Wait("the shard has no primary".into());
+    }
+    if let Some(m) = members.iter().find(|m| !m.primary && !m.in_sync) {
+        return InPlace::Wait(format!("member {} is not in sync yet", m.member));
+    }
+    if let Some(m) = members.iter().find(|m| !m.primary && m.outdated) {
+        return InPlace::Restart(m.member);
+    }
+    if members.iter().any(|m| m.primary && m.outdated) {
+        return match members.iter().find(|m| !m.primary && !m.outdated && m.in_sync) {
+            Some(to) => InPlace::Failover(to.member),
+            None => InPlace::Wait("no updated in-sync replica to hand over to".into()),
+        };
+    }
+    InPlace::Done
 }
 
 #[cfg(test)]
@@ -103,6 +161,43 @@ mod tests {
         assert_eq!(next(&at(Step::Draining), s(true, false, false)), Some(Step::Restart));
         assert_eq!(next(&at(Step::Returning), s(false, true, false)), Some(Step::Returning));
         assert_eq!(next(&at(Step::Returning), s(true, true, true)), None);
+    }
+
+    #[test]
+    fn in_place_goes_replica_first_then_fails_over_then_restarts_the_old_primary() {
+        let m = |member, outdated, primary, in_sync| MemberView {
+            member,
+            outdated,
+            primary,
+            reachable: true,
+            in_sync,
+        };
+        // Both outdated: the replica first.
+        assert_eq!(next_replicated(&[m(0, true, true, false), m(1, true, false, true)]), InPlace::Restart(1));
+        // Restarted, syncing: wait.
+        assert!(matches!(
+            next_replicated(&[m(0, true, true, false), m(1, false, false, false)]),
+            InPlace::Wait(_)
+        ));
+        let mut down = m(1, false, false, false);
+        down.reachable = false;
+        assert!(matches!(next_replicated(&[m(0, true, true, false), down]), InPlace::Wait(_)));
+        // In sync: hand the primary over to it.
+        assert_eq!(
+            next_replicated(&[m(0, true, true, false), m(1, false, false, true)]),
+            InPlace::Failover(1)
+        );
+        // The old primary is now an outdated replica: restart it.
+        assert_eq!(
+            next_replicated(&[m(0, true, false, true), m(1, false, true, false)]),
+            InPlace::Restart(0)
+        );
+        assert_eq!(next_replicated(&[m(0, false, false, true), m(1, false, true, false)]), InPlace::Done);
+        // Never hand over to an outdated replica while the primary is outdated.
+        assert!(matches!(
+            next_replicated(&[m(0, true, true, false), m(1, false, false, true), m(2, true, false, true)]),
+            InPlace::Restart(2)
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Local mode: runs a self-managing Shoal cluster as `shoal-node` processes on this machine,
-//! driven by the same control plane as the Kubernetes operator. One shard is one node (no
-//! replicas yet); shard `i` is the node of ordinal `i`, so scaling in removes the highest ordinals
-//! once the driver has drained them.
+//! driven by the same control plane as the Kubernetes operator. Shard `i` is ordinal `i`: a
+//! primary and `replicas` replicas (separate processes), so scaling in removes the highest
+//! ordinals once the driver has drained them. A killed primary is restarted by the supervisor,
+//! comes back fenced, and the driver promotes a replica; a shard with replicas is rolled in
+//! place, replica first, with a planned failover.
 //!
 //! Each tick: restart dead nodes, start the nodes of new shards, run one driver step, stop the
 //! nodes of shards the topology no longer names, roll a changed node configuration through one
@@ -17,11 +19,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::controlplane::autoscaler::AutoscalePolicy;
-use crate::controlplane::driver::{Driver, DriverError, Phase, StepReport};
+use crate::controlplane::driver::{Driver, DriverError, FailoverLog, Phase, StepReport};
+use crate::controlplane::failover::{self, FailoverError, FailoverRecord};
 use crate::controlplane::history::AutoscaleHistory;
 use crate::controlplane::model::{NodeAddr, SLOT_COUNT};
 use crate::controlplane::planner::PlanOptions;
-use crate::controlplane::rollout::{self, Rollout, RolloutStatus, Seen, Step};
+use crate::controlplane::rollout::{self, InPlace, MemberView, Rollout, RolloutStatus, Seen, Step};
 use supervisor::{default_node_bin, NodeTemplate, Supervisor, SupervisorError};
 
 /// Local-mode configuration: a YAML file (the same field names as the Kubernetes resource's
@@ -33,6 +36,8 @@ pub struct LocalConfig {
     pub name: String,
     /// Shards to start with.
     pub shards: u32,
+    /// Replicas per shard (each a `shoal-node` process replicating from the shard's primary).
+    pub replicas: u32,
     /// Address the nodes bind and announce.
     pub host: String,
     /// Port of shard 0 (shard i uses base + i); unset: ephemeral ports.
@@ -64,6 +69,7 @@ impl Default for LocalConfig {
         LocalConfig {
             name: "shoal".into(),
             shards: 3,
+            replicas: 0,
             host: "127.0.0.1".into(),
             port_base: None,
             metrics_port_base: None,
@@ -155,6 +161,7 @@ impl LocalCluster {
             port_base: cfg.port_base,
             host: cfg.host.clone(),
             metrics_port_base: cfg.metrics_port_base,
+            replicas: cfg.replicas,
             args,
             generation: 0,
         };
@@ -201,8 +208,8 @@ impl LocalCluster {
 
     /// Updated and outdated nodes, the shard being rolled and why the rollout waits, if it does.
     pub fn rollout_status(&self) -> RolloutStatus {
-        let outdated = self.sup.outdated(self.target).len() as u32;
-        let running = (0..self.target).filter(|&i| self.sup.node(i).is_some()).count() as u32;
+        let outdated = self.sup.outdated_nodes(self.target).len() as u32;
+        let running = self.sup.nodes().filter(|p| p.ordinal < self.target).count() as u32;
         RolloutStatus {
             updated: running.saturating_sub(outdated),
             outdated,
@@ -249,6 +256,23 @@ impl LocalCluster {
         self.last = None;
     }
 
+    /// Failovers the control loop made since it (re)started.
+    pub fn failovers(&self) -> &FailoverLog {
+        self.driver.failovers()
+    }
+
+    /// The control loop's driver (tests set planned-failover options on it).
+    pub fn driver_mut(&mut self) -> &mut Driver {
+        &mut self.driver
+    }
+
+    /// Planned failover of shard `ordinal` to its best replica, from the last observation.
+    pub async fn failover(&mut self, ordinal: u32) -> Result<FailoverRecord, FailoverError> {
+        let id = self.sup.shard_id(ordinal);
+        let obs = self.last.as_ref().map(|r| r.observed.clone()).unwrap_or_default();
+        self.driver.planned_failover(&obs, &id, None).await
+    }
+
     /// The client endpoint: shard 0's node.
     pub fn endpoint(&self) -> Option<NodeAddr> {
         self.sup.node(0).map(|p| p.addr.clone())
@@ -285,7 +309,7 @@ impl LocalCluster {
         let mut desired = self.sup.desired(self.target);
         let mut others = self.sup.beyond(self.target);
         // The shard being rolled is left out of the desired shards until it is restarted.
-        if let Some(r) = self.rollout.as_ref().filter(|r| r.step != Step::Returning) {
+        if let Some(r) = self.rollout.as_ref().filter(|r| matches!(r.step, Step::Draining | Step::Restart)) {
             let id = self.sup.shard_id(r.ordinal);
             if let Some(i) = desired.iter().position(|d| d.id == id) {
                 others.extend(desired.remove(i).nodes);
@@ -321,6 +345,9 @@ impl LocalCluster {
     async fn roll(&mut self) -> Result<(), LocalError> {
         let Some(rep) = &self.last else { return Ok(()) };
         let converged = rep.phase == Phase::Converged && self.resize_from.is_none();
+        if self.sup.template.replicas > 0 {
+            return self.roll_in_place(converged).await;
+        }
         let now = Instant::now();
         let Some(r) = self.rollout.clone() else {
             let outdated = self.sup.outdated(self.target);
@@ -373,6 +400,100 @@ impl LocalCluster {
                     shard = r.ordinal,
                     "rollout: shard {} runs the new configuration and owns slots again",
                     r.ordinal
+                );
+                self.rollout = None;
+                self.rollout_paused = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// A shard with replicas: one action of [`rollout::next_replicated`] per tick.
+    async fn roll_in_place(&mut self, converged: bool) -> Result<(), LocalError> {
+        let now = Instant::now();
+        let ordinal = match (&self.rollout, self.sup.outdated(self.target).first()) {
+            (Some(r), _) => r.ordinal,
+            (None, Some(&o)) if converged => {
+                tracing::info!(shard = o, "rollout: shard {o} in place, replica first");
+                self.rollout = Some(Rollout { ordinal: o, step: Step::InPlace, since: now });
+                o
+            }
+            (None, _) => {
+                self.rollout_paused = None;
+                return Ok(());
+            }
+        };
+        let Some(rep) = &self.last else { return Ok(()) };
+        let Some(topo) = rep.observed.topology.as_ref() else { return Ok(()) };
+        let shard_id = self.sup.shard_id(ordinal);
+        let shard = topo.shard(&shard_id);
+        let generation = self.sup.template.generation;
+        let mut ids = Vec::new();
+        let views: Vec<MemberView> = self
+            .sup
+            .shard_nodes(ordinal)
+            .map(|p| {
+                let id = rep
+                    .observed
+                    .nodes
+                    .iter()
+                    .find(|o| o.addr == p.addr && o.reachable())
+                    .and_then(|o| o.id.clone());
+                let in_shard = |id: &crate::controlplane::model::NodeId| {
+                    shard.is_some_and(|s| s.nodes.iter().any(|n| &n.id == id))
+                };
+                let primary = id
+                    .as_ref()
+                    .is_some_and(|id| shard.and_then(|s| s.primary()).is_some_and(|pr| &pr.id == id));
+                ids.push((p.member, id.clone()));
+                MemberView {
+                    member: p.member,
+                    outdated: p.generation < generation,
+                    primary,
+                    reachable: id.as_ref().is_some_and(in_shard),
+                    in_sync: id.as_ref().is_some_and(|id| failover::in_sync(topo, &rep.observed.nodes, id)),
+                }
+            })
+            .collect();
+        let action =
+            if converged { rollout::next_replicated(&views) } else { InPlace::Wait("converging".into()) };
+        let r = self.rollout.clone().unwrap_or(Rollout { ordinal, step: Step::InPlace, since: now });
+        match action {
+            InPlace::Restart(m) => {
+                let line = self.sup.restart_member(ordinal, m, Duration::from_secs(10)).await?;
+                tracing::info!("rollout: {line}");
+                self.rollout = Some(Rollout { since: Instant::now(), ..r });
+                self.rollout_paused = None;
+            }
+            InPlace::Failover(m) => {
+                let to = ids.iter().find(|(mm, _)| *mm == m).and_then(|(_, id)| id.clone());
+                let obs = rep.observed.clone();
+                match self.driver.planned_failover(&obs, &shard_id, to.as_ref()).await {
+                    Ok(rec) => {
+                        tracing::info!(
+                            shard = ordinal,
+                            "rollout: shard {ordinal} handed over to member {m} (writes paused {} ms)",
+                            rec.recovered_in.as_millis()
+                        );
+                        self.rollout = Some(Rollout { since: Instant::now(), ..r });
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard = ordinal, error = %e, "rollout: planned failover failed; retrying")
+                    }
+                }
+            }
+            InPlace::Wait(why) => {
+                let late =
+                    rollout::overdue(&r, now, self.rollout_step_timeout).map(|l| format!("{l}: {why}"));
+                if late.is_some() && late != self.rollout_paused {
+                    tracing::warn!("rollout paused: {}", late.as_deref().unwrap_or(""));
+                }
+                self.rollout_paused = late;
+            }
+            InPlace::Done => {
+                tracing::info!(
+                    shard = ordinal,
+                    "rollout: every node of shard {ordinal} runs the new configuration"
                 );
                 self.rollout = None;
                 self.rollout_paused = None;
@@ -453,6 +574,16 @@ impl LocalCluster {
         }
         if rep.unserved_slots > 0 {
             s.push_str(&format!(" · {} slots unserved", rep.unserved_slots));
+        }
+        let lags = rep.replica_lags();
+        if !lags.is_empty() {
+            let synced = lags.iter().filter(|l| l.link_up && !l.sync_in_progress).count();
+            let max = lags.iter().map(|l| l.lag_bytes).max().unwrap_or(0);
+            s.push_str(&format!(" · replicas in sync {synced}/{} (max lag {max} B)", lags.len()));
+        }
+        let log = self.driver.failovers();
+        if let Some(last) = log.last_recovery() {
+            s.push_str(&format!(" · failovers {} (last recovered in {:.2}s)", log.total, last.as_secs_f64()));
         }
         for a in &rep.stuck {
             s.push_str(&format!(

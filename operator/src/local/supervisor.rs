@@ -1,8 +1,13 @@
-//! Spawns and supervises `shoal-node` processes, one per shard ordinal, each with its own data
-//! directory (where the node persists its id and topology). A node that dies is restarted on the
-//! same port and directory, so it comes back with its identity and slots. Startup waits for the
-//! node's own `port=N` log line, bounded; nothing sleeps to synchronise.
+//! Spawns and supervises `shoal-node` processes: per shard ordinal, member 0 and `replicas`
+//! more members, each with its own data directory (where the node persists its id and
+//! topology). Member 0 starts as the shard's primary, the others as its replicas; after a
+//! failover any member may be the primary, so nothing here assumes a role. A node that dies is
+//! restarted on the same port and directory, so it comes back with its identity (a restarted
+//! primary of a shard with replicas comes back fenced, and the control plane promotes a
+//! replica). Startup waits for the node's own `port=N` log line, bounded; nothing sleeps to
+//! synchronise.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -23,8 +28,8 @@ pub enum SupervisorError {
     Dir { path: PathBuf, source: std::io::Error },
     #[error("starting {bin}: {source}")]
     Spawn { bin: PathBuf, source: std::io::Error },
-    #[error("node {ordinal} did not report its port within {timeout:?} (see {log})")]
-    NoPort { ordinal: u32, timeout: Duration, log: PathBuf },
+    #[error("node {ordinal}/{member} did not report its port within {timeout:?} (see {log})")]
+    NoPort { ordinal: u32, member: u32, timeout: Duration, log: PathBuf },
 }
 
 /// How to run nodes.
@@ -33,11 +38,15 @@ pub struct NodeTemplate {
     pub bin: PathBuf,
     /// Parent of the per-node directories (`node-<ordinal>`).
     pub dir: PathBuf,
-    /// Port of ordinal 0; ordinal i listens on `port_base + i`. `None`: ephemeral ports.
+    /// Port of ordinal 0; member m of ordinal i listens on `port_base + 100 m + i`. `None`:
+    /// ephemeral ports.
     pub port_base: Option<u16>,
     pub host: String,
-    /// Prometheus port of ordinal 0 (`metrics-port`); ordinal i serves on `base + i`.
+    /// Prometheus port of ordinal 0 (`metrics-port`); member m of ordinal i serves on
+    /// `base + 100 m + i`.
     pub metrics_port_base: Option<u16>,
+    /// Replicas per shard (members 1..=replicas).
+    pub replicas: u32,
     /// Extra `--name value` arguments for every node.
     pub args: Vec<String>,
     /// Bumped by every change of `args`: a node started at an older generation is outdated
@@ -49,6 +58,8 @@ pub struct NodeTemplate {
 #[derive(Debug)]
 pub struct NodeProc {
     pub ordinal: u32,
+    /// 0: started as the shard's primary; 1..: started as replicas.
+    pub member: u32,
     pub addr: NodeAddr,
     pub dir: PathBuf,
     child: Child,
@@ -68,12 +79,12 @@ impl NodeProc {
 pub struct Supervisor {
     pub template: NodeTemplate,
     pub cluster: String,
-    nodes: Vec<Option<NodeProc>>,
+    nodes: BTreeMap<(u32, u32), NodeProc>,
 }
 
 impl Supervisor {
     pub fn new(template: NodeTemplate, cluster: impl Into<String>) -> Supervisor {
-        Supervisor { template, cluster: cluster.into(), nodes: Vec::new() }
+        Supervisor { template, cluster: cluster.into(), nodes: BTreeMap::new() }
     }
 
     /// The shard id of ordinal `i`.
@@ -81,20 +92,32 @@ impl Supervisor {
         ShardId::for_ordinal(&self.cluster, i)
     }
 
-    /// Running nodes, by ordinal.
+    /// Running nodes, by ordinal then member.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeProc> {
-        self.nodes.iter().flatten()
+        self.nodes.values()
     }
 
+    /// Member 0 of shard `ordinal` (its first primary).
     pub fn node(&self, ordinal: u32) -> Option<&NodeProc> {
-        self.nodes.get(ordinal as usize).and_then(Option::as_ref)
+        self.member(ordinal, 0)
     }
 
-    /// The desired shards: ordinals `0..n` that run.
+    pub fn member(&self, ordinal: u32, member: u32) -> Option<&NodeProc> {
+        self.nodes.get(&(ordinal, member))
+    }
+
+    /// The members of shard `ordinal`.
+    pub fn shard_nodes(&self, ordinal: u32) -> impl Iterator<Item = &NodeProc> {
+        self.nodes.range((ordinal, 0)..=(ordinal, u32::MAX)).map(|(_, p)| p)
+    }
+
+    /// The desired shards: ordinals `0..n` that run, member 0 first.
     pub fn desired(&self, n: u32) -> Vec<DesiredShard> {
         (0..n)
-            .filter_map(|i| {
-                self.node(i).map(|p| DesiredShard { id: self.shard_id(i), nodes: vec![p.addr.clone()] })
+            .filter(|&i| self.node(i).is_some())
+            .map(|i| DesiredShard {
+                id: self.shard_id(i),
+                nodes: self.shard_nodes(i).map(|p| p.addr.clone()).collect(),
             })
             .collect()
     }
@@ -104,51 +127,41 @@ impl Supervisor {
         self.nodes().filter(|p| p.ordinal >= n).map(|p| p.addr.clone()).collect()
     }
 
-    /// Starts the nodes of ordinals `0..n` that are not running.
+    /// Starts the members of ordinals `0..n` that are not running (member 0 first, so a new
+    /// shard's replicas start after its primary).
     pub async fn ensure(&mut self, n: u32) -> Result<Vec<String>, SupervisorError> {
         let mut done = Vec::new();
         for i in 0..n {
-            if self.node(i).is_none() {
-                let p = self.start(i, None).await?;
-                done.push(format!("started node {i} on {} (pid {})", p.addr, p.pid().unwrap_or(0)));
-                self.put(p);
+            for m in 0..=self.template.replicas {
+                if self.member(i, m).is_none() {
+                    let p = start(&self.template, i, m, None).await?;
+                    done.push(format!("started node {i}/{m} on {} (pid {})", p.addr, p.pid().unwrap_or(0)));
+                    self.nodes.insert((i, m), p);
+                }
             }
         }
         Ok(done)
     }
 
-    fn put(&mut self, p: NodeProc) {
-        let i = p.ordinal as usize;
-        if self.nodes.len() <= i {
-            self.nodes.resize_with(i + 1, || None);
-        }
-        self.nodes[i] = Some(p);
-    }
-
-    async fn start(&self, ordinal: u32, port: Option<u16>) -> Result<NodeProc, SupervisorError> {
-        start(&self.template, ordinal, port).await
-    }
-
     /// Restarts nodes that exited, on their port and directory. Returns what it did.
     pub async fn check(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        for slot in &mut self.nodes {
-            let Some(p) = slot else { continue };
+        for p in self.nodes.values_mut() {
             let Ok(Some(status)) = p.child.try_wait() else { continue };
-            out.push(format!("node {} on {} exited ({status}); restarting", p.ordinal, p.addr));
-            let (ordinal, port, restarts) = (p.ordinal, p.addr.port, p.restarts);
+            let (ordinal, member, port, restarts) = (p.ordinal, p.member, p.addr.port, p.restarts);
+            out.push(format!("node {ordinal}/{member} on {} exited ({status}); restarting", p.addr));
             // Same port first (clients and the topology know it); any port if it is taken.
-            let r = match start(&self.template, ordinal, Some(port)).await {
+            let r = match start(&self.template, ordinal, member, Some(port)).await {
                 Ok(p) => Ok(p),
-                Err(_) => start(&self.template, ordinal, None).await,
+                Err(_) => start(&self.template, ordinal, member, None).await,
             };
             match r {
                 Ok(mut np) => {
                     np.restarts = restarts + 1;
-                    out.push(format!("node {ordinal} back on {}", np.addr));
-                    *slot = Some(np);
+                    out.push(format!("node {ordinal}/{member} back on {}", np.addr));
+                    *p = np;
                 }
-                Err(e) => out.push(format!("restarting node {ordinal}: {e}")),
+                Err(e) => out.push(format!("restarting node {ordinal}/{member}: {e}")),
             }
         }
         for l in &out {
@@ -167,40 +180,62 @@ impl Supervisor {
         true
     }
 
-    /// Ordinals `0..n` whose node runs an older template generation.
+    /// Ordinals `0..n` with a member that runs an older template generation.
     pub fn outdated(&self, n: u32) -> Vec<u32> {
-        (0..n).filter(|&i| self.node(i).is_some_and(|p| p.generation < self.template.generation)).collect()
+        let mut v: Vec<u32> = self.outdated_nodes(n).into_iter().map(|(i, _)| i).collect();
+        v.dedup();
+        v
     }
 
-    /// Stops node `ordinal` gracefully (SIGTERM, SIGKILL after `grace`) and starts it again with
-    /// the current template, on its port and directory (so with its node id).
+    /// `(ordinal, member)` of every node of ordinals `0..n` on an older template generation.
+    pub fn outdated_nodes(&self, n: u32) -> Vec<(u32, u32)> {
+        self.nodes
+            .iter()
+            .filter(|((i, _), p)| *i < n && p.generation < self.template.generation)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Stops member 0 of shard `ordinal` and starts it again (see [`Supervisor::restart_member`]).
     pub async fn restart(&mut self, ordinal: u32, grace: Duration) -> Result<String, SupervisorError> {
-        let Some(mut p) = self.nodes.get_mut(ordinal as usize).and_then(Option::take) else {
-            let np = self.start(ordinal, None).await?;
-            let line = format!("started node {ordinal} on {}", np.addr);
-            self.put(np);
+        self.restart_member(ordinal, 0, grace).await
+    }
+
+    /// Stops a node gracefully (SIGTERM, SIGKILL after `grace`) and starts it again with the
+    /// current template, on its port and directory (so with its node id).
+    pub async fn restart_member(
+        &mut self,
+        ordinal: u32,
+        member: u32,
+        grace: Duration,
+    ) -> Result<String, SupervisorError> {
+        let Some(mut p) = self.nodes.remove(&(ordinal, member)) else {
+            let np = start(&self.template, ordinal, member, None).await?;
+            let line = format!("started node {ordinal}/{member} on {}", np.addr);
+            self.nodes.insert((ordinal, member), np);
             return Ok(line);
         };
         stop(&mut p.child, grace).await;
-        let np = match start(&self.template, ordinal, Some(p.addr.port)).await {
+        let np = match start(&self.template, ordinal, member, Some(p.addr.port)).await {
             Ok(np) => np,
-            Err(_) => start(&self.template, ordinal, None).await?,
+            Err(_) => start(&self.template, ordinal, member, None).await?,
         };
         let line = format!(
-            "restarted node {ordinal} on {} with configuration generation {}",
+            "restarted node {ordinal}/{member} on {} with configuration generation {}",
             np.addr, np.generation
         );
-        self.put(NodeProc { restarts: p.restarts + 1, ..np });
+        self.nodes.insert((ordinal, member), NodeProc { restarts: p.restarts + 1, ..np });
         Ok(line)
     }
 
     /// Stops (SIGTERM, then SIGKILL after `grace`) and forgets the nodes of ordinals `n..`.
     pub async fn stop_beyond(&mut self, n: u32, grace: Duration) -> Vec<String> {
         let mut out = Vec::new();
-        for slot in self.nodes.iter_mut().skip(n as usize) {
-            if let Some(mut p) = slot.take() {
+        let keys: Vec<(u32, u32)> = self.nodes.range((n, 0)..).map(|(k, _)| *k).collect();
+        for k in keys {
+            if let Some(mut p) = self.nodes.remove(&k) {
                 stop(&mut p.child, grace).await;
-                out.push(format!("stopped node {} on {}", p.ordinal, p.addr));
+                out.push(format!("stopped node {}/{} on {}", p.ordinal, p.member, p.addr));
             }
         }
         out
@@ -212,11 +247,21 @@ impl Supervisor {
     }
 }
 
-/// Starts the node of `ordinal` on `port` (or the template's port), waiting for its port line.
-async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<NodeProc, SupervisorError> {
-    let dir = t.dir.join(format!("node-{ordinal}"));
+/// Starts member `member` of `ordinal` on `port` (or the template's port), waiting for its port
+/// line.
+async fn start(
+    t: &NodeTemplate,
+    ordinal: u32,
+    member: u32,
+    port: Option<u16>,
+) -> Result<NodeProc, SupervisorError> {
+    let dir = match member {
+        0 => t.dir.join(format!("node-{ordinal}")),
+        m => t.dir.join(format!("node-{ordinal}-r{m}")),
+    };
     std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Dir { path: dir.clone(), source })?;
-    let port = port.or(t.port_base.map(|b| b + ordinal as u16)).unwrap_or(0);
+    let offset = (100 * member + ordinal) as u16;
+    let port = port.or(t.port_base.map(|b| b + offset)).unwrap_or(0);
     let log_path = dir.join("node.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -230,7 +275,7 @@ async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<Node
         .arg(&dir)
         .args(
             t.metrics_port_base
-                .map(|b| ["--metrics-port".to_string(), (b + ordinal as u16).to_string()])
+                .map(|b| ["--metrics-port".to_string(), (b + offset).to_string()])
                 .into_iter()
                 .flatten(),
         )
@@ -249,10 +294,10 @@ async fn start(t: &NodeTemplate, ordinal: u32, port: Option<u16>) -> Result<Node
     };
     let Some(port) = found else {
         let _ = child.start_kill();
-        return Err(SupervisorError::NoPort { ordinal, timeout: START_TIMEOUT, log: log_path });
+        return Err(SupervisorError::NoPort { ordinal, member, timeout: START_TIMEOUT, log: log_path });
     };
     let addr = NodeAddr { ip: t.host.clone(), hostname: None, port };
-    Ok(NodeProc { ordinal, addr, dir, child, restarts: 0, generation: t.generation })
+    Ok(NodeProc { ordinal, member, addr, dir, child, restarts: 0, generation: t.generation })
 }
 
 /// Reads the node's stdout until a `port=N` line, copies everything to `log`, and keeps

@@ -148,7 +148,7 @@ pub struct ResilientReport {
     pub moved: usize,
     /// Connections lost or refused (the client reconnected, to another seed if needed).
     pub reconnects: usize,
-    /// `-CLUSTERDOWN` / `-TRYAGAIN` replies (retried).
+    /// `-CLUSTERDOWN` / `-TRYAGAIN` / `-LOADING` / `-MASTERDOWN` replies (retried).
     pub down: usize,
     /// Any other reply, or a write given up after its bound.
     pub unexpected: Vec<String>,
@@ -157,6 +157,11 @@ pub struct ResilientReport {
     /// The longest time one write took from its first attempt to its acknowledgement: the
     /// unavailability a client retrying at once would have seen.
     pub max_write_wait: Duration,
+    /// With `WAIT`: the last value of each key whose `WAIT 1` answered at least 1 (it had
+    /// reached a replica).
+    pub durable: HashMap<String, usize>,
+    /// Every write's wait (first attempt to acknowledgement), in order.
+    pub waits: Vec<Duration>,
 }
 
 /// A cluster writer that survives killed nodes as a cluster client does: it follows `-MOVED`,
@@ -182,6 +187,12 @@ async fn reply_line(conn: &mut BufReader<TcpStream>, limit: Duration) -> Result<
 impl ResilientWriter {
     /// Writes `prefix{n % keys}` = n in a loop through the nodes at `seeds`.
     pub fn start(seeds: Vec<u16>, prefix: &str, keys: usize) -> ResilientWriter {
+        Self::start_with(seeds, prefix, keys, None)
+    }
+
+    /// As [`ResilientWriter::start`]; with `wait_ms`, each acknowledged write is followed by
+    /// `WAIT 1 wait_ms` on the same connection, and writes it confirms are recorded as durable.
+    pub fn start_with(seeds: Vec<u16>, prefix: &str, keys: usize, wait_ms: Option<u64>) -> ResilientWriter {
         const WRITE_BOUND: Duration = Duration::from_secs(30);
         const RETRY_PAUSE: Duration = Duration::from_millis(20);
         let stop = Arc::new(AtomicBool::new(false));
@@ -242,6 +253,26 @@ impl ResilientWriter {
                         count.fetch_add(1, Ordering::Relaxed);
                         rep.last.insert(key.clone(), (n, Instant::now()));
                         rep.max_write_wait = rep.max_write_wait.max(began.elapsed());
+                        rep.waits.push(began.elapsed());
+                        if let Some(ms) = wait_ms {
+                            let ms = ms.to_string();
+                            let wait = format!("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n${}\r\n{ms}\r\n", ms.len());
+                            if conn.get_mut().write_all(wait.as_bytes()).await.is_ok() {
+                                match reply_line(conn, Duration::from_secs(10)).await {
+                                    Ok(l)
+                                        if l.strip_prefix(':')
+                                            .and_then(|v| v.parse::<u64>().ok())
+                                            .is_some_and(|v| v >= 1) =>
+                                    {
+                                        rep.durable.insert(key.clone(), n);
+                                    }
+                                    Ok(_) => {}
+                                    Err(_) => {
+                                        conns.remove(&at);
+                                    }
+                                }
+                            }
+                        }
                         break;
                     }
                     if let Some(rest) = line.strip_prefix("-MOVED ") {
@@ -249,7 +280,10 @@ impl ResilientWriter {
                         at = rest.split(' ').nth(1).expect("MOVED address").to_string();
                         continue;
                     }
-                    if line.starts_with("-CLUSTERDOWN") || line.starts_with("-TRYAGAIN") {
+                    if ["-CLUSTERDOWN", "-TRYAGAIN", "-LOADING", "-MASTERDOWN"]
+                        .iter()
+                        .any(|p| line.starts_with(p))
+                    {
                         rep.down += 1;
                         tokio::time::sleep(RETRY_PAUSE).await;
                         continue;
