@@ -262,8 +262,13 @@ async fn control_plane_killed_mid_failover() {
     let shard = c.sup.shard_id(0);
     let err = c.failover(0).await.expect_err("abandoned");
     assert!(matches!(err, FailoverError::Abandoned(Stage::PushOldPrimary)), "{err}");
+    let abandoned_at = Instant::now();
     c.restart_control_plane();
     tick_until(&mut c, Duration::from_secs(30), "converged again", |c| ready(c, 2)).await;
+    let settled_in = abandoned_at.elapsed();
+    let so_far = writer.acked();
+    tick_until(&mut c, Duration::from_secs(30), "writes flowing again", |_| writer.acked() > so_far + 300)
+        .await;
 
     // Every node holds the same epoch; every slot is owned; each shard has exactly one node
     // that says role:master, and it is the topology's primary.
@@ -293,9 +298,12 @@ async fn control_plane_killed_mid_failover() {
     assert!(rep.unexpected.is_empty(), "{:?}", rep.unexpected);
     let lost = lost_keys(seeds[0], &rep).await;
     eprintln!(
-        "control plane killed mid-failover: settled on {} as shard 0's primary; {} writes acked, {} of {} keys lost",
+        "control plane killed mid-failover: a new one settled it in {:.2}s on {} as shard 0's primary; {} writes \
+         acked, longest write wait {:.2}s; {} of {} keys lost",
+        settled_in.as_secs_f64(),
         promoted.port,
         rep.acked,
+        rep.max_write_wait.as_secs_f64(),
         lost.len(),
         rep.last.len()
     );
