@@ -260,3 +260,79 @@ fn cluster_failover_is_checked_and_recorded_for_the_control_plane() {
     // REPLICAOF stays the control plane's business in cluster mode.
     assert_eq!(t.nodes[1].run("REPLICAOF NO ONE"), "-ERR REPLICAOF not allowed in cluster mode.\r\n");
 }
+
+/// Pushes shards given as (slot ranges, primary, replicas) over `nodes`, to every node.
+fn push_shards(nodes: &[ClusterNode], epoch: u64, shards: &[(&[(u16, u16)], usize, &[usize])]) {
+    let n = |i: usize, role: &str| {
+        format!(
+            r#"{{"id": "{}", "ip": "127.0.0.1", "port": {}, "role": "{role}"}}"#,
+            nodes[i].id,
+            nodes[i].port()
+        )
+    };
+    let shards: Vec<String> = shards
+        .iter()
+        .enumerate()
+        .map(|(s, (slots, p, rs))| {
+            let slots: Vec<String> = slots.iter().map(|(a, b)| format!("[{a}, {b}]")).collect();
+            let mut members = vec![n(*p, "primary")];
+            members.extend(rs.iter().map(|&r| n(r, "replica")));
+            format!(
+                r#"{{"id": "{:040x}", "slots": [{}], "nodes": [{}]}}"#,
+                s + 1,
+                slots.join(", "),
+                members.join(", ")
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"epoch": {epoch}, "shards": [{}]}}"#, shards.join(", "));
+    for node in nodes {
+        let reply = node.node.connect().cmd(&["CLUSTER", "SETTOPOLOGY", json.as_str()]).expect("push");
+        assert_eq!(reply, b"+OK\r\n", "{}", String::from_utf8_lossy(&reply));
+    }
+}
+
+fn dbsize(node: &ClusterNode) -> i64 {
+    node.run("DBSIZE").trim_start_matches(':').trim().parse().expect("DBSIZE")
+}
+
+#[test]
+fn a_slot_migration_reaches_the_replicas_of_both_shards() {
+    let dirs: Vec<TempDir> = (0..4).map(|_| TempDir::new("replicas-mig")).collect();
+    let nodes: Vec<ClusterNode> = dirs.iter().map(|d| ClusterNode::start(&d.0, None, &[])).collect();
+    push_shards(&nodes, 1, &[(&[(0, 8191)], 0, &[1]), (&[(8192, 16383)], 2, &[3])]);
+    let linked = |i: usize| nodes[i].run("INFO replication").contains("master_link_status:up");
+    wait_for(WAIT, "both replicas to sync", || (linked(1) && linked(3)).then_some(()));
+    let mut router = Router::new(nodes[0].port());
+    let keys: Vec<String> = (0..2000u16).map(|i| key_in_slot(i * 8, "m")).collect();
+    for k in &keys {
+        router.run(k.as_bytes(), &[b"SET", k.as_bytes(), k.as_bytes()]).expect("SET");
+    }
+    // Slots 0-4095 move from shard A to shard B with the atomic migration.
+    let r = nodes[0].run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 4095 NODE {}", nodes[2].id));
+    assert_eq!(r, "+OK\r\n");
+    let moved = keys.iter().filter(|k| shoal_e2e::cluster::key_slot(k.as_bytes()) <= 4095).count() as i64;
+    let in_a = keys.iter().filter(|k| shoal_e2e::cluster::key_slot(k.as_bytes()) <= 8191).count() as i64;
+    let total = keys.len() as i64;
+    // The source frees the moved keys a bounded step per loop.
+    wait_for(WAIT, "the migration to end and the source to free the keys", || {
+        (dbsize(&nodes[0]) == in_a - moved && dbsize(&nodes[2]) == total - in_a + moved).then_some(())
+    });
+    push_shards(&nodes, 2, &[(&[(4096, 8191)], 0, &[1]), (&[(0, 4095), (8192, 16383)], 2, &[3])]);
+    for p in [0, 2] {
+        assert_eq!(nodes[p].run("WAIT 1 5000"), ":1\r\n");
+    }
+    assert_eq!(dbsize(&nodes[1]), dbsize(&nodes[0]), "the source's replica dropped the moved keys");
+    assert_eq!(dbsize(&nodes[3]), dbsize(&nodes[2]), "the target's replica got the imported keys");
+    for (replica, lo, hi) in [(1usize, 4096u16, 8191u16), (3, 0, 4095)] {
+        let mut c = nodes[replica].node.connect();
+        assert_eq!(c.run("READONLY"), "+OK\r\n");
+        for k in keys.iter().filter(|k| (lo..=hi).contains(&shoal_e2e::cluster::key_slot(k.as_bytes()))) {
+            assert_eq!(
+                c.run(&format!("GET {k}")),
+                format!("${}\r\n{k}\r\n", k.len()),
+                "{k} on node {replica}"
+            );
+        }
+    }
+}

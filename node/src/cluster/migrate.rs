@@ -347,7 +347,9 @@ pub fn after_command(srv: &mut Server, meta: &CommandMeta, args: &[Bytes]) {
 /// The executor's per-iteration migration work. Returns true when deferred writes must be
 /// retried (a hand-off ended).
 pub fn tick(srv: &mut Server, clients: &Slab<Client>) -> bool {
-    let Server { cluster, dbs, garbage: trash, .. } = srv;
+    // Keys freed here reach this node's replicas as DELs (they never run migrations).
+    let replicating = srv.repl.active() && srv.master.is_none();
+    let Server { cluster, dbs, garbage: trash, repl, .. } = srv;
     let Some(cl) = cluster.as_mut() else { return false };
     if cl.migrations.jobs.is_empty() && cl.migrations.cleanup.is_empty() {
         return false;
@@ -440,7 +442,12 @@ pub fn tick(srv: &mut Server, clients: &Slab<Client>) -> bool {
         if started.elapsed() >= TICK_BUDGET {
             break;
         }
-        let (next, values) = serialize::remove_slots_step(&mut dbs[0], slots, *cursor, SCAN_STEP);
+        let (next, keys, values) = serialize::remove_slots_step(&mut dbs[0], slots, *cursor, SCAN_STEP);
+        if replicating {
+            for k in &keys {
+                repl.feed(0, &[b"DEL", k]);
+            }
+        }
         garbage.extend(values);
         *cursor = next;
         if next == 0 {

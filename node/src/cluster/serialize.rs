@@ -123,13 +123,19 @@ pub fn scan_slots(
 }
 
 /// One bounded step of removing every key of `slots` (expired ones included); returns the
-/// next cursor, 0 when done, and the removed values so they can be dropped off the executor.
-pub fn remove_slots_step(db: &mut Db, slots: &SlotSet, cursor: u64, budget: usize) -> (u64, Vec<Value>) {
+/// next cursor, 0 when done, the removed keys (replicas get them as DELs) and their values
+/// so they can be dropped off the executor.
+pub fn remove_slots_step(
+    db: &mut Db,
+    slots: &SlotSet,
+    cursor: u64,
+    budget: usize,
+) -> (u64, Vec<Bytes>, Vec<Value>) {
     let mut doomed = Vec::new();
     // Expired keys count as live here (i64::MIN), so nothing is left behind.
     let next = slot_step(db, slots, cursor, budget, i64::MIN, |k| doomed.push(Bytes::copy_from_slice(k)));
     let values = doomed.iter().filter_map(|k| db.remove(k)).map(|e| e.into_value()).collect();
-    (next, values)
+    (next, doomed, values)
 }
 
 /// A SCAN step restricted to `slots`. With one table per slot (cluster mode) the cursor's high
@@ -296,7 +302,7 @@ mod tests {
         let slots = SlotSet::from_ranges(&[(0, 8191)]);
         let (mut cursor, mut removed) = (0, 0);
         loop {
-            let (next, values) = remove_slots_step(&mut db, &slots, cursor, 5);
+            let (next, _, values) = remove_slots_step(&mut db, &slots, cursor, 5);
             removed += values.len();
             cursor = next;
             if cursor == 0 {
@@ -333,7 +339,7 @@ mod tests {
         let mut cursor = 0;
         let mut removed = 0;
         loop {
-            let (next, values) = remove_slots_step(&mut db, &slots, cursor, 50);
+            let (next, _, values) = remove_slots_step(&mut db, &slots, cursor, 50);
             removed += values.len();
             cursor = next;
             if cursor == 0 {

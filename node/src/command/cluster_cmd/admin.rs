@@ -338,6 +338,10 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
     let op = args[2].to_ascii_lowercase();
     let name = &args[3];
     let clock = ctx.clock();
+    // Imported keys reach this node's replicas as RESTORE ... ABSTTL / DEL (a replica has no
+    // import job to apply SYNCSLOTS to).
+    let replicating = ctx.srv.repl.active() && ctx.srv.master.is_none();
+    let mut shipped: Vec<KeyImage> = Vec::new();
     let Server { cluster, dbs, .. } = &mut *ctx.srv;
     let Some(cl) = cluster.as_mut() else { return };
     let res: Result<(), String> = match op.as_slice() {
@@ -384,6 +388,9 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
                         break;
                     }
                     job.keys += 1;
+                    if replicating {
+                        shipped.push(img);
+                    }
                 }
                 if res.is_err() {
                     job.message = "bad data from the source".into();
@@ -395,6 +402,15 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
         b"abort" if args.len() == 4 => migrate::abort_import(cl, name, conn).map_err(|e| e.to_string()),
         _ => Err("Invalid CLUSTER SYNCSLOTS operation or number of arguments".into()),
     };
+    for img in shipped {
+        match &img.payload {
+            Some(p) => {
+                let at = img.expire_at.unwrap_or(0).to_string();
+                ctx.srv.repl.feed(0, &[b"RESTORE", &img.key, at.as_bytes(), p, b"REPLACE", b"ABSTTL"]);
+            }
+            None => ctx.srv.repl.feed(0, &[b"DEL", &img.key]),
+        }
+    }
     match res {
         Ok(()) => ctx.out.ok(),
         Err(e) => ctx.out.err(&e),
