@@ -261,8 +261,11 @@ fn cluster_failover_is_checked_and_recorded_for_the_control_plane() {
     assert_eq!(t.nodes[1].run("REPLICAOF NO ONE"), "-ERR REPLICAOF not allowed in cluster mode.\r\n");
 }
 
-/// Pushes shards given as (slot ranges, primary, replicas) over `nodes`, to every node.
-fn push_shards(nodes: &[ClusterNode], epoch: u64, shards: &[(&[(u16, u16)], usize, &[usize])]) {
+/// A shard: its slot ranges, its primary's index, its replicas' indexes.
+type ShardSpec<'a> = (&'a [(u16, u16)], usize, &'a [usize]);
+
+/// Pushes `shards` over `nodes`, to every node.
+fn push_shards(nodes: &[ClusterNode], epoch: u64, shards: &[ShardSpec<'_>]) {
     let n = |i: usize, role: &str| {
         format!(
             r#"{{"id": "{}", "ip": "127.0.0.1", "port": {}, "role": "{role}"}}"#,
