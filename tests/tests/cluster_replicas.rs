@@ -339,3 +339,18 @@ fn a_slot_migration_reaches_the_replicas_of_both_shards() {
         }
     }
 }
+
+#[test]
+fn redis_py_reads_from_replicas() {
+    let t = Trio::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/replica_reads.py");
+    for proto in ["2", "3"] {
+        let out = shoal_e2e::run_with_timeout(
+            std::process::Command::new("python3").arg(script).arg(t.nodes[2].port().to_string()).arg(proto),
+            b"",
+            Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "redis-py read_from_replicas (RESP{proto}):\n{}\n{}", out.stdout, out.stderr);
+        println!("{}", out.stdout.trim());
+    }
+}

@@ -25,7 +25,7 @@ pub fn handler(name: &str) -> Option<Handler> {
 type Section = fn(&mut Ctx, &mut String);
 
 /// Every section, in output order, and whether plain `INFO` includes it. Valkey's
-/// commandstats, errorstats and latencystats are not kept, so they are not offered.
+/// errorstats and latencystats are not kept, so they are not offered.
 const SECTIONS: &[(&str, bool, Section)] = &[
     ("server", true, server),
     ("clients", true, clients),
@@ -35,6 +35,7 @@ const SECTIONS: &[(&str, bool, Section)] = &[
     ("replication", true, replication),
     ("cpu", true, cpu),
     ("modules", true, modules),
+    ("commandstats", false, commandstats),
     ("cluster", true, cluster),
     ("keyspace", true, keyspace),
 ];
@@ -480,7 +481,7 @@ mod tests {
     #[test]
     fn default_all_and_named_sections_in_order() {
         let mut h = Harness::default();
-        let all = [
+        let default = [
             "Server",
             "Clients",
             "Memory",
@@ -492,12 +493,41 @@ mod tests {
             "Cluster",
             "Keyspace",
         ];
-        assert_eq!(sections(&h.run("INFO")), all);
+        let mut all = default.to_vec();
+        all.insert(8, "Commandstats");
+        assert_eq!(sections(&h.run("INFO")), default);
         assert_eq!(sections(&h.run("INFO everything")), all);
-        assert_eq!(sections(&h.run("INFO default")), all);
+        assert_eq!(sections(&h.run("INFO default")), default);
         assert_eq!(sections(&h.run("INFO keyspace CPU server KEYSPACE")), ["Server", "CPU", "Keyspace"]);
         assert_eq!(h.run("INFO nosuch"), "$0\r\n\r\n");
         assert_eq!(h.run("INFO cluster"), "$30\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n");
+    }
+
+    #[test]
+    fn commandstats_count_calls_rejections_and_failures_per_command() {
+        let mut h = Harness::default();
+        h.run("SET a 1");
+        h.run("SET a 2");
+        h.run("GET");
+        h.run("LPUSH a x");
+        h.run("CONFIG GET maxmemory");
+        let r = h.run("INFO commandstats");
+        let line = |name: &str| {
+            r.split("\r\n").find(|l| l.starts_with(&format!("cmdstat_{name}:"))).map(str::to_string)
+        };
+        let set = line("set").expect("cmdstat_set");
+        assert!(
+            set.starts_with("cmdstat_set:calls=2,usec=") && set.ends_with(",rejected_calls=0,failed_calls=0"),
+            "{set}"
+        );
+        let get = line("get").expect("cmdstat_get");
+        assert!(
+            get.starts_with("cmdstat_get:calls=0,") && get.ends_with("rejected_calls=1,failed_calls=0"),
+            "{get}"
+        );
+        assert!(line("lpush").expect("lpush").ends_with("rejected_calls=0,failed_calls=1"));
+        assert!(line("config|get").is_some(), "{r}");
+        assert!(line("del").is_none(), "commands never called are not listed: {r}");
     }
 
     #[test]
@@ -560,5 +590,31 @@ mod tests {
         assert_eq!(bytes_to_human(1536), "1.50K");
         assert_eq!(bytes_to_human(1 << 20), "1.00M");
         assert_eq!(bytes_to_human(3 << 30), "3.00G");
+    }
+}
+
+/// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..` for
+/// every command (subcommands as `parent|sub`) that ran or was refused, sorted by name.
+fn commandstats(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    let srv = &*ctx.srv;
+    // `entries` already includes the subcommands.
+    let mut rows: Vec<(&str, crate::exec::CmdStat)> = srv
+        .registry
+        .entries()
+        .filter_map(|e| {
+            let st = srv.cmd_stats.get(e.id).filter(|s| s.calls + s.rejected + s.failed > 0)?;
+            Some((e.full_name.as_str(), *st))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, st) in rows {
+        let usec = st.nanos / 1000;
+        let per_call = if st.calls == 0 { 0.0 } else { usec as f64 / st.calls as f64 };
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            st.calls, st.rejected, st.failed
+        );
     }
 }
