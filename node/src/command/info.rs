@@ -469,6 +469,32 @@ fn os_name() -> &'static str {
     })
 }
 
+/// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..` for
+/// every command (subcommands as `parent|sub`) that ran or was refused, sorted by name.
+fn commandstats(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    let srv = &*ctx.srv;
+    // `entries` already includes the subcommands.
+    let mut rows: Vec<(&str, crate::exec::CmdStat)> = srv
+        .registry
+        .entries()
+        .filter_map(|e| {
+            let st = srv.cmd_stats.get(e.id).filter(|s| s.calls + s.rejected + s.failed > 0)?;
+            Some((e.full_name.as_str(), *st))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, st) in rows {
+        let usec = st.nanos / 1000;
+        let per_call = if st.calls == 0 { 0.0 } else { usec as f64 / st.calls as f64 };
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            st.calls, st.rejected, st.failed
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,31 +616,5 @@ mod tests {
         assert_eq!(bytes_to_human(1536), "1.50K");
         assert_eq!(bytes_to_human(1 << 20), "1.00M");
         assert_eq!(bytes_to_human(3 << 30), "3.00G");
-    }
-}
-
-/// `cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..` for
-/// every command (subcommands as `parent|sub`) that ran or was refused, sorted by name.
-fn commandstats(ctx: &mut Ctx, out: &mut String) {
-    out.push_str("# Commandstats\r\n");
-    let srv = &*ctx.srv;
-    // `entries` already includes the subcommands.
-    let mut rows: Vec<(&str, crate::exec::CmdStat)> = srv
-        .registry
-        .entries()
-        .filter_map(|e| {
-            let st = srv.cmd_stats.get(e.id).filter(|s| s.calls + s.rejected + s.failed > 0)?;
-            Some((e.full_name.as_str(), *st))
-        })
-        .collect();
-    rows.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, st) in rows {
-        let usec = st.nanos / 1000;
-        let per_call = if st.calls == 0 { 0.0 } else { usec as f64 / st.calls as f64 };
-        let _ = write!(
-            out,
-            "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
-            st.calls, st.rejected, st.failed
-        );
     }
 }
