@@ -1123,7 +1123,7 @@ pub static COMMANDS: &[CommandMeta] = &[
             CommandMeta {
                 name: "settopology",
                 arity: 3,
-                flags: &["no_async_loading", "admin", "stale"],
+                flags: &["no_async_loading", "admin", "loading", "stale"],
                 acl: &["admin", "slow", "dangerous"],
                 tips: &[],
                 key_specs: &[],

@@ -195,9 +195,13 @@ pub fn unset_primary(srv: &mut Server, clients: &mut Slab<Client>) {
     drop_replicas(srv, clients);
     let was_loading = std::mem::take(&mut srv.loading);
     if was_loading {
-        // A half-loaded dataset is no history at all.
+        // A half-loaded dataset is no history at all, and no consistent data either.
         srv.repl.replid = random_id();
         srv.repl.offset = 0;
+        for i in 0..srv.dbs.len() {
+            let old = srv.dbs[i].clear();
+            srv.free_later(old);
+        }
     } else {
         srv.repl.shift_replid(random_id());
     }
