@@ -350,7 +350,12 @@ fn redis_py_reads_from_replicas() {
             b"",
             Duration::from_secs(120),
         );
-        assert!(out.status.success(), "redis-py read_from_replicas (RESP{proto}):\n{}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.status.success(),
+            "redis-py read_from_replicas (RESP{proto}):\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
         println!("{}", out.stdout.trim());
     }
 }

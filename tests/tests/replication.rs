@@ -175,3 +175,72 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     assert_eq!(c.run("WAIT 1 5000"), ":1\r\n");
     assert_eq!(r.run("GET k"), "$1\r\nv\r\n");
 }
+
+/// A fake primary: answers the handshake, then `payload` after `+FULLRESYNC`, then holds the
+/// connection until the replica closes it. Returns its port.
+fn fake_primary(payload: &'static [u8]) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        // Serve a few link attempts (the replica retries after a failure).
+        for stream in listener.incoming().take(3) {
+            let Ok(mut s) = stream else { return };
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut commands = 0;
+            let mut line = String::new();
+            // Each command is an array; answer once per `*` header, PSYNC with the payload.
+            while commands < 4 {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line.starts_with('*') {
+                    commands += 1;
+                    let reply: &[u8] = if commands == 1 { b"+PONG\r\n" } else { b"+OK\r\n" };
+                    if commands < 4 {
+                        let _ = s.write_all(reply);
+                    }
+                }
+            }
+            // Drain the PSYNC arguments, then the payload.
+            for _ in 0..6 {
+                line.clear();
+                let _ = r.read_line(&mut line);
+            }
+            let _ = s.write_all(b"+FULLRESYNC 0123456789012345678901234567890123456789 0\r\n");
+            let _ = s.write_all(payload);
+            let mut sink = [0u8; 1024];
+            use std::io::Read;
+            while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        }
+    });
+    port
+}
+
+#[test]
+fn a_primary_sending_garbage_fails_the_link_not_the_replica() {
+    for payload in [
+        &b"$20\r\nthis is not an RDB!!"[..],
+        b"$EOF:0123456789012345678901234567890123456789\r\nREDIS0010\xfa\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"$99999999999999999999\r\n",
+        b"-ERR no sync for you\r\n",
+    ] {
+        let port = fake_primary(payload);
+        let node = ShoalNode::start(&[]);
+        let mut c = node.connect();
+        assert_eq!(c.run("SET mine 1"), "+OK\r\n");
+        assert_eq!(c.run(&format!("REPLICAOF 127.0.0.1 {port}")), "+OK\r\n");
+        node.log
+            .wait_for(Duration::from_secs(30), |l| l.contains("Replication link to").then_some(()))
+            .unwrap_or_else(|| panic!("no link failure logged for {:?}", String::from_utf8_lossy(payload)));
+        // Still serving, link down, and back to a primary on request.
+        assert_eq!(c.run("PING"), "+PONG\r\n");
+        assert!(c.run("INFO replication").contains("master_link_status:down"));
+        assert_eq!(c.run("REPLICAOF NO ONE"), "+OK\r\n");
+        assert_eq!(c.run("SET after 1"), "+OK\r\n");
+        drop(c);
+        let mut n = node;
+        n.assert_alive();
+    }
+}
