@@ -95,10 +95,10 @@ pub struct ShoalClusterSpec {
     #[schemars(range(min = 1, max = 1024))]
     pub shards: i32,
 
-    /// Replicas per shard. Shoal has no replication yet, so only 0 is accepted.
+    /// Replicas per shard (0..=5): pods 1..=N of the shard's StatefulSet replicate from its
+    /// primary; the control plane promotes one when the primary fails, and rolls the shard in
+    /// place, replica first, with a planned failover.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self == 0")
-        .message("replicasPerShard must be 0: Shoal nodes have no replication yet (every shard is one primary)"))]
     #[schemars(range(min = 0, max = 5))]
     pub replicas_per_shard: i32,
 

@@ -92,10 +92,14 @@ fn a_minimal_and_a_full_spec_pass_every_rule() {
 }
 
 #[test]
-fn replicas_per_shard_must_be_zero_until_replication_exists() {
-    let v = violations(json!({"shards": 3, "replicasPerShard": 1}), None);
-    assert_eq!(v.len(), 1, "{v:?}");
-    assert!(v[0].contains("no replication yet"), "{v:?}");
+fn replicas_per_shard_is_zero_to_five() {
+    for n in 0..=5 {
+        assert!(violations(json!({"shards": 3, "replicasPerShard": n}), None).is_empty(), "{n}");
+    }
+    // The bounds are in the schema (range), which the API server checks before CEL.
+    let s = schema();
+    let r = &s["properties"]["spec"]["properties"]["replicasPerShard"];
+    assert_eq!((r["minimum"].as_f64(), r["maximum"].as_f64()), (Some(0.0), Some(5.0)), "{r}");
 }
 
 #[test]

@@ -36,6 +36,21 @@ pub struct DecisionLabels {
     pub applied: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailoverLabels {
+    /// `planned`, `primary_failed`, `primary_fenced`, `primary_replaced`, `requested`.
+    pub cause: String,
+}
+
+/// One replica: its cluster (`namespace/name`) and endpoint. One series per replica, the only
+/// per-object series here: lag is worth watching per replica, and a replica's series is
+/// removed when it leaves the topology.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    pub cluster: String,
+    pub node: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     pub reconciles: Counter,
@@ -58,6 +73,13 @@ pub struct Metrics {
     pub unserved_slots: Gauge,
     /// Shard pods deleted for a rollout or a Node's removal, after their shard was drained.
     pub pods_recreated: Counter,
+    /// Promotions of a replica, by cause.
+    pub failovers: Family<FailoverLabels, Counter>,
+    /// Time to recover of the newest failover (from the first sign of trouble to the push).
+    pub last_recovery_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Primary offset minus replica offset, bytes, per replica.
+    pub replication_lag: Family<ReplicaLabels, Gauge>,
+    lag_series: std::sync::Mutex<std::collections::HashMap<String, Vec<ReplicaLabels>>>,
     registry: Registry,
 }
 
@@ -79,6 +101,10 @@ impl Default for Metrics {
             stuck_now: Gauge::default(),
             unserved_slots: Gauge::default(),
             pods_recreated: Counter::default(),
+            failovers: Family::default(),
+            last_recovery_seconds: Gauge::default(),
+            replication_lag: Family::default(),
+            lag_series: Default::default(),
             registry: Registry::default(),
         };
         r.register("reconciles", "Reconciles run", m.reconciles.clone());
@@ -107,7 +133,50 @@ impl Default for Metrics {
             "Shard pods recreated after their shard was drained",
             m.pods_recreated.clone(),
         );
+        r.register("failovers", "Replicas promoted to primary, by cause", m.failovers.clone());
+        r.register(
+            "last_failover_recovery_seconds",
+            "Time to recover of the newest failover: first sign of trouble to the promotion push",
+            m.last_recovery_seconds.clone(),
+        );
+        r.register(
+            "replication_lag_bytes",
+            "Primary replication offset minus the replica's, per replica",
+            m.replication_lag.clone(),
+        );
         Metrics { registry: r, ..m }
+    }
+}
+
+impl Metrics {
+    /// Records the failovers and replica lags of one control-plane step of `cluster`.
+    pub fn record_replication(&self, cluster: &str, r: &crate::controlplane::driver::StepReport) {
+        use crate::controlplane::failover::Cause;
+        for f in &r.failovers {
+            let cause = match f.cause {
+                Cause::Planned => "planned",
+                Cause::PrimaryFailed => "primary_failed",
+                Cause::PrimaryFenced => "primary_fenced",
+                Cause::PrimaryReplaced => "primary_replaced",
+                Cause::Requested(_) => "requested",
+            };
+            self.failovers.get_or_create(&FailoverLabels { cause: cause.into() }).inc();
+            self.last_recovery_seconds.set(f.recovered_in.as_secs_f64());
+        }
+        let now: Vec<ReplicaLabels> = r
+            .replica_lags()
+            .into_iter()
+            .map(|l| {
+                let labels = ReplicaLabels { cluster: cluster.into(), node: l.addr.to_string() };
+                self.replication_lag.get_or_create(&labels).set(l.lag_bytes as i64);
+                labels
+            })
+            .collect();
+        let mut series = self.lag_series.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in series.get(cluster).into_iter().flatten().filter(|l| !now.contains(l)) {
+            self.replication_lag.remove(gone);
+        }
+        series.insert(cluster.into(), now);
     }
 }
 

@@ -324,12 +324,16 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     let desired: Vec<DesiredShard> = (0..want)
         .filter(|&o| Some(o) != drain)
         .map(|o| {
-            let (id, addr) = res::desired_shard(&sc, o, &ctx.defaults);
-            DesiredShard { id, nodes: vec![addr] }
+            let (id, _) = res::desired_shard(&sc, o, &ctx.defaults);
+            DesiredShard { id, nodes: res::desired_nodes(&sc, o, &ctx.defaults) }
         })
         .collect();
-    let others: Vec<NodeAddr> =
-        draining.iter().copied().chain(drain).map(|o| res::desired_shard(&sc, o, &ctx.defaults).1).collect();
+    let others: Vec<NodeAddr> = draining
+        .iter()
+        .copied()
+        .chain(drain)
+        .flat_map(|o| res::desired_nodes(&sc, o, &ctx.defaults))
+        .collect();
     let password = match auth_password(&sc, &ctx).await {
         Ok(p) => p,
         Err(err) => {
@@ -477,6 +481,18 @@ async fn record_steps(sc: &ShoalCluster, ctx: &Context, st: &mut ClusterState, r
         if st.counted_jobs.insert(j.name.clone()) {
             ctx.metrics.slots_moved.inc_by(slot_count(&j.slots) as u64);
         }
+    }
+    ctx.metrics.record_replication(&format!("{}/{}", sc.namespace().unwrap_or_default(), sc.name_any()), r);
+    for f in &r.failovers {
+        let what = format!(
+            "shard {}: {} promoted over {} ({}), epoch {}",
+            &f.shard.0[..f.shard.0.len().min(8)],
+            &f.new_primary.0[..f.new_primary.0.len().min(8)],
+            &f.old_primary.0[..f.old_primary.0.len().min(8)],
+            f.cause,
+            f.epoch
+        );
+        ctx.event(sc, EventType::Warning, "Failover", what).await;
     }
     for c in &r.membership {
         let (type_, reason) = match c {

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
+    PodReadinessGate, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec as K8sServiceSpec, TopologySpreadConstraint, Volume,
+    VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -109,7 +110,11 @@ impl<'a> Names<'a> {
     }
     /// The stable DNS name of shard `ordinal`'s primary.
     pub fn pod_fqdn(&self, ordinal: u32, domain: &str) -> String {
-        format!("{}.{}.{}.svc.{domain}", self.pod(ordinal), self.headless(), self.namespace)
+        self.member_fqdn(ordinal, 0, domain)
+    }
+    /// The stable DNS name of pod `member` of shard `ordinal` (0 starts as the primary).
+    pub fn member_fqdn(&self, ordinal: u32, member: u32, domain: &str) -> String {
+        format!("{}-{ordinal}-{member}.{}.{}.svc.{domain}", self.cluster, self.headless(), self.namespace)
     }
     /// The label selector of every node pod of the cluster.
     pub fn selector(&self) -> String {
@@ -124,6 +129,18 @@ pub fn desired_shard(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> (ShardId,
     let host = n.pod_fqdn(ordinal, &d.cluster_domain);
     let id = ShardId::for_ordinal(&format!("{}/{}", n.namespace, n.cluster), ordinal);
     (id, NodeAddr { ip: host.clone(), hostname: Some(host), port: sc.spec.port as u16 })
+}
+
+/// Every node of shard `ordinal`: its StatefulSet's pods 0..=replicasPerShard, by DNS name.
+/// Pod 0 starts as the primary; after a failover any of them may be.
+pub fn desired_nodes(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Vec<NodeAddr> {
+    let n = Names::of(sc);
+    (0..=sc.spec.replicas_per_shard.max(0) as u32)
+        .map(|m| {
+            let host = n.member_fqdn(ordinal, m, &d.cluster_domain);
+            NodeAddr { ip: host.clone(), hostname: Some(host), port: sc.spec.port as u16 }
+        })
+        .collect()
 }
 
 fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
@@ -404,12 +421,22 @@ fn default_spread(cluster: &str) -> Vec<TopologySpreadConstraint> {
 
 fn node_container(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Container {
     let n = Names::of(sc);
+    // Each pod announces its own DNS name: `$(POD_NAME)` is expanded by the kubelet, so pods of
+    // one StatefulSet (a primary and its replicas) share the template.
+    let _ = ordinal;
     let mut args = vec![
         format!("{CONFIG_DIR}/shoal.conf"),
         "--cluster-announce-hostname".into(),
-        n.pod_fqdn(ordinal, &d.cluster_domain),
+        format!("$(POD_NAME).{}.{}.svc.{}", n.headless(), n.namespace, d.cluster_domain),
     ];
-    let mut env = Vec::new();
+    let mut env = vec![EnvVar {
+        name: "POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
     if let Some(auth) = &sc.spec.auth {
         env.push(EnvVar {
             name: "SHOAL_PASSWORD".into(),
@@ -483,7 +510,36 @@ fn node_container(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Container {
     }
 }
 
-/// Shard `ordinal`: a StatefulSet of one primary (plus replicas, once Shoal has them).
+/// Keeps a shard's pods apart: with replicas, each pod prefers a zone and a host without
+/// another pod of its shard. Preferred, not required, by hostname too: a required rule leaves a
+/// replica Pending on a cluster with fewer Nodes than pods per shard (a one-Node dev cluster, a
+/// Node pool scaled down), and a Pending replica protects nothing, while the control plane
+/// never promotes a replica that is not in sync anyway. Users who want it required set
+/// `scheduling.affinity` (which replaces this).
+fn shard_anti_affinity(cluster: &str, ordinal: u32) -> Affinity {
+    let mut labels = selector_labels(cluster);
+    labels.insert(SHARD_LABEL.into(), ordinal.to_string());
+    let term = |key: &str, weight| WeightedPodAffinityTerm {
+        weight,
+        pod_affinity_term: PodAffinityTerm {
+            label_selector: Some(LabelSelector { match_labels: Some(labels.clone()), ..Default::default() }),
+            topology_key: key.into(),
+            ..Default::default()
+        },
+    };
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                term("kubernetes.io/hostname", 100),
+                term("topology.kubernetes.io/zone", 50),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Shard `ordinal`: a StatefulSet of one primary and `replicasPerShard` replicas.
 ///
 /// `OnDelete` updates: without replicas, restarting a node drops its shard's keys, so a changed
 /// template must not roll every shard at once; pods pick changes up when they are recreated.
@@ -520,7 +576,9 @@ pub fn statefulset(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> StatefulSet
                     readiness_gates: Some(vec![PodReadinessGate {
                         condition_type: SLOTS_READINESS_GATE.into(),
                     }]),
-                    affinity: sched.affinity,
+                    affinity: sched.affinity.or_else(|| {
+                        (sc.spec.replicas_per_shard > 0).then(|| shard_anti_affinity(n.cluster, ordinal))
+                    }),
                     tolerations: (!sched.tolerations.is_empty()).then_some(sched.tolerations),
                     node_selector: (!sched.node_selector.is_empty()).then_some(sched.node_selector),
                     topology_spread_constraints: Some(

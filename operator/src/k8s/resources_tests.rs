@@ -117,6 +117,45 @@ fn endpoints_are_per_pod_dns_names_and_ids_are_stable() {
 }
 
 #[test]
+fn replicas_are_pods_of_the_shard_statefulset_kept_apart() {
+    let mut sc = full();
+    sc.spec.replicas_per_shard = 2;
+    sc.spec.scheduling = None;
+    let nodes = desired_nodes(&sc, 1, &Defaults::default());
+    let hosts: Vec<&str> = nodes.iter().filter_map(|a| a.hostname.as_deref()).collect();
+    assert_eq!(
+        hosts,
+        vec![
+            "cache-1-0.cache-nodes.prod.svc.cluster.local",
+            "cache-1-1.cache-nodes.prod.svc.cluster.local",
+            "cache-1-2.cache-nodes.prod.svc.cluster.local"
+        ]
+    );
+    assert_eq!(nodes[0], desired_shard(&sc, 1, &Defaults::default()).1, "pod 0 is the first primary");
+    let s = statefulset(&sc, 1, &Defaults::default());
+    let spec = s.spec.as_ref().expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let pod = spec.template.spec.as_ref().expect("pod spec");
+    let anti = pod.affinity.as_ref().and_then(|a| a.pod_anti_affinity.as_ref()).expect("anti-affinity");
+    let terms = anti.preferred_during_scheduling_ignored_during_execution.as_ref().expect("preferred");
+    let keys: Vec<&str> = terms.iter().map(|t| t.pod_affinity_term.topology_key.as_str()).collect();
+    assert_eq!(keys, vec!["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+    let sel = terms[0]
+        .pod_affinity_term
+        .label_selector
+        .as_ref()
+        .and_then(|l| l.match_labels.as_ref())
+        .expect("labels");
+    assert_eq!(sel.get("shoal.dev/shard").map(String::as_str), Some("1"), "apart from its own shard's pods");
+    let args = pod.containers[0].args.as_ref().expect("args");
+    assert!(args.iter().any(|a| a == "$(POD_NAME).cache-nodes.prod.svc.cluster.local"), "{args:?}");
+    // No replicas: no anti-affinity added.
+    sc.spec.replicas_per_shard = 0;
+    let s = statefulset(&sc, 1, &Defaults::default());
+    assert!(s.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).is_none());
+}
+
+#[test]
 fn one_statefulset_per_shard_with_its_own_selector() {
     let sc = full();
     let a = statefulset(&sc, 0, &Defaults::default());
