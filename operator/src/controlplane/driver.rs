@@ -468,8 +468,20 @@ impl Driver {
                     continue;
                 }
                 tried += 1;
+                // A primary of an older epoch that the topology now makes a replica (a planned
+                // failover interrupted after the promotion push): it may still hold its clients'
+                // writes paused; once it knows it is a replica, release them to get -MOVED.
+                let demoted = obs.nodes.iter().find(|n| &n.addr == a).is_some_and(|n| {
+                    n.replication.as_ref().is_some_and(|r| r.role == Some(Role::Primary))
+                        && n.id.as_ref().is_some_and(|id| {
+                            topo.shard_of_node(id).is_some_and(|s| s.replicas().any(|r| &r.id == id))
+                        })
+                });
                 let r = match self.pool.get(a).await {
-                    Ok(mut c) => c.set_topology(&topo).await,
+                    Ok(mut c) => match c.set_topology(&topo).await {
+                        Ok(()) if demoted => c.unpause().await.or(Ok(())),
+                        r => r,
+                    },
                     Err(e) => Err(e),
                 };
                 match r {
