@@ -79,6 +79,9 @@ IMPLEMENTED = {
     # replication (primary side)
     "psync": None, "sync": None, "replconf": None, "role": None, "wait": None,
     "replicaof": None, "slaveof": None,
+    # scripting
+    "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
+    "script": ["load", "exists", "flush", "kill"],
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

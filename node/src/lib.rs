@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod replication;
+pub mod scripting;
 pub mod util;
 
 /// Shoal's own version, reported as `shoal_version` in INFO.

@@ -236,22 +236,23 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "used_memory_dataset_perc", "{dperc:.2}%");
     field!(out, "total_system_memory", "{total}");
     field!(out, "total_system_memory_human", "{}", bytes_to_human(total));
-    zeros(out, &["used_memory_lua", "used_memory_vm_eval"]);
-    field!(out, "used_memory_lua_human", "0B");
-    zeros(
-        out,
-        &[
-            "used_memory_scripts_eval",
-            "number_of_cached_scripts",
-            "number_of_functions",
-            "number_of_libraries",
-            "used_memory_vm_functions",
-            "used_memory_vm_total",
-        ],
-    );
-    field!(out, "used_memory_vm_total_human", "0B");
-    zeros(out, &["used_memory_functions", "used_memory_scripts"]);
-    field!(out, "used_memory_scripts_human", "0B");
+    // Lua: the interpreter's heap, the cached scripts' sources (Valkey's field set).
+    let (vm, sources, cached) = ctx
+        .srv
+        .scripting
+        .as_ref()
+        .map_or((0, 0, 0), |s| (s.lua.used_memory(), s.source_bytes, s.len()));
+    field!(out, "used_memory_lua", "{vm}");
+    field!(out, "used_memory_vm_eval", "{vm}");
+    field!(out, "used_memory_lua_human", "{}", bytes_to_human(vm as u64));
+    field!(out, "used_memory_scripts_eval", "{sources}");
+    field!(out, "number_of_cached_scripts", "{cached}");
+    zeros(out, &["number_of_functions", "number_of_libraries", "used_memory_vm_functions"]);
+    field!(out, "used_memory_vm_total", "{vm}");
+    field!(out, "used_memory_vm_total_human", "{}", bytes_to_human(vm as u64));
+    field!(out, "used_memory_functions", "0");
+    field!(out, "used_memory_scripts", "{sources}");
+    field!(out, "used_memory_scripts_human", "{}", bytes_to_human(sources as u64));
     field!(out, "maxmemory", "{maxmemory}");
     field!(out, "maxmemory_human", "{}", bytes_to_human(maxmemory));
     field!(out, "maxmemory_policy", "{}", ctx.srv.config.get("maxmemory-policy").unwrap_or("noeviction"));

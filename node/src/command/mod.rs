@@ -73,6 +73,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| cluster_cmd::handler(full))
         .or_else(|| dump::handler(full))
         .or_else(|| txn::handler(full))
+        .or_else(|| crate::scripting::eval::handler(full))
         .or_else(|| bitmap::handler(full))
         .or_else(|| hll::handler(full))
         .or_else(|| hash::handler(full))

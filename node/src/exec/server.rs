@@ -115,6 +115,8 @@ pub struct Server {
     /// CLUSTER FAILOVER was asked of this replica (`default`, `force`, `takeover`): the
     /// control plane performs it and its next push clears this.
     pub failover_requested: Option<&'static str>,
+    /// The Lua state and cached scripts, created by the first script (see `scripting`).
+    pub scripting: Option<Box<crate::scripting::Scripting>>,
 }
 
 impl Server {
@@ -173,6 +175,7 @@ impl Server {
             pause: None,
             pause_ended: false,
             failover_requested: None,
+            scripting: None,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -183,6 +183,11 @@ impl Replication {
         self.replicas.iter().filter(|r| r.state == LinkState::Online && r.ack >= offset).count()
     }
 
+    /// True while an EXEC's (or a script's) writes are being wrapped in MULTI/EXEC.
+    pub fn in_exec(&self) -> bool {
+        self.exec_open.is_some()
+    }
+
     /// The offset including stream bytes not yet moved to the backlog.
     pub fn offset_now(&self) -> u64 {
         self.offset + self.out.len() as u64

@@ -1,0 +1,225 @@
+//! Lua scripting (EVAL and friends) with Valkey's semantics: Lua 5.1, the `redis` / `server`
+//! API, its reply conversions and error formats, a sandbox (no `os`, `io`, `loadfile`,
+//! `dofile`; globals read-only, unknown globals an error), scripts cached by SHA-1.
+//!
+//! One Lua state lives on the executor thread, created at the first script. A script runs
+//! atomically: it is a command like any other, and the commands it calls go through the same
+//! dispatch as a client's (as a short-lived script client), so their checks, statistics,
+//! keyspace notifications and replication are the usual ones. The writes a script makes reach
+//! replicas as their effects, wrapped in MULTI/EXEC.
+//!
+//! - [`resp`]: parses a called command's reply for Lua.
+//! - [`convert`]: Lua <-> reply conversions.
+//! - [`eval`]: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT and the `redis.call` bridge.
+
+pub mod convert;
+pub mod eval;
+pub mod resp;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, StdLib, Table};
+
+/// The error handler every script runs under (Valkey's `__redis__err__handler`): turns an
+/// error into `{err=..., source=..., line=...}`, the position being the script's own line,
+/// not that of a C function (`redis.call`).
+const ERR_HANDLER: &str = r#"
+local getinfo = debug.getinfo
+local errmsg = ...
+return function(err)
+  local level = 2
+  local i = getinfo(level, 'nSl')
+  while i and (i.what == 'C' or i.source == '=shoal') do
+    level = level + 1
+    i = getinfo(level, 'nSl')
+  end
+  if type(err) == 'userdata' then
+    err = {err = 'ERR ' .. errmsg(err)}
+  elseif type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+"#;
+
+/// Where `redis.call` finds the bridge table (Lua registry key).
+const BRIDGE_KEY: &std::ffi::CStr = c"shoal.bridge";
+
+/// Calls `bridge.f(...)`, which returns `(true, reply)` or `(false, {err=...})`, leaving the
+/// pair on the stack. A C function (not a Lua one) so a script's `return redis.call(...)`, a
+/// tail call, keeps the script's own frame: errors then name the script's line, as Valkey's.
+///
+/// # Safety
+/// `state` is a live Lua state calling this as a C function.
+unsafe fn call_bridge(state: *mut mlua::lua_State) {
+    use mlua::ffi;
+    // SAFETY: plain Lua C API calls on the state Lua handed us; no Rust value with a destructor
+    // is alive in this frame, so an error unwinding through `lua_call` skips nothing.
+    unsafe {
+        let nargs = ffi::lua_gettop(state);
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, BRIDGE_KEY.as_ptr());
+        ffi::lua_getfield(state, -1, c"f".as_ptr());
+        ffi::lua_remove(state, -2);
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, nargs, 2);
+    }
+}
+
+/// `redis.call`: the reply, or the error table raised as the script's error.
+unsafe extern "C-unwind" fn redis_call(state: *mut mlua::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: see `call_bridge`; `lua_error` raises the `{err=...}` table on top of the stack.
+    unsafe {
+        call_bridge(state);
+        let ok = ffi::lua_toboolean(state, -2) != 0;
+        ffi::lua_remove(state, -2);
+        if !ok {
+            ffi::lua_error(state);
+        }
+    }
+    1
+}
+
+/// `redis.pcall`: the reply, or the error table as a value.
+unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::lua_State) -> std::ffi::c_int {
+    // SAFETY: see `call_bridge`.
+    unsafe {
+        call_bridge(state);
+        mlua::ffi::lua_remove(state, -2);
+    }
+    1
+}
+
+/// Makes the globals read-only and reading an unknown one an error, as Valkey does.
+const PROTECT_GLOBALS: &str = r#"
+local mt = {}
+setmetatable(_G, mt)
+mt.__newindex = function(t, n, v)
+  error('Attempt to modify a readonly table', 2)
+end
+mt.__index = function(t, n)
+  error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+end
+"#;
+
+/// Errors while setting Lua up (never expected: the code above is fixed).
+#[derive(Debug, thiserror::Error)]
+#[error("Lua setup failed: {0}")]
+pub struct SetupError(#[from] mlua::Error);
+
+/// The Lua state and the scripts loaded into it.
+pub struct Scripting {
+    pub lua: Lua,
+    /// SHA-1 (lower-case hex) → compiled function and its source.
+    scripts: HashMap<String, (Function, Bytes)>,
+    /// Bytes of script sources held (INFO `used_memory_scripts`).
+    pub source_bytes: usize,
+    err_handler: Function,
+    xpcall: Function,
+    /// `bridge.f` is set to the executor's command bridge while a script runs.
+    bridge: Table,
+}
+
+impl Scripting {
+    pub fn new() -> Result<Scripting, SetupError> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the `debug` library (the unsafe part) is only reachable by the error handler,
+        // which keeps `debug.getinfo` alone; `debug` leaves the globals below, before any
+        // script can run, exactly as Valkey does.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+        let g = lua.globals();
+        let errmsg = lua.create_function(|_, v: mlua::Value| Ok(rust_error_message(&v)))?;
+        let err_handler: Function = lua.load(ERR_HANDLER).set_name("=shoal").call(errmsg)?;
+        let xpcall: Function = g.get("xpcall")?;
+        let bridge = lua.create_table()?;
+        lua.set_named_registry_value(BRIDGE_KEY.to_str().unwrap_or("shoal.bridge"), bridge.clone())?;
+        // SAFETY: both functions follow the Lua C API (see their docs).
+        let (call, pcall) = unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
+        let redis = eval::api_table(&lua, call, pcall, &bridge)?;
+        g.raw_set("redis", redis.clone())?;
+        g.raw_set("server", redis)?;
+        // The sandbox: what Valkey removes.
+        for name in ["debug", "loadfile", "dofile", "print", "module", "require", "load", "setfenv", "getfenv"] {
+            g.raw_set(name, mlua::Value::Nil)?;
+        }
+        lua.load(PROTECT_GLOBALS).set_name("=shoal").exec()?;
+        Ok(Scripting {
+            lua,
+            scripts: HashMap::new(),
+            source_bytes: 0,
+            err_handler,
+            xpcall,
+            bridge,
+        })
+    }
+
+    /// Number of cached scripts (INFO `number_of_cached_scripts`).
+    pub fn len(&self) -> usize {
+        self.scripts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scripts.is_empty()
+    }
+
+    pub fn contains(&self, sha: &str) -> bool {
+        self.scripts.contains_key(sha)
+    }
+
+    /// Compiles and caches `body` under `sha` (no-op if cached). The error is Valkey's text.
+    pub fn load(&mut self, sha: &str, body: &Bytes) -> Result<Function, String> {
+        if let Some((f, _)) = self.scripts.get(sha) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .lua
+            .load(&body[..])
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| format!("Error compiling script (new function): {}", compile_message(&e)))?;
+        self.source_bytes += body.len();
+        self.scripts.insert(sha.to_string(), (f.clone(), body.clone()));
+        Ok(f)
+    }
+
+    /// SCRIPT FLUSH.
+    pub fn flush(&mut self) {
+        self.scripts.clear();
+        self.source_bytes = 0;
+        let _ = self.lua.gc_collect();
+    }
+}
+
+/// The message of an error a Rust function of the API raised, without mlua's decorations
+/// (the "runtime error:" prefix and the traceback a callback error carries).
+fn rust_error_message(v: &mlua::Value) -> String {
+    fn inner(e: &mlua::Error) -> String {
+        match e {
+            mlua::Error::CallbackError { cause, .. } => inner(cause),
+            mlua::Error::RuntimeError(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+    match v {
+        mlua::Value::Error(e) => inner(e),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The message of a compile error without mlua's decorations.
+fn compile_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Lower-case hex SHA-1 of a script body.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
