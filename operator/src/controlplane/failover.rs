@@ -95,6 +95,31 @@ mod millis {
     }
 }
 
+/// Failovers since the control plane started (soft state: a restarted control plane counts
+/// from zero, as a restarted Prometheus counter does).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverLog {
+    pub total: u64,
+    /// The most recent ones, newest last (at most 32).
+    pub recent: Vec<FailoverRecord>,
+}
+
+impl FailoverLog {
+    pub(super) fn record(&mut self, r: FailoverRecord) {
+        self.total += 1;
+        self.recent.push(r);
+        if self.recent.len() > 32 {
+            self.recent.remove(0);
+        }
+    }
+
+    /// The time to recover of the newest failover.
+    pub fn last_recovery(&self) -> Option<Duration> {
+        self.recent.last().map(|r| r.recovered_in)
+    }
+}
+
 /// Why a failover did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum FailoverError {
