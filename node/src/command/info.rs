@@ -237,11 +237,8 @@ fn memory(ctx: &mut Ctx, out: &mut String) {
     field!(out, "total_system_memory", "{total}");
     field!(out, "total_system_memory_human", "{}", bytes_to_human(total));
     // Lua: the interpreter's heap, the cached scripts' sources (Valkey's field set).
-    let (vm, sources, cached) = ctx
-        .srv
-        .scripting
-        .as_ref()
-        .map_or((0, 0, 0), |s| (s.lua.used_memory(), s.source_bytes, s.len()));
+    let (vm, sources, cached) =
+        ctx.srv.scripting.as_ref().map_or((0, 0, 0), |s| (s.lua.used_memory(), s.source_bytes, s.len()));
     field!(out, "used_memory_lua", "{vm}");
     field!(out, "used_memory_vm_eval", "{vm}");
     field!(out, "used_memory_lua_human", "{}", bytes_to_human(vm as u64));

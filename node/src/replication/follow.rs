@@ -29,6 +29,8 @@ pub fn follow_topology(srv: &mut Server, clients: &mut Slab<Client>) {
             }
             log::info!("The topology makes this node a replica of {host}:{port}");
             replica::set_primary(srv, clients, &host, port);
+            // Writes held by a planned failover's CLIENT PAUSE now get MOVED to the new primary.
+            crate::exec::pause::end(srv);
         }
         None => {
             if srv.master.is_some() {

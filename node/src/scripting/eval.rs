@@ -97,7 +97,10 @@ fn execute(sc: &Scripting, ctx: &mut Ctx, f: &Function, keys: &[Bytes], argv: &[
         }
         lua.globals().raw_set(name, t)
     };
-    if let Err(e) = set_list("KEYS", keys).and_then(|()| set_list("ARGV", argv)).and_then(|()| sc.bridge.raw_set("resp", 2)) {
+    if let Err(e) = set_list("KEYS", keys)
+        .and_then(|()| set_list("ARGV", argv))
+        .and_then(|()| sc.bridge.raw_set("resp", 2))
+    {
         return ctx.out.err(&format!("Error running script: {e}"));
     }
     // The commands the script calls run as a client of their own, in the caller's database.
@@ -113,9 +116,18 @@ fn execute(sc: &Scripting, ctx: &mut Ctx, f: &Function, keys: &[Bytes], argv: &[
     if wrap {
         crate::replication::primary::exec_begin(ctx.srv);
     }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        sc.guard.started_ms.store(crate::util::now_ms(), Relaxed);
+        sc.guard.limit_ms.store(ctx.srv.config.get_i64("busy-reply-threshold").max(0), Relaxed);
+        sc.guard.wrote.store(false, Relaxed);
+    }
     let bridge = &sc.bridge;
+    let guard = &sc.guard;
     let outcome = lua.scope(|scope| {
-        let call = scope.create_function_mut(|lua, args: MultiValue| call_command(lua, ctx, idx, ro, bridge, args))?;
+        let call = scope.create_function_mut(|lua, args: MultiValue| {
+            call_command(lua, ctx, idx, ro, bridge, guard, args)
+        })?;
         bridge.raw_set("f", call)?;
         let r = sc.xpcall.call::<(bool, Value)>((f.clone(), sc.err_handler.clone()));
         bridge.raw_set("f", Value::Nil)?;
@@ -130,10 +142,14 @@ fn execute(sc: &Scripting, ctx: &mut Ctx, f: &Function, keys: &[Bytes], argv: &[
     match outcome {
         Ok((true, v)) => to_reply(&v, ctx.out),
         Ok((false, Value::Table(t))) => {
-            let msg = t.raw_get::<mlua::String>("err").map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
+            let msg =
+                t.raw_get::<mlua::String>("err").map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
             let msg = msg.unwrap_or_else(|_| "ERR unknown error".into());
             let line = t.raw_get::<i64>("line").ok();
-            let source = t.raw_get::<mlua::String>("source").ok().map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
+            let source = t
+                .raw_get::<mlua::String>("source")
+                .ok()
+                .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
             let text = match (source, line) {
                 (Some(src), Some(line)) => format!("{msg} script: {sha}, on {src}:{line}."),
                 _ => msg,
@@ -159,6 +175,7 @@ fn call_command(
     idx: usize,
     ro: bool,
     bridge: &Table,
+    guard: &super::Guard,
     args: MultiValue,
 ) -> mlua::Result<(bool, Value)> {
     if args.is_empty() {
@@ -168,7 +185,9 @@ fn call_command(
     for v in args.iter() {
         match to_arg(v) {
             Some(b) => argv.push(b),
-            None => return err_value(lua, b"ERR Lua redis lib command arguments must be strings or integers"),
+            None => {
+                return err_value(lua, b"ERR Lua redis lib command arguments must be strings or integers")
+            }
         }
     }
     let registry = ctx.srv.registry;
@@ -192,6 +211,9 @@ fn call_command(
     }
     if ctx.srv.cluster.is_some() && !keys_are_local(ctx, entry.meta, &argv) {
         return err_value(lua, b"ERR Script attempted to access a non local key in a cluster node");
+    }
+    if entry.meta.has_flag("write") {
+        guard.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let resp3 = bridge.raw_get::<i64>("resp").unwrap_or(2) == 3;
     ctx.clients[idx].st.resp3 = resp3;
@@ -257,7 +279,8 @@ pub fn api_table(lua: &Lua, call: Function, pcall: Function, bridge: &Table) -> 
     t.raw_set(
         "log",
         lua.create_function(|_, (level, parts): (i64, mlua::Variadic<Value>)| {
-            let text: Vec<String> = parts.iter().filter_map(to_arg).map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
+            let text: Vec<String> =
+                parts.iter().filter_map(to_arg).map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
             let text = text.join(" ");
             match level {
                 0 => log::debug!("{text}"),
@@ -295,7 +318,8 @@ pub fn api_table(lua: &Lua, call: Function, pcall: Function, bridge: &Table) -> 
         t.raw_set(name, v)?;
     }
     t.raw_set("REDIS_VERSION", crate::REDIS_VERSION)?;
-    let num = crate::REDIS_VERSION.split('.').filter_map(|p| p.parse::<i64>().ok()).fold(0, |acc, p| acc * 256 + p);
+    let num =
+        crate::REDIS_VERSION.split('.').filter_map(|p| p.parse::<i64>().ok()).fold(0, |acc, p| acc * 256 + p);
     t.raw_set("REDIS_VERSION_NUM", num)?;
     Ok(t)
 }

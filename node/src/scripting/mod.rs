@@ -123,7 +123,25 @@ pub struct Scripting {
     xpcall: Function,
     /// `bridge.f` is set to the executor's command bridge while a script runs.
     bridge: Table,
+    /// The running script's clock and whether it wrote (read by the instruction hook).
+    pub guard: std::sync::Arc<Guard>,
 }
+
+/// What the instruction hook needs to stop a runaway script (see `Scripting::new`).
+#[derive(Default)]
+pub struct Guard {
+    /// When the script started (ms since the Unix epoch) and the limit in ms (0: none).
+    pub started_ms: std::sync::atomic::AtomicI64,
+    pub limit_ms: std::sync::atomic::AtomicI64,
+    /// The script ran a write: stopping it would break its atomicity, so it runs on.
+    pub wrote: std::sync::atomic::AtomicBool,
+}
+
+/// The message a script stopped by the guard fails with.
+pub const STOPPED: &str = "Script stopped after running longer than busy-reply-threshold without writing: this node serves no other client while a script runs";
+
+/// Most memory the Lua heap may use.
+const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 impl Scripting {
     pub fn new() -> Result<Scripting, SetupError> {
@@ -139,23 +157,35 @@ impl Scripting {
         let bridge = lua.create_table()?;
         lua.set_named_registry_value(BRIDGE_KEY.to_str().unwrap_or("shoal.bridge"), bridge.clone())?;
         // SAFETY: both functions follow the Lua C API (see their docs).
-        let (call, pcall) = unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
+        let (call, pcall) =
+            unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
         let redis = eval::api_table(&lua, call, pcall, &bridge)?;
         g.raw_set("redis", redis.clone())?;
         g.raw_set("server", redis)?;
         // The sandbox: what Valkey removes.
-        for name in ["debug", "loadfile", "dofile", "print", "module", "require", "load", "setfenv", "getfenv"] {
+        for name in
+            ["debug", "loadfile", "dofile", "print", "module", "require", "load", "setfenv", "getfenv"]
+        {
             g.raw_set(name, mlua::Value::Nil)?;
         }
         lua.load(PROTECT_GLOBALS).set_name("=shoal").exec()?;
-        Ok(Scripting {
-            lua,
-            scripts: HashMap::new(),
-            source_bytes: 0,
-            err_handler,
-            xpcall,
-            bridge,
-        })
+        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+        // A script that never ends would hold the executor forever: every 100k instructions
+        // the hook checks the clock, and stops one that has run past the limit and not written.
+        let guard = std::sync::Arc::new(Guard::default());
+        let g2 = guard.clone();
+        lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let limit = g2.limit_ms.load(Relaxed);
+            if limit > 0
+                && !g2.wrote.load(Relaxed)
+                && crate::util::now_ms() - g2.started_ms.load(Relaxed) > limit
+            {
+                return Err(mlua::Error::RuntimeError(STOPPED.into()));
+            }
+            Ok(mlua::VmState::Continue)
+        });
+        Ok(Scripting { lua, scripts: HashMap::new(), source_bytes: 0, err_handler, xpcall, bridge, guard })
     }
 
     /// Number of cached scripts (INFO `number_of_cached_scripts`).

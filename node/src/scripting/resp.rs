@@ -63,7 +63,11 @@ fn value(buf: &[u8], pos: &mut usize, depth: usize) -> Option<Resp> {
             match kind {
                 b'!' => Resp::Error(data),
                 b'=' => {
-                    let (fmt, text) = if data.len() >= 4 { (data[..3].to_vec(), data[4..].to_vec()) } else { (b"txt".to_vec(), data) };
+                    let (fmt, text) = if data.len() >= 4 {
+                        (data[..3].to_vec(), data[4..].to_vec())
+                    } else {
+                        (b"txt".to_vec(), data)
+                    };
                     Resp::Verbatim(fmt, text)
                 }
                 _ => Resp::Bulk(data),
@@ -116,8 +120,14 @@ mod tests {
         assert_eq!(parse(b"+OK\r\n"), Resp::Status(b"OK".to_vec()));
         assert_eq!(parse(b":-7\r\n"), Resp::Int(-7));
         assert_eq!(parse(b"$-1\r\n"), Resp::Nil);
-        assert_eq!(parse(b"*2\r\n$1\r\na\r\n*-1\r\n"), Resp::Array(vec![Resp::Bulk(b"a".to_vec()), Resp::Nil]));
-        assert_eq!(parse(b"%1\r\n+k\r\n,1.5\r\n"), Resp::Map(vec![(Resp::Status(b"k".to_vec()), Resp::Double(1.5))]));
+        assert_eq!(
+            parse(b"*2\r\n$1\r\na\r\n*-1\r\n"),
+            Resp::Array(vec![Resp::Bulk(b"a".to_vec()), Resp::Nil])
+        );
+        assert_eq!(
+            parse(b"%1\r\n+k\r\n,1.5\r\n"),
+            Resp::Map(vec![(Resp::Status(b"k".to_vec()), Resp::Double(1.5))])
+        );
         assert_eq!(parse(b"=7\r\ntxt:abc\r\n"), Resp::Verbatim(b"txt".to_vec(), b"abc".to_vec()));
         assert!(matches!(parse(b"$5\r\nab"), Resp::Error(_)), "truncated");
     }
