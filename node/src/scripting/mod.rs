@@ -14,6 +14,7 @@
 
 pub mod convert;
 pub mod eval;
+pub mod libs;
 pub mod resp;
 
 use std::collections::HashMap;
@@ -35,7 +36,11 @@ return function(err)
     i = getinfo(level, 'nSl')
   end
   if type(err) == 'userdata' then
-    err = {err = 'ERR ' .. errmsg(err)}
+    local msg, positioned = errmsg(err)
+    if positioned and i then
+      msg = i.short_src .. ':' .. i.currentline .. ': ' .. msg
+    end
+    err = {err = 'ERR ' .. msg}
   elseif type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
   end
@@ -151,7 +156,14 @@ impl Scripting {
         // script can run, exactly as Valkey does.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         let g = lua.globals();
-        let errmsg = lua.create_function(|_, v: mlua::Value| Ok(rust_error_message(&v)))?;
+        let errmsg = lua.create_function(|_, v: mlua::Value| {
+            let msg = rust_error_message(&v);
+            // Library errors (`luaL_error` in Valkey's C libraries) carry the script position.
+            Ok(match msg.strip_prefix(libs::POSITIONED) {
+                Some(m) => (m.to_string(), true),
+                None => (msg, false),
+            })
+        })?;
         let err_handler: Function = lua.load(ERR_HANDLER).set_name("=shoal").call(errmsg)?;
         let xpcall: Function = g.get("xpcall")?;
         let bridge = lua.create_table()?;
@@ -168,6 +180,7 @@ impl Scripting {
         {
             g.raw_set(name, mlua::Value::Nil)?;
         }
+        libs::register(&lua)?;
         lua.load(PROTECT_GLOBALS).set_name("=shoal").exec()?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         // A script that never ends would hold the executor forever: every 100k instructions
