@@ -15,8 +15,9 @@ use futures::future::BoxFuture;
 use super::crd::{AutoscalingSpec, ShoalCluster};
 use crate::controlplane::autoscaler::{AutoscalePolicy, IoThreadsPolicy};
 use crate::controlplane::driver::{DesiredShard, Driver, DriverError, StepReport};
+use crate::controlplane::failover::FailoverRecord;
 use crate::controlplane::history::AutoscaleHistory;
-use crate::controlplane::model::NodeAddr;
+use crate::controlplane::model::{NodeAddr, NodeId, ObservedState, ShardId};
 use crate::controlplane::planner::PlanOptions;
 
 /// What the reconciler asks of the shard nodes.
@@ -33,6 +34,15 @@ pub trait NodeControl: Send {
 
     /// The password the nodes require (from `spec.auth.secretRef`), before each step.
     fn set_password(&mut self, password: Option<String>);
+
+    /// Planned failover of `shard` to the replica `to`, from the observation `obs` (see
+    /// `Driver::planned_failover`): no acknowledged write lost; nothing changes when it fails.
+    fn planned_failover<'a>(
+        &'a mut self,
+        obs: &'a ObservedState,
+        shard: &'a ShardId,
+        to: &'a NodeId,
+    ) -> BoxFuture<'a, Result<FailoverRecord, String>>;
 }
 
 impl NodeControl for Driver {
@@ -50,6 +60,17 @@ impl NodeControl for Driver {
 
     fn set_password(&mut self, password: Option<String>) {
         Driver::set_password(self, password);
+    }
+
+    fn planned_failover<'a>(
+        &'a mut self,
+        obs: &'a ObservedState,
+        shard: &'a ShardId,
+        to: &'a NodeId,
+    ) -> BoxFuture<'a, Result<FailoverRecord, String>> {
+        Box::pin(async move {
+            Driver::planned_failover(self, obs, shard, Some(to)).await.map_err(|e| e.to_string())
+        })
     }
 }
 

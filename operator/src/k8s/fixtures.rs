@@ -10,9 +10,11 @@
 //! The simulated control plane stands in for shard nodes, which cannot run behind a mocked API
 //! server's DNS names. It uses the real planner, so layouts and moves are the production ones; it
 //! completes a migration one step after starting it and removes drained shards one step later,
-//! the same sequence the real driver follows.
+//! the same sequence the real driver follows. Every desired node of a shard is in the topology
+//! (the first a primary, the rest in-sync replicas) and answers; a test may mark a replica
+//! syncing; a planned failover swaps the roles at the next epoch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +27,10 @@ use serde_json::{json, Value};
 use super::control::NodeControl;
 use super::crd::{ShoalCluster, ShoalClusterSpec};
 use crate::controlplane::driver::{DesiredShard, DriverError, Phase, StepReport};
+use crate::controlplane::failover::{Cause, FailoverRecord};
 use crate::controlplane::model::{
     MigrationJob, MigrationOperation, MigrationState, NodeAddr, NodeId, NodeMetrics, ObservedNode,
-    ObservedState, Role, ShardId, Topology, TopologyNode, TopologyShard,
+    ObservedState, ReplicationInfo, Role, ShardId, Topology, TopologyNode, TopologyShard,
 };
 use crate::controlplane::planner::{plan, PlanError, PlanInput, PlanOptions, SlotMove};
 
@@ -333,6 +336,8 @@ pub struct SimLog {
     pub io_threads: Vec<(NodeAddr, u32)>,
     /// The password handed over before each step.
     pub passwords: Vec<Option<String>>,
+    /// Planned failovers asked for: (shard, new primary).
+    pub failovers: Vec<(ShardId, NodeId)>,
 }
 
 #[derive(Default)]
@@ -341,6 +346,10 @@ struct SimInner {
     running: Vec<SlotMove>,
     done: Vec<MigrationJob>,
     addrs: HashMap<ShardId, NodeAddr>,
+    /// Every desired node of each shard, in order.
+    members: HashMap<ShardId, Vec<NodeAddr>>,
+    /// Replicas loading a full sync (not in sync).
+    syncing: HashSet<NodeAddr>,
     busy: f64,
     fail: bool,
     log: SimLog,
@@ -375,6 +384,19 @@ impl Sim {
             .map(|t| t.shards.iter().map(|s| (s.id.clone(), s.slot_count())).collect())
             .unwrap_or_default()
     }
+    /// Makes the replica at `addr` report a full sync in progress (`true`) or in sync.
+    pub fn set_syncing(&self, addr: &NodeAddr, syncing: bool) {
+        let mut s = self.lock();
+        if syncing {
+            s.syncing.insert(addr.clone());
+        } else {
+            s.syncing.remove(addr);
+        }
+    }
+    /// The simulated topology.
+    pub fn topology(&self) -> Option<Topology> {
+        self.lock().topo.clone()
+    }
     /// A factory for `Context::new`.
     pub fn factory(&self) -> Box<super::control::ControlFactory> {
         let s = self.clone();
@@ -386,19 +408,33 @@ fn node_id(id: &ShardId) -> NodeId {
     NodeId(format!("n{}", &id.0[..8.min(id.0.len())]))
 }
 
-fn shard(id: &ShardId, addr: &NodeAddr, slots: Vec<crate::controlplane::model::SlotRange>) -> TopologyShard {
-    TopologyShard {
-        id: id.clone(),
-        slots,
-        nodes: vec![TopologyNode {
-            id: node_id(id),
+/// The node id of desired node `i` of shard `id` (0: the shard's first primary).
+fn member_id(id: &ShardId, i: usize) -> NodeId {
+    if i == 0 {
+        node_id(id)
+    } else {
+        NodeId(format!("r{i}{}", &id.0[..8.min(id.0.len())]))
+    }
+}
+
+fn shard(
+    id: &ShardId,
+    members: &[NodeAddr],
+    slots: Vec<crate::controlplane::model::SlotRange>,
+) -> TopologyShard {
+    let nodes = members
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| TopologyNode {
+            id: member_id(id, i),
             ip: addr.ip.clone(),
             hostname: addr.hostname.clone(),
             port: addr.port,
-            role: Role::Primary,
+            role: if i == 0 { Role::Primary } else { Role::Replica },
             fail: false,
-        }],
-    }
+        })
+        .collect();
+    TopologyShard { id: id.clone(), slots, nodes }
 }
 
 impl SimInner {
@@ -409,6 +445,7 @@ impl SimInner {
         }
         for d in desired {
             self.addrs.insert(d.id.clone(), d.nodes[0].clone());
+            self.members.insert(d.id.clone(), d.nodes.clone());
         }
         let ids: Vec<ShardId> = desired.iter().map(|d| d.id.clone()).collect();
         let opts = PlanOptions::default();
@@ -417,7 +454,7 @@ impl SimInner {
             None => {
                 let p = plan(&PlanInput { current: vec![], desired: ids }, &opts)?;
                 let shards =
-                    p.layout.iter().map(|s| shard(&s.id, &self.addrs[&s.id], s.slots.clone())).collect();
+                    p.layout.iter().map(|s| shard(&s.id, &self.members[&s.id], s.slots.clone())).collect();
                 self.topo = Some(Topology { epoch: 1, shards });
                 actions.push("pushed topology epoch 1 to all node(s): claim unowned slots".to_string());
                 (Phase::Progressing, vec![])
@@ -461,7 +498,7 @@ impl SimInner {
                     (Phase::Progressing, vec![])
                 } else if !p.added.is_empty() || !p.claims.is_empty() {
                     for id in &p.added {
-                        t.shards.push(shard(id, &self.addrs[id], vec![]));
+                        t.shards.push(shard(id, &self.members[id], vec![]));
                     }
                     t.epoch += 1;
                     actions.push(format!("pushed topology epoch {} to all node(s): add shards", t.epoch));
@@ -500,24 +537,49 @@ impl SimInner {
             })
             .map_or(0, |p| p.moved_slots());
         let mut nodes = Vec::new();
-        for (id, addr) in desired.iter().map(|d| (Some(d.id.clone()), d.nodes[0].clone())).chain(
-            others
-                .iter()
-                .map(|a| (self.addrs.iter().find(|(_, v)| *v == a).map(|(k, _)| k.clone()), a.clone())),
-        ) {
+        let epoch = topo.as_ref().map_or(0, |t| t.epoch);
+        let metrics =
+            Some(NodeMetrics { executor_busy_ratio: self.busy, io_threads: 1, ..Default::default() });
+        for d in desired {
+            for (i, addr) in d.nodes.iter().enumerate() {
+                // The id the topology holds at this address, else the one it will get.
+                let entry = topo
+                    .as_ref()
+                    .and_then(|t| t.shard(&d.id))
+                    .and_then(|s| s.nodes.iter().find(|n| n.ip == addr.ip && n.port == addr.port).cloned());
+                let id = entry.as_ref().map_or_else(|| member_id(&d.id, i), |n| n.id.clone());
+                let role =
+                    entry.as_ref().map_or(if i == 0 { Role::Primary } else { Role::Replica }, |n| n.role);
+                let replica = role == Role::Replica;
+                nodes.push(ObservedNode {
+                    addr: addr.clone(),
+                    id: Some(id.clone()),
+                    epoch,
+                    metrics: metrics.clone(),
+                    migrations: self.done.iter().filter(|j| j.source_node == id).cloned().collect(),
+                    replication: Some(ReplicationInfo {
+                        role: Some(role),
+                        master_repl_offset: 1000,
+                        replica_offset: replica.then_some(1000),
+                        link_up: replica,
+                        sync_in_progress: replica && self.syncing.contains(addr),
+                        ..Default::default()
+                    }),
+                    error: None,
+                });
+            }
+        }
+        for a in others {
+            let id = self.addrs.iter().find(|(_, v)| *v == a).map(|(k, _)| node_id(k));
             nodes.push(ObservedNode {
-                addr,
-                id: id.as_ref().map(node_id),
-                epoch: topo.as_ref().map_or(0, |t| t.epoch),
-                metrics: Some(NodeMetrics {
-                    executor_busy_ratio: self.busy,
-                    io_threads: 1,
-                    ..Default::default()
-                }),
+                addr: a.clone(),
+                id: id.clone(),
+                epoch,
+                metrics: metrics.clone(),
                 migrations: self
                     .done
                     .iter()
-                    .filter(|j| Some(&j.source_node) == id.as_ref().map(node_id).as_ref())
+                    .filter(|j| Some(&j.source_node) == id.as_ref())
                     .cloned()
                     .collect(),
                 replication: None,
@@ -568,6 +630,39 @@ impl NodeControl for Sim {
 
     fn set_password(&mut self, password: Option<String>) {
         self.lock().log.passwords.push(password);
+    }
+
+    fn planned_failover<'a>(
+        &'a mut self,
+        _obs: &'a ObservedState,
+        shard: &'a ShardId,
+        to: &'a NodeId,
+    ) -> BoxFuture<'a, Result<FailoverRecord, String>> {
+        let mut s = self.lock();
+        s.log.failovers.push((shard.clone(), to.clone()));
+        let r = match s.topo.as_mut() {
+            Some(t) => {
+                let old = t.shard(shard).and_then(|x| x.primary()).map(|p| p.id.clone());
+                match (old, crate::controlplane::failover::promote(t, shard, to)) {
+                    (Some(old), Ok(_)) => {
+                        t.epoch += 1;
+                        Ok(FailoverRecord {
+                            shard: shard.clone(),
+                            old_primary: old,
+                            new_primary: to.clone(),
+                            cause: Cause::Planned,
+                            epoch: t.epoch,
+                            offset: 1000,
+                            recovered_in: Duration::from_millis(30),
+                        })
+                    }
+                    (_, Err(e)) => Err(e.to_string()),
+                    (None, _) => Err("no primary".to_string()),
+                }
+            }
+            None => Err("no topology".to_string()),
+        };
+        Box::pin(async move { r })
     }
 }
 

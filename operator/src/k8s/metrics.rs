@@ -149,19 +149,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one failover by cause and sets the last time to recover.
+    pub fn record_failover(&self, f: &crate::controlplane::failover::FailoverRecord) {
+        use crate::controlplane::failover::Cause;
+        let cause = match f.cause {
+            Cause::Planned => "planned",
+            Cause::PrimaryFailed => "primary_failed",
+            Cause::PrimaryFenced => "primary_fenced",
+            Cause::PrimaryReplaced => "primary_replaced",
+            Cause::Requested(_) => "requested",
+        };
+        self.failovers.get_or_create(&FailoverLabels { cause: cause.into() }).inc();
+        self.last_recovery_seconds.set(f.recovered_in.as_secs_f64());
+    }
+
     /// Records the failovers and replica lags of one control-plane step of `cluster`.
     pub fn record_replication(&self, cluster: &str, r: &crate::controlplane::driver::StepReport) {
-        use crate::controlplane::failover::Cause;
         for f in &r.failovers {
-            let cause = match f.cause {
-                Cause::Planned => "planned",
-                Cause::PrimaryFailed => "primary_failed",
-                Cause::PrimaryFenced => "primary_fenced",
-                Cause::PrimaryReplaced => "primary_replaced",
-                Cause::Requested(_) => "requested",
-            };
-            self.failovers.get_or_create(&FailoverLabels { cause: cause.into() }).inc();
-            self.last_recovery_seconds.set(f.recovered_in.as_secs_f64());
+            self.record_failover(f);
         }
         let now: Vec<ReplicaLabels> = r
             .replica_lags()

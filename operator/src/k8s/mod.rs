@@ -11,6 +11,7 @@ pub mod pods;
 pub mod reconcile;
 pub mod resources;
 pub mod rollout;
+pub mod rollout_run;
 pub mod run;
 pub mod status;
 
@@ -20,6 +21,8 @@ mod crd_tests;
 mod fixtures;
 #[cfg(test)]
 mod reconcile_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod resources_tests;
 #[cfg(test)]

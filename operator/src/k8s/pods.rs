@@ -4,7 +4,15 @@
 //!
 //! Why the label: the PodDisruptionBudget admits no eviction of a pod labelled serving, so a
 //! voluntary disruption (`kubectl drain`, a node group upgrade) waits until the operator has
-//! drained that shard, and the readiness gate keeps the client Service on pods that serve.
+//! drained that shard (no replicas) or handed its primary over to a replica (with replicas), and
+//! the readiness gate keeps the client Service on pods that serve.
+//!
+//! The label follows the node that *is* the shard's primary in the observed topology, whichever
+//! pod of the StatefulSet runs it: after a failover the new primary is protected and the old one
+//! no longer is. Replica pods are never labelled serving: evicting one loses no data (the
+//! primary holds every write, and the replica resyncs when it is back), so a shard may lose its
+//! replica pod to a drain while its primary keeps serving. A replica pod is Ready (its gate
+//! True) while it is in sync: it answers reads and redirects writes with `MOVED`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -20,7 +28,8 @@ use super::reconcile::Context;
 use super::resources::{self as res, Names, SHARD_LABEL, SLOTS_READINESS_GATE};
 use super::rollout::{ShardPod, DRAIN_ANNOTATION, REMOVAL_TAINTS, REVISION_LABEL};
 use crate::controlplane::driver::StepReport;
-use crate::controlplane::model::NodeId;
+use crate::controlplane::failover;
+use crate::controlplane::model::Role;
 
 pub use super::resources::SERVING_LABEL;
 
@@ -34,8 +43,8 @@ pub fn update_revisions(list: &[StatefulSet]) -> HashMap<u32, String> {
         .collect()
 }
 
-/// The cluster's primary pods (`<cluster>-<ordinal>-0`), by ordinal.
-pub async fn shard_pods(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<BTreeMap<u32, Pod>> {
+/// Every pod of the cluster's shards (`<cluster>-<ordinal>-<member>`), by (ordinal, member).
+pub async fn shard_pods(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<BTreeMap<(u32, u32), Pod>> {
     let n = Names::of(sc);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", n.cluster));
@@ -45,21 +54,53 @@ pub async fn shard_pods(sc: &ShoalCluster, ctx: &Context, ns: &str) -> Result<BT
         .into_iter()
         .filter_map(|p| {
             let o: u32 = p.labels().get(SHARD_LABEL)?.parse().ok()?;
-            (p.name_any() == n.pod(o)).then_some((o, p))
+            let name = p.name_any();
+            let m: u32 = name.strip_prefix(&format!("{}-", n.statefulset(o)))?.parse().ok()?;
+            Some(((o, m), p))
         })
         .collect())
 }
 
-/// The rollout's view of a pod.
-pub fn shard_pod(ordinal: u32, p: &Pod) -> ShardPod {
+/// The rollout's view of a pod, before the control-plane step fills in its node's role
+/// ([`observe_roles`]).
+pub fn shard_pod(ordinal: u32, member: u32, p: &Pod) -> ShardPod {
     ShardPod {
         ordinal,
+        member,
         name: p.name_any(),
         revision: p.labels().get(REVISION_LABEL).cloned(),
         node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
         drain_since: p.annotations().get(DRAIN_ANNOTATION).and_then(|t| t.parse().ok()),
         deleting: p.metadata.deletion_timestamp.is_some(),
+        ..ShardPod::default()
     }
+}
+
+/// Fills in what each pod's node is in the observed topology: answering and listed in its
+/// shard, the shard's primary (not marked failed), an in-sync replica.
+pub fn observe_roles(views: &mut [ShardPod], sc: &ShoalCluster, ctx: &Context, r: &StepReport) {
+    let topo = r.observed.topology.as_ref();
+    for v in views {
+        let addr = res::member_addr(sc, v.ordinal, v.member, &ctx.defaults);
+        let (shard_id, _) = res::desired_shard(sc, v.ordinal, &ctx.defaults);
+        let id = r.observed.nodes.iter().find(|o| o.addr == addr && o.reachable()).and_then(|o| o.id.clone());
+        let entry = topo
+            .and_then(|t| t.shard(&shard_id))
+            .and_then(|s| s.nodes.iter().find(|n| id.as_ref() == Some(&n.id)));
+        v.reachable = entry.is_some();
+        v.primary = entry.is_some_and(|n| n.role == Role::Primary && !n.fail);
+        v.in_sync = match (topo, &id) {
+            (Some(t), Some(id)) if !v.primary => failover::in_sync(t, &r.observed.nodes, id),
+            _ => false,
+        };
+    }
+}
+
+/// True when the node of pod `v` is its shard's primary and the shard owns slots: what the
+/// `shoal.dev/serving` label (and so the PodDisruptionBudget) protects.
+pub fn serves(sc: &ShoalCluster, ctx: &Context, r: &StepReport, v: &ShardPod) -> bool {
+    let (id, _) = res::desired_shard(sc, v.ordinal, &ctx.defaults);
+    v.primary && r.observed.topology.as_ref().and_then(|t| t.shard(&id)).is_some_and(|s| !s.slots.is_empty())
 }
 
 /// Nodes cordoned (`spec.unschedulable`) or tainted for removal. Reading Nodes needs the
@@ -109,31 +150,25 @@ pub async fn recreate(ctx: &Context, ns: &str, pod: &str) -> Result<()> {
     }
 }
 
-/// True when the node answering at shard `ordinal`'s address is the primary the topology names
-/// for it, owns slots, and is not marked failed.
-pub fn serves(sc: &ShoalCluster, ctx: &Context, r: &StepReport, ordinal: u32) -> bool {
-    let (id, addr) = res::desired_shard(sc, ordinal, &ctx.defaults);
-    let Some(shard) = r.observed.topology.as_ref().and_then(|t| t.shard(&id)) else { return false };
-    let Some(primary) = shard.primary() else { return false };
-    let answering: Option<&NodeId> =
-        r.observed.nodes.iter().find(|o| o.addr == addr && o.reachable()).and_then(|o| o.id.as_ref());
-    !shard.slots.is_empty() && !primary.fail && answering == Some(&primary.id)
-}
-
-/// Sets each primary pod's `shoal.dev/slots-owned` condition and `shoal.dev/serving` label when
-/// they differ from what its node serves, so the client Service routes only to serving pods and
-/// the PodDisruptionBudget protects exactly those.
+/// Sets each pod's `shoal.dev/slots-owned` condition and `shoal.dev/serving` label when they
+/// differ from what its node does: the primary of a shard that owns slots is Ready and serving;
+/// an in-sync replica is Ready, not serving; anything else is neither. The client Service then
+/// routes only to pods that answer for their slots, and the PodDisruptionBudget protects exactly
+/// the primaries.
 pub async fn sync_serving(
     sc: &ShoalCluster,
     ctx: &Context,
     ns: &str,
     r: &StepReport,
-    pods: &BTreeMap<u32, Pod>,
+    pods: &BTreeMap<(u32, u32), Pod>,
+    views: &[ShardPod],
 ) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    for (&ordinal, pod) in pods {
-        let owns = serves(sc, ctx, r, ordinal);
-        let want = if owns { "True" } else { "False" };
+    for v in views {
+        let Some(pod) = pods.get(&(v.ordinal, v.member)) else { continue };
+        let owns = serves(sc, ctx, r, v);
+        let ready = owns || v.in_sync;
+        let want = if ready { "True" } else { "False" };
         let have = pod
             .status
             .as_ref()
@@ -141,10 +176,15 @@ pub async fn sync_serving(
             .and_then(|cs| cs.iter().find(|c| c.type_ == SLOTS_READINESS_GATE))
             .map(|c| c.status.as_str());
         if have != Some(want) {
+            let reason = match (owns, v.in_sync) {
+                (true, _) => "OwnsSlots",
+                (false, true) => "InSyncReplica",
+                _ => "NoSlots",
+            };
             let patch = json!({ "status": { "conditions": [{
                 "type": SLOTS_READINESS_GATE,
                 "status": want,
-                "reason": if owns { "OwnsSlots" } else { "NoSlots" },
+                "reason": reason,
                 "lastTransitionTime": (ctx.now)().to_string(),
             }]}});
             api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))

@@ -10,12 +10,15 @@
 //!    — never before, so scale-in cannot lose slots;
 //! 4. the autoscaler decides from the metrics the step observed, and writes `spec.shards` through
 //!    the `/scale` subresource (the same path an HPA or `kubectl scale` uses);
-//! 5. each primary pod's readiness gate and `shoal.dev/serving` label follow what its node
-//!    serves, then status is applied.
+//! 5. each pod's readiness gate and `shoal.dev/serving` label follow what its node is (the
+//!    topology's primary of a shard owning slots: serving; an in-sync replica: Ready only), then
+//!    status is applied.
 //!
 //! Rollouts and voluntary disruptions (`rollout`): a pod whose template revision is outdated or
-//! whose Node is being removed is marked, its shard is left out of the desired shards until it
-//! has drained, then the pod is deleted and recreated, one shard at a time.
+//! whose Node is being removed is recreated, one shard at a time. Without replicas the pod is
+//! marked and its shard left out of the desired shards until it has drained, then deleted; with
+//! replicas the shard is rolled in place: replica pods first, each back in sync before the next
+//! step, then a planned failover, then the old primary's pod.
 //!
 //! Events mark every disruptive step. The operator's memory per cluster (`ClusterState`) is a
 //! cache: the nodes hold the topology, so a restarted operator picks up where the last one was.
@@ -44,7 +47,7 @@ use super::error::{kube as kerr, Error, Result};
 use super::metrics::Metrics;
 use super::resources::{self as res, Defaults, Names, SHARD_LABEL};
 use super::status::{self, StatusInput};
-use super::{pods, rollout};
+use super::{pods, rollout, rollout_run};
 use crate::controlplane::autoscaler::{ScaleAction, ScaleDecision};
 use crate::controlplane::driver::{DesiredShard, Phase, StepReport};
 use crate::controlplane::membership::Change;
@@ -283,11 +286,15 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     let revisions = pods::update_revisions(&sts_list);
     let mut shard_pods = pods::shard_pods(&sc, &ctx, &ns).await?;
     let removing = pods::removing_nodes(&ctx).await;
-    let views: Vec<rollout::ShardPod> = shard_pods.iter().map(|(&o, p)| pods::shard_pod(o, p)).collect();
+    let mut views: Vec<rollout::ShardPod> =
+        shard_pods.iter().map(|(&(o, m), p)| pods::shard_pod(o, m, p)).collect();
+    let replicas = sc.spec.replicas_per_shard.max(0) as u32;
     // The shard marked for drain (the mark is on its pod, so it survives an operator restart).
+    // Shards with replicas are rolled in place, never drained.
     let drain = views
         .iter()
         .filter(|p| p.drain_since.is_some() && !p.deleting && p.ordinal < sc.desired_shards())
+        .filter(|p| replicas == 0 && p.member == 0)
         .map(|p| p.ordinal)
         .min();
     let want = sc.desired_shards();
@@ -395,7 +402,9 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     }
     st.history.record(&report.observed, now);
 
-    // Rollouts and Node drains: one shard at a time, drained before its pod is recreated.
+    // Rollouts and Node drains, one shard at a time: drained before its pod is recreated, or
+    // with replicas, in place (replica pods first, a planned failover, the old primary last).
+    pods::observe_roles(&mut views, &sc, &ctx, &report);
     let converged = report.phase == Phase::Converged && draining.is_empty() && st.resize_from.is_none();
     let in_topology = |o: u32| report.in_topology(&res::desired_shard(&sc, o, &ctx.defaults).0);
     let decision = rollout::decide(&rollout::Input {
@@ -403,35 +412,12 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         update_revision: &revisions,
         removing_nodes: &removing,
         shards: want,
+        replicas,
         converged,
         in_topology: &in_topology,
         now: (ctx.now)(),
     });
-    match &decision.action {
-        rollout::Action::None => {}
-        rollout::Action::Mark { ordinal, pod, why } => {
-            pods::mark_drain(&ctx, &ns, pod).await?;
-            ctx.event(
-                &sc,
-                EventType::Normal,
-                "RolloutDrain",
-                format!("pod {pod} needs recreating ({why}): draining shard {ordinal}'s slots to the other shards first"),
-            )
-            .await;
-        }
-        rollout::Action::Recreate { ordinal, pod } => {
-            pods::recreate(&ctx, &ns, pod).await?;
-            shard_pods.remove(ordinal);
-            ctx.metrics.pods_recreated.inc();
-            ctx.event(
-                &sc,
-                EventType::Normal,
-                "RolloutRecreate",
-                format!("shard {ordinal} owns no slots: deleted pod {pod}; it comes back with the new template and takes slots back"),
-            )
-            .await;
-        }
-    }
+    rollout_run::carry_out(&sc, &ctx, &ns, &mut st, &report, &decision, &mut shard_pods, &mut views).await?;
     if let Some(why) = &decision.status.paused {
         ctx.event(&sc, EventType::Warning, "RolloutPaused", why.clone()).await;
     }
@@ -439,7 +425,7 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     let autoscaling = autoscale(&sc, &ctx, &mut st, &report, owning, now, rolling).await?;
     drop(st);
 
-    pods::sync_serving(&sc, &ctx, &ns, &report, &shard_pods).await?;
+    pods::sync_serving(&sc, &ctx, &ns, &report, &shard_pods, &views).await?;
     write_status(&sc, &ctx, Some(&report), &draining, autoscaling, None, Some(&decision.status)).await?;
     tracing::debug!(cluster = %name, phase = ?report.phase, "reconciled");
     Ok(Action::requeue(if report.phase == Phase::Converged && draining.is_empty() && !rolling {

@@ -108,6 +108,10 @@ impl<'a> Names<'a> {
     pub fn pod(&self, ordinal: u32) -> String {
         format!("{}-{ordinal}-0", self.cluster)
     }
+    /// Pod `member` of shard `ordinal`.
+    pub fn member_pod(&self, ordinal: u32, member: u32) -> String {
+        format!("{}-{ordinal}-{member}", self.cluster)
+    }
     /// The stable DNS name of shard `ordinal`'s primary.
     pub fn pod_fqdn(&self, ordinal: u32, domain: &str) -> String {
         self.member_fqdn(ordinal, 0, domain)
@@ -134,13 +138,13 @@ pub fn desired_shard(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> (ShardId,
 /// Every node of shard `ordinal`: its StatefulSet's pods 0..=replicasPerShard, by DNS name.
 /// Pod 0 starts as the primary; after a failover any of them may be.
 pub fn desired_nodes(sc: &ShoalCluster, ordinal: u32, d: &Defaults) -> Vec<NodeAddr> {
-    let n = Names::of(sc);
-    (0..=sc.spec.replicas_per_shard.max(0) as u32)
-        .map(|m| {
-            let host = n.member_fqdn(ordinal, m, &d.cluster_domain);
-            NodeAddr { ip: host.clone(), hostname: Some(host), port: sc.spec.port as u16 }
-        })
-        .collect()
+    (0..=sc.spec.replicas_per_shard.max(0) as u32).map(|m| member_addr(sc, ordinal, m, d)).collect()
+}
+
+/// The endpoint of pod `member` of shard `ordinal` (its DNS name, as the node announces it).
+pub fn member_addr(sc: &ShoalCluster, ordinal: u32, member: u32, d: &Defaults) -> NodeAddr {
+    let host = Names::of(sc).member_fqdn(ordinal, member, &d.cluster_domain);
+    NodeAddr { ip: host.clone(), hostname: Some(host), port: sc.spec.port as u16 }
 }
 
 fn selector_labels(cluster: &str) -> BTreeMap<String, String> {

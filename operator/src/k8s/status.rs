@@ -10,7 +10,7 @@ use super::crd::{
     AutoscalingStatus, MigrationJobStatus, MigrationStatus, ShardStatus, ShoalCluster, ShoalClusterStatus,
     StuckActionStatus,
 };
-use super::resources::{desired_shard, Defaults, Names};
+use super::resources::{desired_shard, member_addr, Defaults, Names};
 use crate::controlplane::driver::{Phase, StepReport};
 use crate::controlplane::model::{ShardId, SLOT_COUNT};
 use crate::controlplane::rollout::RolloutStatus;
@@ -94,14 +94,20 @@ pub fn build(input: &StatusInput<'_>) -> ShoalClusterStatus {
     // Per shard: every desired ordinal and every draining one, with what the topology says.
     let mut shards = Vec::new();
     for ordinal in (0..desired).chain(input.draining.iter().copied()) {
-        let (id, addr) = desired_shard(sc, ordinal, input.defaults);
+        let (id, first) = desired_shard(sc, ordinal, input.defaults);
         let owned = topo.and_then(|t| t.shard(&id)).map(|s| s.slots.clone()).unwrap_or_default();
+        // The pod whose node is the shard's primary now (pod 0 until a failover moves it).
+        let primary = topo.and_then(|t| t.shard(&id)).and_then(|s| s.primary());
+        let (member, addr) = (0..=sc.spec.replicas_per_shard.max(0) as u32)
+            .map(|m| (m, member_addr(sc, ordinal, m, input.defaults)))
+            .find(|(_, a)| primary.is_some_and(|p| p.at(a)))
+            .unwrap_or((0, first));
         let reachable =
             input.report.is_some_and(|r| r.observed.nodes.iter().any(|o| o.addr == addr && o.reachable()));
         shards.push(ShardStatus {
             ordinal: ordinal as i32,
             id: id.0,
-            pod: n.pod(ordinal),
+            pod: n.member_pod(ordinal, member),
             endpoint: format!("{}:{}", addr.hostname.unwrap_or(addr.ip), addr.port),
             slots: owned.iter().map(ToString::to_string).collect(),
             slot_count: owned.iter().map(|r| r.len()).sum::<usize>() as i32,
