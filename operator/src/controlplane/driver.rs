@@ -526,7 +526,9 @@ impl Driver {
 
         // 5. Start migrations.
         if !p.moves.is_empty() {
-            // Shards whose migrations back off, or whose primary does not answer, wait.
+            // Shards whose migrations back off, whose primary does not answer, or new shards
+            // whose replicas are not attached and in sync yet, wait.
+            let unready = membership::unready_new_shards(&topo, desired, &obs.nodes);
             let busy: HashSet<ShardId> = topo
                 .shards
                 .iter()
@@ -535,6 +537,7 @@ impl Driver {
                         || s.primary().is_none_or(|p| p.fail || silent.contains(&p.id))
                 })
                 .map(|s| s.id.clone())
+                .chain(unready)
                 .collect();
             let mut started = 0;
             for m in next_moves(&p.moves, &busy) {
@@ -576,7 +579,7 @@ impl Driver {
             if started == 0 && actions.is_empty() {
                 let waiting: Vec<&str> = busy.iter().map(|s| short(&s.0)).collect();
                 actions.push(format!(
-                    "moves wait for shard(s) {} (backoff or primary silent)",
+                    "moves wait for shard(s) {} (backoff, primary silent, or a new shard's replicas not in sync)",
                     waiting.join(",")
                 ));
             }

@@ -180,6 +180,26 @@ pub fn join_replicas(
     out
 }
 
+/// Shards that own no slots yet (new ones) and are not ready to take any: one of their desired
+/// nodes is not in the topology, or one of their replicas is not in sync (link down, loading a
+/// full sync, far behind). Slots move to such a shard only once its replicas are attached, so
+/// a new shard never serves slots with fewer copies than asked for. Shards that already own
+/// slots are not held back (a dead replica must not stall a scale-in).
+pub fn unready_new_shards(topo: &Topology, desired: &[DesiredShard], observed: &[ObservedNode]) -> Vec<ShardId> {
+    desired
+        .iter()
+        .filter_map(|d| {
+            let s = topo.shard(&d.id)?;
+            if !s.slots.is_empty() {
+                return None;
+            }
+            let attached = d.nodes.iter().all(|a| s.nodes.iter().any(|n| n.at(a)));
+            let synced = s.replicas().all(|r| super::failover::in_sync(topo, observed, &r.id));
+            (!attached || !synced).then(|| d.id.clone())
+        })
+        .collect()
+}
+
 /// Topology nodes that did not answer at any address this step.
 pub fn silent_nodes<'a>(topo: &'a Topology, observed: &[ObservedNode]) -> Vec<&'a NodeId> {
     let seen: HashSet<&NodeId> =
@@ -340,6 +360,41 @@ mod tests {
         d[0].nodes.pop();
         assert_eq!(join_replicas(&mut t, &d, &obs).len(), 1);
         assert_eq!(t.shards[0].nodes.len(), 1, "the primary stays");
+    }
+
+    #[test]
+    fn a_new_shard_takes_slots_only_once_its_replicas_are_attached_and_in_sync() {
+        use super::super::model::ReplicationInfo;
+        let mut t = topo();
+        let new = ShardId("c".repeat(40));
+        t.shards.push(TopologyShard { id: new.clone(), slots: vec![], nodes: vec![] });
+        let first = TopologyNode { port: 7003, id: nid('3'), ..t.shards[0].nodes[0].clone() };
+        t.shards[2].nodes.push(first);
+        let mut d = desired(&t);
+        d[2].nodes.push(addr(7103));
+        let repl = |role, replica_offset, link_up| ReplicationInfo {
+            role: Some(role),
+            master_repl_offset: 500,
+            replica_offset,
+            link_up,
+            ..Default::default()
+        };
+        let mut primary = seen(7003, Some(nid('3')));
+        primary.replication = Some(repl(Role::Primary, None, false));
+        let mut replica = seen(7103, Some(nid('7')));
+        replica.replication = Some(repl(Role::Replica, Some(500), false));
+        let obs = vec![seen(7001, Some(nid('1'))), seen(7002, Some(nid('2'))), primary, replica];
+        // The replica answers but has not joined the topology yet.
+        assert_eq!(unready_new_shards(&t, &d, &obs), vec![new.clone()]);
+        join_replicas(&mut t, &d, &obs);
+        // Joined, link not up yet.
+        assert_eq!(unready_new_shards(&t, &d, &obs), vec![new.clone()]);
+        let mut obs = obs;
+        obs[3].replication = Some(repl(Role::Replica, Some(500), true));
+        assert!(unready_new_shards(&t, &d, &obs).is_empty());
+        // Shards owning slots are never held back, whatever their replicas do.
+        d[0].nodes.push(addr(7101));
+        assert!(unready_new_shards(&t, &d, &obs).is_empty());
     }
 
     #[test]
