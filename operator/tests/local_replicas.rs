@@ -20,30 +20,12 @@ use std::time::{Duration, Instant};
 
 use shoal_e2e::cluster::key_slot;
 use shoal_operator::controlplane::failover::{FailoverError, Stage};
-use shoal_operator::controlplane::model::{NodeAddr, Role, Topology};
+use shoal_operator::controlplane::model::{NodeAddr, Role};
 use shoal_operator::local::{LocalCluster, LocalConfig};
-use support::{cluster_get, config, owning, tick_until, ResilientReport, ResilientWriter};
+use support::{cluster_get, config, lost_keys, pct, ports, ready, tick_until, topology, ResilientWriter};
 
 fn replicated(tag: &str, shards: u32) -> LocalConfig {
     LocalConfig { replicas: 1, ..config(tag, shards) }
-}
-
-fn ports(c: &LocalCluster) -> Vec<u16> {
-    c.sup.nodes().map(|p| p.addr.port).collect()
-}
-
-fn topology(c: &LocalCluster) -> Topology {
-    c.last.as_ref().and_then(|r| r.observed.topology.clone()).expect("topology")
-}
-
-/// Converged, every replica in the topology and in sync (link up, caught up).
-fn ready(c: &LocalCluster, shards: u32) -> bool {
-    c.converged()
-        && owning(c) == shards
-        && c.last.as_ref().is_some_and(|r| {
-            let lags = r.replica_lags();
-            lags.len() == shards as usize && lags.iter().all(|l| l.link_up && !l.sync_in_progress)
-        })
 }
 
 async fn node_says(port: u16, args: &[&str]) -> String {
@@ -53,22 +35,6 @@ async fn node_says(port: u16, args: &[&str]) -> String {
             .await
             .expect("connect");
     c.command_text(args).await.expect("command")
-}
-
-/// Keys whose final value is not the last acknowledged one.
-async fn lost_keys(seed: u16, rep: &ResilientReport) -> Vec<String> {
-    let mut lost = Vec::new();
-    for (key, (val, _)) in &rep.last {
-        if cluster_get(seed, key).await != Some(val.to_string()) {
-            lost.push(key.clone());
-        }
-    }
-    lost
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,13 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use shoal_operator::controlplane::model::Topology;
 use shoal_operator::controlplane::planner::PlanOptions;
 use shoal_operator::local::{LocalCluster, LocalConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -170,6 +171,8 @@ pub struct ResilientReport {
 pub struct ResilientWriter {
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
+    /// The last acknowledged write to each slot: when it was first sent, when acknowledged.
+    slot_acks: Arc<Mutex<HashMap<u16, (Instant, Instant)>>>,
     task: tokio::task::JoinHandle<ResilientReport>,
 }
 
@@ -199,6 +202,8 @@ impl ResilientWriter {
         let flag = stop.clone();
         let acked = Arc::new(AtomicUsize::new(0));
         let count = acked.clone();
+        let slot_acks: Arc<Mutex<HashMap<u16, (Instant, Instant)>>> = Arc::default();
+        let by_slot = slot_acks.clone();
         let prefix = prefix.to_string();
         let task = tokio::spawn(async move {
             let mut rep = ResilientReport::default();
@@ -251,6 +256,10 @@ impl ResilientWriter {
                     if line == "+OK" {
                         rep.acked += 1;
                         count.fetch_add(1, Ordering::Relaxed);
+                        by_slot
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(shoal_e2e::cluster::key_slot(key.as_bytes()), (began, Instant::now()));
                         rep.last.insert(key.clone(), (n, Instant::now()));
                         rep.max_write_wait = rep.max_write_wait.max(began.elapsed());
                         rep.waits.push(began.elapsed());
@@ -295,7 +304,15 @@ impl ResilientWriter {
             }
             rep
         });
-        ResilientWriter { stop, acked, task }
+        ResilientWriter { stop, acked, slot_acks, task }
+    }
+
+    /// When a write to one of `slots` first sent after `t` was acknowledged, if one was. Only
+    /// the last write of each slot is kept, so poll soon after it happens (a slot is written
+    /// again only after the writer has gone through all its keys).
+    pub fn acked_in_since(&self, slots: &HashSet<u16>, t: Instant) -> Option<Instant> {
+        let m = self.slot_acks.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().filter(|(s, (sent, _))| slots.contains(s) && *sent > t).map(|(_, (_, at))| *at).min()
     }
 
     /// Writes acknowledged so far.
@@ -329,4 +346,39 @@ pub async fn cluster_get(seed: u16, key: &str) -> Option<String> {
         }
     }
     panic!("GET {key}: redirection loop");
+}
+
+/// The client ports of every node (seeds for a writer).
+pub fn ports(c: &LocalCluster) -> Vec<u16> {
+    c.sup.nodes().map(|p| p.addr.port).collect()
+}
+
+pub fn topology(c: &LocalCluster) -> Topology {
+    c.last.as_ref().and_then(|r| r.observed.topology.clone()).expect("topology")
+}
+
+/// Converged, every replica in the topology and in sync (link up, caught up).
+pub fn ready(c: &LocalCluster, shards: u32) -> bool {
+    c.converged()
+        && owning(c) == shards
+        && c.last.as_ref().is_some_and(|r| {
+            let lags = r.replica_lags();
+            lags.len() == shards as usize && lags.iter().all(|l| l.link_up && !l.sync_in_progress)
+        })
+}
+
+/// Keys whose final value is not the last acknowledged one.
+pub async fn lost_keys(seed: u16, rep: &ResilientReport) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (key, (val, _)) in &rep.last {
+        if cluster_get(seed, key).await != Some(val.to_string()) {
+            lost.push(key.clone());
+        }
+    }
+    lost
+}
+
+pub fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
