@@ -185,7 +185,11 @@ pub fn join_replicas(
 /// full sync, far behind). Slots move to such a shard only once its replicas are attached, so
 /// a new shard never serves slots with fewer copies than asked for. Shards that already own
 /// slots are not held back (a dead replica must not stall a scale-in).
-pub fn unready_new_shards(topo: &Topology, desired: &[DesiredShard], observed: &[ObservedNode]) -> Vec<ShardId> {
+pub fn unready_new_shards(
+    topo: &Topology,
+    desired: &[DesiredShard],
+    observed: &[ObservedNode],
+) -> Vec<ShardId> {
     desired
         .iter()
         .filter_map(|d| {
