@@ -81,7 +81,9 @@ IMPLEMENTED = {
     "replicaof": None, "slaveof": None,
     # scripting
     "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
-    "script": ["load", "exists", "flush", "kill"],
+    "script": ["load", "exists", "flush", "kill", "show"],
+    "fcall": None, "fcall_ro": None,
+    "function": ["load", "list", "delete", "flush", "stats", "kill"],
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

@@ -23,7 +23,6 @@ pub fn handler(name: &str) -> Option<Handler> {
         "memory|purge" => memory_purge,
         "memory|stats" => memory_stats,
         "shutdown" => shutdown,
-        "function|flush" => function_flush,
         _ => return None,
     })
 }
@@ -330,25 +329,6 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.srv.shutdown = Some(Shutdown::Command);
 }
 
-/// There are no functions; FLUSH only validates its argument.
-fn function_flush(ctx: &mut Ctx, args: &[Bytes]) {
-    match args {
-        [_, _] => ctx.out.ok(),
-        [_, _, mode] if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") => {
-            ctx.out.ok()
-        }
-        [_, _, _] => ctx.out.err("FUNCTION FLUSH only supports SYNC|ASYNC option"),
-        _ => {
-            let msg = format!(
-                "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-                crate::exec::dispatch::truncate_lossy(&args[1], 128),
-                String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
-            );
-            ctx.out.err(&msg);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::exec::testing::Harness;
@@ -434,17 +414,5 @@ mod tests {
         assert!(h.srv.shutdown.is_none());
         assert_eq!(h.run("SHUTDOWN NOSAVE NOW FORCE"), "");
         assert_eq!(h.srv.shutdown, Some(crate::exec::Shutdown::Command));
-    }
-
-    #[test]
-    fn function_flush_options() {
-        let mut h = Harness::default();
-        assert_eq!(h.run("FUNCTION FLUSH"), "+OK\r\n");
-        assert_eq!(h.run("FUNCTION FLUSH async"), "+OK\r\n");
-        assert_eq!(h.run("FUNCTION FLUSH x"), "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n");
-        assert_eq!(
-            h.run("function flush sync async"),
-            "-ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.\r\n"
-        );
     }
 }

@@ -676,7 +676,7 @@ const RELATIVE_TTL: &[&str] =
     &["set", "setex", "psetex", "getex", "expire", "pexpire", "expireat", "restore", "restore-asking"];
 
 /// FLUSHALL and FLUSHDB reach replicas even when there was nothing to flush.
-const ALWAYS: &[&str] = &["flushall", "flushdb", "swapdb"];
+const ALWAYS: &[&str] = &["flushall", "flushdb", "swapdb", "load", "delete", "flush", "restore"];
 
 /// After a command ran: if it wrote (the databases' mutation count moved), its effect goes to
 /// the stream — verbatim when replaying it gives the same result, rewritten when it would not:

@@ -24,7 +24,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "script|exists" => script_exists,
         "script|flush" => script_flush,
         "script|kill" => script_kill,
-        _ => return None,
+        "script|show" => script_show,
+        other => return super::fcall::handler(other),
     })
 }
 
@@ -52,7 +53,7 @@ fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// The node's Lua state, created at first use.
-fn take_scripting(ctx: &mut Ctx) -> Option<Box<Scripting>> {
+pub(super) fn take_scripting(ctx: &mut Ctx) -> Option<Box<Scripting>> {
     match ctx.srv.scripting.take() {
         Some(s) => Some(s),
         None => match Scripting::new() {
@@ -65,45 +66,93 @@ fn take_scripting(ctx: &mut Ctx) -> Option<Box<Scripting>> {
     }
 }
 
-fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro: bool) {
-    let Some(numkeys) = ctx.arg_i64(&args[2]) else { return };
+/// The numkeys argument at `args[at]` and the keys and arguments after it, or the error sent.
+pub(super) fn split_keys<'a>(
+    ctx: &mut Ctx,
+    args: &'a [Bytes],
+    at: usize,
+) -> Option<(&'a [Bytes], &'a [Bytes])> {
+    let numkeys = ctx.arg_i64(&args[at])?;
     if numkeys < 0 {
-        return ctx.out.err("Number of keys can't be negative");
+        ctx.out.err("Number of keys can't be negative");
+        return None;
     }
-    if numkeys as usize > args.len() - 3 {
-        return ctx.out.err("Number of keys can't be greater than number of args");
+    if numkeys as usize > args.len() - at - 1 {
+        ctx.out.err("Number of keys can't be greater than number of args");
+        return None;
     }
-    let (keys, argv) = args[3..].split_at(numkeys as usize);
+    Some(args[at + 1..].split_at(numkeys as usize))
+}
+
+/// The `*_RO` refusal of a script or function that may write.
+pub(super) const WRITE_FLAG_RO: &str = "Can not execute a script with write flag using *_ro command.";
+
+fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_command: bool) {
+    let Some((keys, argv)) = split_keys(ctx, args, 2) else { return };
     let Some(mut sc) = take_scripting(ctx) else { return };
-    let func = match body {
+    let script = match body {
         Some(b) => sc.load(&sha, b),
-        None => sc.scripts.get(&sha).map(|(f, _)| f.clone()).ok_or_else(String::new),
+        None => sc.scripts.get(&sha).cloned().ok_or_else(String::new),
     };
-    match func {
-        Ok(f) => execute(&sc, ctx, &f, keys, argv, ro, &sha),
+    match script {
+        Ok(s) => {
+            // With a shebang the flags decide; without one, only the *_RO form is read-only.
+            let no_writes = s.flags.as_ref().is_some_and(|f| f.iter().any(|x| x == "no-writes"));
+            if ro_command && s.flags.is_some() && !no_writes {
+                ctx.out.err(WRITE_FLAG_RO);
+            } else {
+                let call = Call {
+                    func: &s.func,
+                    keys,
+                    argv,
+                    ro: ro_command || no_writes,
+                    label: &sha,
+                    function: false,
+                };
+                execute(&sc, ctx, call);
+            }
+        }
         Err(e) if e.is_empty() => ctx.out.error("NOSCRIPT No matching script. Please use EVAL."),
         Err(e) => ctx.out.err(&e),
     }
     ctx.srv.scripting = Some(sc);
 }
 
-/// Runs a compiled script and writes its reply.
-fn execute(sc: &Scripting, ctx: &mut Ctx, f: &Function, keys: &[Bytes], argv: &[Bytes], ro: bool, sha: &str) {
+/// What to run: an EVAL script (`KEYS`/`ARGV` globals) or a function (`(KEYS, ARGV)`).
+pub(super) struct Call<'a> {
+    pub func: &'a Function,
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    /// Writes are refused (`*_RO`, `no-writes`).
+    pub ro: bool,
+    /// The SHA-1 or function name errors name.
+    pub label: &'a str,
+    pub function: bool,
+}
+
+/// Runs a compiled script or function and writes its reply.
+pub(super) fn execute(sc: &Scripting, ctx: &mut Ctx, call: Call<'_>) {
+    let Call { func: f, keys, argv, ro, label: sha, function } = call;
     let lua = &sc.lua;
-    let set_list = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
+    let list = |items: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, it) in items.iter().enumerate() {
             t.raw_set(i + 1, lua.create_string(it)?)?;
         }
-        lua.globals().raw_set(name, t)
+        Ok(t)
     };
-    if let Err(e) = set_list("KEYS", keys)
-        .and_then(|()| set_list("ARGV", argv))
-        .and_then(|()| sc.bridge.raw_set("resp", 2))
-    {
-        return ctx.out.err(&format!("Error running script: {e}"));
-    }
-    // The commands the script calls run as a client of their own, in the caller's database.
+    let prepared = list(keys).and_then(|k| Ok((k, list(argv)?))).and_then(|(k, a)| {
+        if !function {
+            lua.globals().raw_set("KEYS", k.clone())?;
+            lua.globals().raw_set("ARGV", a.clone())?;
+        }
+        sc.bridge.raw_set("resp", 2)?;
+        Ok((k, a))
+    });
+    let (keys_t, argv_t) = match prepared {
+        Ok(x) => x,
+        Err(e) => return ctx.out.err(&format!("Error running script: {e}")),
+    };
     let caller = &ctx.clients[ctx.me].st;
     let mut st = ClientState::new(SCRIPT_CLIENT_ID, caller.addr.clone(), caller.laddr.clone(), -1, true);
     st.db = caller.db;
@@ -129,7 +178,8 @@ fn execute(sc: &Scripting, ctx: &mut Ctx, f: &Function, keys: &[Bytes], argv: &[
             call_command(lua, ctx, idx, ro, bridge, guard, args)
         })?;
         bridge.raw_set("f", call)?;
-        let r = sc.xpcall.call::<(bool, Value)>((f.clone(), sc.err_handler.clone()));
+        let r =
+            sc.runner.call::<(bool, Value)>((f.clone(), sc.err_handler.clone(), function, keys_t, argv_t));
         bridge.raw_set("f", Value::Nil)?;
         r
     });
@@ -361,6 +411,15 @@ fn script_flush(ctx: &mut Ctx, args: &[Bytes]) {
         sc.flush();
     }
     ctx.out.ok();
+}
+
+/// SCRIPT SHOW sha
+fn script_show(ctx: &mut Ctx, args: &[Bytes]) {
+    let sha = String::from_utf8_lossy(&args[2]).to_ascii_lowercase();
+    match ctx.srv.scripting.as_ref().and_then(|s| s.body(&sha)).cloned() {
+        Some(body) => ctx.out.bulk(&body),
+        None => ctx.out.error("NOSCRIPT No matching script. Please use EVAL."),
+    }
 }
 
 /// SCRIPT KILL: scripts run to completion on the executor, so none is ever running when

@@ -14,6 +14,8 @@
 
 pub mod convert;
 pub mod eval;
+pub mod fcall;
+pub mod functions;
 pub mod libs;
 pub mod resp;
 
@@ -112,6 +114,14 @@ mt.__index = function(t, n)
 end
 "#;
 
+/// A cached EVAL script.
+#[derive(Clone)]
+pub struct Script {
+    pub func: Function,
+    pub body: Bytes,
+    pub flags: Option<Vec<String>>,
+}
+
 /// Errors while setting Lua up (never expected: the code above is fixed).
 #[derive(Debug, thiserror::Error)]
 #[error("Lua setup failed: {0}")]
@@ -120,8 +130,9 @@ pub struct SetupError(#[from] mlua::Error);
 /// The Lua state and the scripts loaded into it.
 pub struct Scripting {
     pub lua: Lua,
-    /// SHA-1 (lower-case hex) → compiled function and its source.
-    scripts: HashMap<String, (Function, Bytes)>,
+    /// SHA-1 (lower-case hex) → compiled function, its source and its shebang flags (`None`:
+    /// no shebang).
+    scripts: HashMap<String, Script>,
     /// Bytes of script sources held (INFO `used_memory_scripts`).
     pub source_bytes: usize,
     err_handler: Function,
@@ -130,7 +141,22 @@ pub struct Scripting {
     bridge: Table,
     /// The running script's clock and whether it wrote (read by the instruction hook).
     pub guard: std::sync::Arc<Guard>,
+    /// FUNCTION libraries and their functions.
+    pub functions: functions::Functions,
+    /// `runner(f, handler, withargs, keys, args)`: xpcall with or without `(KEYS, ARGV)`.
+    runner: Function,
 }
+
+/// Calls a script (no arguments) or a function (`KEYS`, `ARGV`) under the error handler.
+const RUNNER: &str = r#"
+local xpcall = xpcall
+return function(f, handler, withargs, k, a)
+  if withargs then
+    return xpcall(function() return f(k, a) end, handler)
+  end
+  return xpcall(f, handler)
+end
+"#;
 
 /// What the instruction hook needs to stop a runaway script (see `Scripting::new`).
 #[derive(Default)]
@@ -166,6 +192,7 @@ impl Scripting {
         })?;
         let err_handler: Function = lua.load(ERR_HANDLER).set_name("=shoal").call(errmsg)?;
         let xpcall: Function = g.get("xpcall")?;
+        let runner: Function = lua.load(RUNNER).set_name("=shoal").eval()?;
         let bridge = lua.create_table()?;
         lua.set_named_registry_value(BRIDGE_KEY.to_str().unwrap_or("shoal.bridge"), bridge.clone())?;
         // SAFETY: both functions follow the Lua C API (see their docs).
@@ -198,7 +225,17 @@ impl Scripting {
             }
             Ok(mlua::VmState::Continue)
         });
-        Ok(Scripting { lua, scripts: HashMap::new(), source_bytes: 0, err_handler, xpcall, bridge, guard })
+        Ok(Scripting {
+            lua,
+            scripts: HashMap::new(),
+            source_bytes: 0,
+            err_handler,
+            xpcall,
+            bridge,
+            guard,
+            functions: Default::default(),
+            runner,
+        })
     }
 
     /// Number of cached scripts (INFO `number_of_cached_scripts`).
@@ -215,19 +252,31 @@ impl Scripting {
     }
 
     /// Compiles and caches `body` under `sha` (no-op if cached). The error is Valkey's text.
-    pub fn load(&mut self, sha: &str, body: &Bytes) -> Result<Function, String> {
-        if let Some((f, _)) = self.scripts.get(sha) {
-            return Ok(f.clone());
+    pub fn load(&mut self, sha: &str, body: &Bytes) -> Result<Script, String> {
+        if let Some(s) = self.scripts.get(sha) {
+            return Ok(s.clone());
         }
-        let f = self
+        // A `#!lua flags=...` line: the code after it (from its newline, so lines keep their
+        // numbers, as in Valkey).
+        let (flags, code) = match functions::eval_shebang(body)? {
+            Some((flags, rest)) => (Some(flags), rest.to_vec()),
+            None => (None, body.to_vec()),
+        };
+        let func = self
             .lua
-            .load(&body[..])
+            .load(&code[..])
             .set_name("@user_script")
             .into_function()
             .map_err(|e| format!("Error compiling script (new function): {}", compile_message(&e)))?;
         self.source_bytes += body.len();
-        self.scripts.insert(sha.to_string(), (f.clone(), body.clone()));
-        Ok(f)
+        let script = Script { func, body: body.clone(), flags };
+        self.scripts.insert(sha.to_string(), script.clone());
+        Ok(script)
+    }
+
+    /// A cached script's source (SCRIPT SHOW).
+    pub fn body(&self, sha: &str) -> Option<&Bytes> {
+        self.scripts.get(sha).map(|s| &s.body)
     }
 
     /// SCRIPT FLUSH.

@@ -1,0 +1,181 @@
+//! FCALL, FCALL_RO and FUNCTION LOAD / LIST / DELETE / FLUSH / STATS / KILL, with Valkey's
+//! replies and errors (the libraries themselves: `functions`).
+
+use bytes::Bytes;
+
+use super::eval::{execute, split_keys, take_scripting, Call, WRITE_FLAG_RO};
+use crate::command::Handler;
+use crate::exec::Ctx;
+
+pub fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "fcall" => fcall,
+        "fcall_ro" => fcall_ro,
+        "function|load" => function_load,
+        "function|list" => function_list,
+        "function|delete" => function_delete,
+        "function|flush" => function_flush,
+        "function|stats" => function_stats,
+        "function|kill" => function_kill,
+        _ => return None,
+    })
+}
+
+fn fcall(ctx: &mut Ctx, args: &[Bytes]) {
+    call(ctx, args, false);
+}
+
+fn fcall_ro(ctx: &mut Ctx, args: &[Bytes]) {
+    call(ctx, args, true);
+}
+
+fn call(ctx: &mut Ctx, args: &[Bytes], ro_command: bool) {
+    let Some((keys, argv)) = split_keys(ctx, args, 2) else { return };
+    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    let Some(sc) = ctx.srv.scripting.take() else {
+        return ctx.out.err("Function not found");
+    };
+    match sc.functions.functions.get(&name) {
+        None => ctx.out.err("Function not found"),
+        Some(def) => {
+            let no_writes = def.flags.iter().any(|f| f == "no-writes");
+            if ro_command && !no_writes {
+                ctx.out.err(WRITE_FLAG_RO);
+            } else {
+                let func = def.func.clone();
+                let call = Call { func: &func, keys, argv, ro: no_writes, label: &name, function: true };
+                execute(&sc, ctx, call);
+            }
+        }
+    }
+    ctx.srv.scripting = Some(sc);
+}
+
+/// FUNCTION LOAD [REPLACE] code
+fn function_load(ctx: &mut Ctx, args: &[Bytes]) {
+    let (replace, code) = match args {
+        [_, _, code] => (false, code),
+        [_, _, flag, code] if flag.eq_ignore_ascii_case(b"replace") => (true, code),
+        [_, _, flag, _] => {
+            return ctx.out.err(&format!("Unknown option given: {}", String::from_utf8_lossy(flag)))
+        }
+        _ => return ctx.wrong_arity(),
+    };
+    let Some(mut sc) = take_scripting(ctx) else { return };
+    match sc.load_library(code, replace) {
+        Ok(name) => ctx.out.bulk(name.as_bytes()),
+        Err(e) => ctx.out.err(&e),
+    }
+    ctx.srv.scripting = Some(sc);
+}
+
+/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]
+fn function_list(ctx: &mut Ctx, args: &[Bytes]) {
+    let (mut pattern, mut with_code) = (None, false);
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"withcode") && !with_code {
+            with_code = true;
+            i += 1;
+        } else if args[i].eq_ignore_ascii_case(b"libraryname") && pattern.is_none() && i + 1 < args.len() {
+            pattern = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return ctx.out.err(&format!("Unknown argument {}", String::from_utf8_lossy(&args[i])));
+        }
+    }
+    let Some(sc) = ctx.srv.scripting.as_ref() else {
+        return ctx.out.array(0);
+    };
+    let libs: Vec<_> = sc
+        .functions
+        .libraries
+        .values()
+        .filter(|l| pattern.as_ref().is_none_or(|p| crate::util::glob_match(p, l.name.as_bytes(), false)))
+        .collect();
+    let out = &mut *ctx.out;
+    out.array(libs.len());
+    for lib in libs {
+        out.map(3 + usize::from(with_code));
+        out.bulk(b"library_name");
+        out.bulk(lib.name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.functions.len());
+        for f in &lib.functions {
+            let Some(def) = sc.functions.functions.get(f) else { continue };
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.as_bytes());
+            out.bulk(b"description");
+            match &def.description {
+                Some(d) => out.bulk(d.as_bytes()),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            out.set(def.flags.len());
+            for fl in &def.flags {
+                out.simple(fl);
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+}
+
+/// FUNCTION DELETE library
+fn function_delete(ctx: &mut Ctx, args: &[Bytes]) {
+    let name = String::from_utf8_lossy(&args[2]).into_owned();
+    match ctx.srv.scripting.as_mut().map(|s| s.delete_library(&name)) {
+        Some(true) => ctx.out.ok(),
+        _ => ctx.out.err("Library not found"),
+    }
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]
+fn function_flush(ctx: &mut Ctx, args: &[Bytes]) {
+    match args {
+        [_, _] => {}
+        [_, _, mode] if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") => {}
+        [_, _, _] => return ctx.out.err("FUNCTION FLUSH only supports SYNC|ASYNC option"),
+        _ => {
+            return ctx.out.err(&format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                crate::exec::dispatch::truncate_lossy(&args[1], 128)
+            ))
+        }
+    }
+    if let Some(sc) = ctx.srv.scripting.as_mut() {
+        sc.flush_functions();
+    }
+    ctx.out.ok();
+}
+
+/// FUNCTION STATS
+fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) {
+    let (libs, funcs) = ctx
+        .srv
+        .scripting
+        .as_ref()
+        .map_or((0, 0), |s| (s.functions.libraries.len(), s.functions.functions.len()));
+    let out = &mut *ctx.out;
+    out.map(2);
+    out.bulk(b"running_script");
+    out.null();
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libs as i64);
+    out.bulk(b"functions_count");
+    out.int(funcs as i64);
+}
+
+/// FUNCTION KILL: functions run to completion on the executor (see SCRIPT KILL).
+fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) {
+    ctx.out.error("NOTBUSY No scripts in execution right now.");
+}
