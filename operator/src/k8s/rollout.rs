@@ -197,7 +197,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
 
 /// Shards with replicas: in place, replica first, one shard at a time (see the module docs).
 fn decide_replicated(input: &Input<'_>) -> Decision {
-    let desired: Vec<&ShardPod> = input.pods.iter().filter(|p| p.ordinal < input.shards).collect();
+    let desired: Vec<&ShardPod> =
+        input.pods.iter().filter(|p| p.ordinal < input.shards && p.member <= input.replicas).collect();
     let outdated: Vec<(&ShardPod, String)> =
         desired.iter().filter_map(|p| Some((*p, needs_recreation(p, input)?))).collect();
     let mut status = RolloutStatus {
