@@ -110,3 +110,33 @@ fn bad_scripts_fail_clearly_and_the_node_keeps_serving() {
     assert_eq!(c.run("PING"), "+PONG\r\n");
     node.assert_alive();
 }
+
+#[test]
+fn functions_reach_replicas_with_the_full_sync_and_the_stream() {
+    let primary = ShoalNode::start(&[]);
+    let mut p = primary.connect();
+    let lib1 = "#!lua name=lib1\nredis.register_function{function_name='get1', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}";
+    assert_eq!(cmd(&mut p, &["FUNCTION", "LOAD", lib1]), "$4\r\nlib1\r\n");
+    assert_eq!(p.run("SET k v"), "+OK\r\n");
+    // A Shoal replica and a redis-server replica both get lib1 with the full sync.
+    let replica = ShoalNode::start(&[]);
+    let (redis, _) = shoal_e2e::RedisRef::start_tcp(&[]).expect("redis-server");
+    let mut r = replica.connect();
+    let mut rr = redis.connect();
+    let to_primary = format!("REPLICAOF 127.0.0.1 {}", primary.port);
+    assert_eq!(r.run(&to_primary), "+OK\r\n");
+    assert_eq!(rr.run(&to_primary), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p.run("WAIT 2 1000") != ":2\r\n" {
+        assert!(Instant::now() < deadline, "the replicas never synced");
+    }
+    // Then lib2 through the stream.
+    let lib2 = "#!lua name=lib2\nredis.register_function('two', function() return 2 end)";
+    assert_eq!(cmd(&mut p, &["FUNCTION", "LOAD", lib2]), "$4\r\nlib2\r\n");
+    assert_eq!(p.run("WAIT 2 5000"), ":2\r\n");
+    for (name, c) in [("shoal", &mut r), ("redis-server", &mut rr)] {
+        assert_eq!(c.run("FCALL_RO get1 1 k"), "$1\r\nv\r\n", "lib1 on the {name} replica");
+        let list = c.run("FUNCTION LIST");
+        assert!(list.contains("lib1") && list.contains("lib2"), "{name}: {list}");
+    }
+}

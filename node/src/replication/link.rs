@@ -44,6 +44,8 @@ pub enum Event {
         offset: u64,
     },
     Keys(Vec<RdbKey>),
+    /// A function library from the payload.
+    Function(bytes::Bytes),
     /// The payload was read whole; `socket` now carries the stream from the announced offset.
     Loaded {
         socket: TcpStream,
@@ -262,6 +264,11 @@ impl Link {
                             String::from_utf8_lossy(&key),
                             reason.what()
                         );
+                    }
+                    RdbEvent::Function(code) => {
+                        if !self.send(Event::Function(code)) {
+                            return Err(LinkError::Cancelled);
+                        }
                     }
                     RdbEvent::End => break,
                     RdbEvent::Aux { .. } | RdbEvent::ResizeDb { .. } => {}

@@ -413,13 +413,19 @@ fn start_next_snapshot(srv: &mut Server) {
         repl: Some(ReplInfo { stream_db: 0, id: srv.repl.replid.clone(), offset: srv.repl.offset as i64 }),
         ..RdbOptions::default()
     };
-    let writer = match RdbWriter::new(&opts) {
+    let mut writer = match RdbWriter::new(&opts) {
         Ok(w) => w,
         Err(e) => {
             log::warn!("Cannot start a snapshot: {e}");
             return;
         }
     };
+    // Function libraries travel with the data, as Valkey's FUNCTION2 records.
+    if let Some(sc) = srv.scripting.as_ref() {
+        for lib in sc.functions.libraries.values() {
+            writer.function(&lib.code);
+        }
+    }
     let eof_mark = eof.then(|| {
         let mut m = [0u8; 40];
         for b in &mut m {

@@ -309,6 +309,10 @@ fn take_events(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                 srv.repl.second_offset = -1;
                 srv.repl.backlog = None;
                 srv.loading = true;
+                // The primary's functions come with its data.
+                if let Some(sc) = srv.scripting.as_mut() {
+                    sc.flush_functions();
+                }
                 let m = srv.master.as_mut()?;
                 m.loading = Some((replid, offset, 0, Instant::now()));
             }
@@ -337,6 +341,17 @@ fn take_events(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                     }
                     return None;
                 }
+            }
+            Event::Function(code) => {
+                let Some(mut sc) =
+                    srv.scripting.take().or_else(|| crate::scripting::Scripting::new().ok().map(Box::new))
+                else {
+                    continue;
+                };
+                if let Err(e) = sc.load_library(&code, true) {
+                    log::warn!("Function library from the primary not loaded: {e}");
+                }
+                srv.scripting = Some(sc);
             }
             Event::Loaded { socket, leftover, stats } => {
                 let m = srv.master.as_mut()?;

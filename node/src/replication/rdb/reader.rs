@@ -47,6 +47,8 @@ pub enum RdbEvent {
         key: Bytes,
         reason: Skip,
     },
+    /// A function library's code (FUNCTION2), as FUNCTION LOAD takes it.
+    Function(Bytes),
     /// The EOF marker and a valid checksum: the stream is complete.
     End,
 }
@@ -59,7 +61,8 @@ pub struct RdbStats {
     pub skipped_streams: u64,
     pub skipped_modules: u64,
     pub skipped_field_ttl: u64,
-    /// FUNCTION2 libraries (Shoal has no functions).
+    /// FUNCTION2 libraries read (handed on as [`RdbEvent::Function`]; a file loader that
+    /// has no use for them skips them).
     pub functions_skipped: u64,
     pub module_aux_skipped: u64,
     /// Bytes consumed, header to trailer.
@@ -316,8 +319,9 @@ impl RdbReader {
                 self.stats.module_aux_skipped += 1;
             }
             FUNCTION2 => {
-                c.skip_string()?;
+                let code = Bytes::from(c.bytes()?.into_owned());
                 self.stats.functions_skipped += 1;
+                return Ok(Op::Event(RdbEvent::Function(code)));
             }
             FUNCTION_PRE_GA => return Err(RdbError::Unsupported("pre-release (7.0 RC) function data").into()),
             SLOT_IMPORT => return Err(RdbError::Unsupported("Valkey slot-import state (opcode 243)").into()),

@@ -120,6 +120,12 @@ impl RdbWriter {
         put_int(&mut self.out, value);
     }
 
+    /// A function library (FUNCTION2: its code, as FUNCTION LOAD takes it), before the data.
+    pub fn function(&mut self, code: &[u8]) {
+        self.out.push(FUNCTION2);
+        put_str(&mut self.out, code, false);
+    }
+
     /// Starts database `db`, with the RESIZEDB hint (keys, keys with a TTL).
     pub fn select_db(&mut self, db: u32, keys: u64, expires: u64) {
         self.out.push(SELECTDB);
