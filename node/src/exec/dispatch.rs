@@ -149,8 +149,11 @@ pub fn dispatch_parsed(
                 if write && ctx.srv.repl.snapshotting() {
                     crate::replication::primary::before_write(ctx.srv, db, entry.meta, args);
                 }
-                let changes =
-                    if ctx.srv.repl.active() { crate::replication::primary::changes(ctx.srv) } else { 0 };
+                let changes = if write && ctx.srv.repl.active() {
+                    crate::replication::primary::changes(ctx.srv)
+                } else {
+                    0
+                };
                 let is_exec = entry.full_name == "exec" && ctx.srv.master.is_none();
                 if is_exec {
                     crate::replication::primary::exec_begin(ctx.srv);

@@ -58,7 +58,8 @@ pub enum Expiry {
     /// A replica serving its clients: expired keys look absent but stay until the primary's
     /// DEL arrives, so the replica never diverges from its primary.
     Hide,
-    /// A replica applying its primary's stream: keys exist until the primary deletes them.
+    /// Keys exist until deleted, whatever their TTL (kept for completeness; a replica applying
+    /// its primary's stream gets this behaviour from `Hide` through `applying_primary`).
     Keep,
 }
 
@@ -67,6 +68,17 @@ std::thread_local! {
     /// (address and length of the argument, hint). Checked by address, so any other key is
     /// hashed on the spot. Thread-local because only the executor runs commands.
     static HINT: std::cell::Cell<Option<(usize, usize, KeyHint)>> = const { std::cell::Cell::new(None) };
+}
+
+std::thread_local! {
+    /// The executor is running a command of this replica's primary (see `Expiry::Hide`).
+    static APPLYING_PRIMARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the start and end of a primary's command on a replica: meanwhile keys past their
+/// TTL still exist in every `Hide` database (one flag, not a pass over the databases).
+pub fn applying_primary(on: bool) {
+    APPLYING_PRIMARY.set(on);
 }
 
 /// Records the I/O thread's hash of a key argument for the command about to run; `None`
@@ -139,7 +151,17 @@ impl Db {
     /// Whether `node` counts as expired under this database's [`Expiry`].
     #[inline]
     fn gone(&self, node: &Node, now_ms: i64) -> bool {
-        self.expiry != Expiry::Keep && is_expired(node, now_ms)
+        !self.keeps_expired() && is_expired(node, now_ms)
+    }
+
+    /// Keys past their TTL still exist: `Keep`, or a replica applying its primary's stream.
+    #[inline]
+    pub fn keeps_expired(&self) -> bool {
+        match self.expiry {
+            Expiry::Delete => false,
+            Expiry::Hide => APPLYING_PRIMARY.get(),
+            Expiry::Keep => true,
+        }
     }
 
     /// Starts or stops recording the names of expired keys (see `expired_log`).
@@ -490,12 +512,12 @@ impl Db {
             return 0;
         }
         let mut expired = Vec::new();
-        let (mode, delete) = (self.expiry, self.expiry == Expiry::Delete);
+        let (keep, delete) = (self.keeps_expired(), self.expiry == Expiry::Delete);
         let next = self.tables[t].scan(from, count, |p| {
             // SAFETY: the callback receives live pointers and the table is not mutated
             // during the scan.
             let node = unsafe { node_ref(&p) };
-            if mode != Expiry::Keep && is_expired(node, now_ms) {
+            if !keep && is_expired(node, now_ms) {
                 if delete {
                     expired.push(Bytes::copy_from_slice(node.key()));
                 }

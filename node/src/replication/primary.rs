@@ -222,6 +222,32 @@ impl Replication {
         encode(&mut self.out, args);
     }
 
+    /// As `feed`, from a request's arguments.
+    pub fn feed_args(&mut self, db: usize, args: &[Bytes]) {
+        if self.stream_db != Some(db) {
+            let n = db.to_string();
+            encode(&mut self.out, &[b"SELECT", n.as_bytes()]);
+            self.stream_db = Some(db);
+        }
+        self.feed_raw_args(args);
+    }
+
+    /// As `feed_raw`, from a request's arguments (no temporary slice of slices).
+    pub fn feed_raw_args(&mut self, args: &[Bytes]) {
+        let mut n = itoa::Buffer::new();
+        let out = &mut self.out;
+        out.push(b'*');
+        out.extend_from_slice(n.format(args.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for a in args {
+            out.push(b'$');
+            out.extend_from_slice(n.format(a.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// Appends a command to the stream (RESP array), preceded by SELECT when needed.
     pub fn feed(&mut self, db: usize, args: &[&[u8]]) {
         if self.stream_db != Some(db) {
@@ -235,12 +261,13 @@ impl Replication {
 
 /// RESP array of bulk strings.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut n = itoa::Buffer::new();
     out.push(b'*');
-    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(n.format(args.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for a in args {
         out.push(b'$');
-        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(n.format(a.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
@@ -768,8 +795,7 @@ pub fn propagate(
             srv.repl.feed(db, &[b"DEL", a(1)]);
         }
         _ => {
-            let argv: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
-            srv.repl.feed(db, &argv);
+            srv.repl.feed_args(db, args);
             if RELATIVE_TTL.contains(&name) {
                 let key = a(1);
                 if let Some(at) = srv.dbs[db].peek_node(key).and_then(|n| n.expire_at()) {

@@ -453,15 +453,14 @@ pub fn getack(srv: &mut Server, clients: &mut Slab<Client>, idx: usize) {
 }
 
 /// The primary's client is about to run a command: it sees keys as stored.
-pub fn before_apply(srv: &mut Server) {
-    set_expiry(srv, Expiry::Keep);
+pub fn before_apply(_srv: &mut Server) {
+    crate::keyspace::db::applying_primary(true);
 }
 
 /// The primary's client ran `args`: advance the offset and pass the bytes on.
 pub fn after_apply(srv: &mut Server, args: &[Bytes]) {
-    set_expiry(srv, Expiry::Hide);
-    let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    srv.repl.feed_raw(&argv);
+    crate::keyspace::db::applying_primary(false);
+    srv.repl.feed_raw_args(args);
     if let Some(m) = srv.master.as_mut() {
         m.last_io = srv.now;
     }

@@ -29,8 +29,7 @@ fn delete(ctx: &mut Ctx, keys: &[Bytes], lazy: LazyFree) {
             continue;
         };
         // A replica applying its primary's DEL: the key was live there, whatever our clock.
-        let expired =
-            db.expiry != crate::keyspace::Expiry::Keep && entry.expire_at().is_some_and(|at| now > at);
+        let expired = !db.keeps_expired() && entry.expire_at().is_some_and(|at| now > at);
         if expired {
             db.note_expired(key);
         } else {
