@@ -280,3 +280,52 @@ async fn control_plane_killed_mid_failover() {
     c.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `CLUSTER FAILOVER` sent to a replica (what an operator types, or Valkey tooling sends) is
+/// carried out by the control plane as a planned hand-over: clients see only MOVED and no
+/// acknowledged write is lost. `CLUSTER FAILOVER FORCE` promotes at once without waiting for
+/// the replica to catch up (as in Valkey): its loss is reported, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_sent_to_a_replica_is_carried_out() {
+    let cfg = replicated("cfo", 2);
+    let dir = cfg.dir.clone();
+    let mut c = LocalCluster::start(cfg).await.expect("start");
+    tick_until(&mut c, Duration::from_secs(60), "2 shards with in-sync replicas", |c| ready(c, 2)).await;
+    let seeds = ports(&c);
+    let mut report = Vec::new();
+    for (ordinal, form) in [(0u32, vec!["CLUSTER", "FAILOVER"]), (1, vec!["CLUSTER", "FAILOVER", "FORCE"])] {
+        let writer = ResilientWriter::start(seeds.clone(), if ordinal == 0 { "f" } else { "g" }, 1000);
+        tick_until(&mut c, Duration::from_secs(30), "1000 writes", |_| writer.acked() >= 1000).await;
+        let shard = c.sup.shard_id(ordinal);
+        let replica = topology(&c)
+            .shard(&shard)
+            .and_then(|s| s.nodes.iter().find(|n| n.role == Role::Replica).cloned())
+            .expect("a replica");
+        assert_eq!(node_says(replica.port, &form).await, "OK", "{form:?}");
+        let so_far = writer.acked();
+        tick_until(&mut c, Duration::from_secs(30), "the replica promoted, writes flowing", |c| {
+            ready(c, 2)
+                && writer.acked() > so_far + 200
+                && topology(c).shard(&shard).and_then(|s| s.primary()).is_some_and(|p| p.id == replica.id)
+        })
+        .await;
+        let rep = writer.finish().await;
+        assert!(rep.unexpected.is_empty(), "{:?}", rep.unexpected);
+        let lost = lost_keys(seeds[0], &rep).await;
+        report.push(format!(
+            "{}: {} acked, {} MOVED, {} of {} keys lost",
+            form.join(" "),
+            rep.acked,
+            rep.moved,
+            lost.len(),
+            rep.last.len()
+        ));
+        if ordinal == 0 {
+            assert!(lost.is_empty(), "a planned CLUSTER FAILOVER lost acknowledged writes: {lost:?}");
+        }
+    }
+    eprintln!("{}", report.join("; "));
+    assert_eq!(c.failovers().total, 2);
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
