@@ -96,6 +96,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_comm
     };
     match script {
         Ok(s) => {
+            let sc = &mut *sc;
             // With a shebang the flags decide; without one, only the *_RO form is read-only.
             let no_writes = s.flags.as_ref().is_some_and(|f| f.iter().any(|x| x == "no-writes"));
             if ro_command && s.flags.is_some() && !no_writes {
@@ -109,7 +110,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_comm
                     label: &sha,
                     function: false,
                 };
-                execute(&sc, ctx, call);
+                execute(sc, ctx, call);
             }
         }
         Err(e) if e.is_empty() => ctx.out.error("NOSCRIPT No matching script. Please use EVAL."),
@@ -130,8 +131,49 @@ pub(super) struct Call<'a> {
     pub function: bool,
 }
 
+std::thread_local! {
+    /// The running script's context for the bridge: (`*mut Ctx`, script client index, read-only).
+    static RUNNING: std::cell::Cell<Option<(*mut (), usize, bool)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Clears `RUNNING` when the script returns or unwinds.
+struct ClearRunning;
+
+impl Drop for ClearRunning {
+    fn drop(&mut self) {
+        RUNNING.set(None);
+    }
+}
+
+/// A fresh script client (in the caller's database for each script).
+fn script_client() -> Client {
+    let mut st = ClientState::new(SCRIPT_CLIENT_ID, String::new(), String::new(), -1, true);
+    st.deny_blocking = true;
+    st.name = Some(Bytes::from_static(b"lua"));
+    Client::detached(st)
+}
+
+/// The bridge `redis.call` and `redis.pcall` call (`bridge.f`), created once with the state.
+pub fn bridge_function(
+    lua: &Lua,
+    bridge: Table,
+    guard: std::sync::Arc<super::Guard>,
+) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let Some((p, idx, ro)) = RUNNING.get() else {
+            return err_value(lua, b"ERR redis.call is only available while a script runs");
+        };
+        // SAFETY: `execute` stores this pointer from its `&mut Ctx` only for the duration of the
+        // Lua call on this thread, and uses `ctx` again only after that call returned; Lua runs
+        // this function only from inside that call, and never re-entrantly (a script cannot
+        // run EVAL or FCALL: both are `noscript`). So this is the only live reference.
+        let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
+        call_command(lua, ctx, idx, ro, &bridge, &guard, args)
+    })
+}
+
 /// Runs a compiled script or function and writes its reply.
-pub(super) fn execute(sc: &Scripting, ctx: &mut Ctx, call: Call<'_>) {
+pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     let Call { func: f, keys, argv, ro, label: sha, function } = call;
     let lua = &sc.lua;
     let list = |items: &[Bytes]| -> mlua::Result<Table> {
@@ -153,12 +195,12 @@ pub(super) fn execute(sc: &Scripting, ctx: &mut Ctx, call: Call<'_>) {
         Ok(x) => x,
         Err(e) => return ctx.out.err(&format!("Error running script: {e}")),
     };
-    let caller = &ctx.clients[ctx.me].st;
-    let mut st = ClientState::new(SCRIPT_CLIENT_ID, caller.addr.clone(), caller.laddr.clone(), -1, true);
-    st.db = caller.db;
-    st.deny_blocking = true;
-    st.name = Some(Bytes::from_static(b"lua"));
-    let idx = ctx.clients.insert(Client::detached(st));
+    // The script client is kept between scripts (no allocation per call), reset each time.
+    let mut client = sc.client.take().unwrap_or_else(script_client);
+    client.st.db = ctx.clients[ctx.me].st.db;
+    client.st.resp3 = false;
+    client.st.reply_mode = crate::exec::ReplyMode::On;
+    let idx = ctx.clients.insert(client);
     // Writes reach replicas as the commands' effects inside MULTI/EXEC (unless the script
     // runs inside a transaction, which already has them).
     let wrap = !ctx.srv.repl.in_exec();
@@ -171,22 +213,16 @@ pub(super) fn execute(sc: &Scripting, ctx: &mut Ctx, call: Call<'_>) {
         sc.guard.limit_ms.store(ctx.srv.config.get_i64("busy-reply-threshold").max(0), Relaxed);
         sc.guard.wrote.store(false, Relaxed);
     }
-    let bridge = &sc.bridge;
-    let guard = &sc.guard;
-    let outcome = lua.scope(|scope| {
-        let call = scope.create_function_mut(|lua, args: MultiValue| {
-            call_command(lua, ctx, idx, ro, bridge, guard, args)
-        })?;
-        bridge.raw_set("f", call)?;
-        let r =
-            sc.runner.call::<(bool, Value)>((f.clone(), sc.err_handler.clone(), function, keys_t, argv_t));
-        bridge.raw_set("f", Value::Nil)?;
-        r
-    });
+    // The bridge reaches this call's context through RUNNING for exactly as long as Lua runs.
+    RUNNING.set(Some((ctx as *mut Ctx<'_> as *mut (), idx, ro)));
+    let clear = ClearRunning;
+    let outcome =
+        sc.runner.call::<(bool, Value)>((f.clone(), sc.err_handler.clone(), function, keys_t, argv_t));
+    drop(clear);
     if wrap {
         crate::replication::primary::exec_end(ctx.srv);
     }
-    ctx.clients.remove(idx);
+    sc.client = Some(ctx.clients.remove(idx));
     let resp3 = ctx.clients[ctx.me].st.resp3;
     ctx.out.resp3 = resp3;
     match outcome {

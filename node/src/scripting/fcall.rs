@@ -32,20 +32,20 @@ fn fcall_ro(ctx: &mut Ctx, args: &[Bytes]) {
 fn call(ctx: &mut Ctx, args: &[Bytes], ro_command: bool) {
     let Some((keys, argv)) = split_keys(ctx, args, 2) else { return };
     let name = String::from_utf8_lossy(&args[1]).into_owned();
-    let Some(sc) = ctx.srv.scripting.take() else {
+    let Some(mut sc) = ctx.srv.scripting.take() else {
         return ctx.out.err("Function not found");
     };
-    match sc.functions.functions.get(&name) {
+    let found = sc
+        .functions
+        .functions
+        .get(&name)
+        .map(|def| (def.func.clone(), def.flags.iter().any(|f| f == "no-writes")));
+    match found {
         None => ctx.out.err("Function not found"),
-        Some(def) => {
-            let no_writes = def.flags.iter().any(|f| f == "no-writes");
-            if ro_command && !no_writes {
-                ctx.out.err(WRITE_FLAG_RO);
-            } else {
-                let func = def.func.clone();
-                let call = Call { func: &func, keys, argv, ro: no_writes, label: &name, function: true };
-                execute(&sc, ctx, call);
-            }
+        Some((_, no_writes)) if ro_command && !no_writes => ctx.out.err(WRITE_FLAG_RO),
+        Some((func, no_writes)) => {
+            let call = Call { func: &func, keys, argv, ro: no_writes, label: &name, function: true };
+            execute(&mut sc, ctx, call);
         }
     }
     ctx.srv.scripting = Some(sc);

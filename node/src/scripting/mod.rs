@@ -143,6 +143,8 @@ pub struct Scripting {
     pub guard: std::sync::Arc<Guard>,
     /// FUNCTION libraries and their functions.
     pub functions: functions::Functions,
+    /// The client scripts' commands run as, kept between scripts.
+    client: Option<crate::exec::Client>,
     /// `runner(f, handler, withargs, keys, args)`: xpcall with or without `(KEYS, ARGV)`.
     runner: Function,
 }
@@ -213,6 +215,7 @@ impl Scripting {
         // A script that never ends would hold the executor forever: every 100k instructions
         // the hook checks the clock, and stops one that has run past the limit and not written.
         let guard = std::sync::Arc::new(Guard::default());
+        bridge.raw_set("f", eval::bridge_function(&lua, bridge.clone(), guard.clone())?)?;
         let g2 = guard.clone();
         lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
             use std::sync::atomic::Ordering::Relaxed;
@@ -235,6 +238,7 @@ impl Scripting {
             guard,
             functions: Default::default(),
             runner,
+            client: None,
         })
     }
 
