@@ -1,6 +1,6 @@
 //! The libraries Valkey's Lua carries besides the standard ones, rebuilt in Rust: `cjson`
 //! (lua-cjson's encode/decode and `cjson.null`), `bit` (LuaBitOp) and `cmsgpack`
-//! (lua-cmsgpack's pack/unpack). Job queues such as BullMQ keep their job options in JSON and
+//! (lua-cmsgpack's pack/unpack); `struct` is in `structlib`. Job queues such as BullMQ keep their job options in JSON and
 //! msgpack and use these in nearly every script.
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
@@ -76,6 +76,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     g.raw_set("cmsgpack", mp)?;
+    g.raw_set("struct", super::structlib::table(lua)?)?;
     Ok(())
 }
 

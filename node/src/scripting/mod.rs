@@ -18,6 +18,7 @@ pub mod fcall;
 pub mod functions;
 pub mod libs;
 pub mod resp;
+pub mod structlib;
 
 use std::collections::HashMap;
 
