@@ -83,7 +83,7 @@ IMPLEMENTED = {
     "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
     "script": ["load", "exists", "flush", "kill", "show"],
     "fcall": None, "fcall_ro": None,
-    "function": ["load", "list", "delete", "flush", "stats", "kill"],
+    "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore"],
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

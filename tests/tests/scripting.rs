@@ -140,3 +140,29 @@ fn functions_reach_replicas_with_the_full_sync_and_the_stream() {
         assert!(list.contains("lib1") && list.contains("lib2"), "{name}: {list}");
     }
 }
+
+#[test]
+fn function_dump_and_restore_move_libraries_between_shoal_and_redis_server() {
+    let node = ShoalNode::start(&[]);
+    let redis = shoal_e2e::RedisRef::start().expect("redis-server");
+    let mut s = node.connect();
+    let mut r = redis.connect();
+    let lib = "#!lua name=moved\nredis.register_function('answer', function() return 42 end)";
+    for c in [&mut s, &mut r] {
+        assert_eq!(cmd(c, &["FUNCTION", "LOAD", lib]), "$5\r\nmoved\r\n");
+    }
+    let dump = |c: &mut shoal_e2e::RawClient| match c.read_value_of(&["FUNCTION", "DUMP"]) {
+        shoal_e2e::resp::Value::Blob(_, Some(b)) => b,
+        other => panic!("FUNCTION DUMP: {other:?}"),
+    };
+    let (from_shoal, from_redis) = (dump(&mut s), dump(&mut r));
+    assert_eq!(from_shoal, from_redis, "the same payload, byte for byte");
+    for (c, payload) in [(&mut s, &from_redis), (&mut r, &from_shoal)] {
+        assert_eq!(c.run("FUNCTION FLUSH"), "+OK\r\n");
+        let reply = c.cmd(&[b"FUNCTION".as_slice(), b"RESTORE", payload]).expect("restore");
+        assert_eq!(reply, b"+OK\r\n");
+        assert_eq!(c.run("FCALL answer 0"), ":42\r\n");
+        let again = c.cmd(&[b"FUNCTION".as_slice(), b"RESTORE", payload]).expect("restore");
+        assert_eq!(String::from_utf8_lossy(&again), "-ERR Library moved already exists\r\n");
+    }
+}

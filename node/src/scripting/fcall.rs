@@ -17,6 +17,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "function|flush" => function_flush,
         "function|stats" => function_stats,
         "function|kill" => function_kill,
+        "function|dump" => function_dump,
+        "function|restore" => function_restore,
         _ => return None,
     })
 }
@@ -178,4 +180,88 @@ fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) {
 /// FUNCTION KILL: functions run to completion on the executor (see SCRIPT KILL).
 fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.out.error("NOTBUSY No scripts in execution right now.");
+}
+
+/// FUNCTION DUMP: every library as a FUNCTION2 record, then the RDB version (10, which Redis
+/// 7.0 and every Valkey restore) and the CRC-64, as Valkey's payload.
+fn function_dump(ctx: &mut Ctx, _args: &[Bytes]) {
+    let mut out = Vec::new();
+    if let Some(sc) = ctx.srv.scripting.as_ref() {
+        for lib in sc.functions.libraries.values() {
+            out.push(crate::replication::rdb::opcodes::FUNCTION2);
+            crate::replication::rdb::value::put_str(&mut out, &lib.code, false);
+        }
+    }
+    out.extend_from_slice(&crate::replication::rdb::DEFAULT_VERSION.to_le_bytes());
+    let crc = crate::replication::rdb::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    ctx.out.bulk(&out);
+}
+
+/// The library codes of a FUNCTION DUMP payload, or `None` when it is not one.
+fn dumped_libraries(payload: &[u8]) -> Option<Vec<Bytes>> {
+    let n = payload.len();
+    if n < 10 {
+        return None;
+    }
+    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
+    let crc = u64::from_le_bytes(payload[n - 8..].try_into().ok()?);
+    if !crate::replication::rdb::version_accepted(u32::from(version), false)
+        && !crate::replication::rdb::VALKEY_VERSIONS.contains(&version)
+    {
+        return None;
+    }
+    if crc != 0 && crc != crate::replication::rdb::crc64(&payload[..n - 8]) {
+        return None;
+    }
+    let mut c = crate::replication::rdb::cursor::Cursor::new(&payload[..n - 10]);
+    let mut libs = Vec::new();
+    while !c.is_empty() {
+        if c.byte().ok()? != crate::replication::rdb::opcodes::FUNCTION2 {
+            return None;
+        }
+        libs.push(Bytes::from(c.bytes().ok()?.into_owned()));
+    }
+    Some(libs)
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]
+fn function_restore(ctx: &mut Ctx, args: &[Bytes]) {
+    let policy = match args.get(3) {
+        None => "append",
+        Some(p) if args.len() == 4 && p.eq_ignore_ascii_case(b"flush") => "flush",
+        Some(p) if args.len() == 4 && p.eq_ignore_ascii_case(b"append") => "append",
+        Some(p) if args.len() == 4 && p.eq_ignore_ascii_case(b"replace") => "replace",
+        Some(_) => {
+            return ctx
+                .out
+                .err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
+        }
+    };
+    let Some(libs) = dumped_libraries(&args[2]) else {
+        return ctx.out.err("DUMP payload version or checksum are wrong");
+    };
+    let Some(mut sc) = take_scripting(ctx) else { return };
+    // All or nothing: the libraries are loaded into a copy of the current set first.
+    let saved = std::mem::take(&mut sc.functions);
+    if policy != "flush" {
+        sc.functions = saved.clone();
+    }
+    let mut failed = None;
+    for code in &libs {
+        if let Err(e) = sc.load_library(code, policy == "replace") {
+            failed = Some(e);
+            break;
+        }
+    }
+    match failed {
+        Some(e) => {
+            sc.functions = saved;
+            // RESTORE words a conflict without the quotes LOAD uses (Valkey's texts).
+            let e = e.replacen("Library '", "Library ", 1).replacen("' already exists", " already exists", 1);
+            ctx.out.err(&e);
+        }
+        None => ctx.out.ok(),
+    }
+    ctx.srv.scripting = Some(sc);
 }

@@ -18,6 +18,7 @@ use super::Scripting;
 pub const FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
 /// One loaded library.
+#[derive(Clone)]
 pub struct Library {
     pub name: String,
     pub code: Bytes,
@@ -25,6 +26,7 @@ pub struct Library {
 }
 
 /// One registered function.
+#[derive(Clone)]
 pub struct FunctionDef {
     pub library: String,
     pub func: Function,
@@ -33,7 +35,7 @@ pub struct FunctionDef {
 }
 
 /// Libraries and their functions.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Functions {
     pub libraries: BTreeMap<String, Library>,
     pub functions: HashMap<String, FunctionDef>,
