@@ -159,6 +159,8 @@ pub fn bridge_function(
     bridge: Table,
     guard: std::sync::Arc<super::Guard>,
 ) -> mlua::Result<Function> {
+    // One reply buffer for every call (a fresh one would cost a 16 KiB allocation per call).
+    let scratch = std::cell::RefCell::new(Reply::new(false));
     lua.create_function(move |lua, args: MultiValue| {
         let Some((p, idx, ro)) = RUNNING.get() else {
             return err_value(lua, b"ERR redis.call is only available while a script runs");
@@ -168,7 +170,8 @@ pub fn bridge_function(
         // this function only from inside that call, and never re-entrantly (a script cannot
         // run EVAL or FCALL: both are `noscript`). So this is the only live reference.
         let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
-        call_command(lua, ctx, idx, ro, &bridge, &guard, args)
+        let mut reply = scratch.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+        call_command(lua, ctx, (idx, ro), &bridge, &guard, &mut reply, args)
     })
 }
 
@@ -258,10 +261,10 @@ fn err_value(lua: &Lua, msg: &[u8]) -> mlua::Result<(bool, Value)> {
 fn call_command(
     lua: &Lua,
     ctx: &mut Ctx,
-    idx: usize,
-    ro: bool,
+    (idx, ro): (usize, bool),
     bridge: &Table,
     guard: &super::Guard,
+    reply: &mut Reply,
     args: MultiValue,
 ) -> mlua::Result<(bool, Value)> {
     if args.is_empty() {
@@ -303,8 +306,17 @@ fn call_command(
     }
     let resp3 = bridge.raw_get::<i64>("resp").unwrap_or(2) == 3;
     ctx.clients[idx].st.resp3 = resp3;
-    let mut reply = Reply::new(resp3);
-    crate::exec::dispatch::dispatch(ctx.srv, ctx.clients, &mut reply, idx, &argv);
+    if reply.buf.capacity() > 1 << 20 {
+        // A huge reply once: do not keep its buffer for every later call.
+        *reply = Reply::new(resp3);
+    }
+    reply.buf.clear();
+    reply.resp3 = resp3;
+    crate::exec::dispatch::dispatch(ctx.srv, ctx.clients, reply, idx, &argv);
+    // The common replies straight into Lua values; the rest through the parser.
+    if let Some(v) = super::convert::scalar_to_lua(lua, &reply.buf)? {
+        return Ok((true, v));
+    }
     match resp::parse(&reply.buf) {
         Resp::Error(e) => err_value(lua, &e),
         other => Ok((true, to_lua(lua, other, resp3)?)),
