@@ -208,9 +208,13 @@ fn unpack(
     };
     let (mut i, mut out, mut last_num) = (0, Vec::new(), None::<f64>);
     while let Some(o) = next_opt(&fmt, &mut i, &mut h, "unpack")? {
+        if at > data.len() {
+            return err("bad argument #2 to 'unpack' (data string too short)");
+        }
         at += gap(at, o.size, &h, o.code);
         let need = |n: usize| -> mlua::Result<()> {
-            if at + n > data.len() {
+            // Sizes come from the script (a `c0` length can be any unpacked number).
+            if at.checked_add(n).is_none_or(|end| end > data.len()) {
                 return err("bad argument #2 to 'unpack' (data string too short)");
             }
             Ok(())
@@ -296,4 +300,22 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("unpack", lua.create_function(unpack)?)?;
     t.raw_set("size", lua.create_function(size)?)?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+
+    #[test]
+    fn lengths_from_the_script_never_overflow() {
+        let lua = Lua::new();
+        lua.globals().set("struct", super::table(&lua).expect("table")).expect("set");
+        // An unsigned 8-byte length of 2^64-1 for `c0`: an error, not an overflow.
+        let r: mlua::Result<mlua::MultiValue> =
+            lua.load("return struct.unpack('L c0', struct.pack('L', -1) .. 'x')").eval();
+        assert!(r.is_err_and(|e| e.to_string().contains("data string too short")));
+        let r: mlua::Result<mlua::MultiValue> =
+            lua.load("return struct.unpack('x s', 'ab', 9000000000)").eval();
+        assert!(r.is_err_and(|e| e.to_string().contains("data string too short")));
+    }
 }
