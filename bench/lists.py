@@ -106,14 +106,7 @@ def report(results: dict, specs: list[bench.ServerSpec], args: argparse.Namespac
 
 
 def write_section(md: Path, section: str) -> None:
-    text = md.read_text() if md.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    md.write_text(text)
+    bench.write_section(md, section, BEGIN, END)
 
 
 def main() -> int:

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::cluster::{key_in_slot, ClusterNode, TempDir};
@@ -17,11 +17,7 @@ use shoal_e2e::ShoalNode;
 /// Every HTTP exchange is bounded by this.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A port the OS just handed out and released.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
-}
+use shoal_e2e::process::free_port;
 
 /// Starts a node with its metrics endpoint on a free port; returns it and the port.
 fn start_with_metrics(start: impl Fn(&[&str]) -> ShoalNode) -> (ShoalNode, u16) {

@@ -95,11 +95,7 @@ fn bad_replication_input_gets_valkeys_errors_and_loses_nothing() {
 
 /// Polls `f` (bounded) until it holds.
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    shoal_e2e::cluster::wait_for(Duration::from_secs(30), what, || f().then_some(()));
 }
 
 #[test]

@@ -27,6 +27,8 @@ use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
 use crate::protocol::{Limits, Reply};
 
 mod cron;
+mod deferred;
+mod primary_link;
 
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -693,38 +695,6 @@ impl Executor {
         None
     }
 
-    /// Slot migration work; when a hand-off ends, clients whose requests were deferred run
-    /// them again.
-    fn cluster_tick(&mut self) {
-        if self.srv.cluster.is_none() || !crate::cluster::migrate::tick(&mut self.srv, &self.clients) {
-            return;
-        }
-        self.requeue_deferred();
-    }
-
-    /// CLIENT PAUSE ended (its deadline, or UNPAUSE): the held requests run.
-    fn pause_tick(&mut self) {
-        if self.srv.pause.is_some_and(|p| Instant::now() >= p.until) {
-            super::pause::end(&mut self.srv);
-        }
-        if std::mem::take(&mut self.srv.pause_ended) {
-            self.requeue_deferred();
-        }
-    }
-
-    /// Clients whose request was deferred (slot hand-off, pause) try it again.
-    fn requeue_deferred(&mut self) {
-        for (idx, c) in self.clients.iter_mut() {
-            if c.st.deferred {
-                c.st.deferred = false;
-                if !c.queued {
-                    c.queued = true;
-                    self.ready.push(idx);
-                }
-            }
-        }
-    }
-
     /// Puts clients that `blocking` unblocked (served, timed out, CLIENT UNBLOCK) in the ready
     /// list, so their replies are written and their pipelined requests run.
     fn requeue_woken(&mut self) {
@@ -777,44 +747,6 @@ impl Executor {
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);
-    }
-
-    /// Registers the primary's socket as a client flagged `master` (see `replication::replica`),
-    /// with the stream bytes the link had already read.
-    fn attach_master(&mut self, attach: crate::replication::replica::Attach) {
-        let crate::replication::replica::Attach { socket, leftover } = attach;
-        let Ok(peer) = socket.peer_addr() else {
-            log::warn!("The primary's connection closed before it could be served");
-            crate::replication::replica::on_close(&mut self.srv, usize::MAX, 0);
-            return;
-        };
-        let mut stream = mio::net::TcpStream::from_std(socket);
-        let mut gate = self.read_gate(false);
-        // The primary's stream is trusted and unbounded (Valkey exempts it from the limits).
-        gate.qbuf_limit = usize::MAX;
-        let entry = self.clients.vacant_entry();
-        let token = entry.key();
-        if let Err(e) =
-            self.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
-        {
-            log::warn!("Registering the primary's connection: {e}");
-            return;
-        }
-        let fd = stream.as_raw_fd();
-        let mut io = Box::new(ConnIo::new(stream, peer, gate));
-        io.preload(&leftover);
-        let id = self.srv.next_client_id;
-        self.srv.next_client_id += 1;
-        let mut st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, true);
-        st.master = true;
-        entry.insert(Client::new(st, io));
-        crate::replication::replica::attached(&mut self.srv, &mut self.clients, token);
-        if let Some(c) = self.clients.get_mut(token) {
-            if !c.queued {
-                c.queued = true;
-                self.ready.push(token);
-            }
-        }
     }
 
     /// Pub/sub fan-out gave output to clients other than the one running: queue them so the

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod limits;
 pub mod link;
 pub mod primary;
+pub mod propagate;
 pub mod rdb;
 pub mod replica;
 pub mod reply;

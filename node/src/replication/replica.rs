@@ -137,9 +137,8 @@ impl Master {
     }
 }
 
-fn random_id() -> String {
-    (0..40).map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0')).collect()
-}
+// Replication ids have the form of node ids.
+use crate::cluster::persist::random_id;
 
 fn set_expiry(srv: &mut Server, mode: Expiry) {
     for db in &mut srv.dbs {
