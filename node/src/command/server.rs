@@ -325,6 +325,9 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) {
     if abort {
         return ctx.out.err("No shutdown in progress.");
     }
+    if !crate::scripting::busy::shutdown(ctx, nosave) {
+        return;
+    }
     log::warn!("User requested shutdown...");
     ctx.srv.shutdown = Some(Shutdown::Command);
 }

@@ -104,6 +104,14 @@ pub fn dispatch_parsed(
             {
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
+            } else if let Some(busy) = srv.script_busy.as_ref().filter(|_| {
+                !entry.meta.has_flag("allow_busy")
+                    && clients[idx].st.id != crate::scripting::eval::SCRIPT_CLIENT_ID
+            }) {
+                // A script past busy-reply-threshold: only the allow-busy commands run.
+                let msg = busy.refusal();
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                srv.cmd_stat(entry.id).rejected += 1;
             } else if srv.pause.is_some() && super::pause::holds(srv, &clients[idx].st, entry) {
                 // CLIENT PAUSE: no reply now, the executor runs the request when it ends.
                 clients[idx].st.deferred = true;

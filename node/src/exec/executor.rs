@@ -5,10 +5,11 @@
 //! clients became readable/writable and accept new ones → collect I/O jobs that came home →
 //! service each ready client (execute what it parsed, queue replies, send it out again for the
 //! next write + read) → cron at `hz`.
+//!
+//! The sockets side (poller, listeners, I/O threads, ready list) is the [`Loop`], apart from the
+//! server state and clients, so a busy script can lend it for a turn (`busy`).
 
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,17 +18,20 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
-use super::client::{Client, ClientState};
+use super::client::Client;
 use super::scaler::Scaler;
-use super::server::{Server, Shutdown};
+use super::server::Server;
 use crate::config::Config;
 use crate::keyspace::KeyHint;
 use crate::net::io_thread::ExecWake;
-use crate::net::{ConnIo, Done, IoPool, Job, PollJob, ReadGate, Request};
-use crate::protocol::{Limits, Reply};
+use crate::net::{IoPool, Job, PollJob, Request};
+use crate::protocol::Reply;
 
+mod busy;
+pub use busy::serve_while_busy;
 mod cron;
 mod deferred;
+mod events;
 mod primary_link;
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -56,18 +60,28 @@ pub enum StartError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
-/// The node: event loop, listeners, clients, server state and I/O threads.
-pub struct Executor {
+/// The sockets side of the loop: the poller, listeners, I/O threads and the ready list. Kept
+/// apart from the server state and the clients so that a script running past
+/// `busy-reply-threshold` can serve other clients from inside its command (see `busy`).
+pub(super) struct Loop {
     /// The poller, home unless an I/O thread is running `epoll_wait` with it.
     poller: Option<Box<PollJob>>,
     /// Registers sockets while the poller may be away (`epoll_ctl` is thread-safe).
     registry: Registry,
     listeners: Vec<TcpListener>,
     signals: UnixStream,
-    pub srv: Server,
-    clients: Slab<Client>,
     io: IoPool,
     ready: Vec<usize>,
+    /// Replies of the clients served while a script is busy (the executor's own buffer holds
+    /// the script caller's).
+    busy_reply: Reply,
+}
+
+/// The node: event loop, listeners, clients, server state and I/O threads.
+pub struct Executor {
+    lp: Loop,
+    pub srv: Server,
+    clients: Slab<Client>,
     reply: Reply,
     last_cron: Instant,
     spin_until: Option<Instant>,
@@ -135,14 +149,17 @@ impl Executor {
         let registry = poll.registry().try_clone()?;
         let prefetch_max = srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         Ok(Executor {
-            poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
-            registry,
-            listeners,
-            signals,
+            lp: Loop {
+                poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
+                registry,
+                listeners,
+                signals,
+                io,
+                ready: Vec::new(),
+                busy_reply: Reply::new(false),
+            },
             srv,
             clients: Slab::new(),
-            io,
-            ready: Vec::new(),
             reply: Reply::new(false),
             last_cron: Instant::now(),
             spin_until: None,
@@ -164,29 +181,29 @@ impl Executor {
     /// Runs until SIGTERM/SIGINT or SHUTDOWN.
     pub fn run(mut self) -> io::Result<()> {
         while self.srv.shutdown.is_none() {
-            if let Some(poller) = self.poller.take() {
+            if let Some(poller) = self.lp.poller.take() {
                 // Poll offload: under load an I/O thread runs the non-blocking epoll_wait while
                 // the executor keeps collecting and executing; idle, the executor blocks itself.
-                if self.io.active() > 0 && self.io.inflight > 0 {
-                    if let Err(back) = self.io.submit_poll(poller) {
-                        self.poller = Some(back);
+                if self.lp.io.active() > 0 && self.lp.io.inflight > 0 {
+                    if let Err(back) = self.lp.io.submit_poll(poller) {
+                        self.lp.poller = Some(back);
                         self.poll_inline(Some(Duration::ZERO))?;
                     }
                 } else {
-                    self.poller = Some(poller);
+                    self.lp.poller = Some(poller);
                     let timeout = self.poll_timeout();
-                    if timeout != Some(Duration::ZERO) && self.io.prepare_sleep() {
+                    if timeout != Some(Duration::ZERO) && self.lp.io.prepare_sleep() {
                         self.poll_inline(timeout)?;
-                        self.io.awake();
+                        self.lp.io.awake();
                     } else {
                         self.poll_inline(Some(Duration::ZERO))?;
                     }
                 }
             }
-            if self.poller.is_none() {
+            if self.lp.poller.is_none() {
                 let away = *self.poller_away.get_or_insert_with(Instant::now);
                 if away.elapsed() > Duration::from_secs(2) {
-                    log::warn!("I/O threads stalled: poller away for 2s; {}", self.io.describe());
+                    log::warn!("I/O threads stalled: poller away for 2s; {}", self.lp.io.describe());
                     self.poller_away = Some(Instant::now());
                 }
             } else {
@@ -244,7 +261,7 @@ impl Executor {
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.ready.is_empty() || self.srv.evict.running {
+        if !self.lp.ready.is_empty() || self.srv.evict.running {
             return Some(Duration::ZERO);
         }
         if self.srv.repl.busy() {
@@ -255,7 +272,7 @@ impl Executor {
             // A slot migration advances a bounded step per iteration.
             return Some(CLUSTER_TICK);
         }
-        if self.io.inflight > 0 {
+        if self.lp.io.inflight > 0 {
             let now = Instant::now();
             let until = *self.spin_until.get_or_insert(now + EXEC_SPIN);
             if now < until {
@@ -282,143 +299,21 @@ impl Executor {
     }
 
     fn poll_inline(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let Some(mut poller) = self.poller.take() else { return Ok(()) };
+        let Some(mut poller) = self.lp.poller.take() else { return Ok(()) };
         let PollJob { poll, events } = &mut *poller;
         let res = match poll.poll(events, timeout) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
             _ => Ok(()),
         };
         let started = Instant::now();
-        self.handle_events(&poller.events);
+        self.lp.handle_events(&poller.events, &mut self.srv, &mut self.clients);
         self.scaler.record_busy(started.elapsed());
-        self.poller = Some(poller);
+        self.lp.poller = Some(poller);
         res
     }
 
-    fn handle_events(&mut self, events: &Events) {
-        for ev in events.iter() {
-            match ev.token() {
-                WAKER => {}
-                SIGNALS => self.on_signal(),
-                Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
-                Token(t) => {
-                    if let Some(c) = self.clients.get_mut(t) {
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            c.readable = true;
-                        }
-                        if ev.is_read_closed() || ev.is_error() {
-                            c.peer_hup = true;
-                        }
-                        if ev.is_writable() || ev.is_write_closed() {
-                            c.writable = true;
-                        }
-                        if !c.queued {
-                            c.queued = true;
-                            self.ready.push(t);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_signal(&mut self) {
-        let mut buf = [0u8; 16];
-        use std::io::Read;
-        while let Ok(n) = self.signals.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-        log::warn!("Received SIGTERM/SIGINT scheduling shutdown...");
-        self.srv.shutdown = Some(Shutdown::Signal("SIGTERM"));
-    }
-
-    fn accept(&mut self, li: usize) {
-        loop {
-            let Some(listener) = self.listeners.get(li) else {
-                return;
-            };
-            let (stream, peer) = match listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("Accepting client connection: {e}");
-                    return;
-                }
-            };
-            self.add_client(stream, peer);
-        }
-    }
-
-    fn add_client(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let requirepass = self.srv.config.get("requirepass").unwrap_or("").to_string();
-        let maxclients = self.srv.config.get_i64("maxclients") as usize;
-        if self.clients.len() >= maxclients {
-            use std::io::Write;
-            let _ = stream.write(b"-ERR max number of clients reached\r\n");
-            self.srv.stats.rejected_connections += 1;
-            return;
-        }
-        if self.srv.config.get_bool("protected-mode") && requirepass.is_empty() && !peer.ip().is_loopback() {
-            use std::io::Write;
-            let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
-            self.srv.stats.rejected_connections += 1;
-            return;
-        }
-        let gate = self.read_gate(!requirepass.is_empty());
-        let entry = self.clients.vacant_entry();
-        let token = entry.key();
-        if let Err(e) =
-            self.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
-        {
-            log::warn!("Registering client connection: {e}");
-            return;
-        }
-        let fd = stream.as_raw_fd();
-        let io = Box::new(ConnIo::new(stream, peer, gate));
-        let id = self.srv.next_client_id;
-        self.srv.next_client_id += 1;
-        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, requirepass.is_empty());
-        entry.insert(Client::new(st, io));
-        self.srv.stats.total_connections += 1;
-        log::debug!("Accepted {peer}");
-    }
-
-    fn read_gate(&self, auth_required: bool) -> ReadGate {
-        ReadGate {
-            limits: Limits { max_bulk_len: self.srv.config.get_i64("proto-max-bulk-len").max(0) as usize },
-            auth_required,
-            qbuf_limit: self.srv.config.get_i64("client-query-buffer-limit").max(0) as usize,
-            cluster: self.srv.config.get_bool("cluster-enabled"),
-        }
-    }
-
     fn collect_io(&mut self) {
-        let mut polled = None;
-        let clients = &mut self.clients;
-        let ready = &mut self.ready;
-        self.io.collect(|done| match done {
-            Done::Io { token, io } => {
-                if let Some(c) = clients.get_mut(token) {
-                    if io.more_to_read {
-                        c.readable = true;
-                    }
-                    c.io = Some(io);
-                    if !c.queued {
-                        c.queued = true;
-                        ready.push(token);
-                    }
-                }
-            }
-            Done::Poll(p) => polled = Some(p),
-        });
-        if let Some(poller) = polled {
-            self.handle_events(&poller.events);
-            self.poller = Some(poller);
-        }
+        self.lp.collect(&mut self.srv, &mut self.clients);
     }
 
     /// Valkey 8's batch prefetch: before running a batch of commands, ask the CPU for the
@@ -427,12 +322,12 @@ impl Executor {
     /// formed: the first request of every ready client (many clients, one command each), and
     /// a client's own pipeline when it has several requests parsed (see `run_parsed`).
     fn prefetch_ready(&mut self) {
-        if self.prefetch_max < 2 || self.ready.len() < 2 {
+        if self.prefetch_max < 2 || self.lp.ready.len() < 2 {
             return;
         }
         let mut keys = std::mem::take(&mut self.prefetch_keys);
         keys.clear();
-        for &idx in &self.ready {
+        for &idx in &self.lp.ready {
             if keys.len() >= self.prefetch_max {
                 break;
             }
@@ -480,7 +375,7 @@ impl Executor {
 
     fn service_ready(&mut self) {
         self.prefetch_ready();
-        let ready = std::mem::take(&mut self.ready);
+        let ready = std::mem::take(&mut self.lp.ready);
         for &idx in &ready {
             if let Some(c) = self.clients.get_mut(idx) {
                 c.queued = false;
@@ -562,10 +457,10 @@ impl Executor {
             if want_write {
                 c.writable = false;
             }
-            if self.io.active() > 0 {
+            if self.lp.io.active() > 0 {
                 let Some(io) = c.io.take() else { return };
                 let job = Job::Io { token: idx, io, write: want_write, read: want_read };
-                match self.io.submit_io(c.st.id, job) {
+                match self.lp.io.submit_io(c.st.id, job) {
                     Ok(()) => return,
                     Err(Job::Io { io, .. }) => c.io = Some(io),
                     Err(_) => return,
@@ -595,7 +490,7 @@ impl Executor {
         if let Some(c) = self.clients.get_mut(idx) {
             if !c.queued {
                 c.queued = true;
-                self.ready.push(idx);
+                self.lp.ready.push(idx);
             }
         }
     }
@@ -637,7 +532,7 @@ impl Executor {
             let authed = self.clients[idx].st.authenticated;
             if authed != auth_before {
                 // AUTH/HELLO changed the limits the parser applies to what is still buffered.
-                let gate = self.read_gate(!authed);
+                let gate = events::read_gate(&self.srv, !authed);
                 if let Some(io) = self.clients[idx].io.as_mut() {
                     io.gate = gate;
                     io.parse();
@@ -679,6 +574,8 @@ impl Executor {
             self.free_args(args);
             return None;
         }
+        // A script that runs long serves other clients meanwhile (see `busy`).
+        self.lend_loop();
         super::dispatch::dispatch_parsed(
             &mut self.srv,
             &mut self.clients,
@@ -688,6 +585,7 @@ impl Executor {
             cmd,
             key,
         );
+        self.take_loop_back();
         if self.clients.get(idx).is_some_and(|c| c.st.deferred) {
             return Some(Request { args, cmd, key });
         }
@@ -702,7 +600,7 @@ impl Executor {
             if let Some(c) = self.clients.get_mut(idx) {
                 if !c.queued {
                     c.queued = true;
-                    self.ready.push(idx);
+                    self.lp.ready.push(idx);
                 }
             }
         }
@@ -722,7 +620,7 @@ impl Executor {
         }
         let garbage = std::mem::take(&mut self.srv.garbage);
         for (i, g) in garbage.into_iter().enumerate() {
-            if let Err(Job::Free(g)) = self.io.submit_free(i, Job::Free(g)) {
+            if let Err(Job::Free(g)) = self.lp.io.submit_free(i, Job::Free(g)) {
                 drop(g);
             }
         }
@@ -737,7 +635,7 @@ impl Executor {
             c.st.close_asap = true;
             return;
         };
-        let _ = self.registry.deregister(&mut io.stream);
+        let _ = self.lp.registry.deregister(&mut io.stream);
         // Leave every pub/sub registry before the slab slot can be reused.
         self.srv.pubsub.drop_client(&mut c.st, idx);
         self.srv.blocking.remove_client(idx);
@@ -760,7 +658,7 @@ impl Executor {
             if let Some(c) = self.clients.get_mut(idx) {
                 if !c.queued {
                     c.queued = true;
-                    self.ready.push(idx);
+                    self.lp.ready.push(idx);
                 }
             }
         }
@@ -779,12 +677,12 @@ impl Executor {
 
     /// Stops accepting, flushes pending replies (bounded), and returns.
     fn shutdown(&mut self) {
-        for l in &mut self.listeners {
-            let _ = self.registry.deregister(l);
+        for l in &mut self.lp.listeners {
+            let _ = self.lp.registry.deregister(l);
         }
-        self.listeners.clear();
+        self.lp.listeners.clear();
         let deadline = Instant::now() + Duration::from_secs(2);
-        while self.io.inflight > 0 && Instant::now() < deadline {
+        while self.lp.io.inflight > 0 && Instant::now() < deadline {
             self.collect_io();
             std::thread::yield_now();
         }

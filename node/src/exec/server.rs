@@ -117,6 +117,8 @@ pub struct Server {
     pub failover_requested: Option<&'static str>,
     /// The Lua state and cached scripts, created by the first script (see `scripting`).
     pub scripting: Option<Box<crate::scripting::Scripting>>,
+    /// A script past `busy-reply-threshold`: other clients get `-BUSY` (see `scripting::busy`).
+    pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
 }
 
 impl Server {
@@ -176,6 +178,7 @@ impl Server {
             pause_ended: false,
             failover_requested: None,
             scripting: None,
+            script_busy: None,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

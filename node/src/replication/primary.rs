@@ -189,6 +189,18 @@ impl Replication {
         self.exec_open.is_some()
     }
 
+    /// Where the stream not yet fed to replicas ends now (see [`ReplState::rewind`]).
+    pub fn mark(&self) -> StreamMark {
+        StreamMark { len: self.out.len(), exec_open: self.exec_open }
+    }
+
+    /// Drops what was produced since `mark`, while it has not reached the backlog (nothing feeds
+    /// replicas while a command runs): the effects of a script a shutdown cut short.
+    pub fn rewind(&mut self, mark: StreamMark) {
+        self.out.truncate(mark.len);
+        self.exec_open = mark.exec_open;
+    }
+
     /// The offset including stream bytes not yet moved to the backlog.
     pub fn offset_now(&self) -> u64 {
         self.offset + self.out.len() as u64
@@ -475,6 +487,13 @@ fn start_next_snapshot(srv: &mut Server) {
         target_id: id,
         walked: false,
     });
+}
+
+/// A position in the stream not yet fed to replicas.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamMark {
+    len: usize,
+    exec_open: Option<bool>,
 }
 
 /// Once per executor loop: stream bytes to the backlog and replicas, snapshot steps, WAIT.

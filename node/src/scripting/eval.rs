@@ -30,7 +30,7 @@ pub fn handler(name: &str) -> Option<Handler> {
 }
 
 /// The id the script client has (CLIENT ID from a script).
-const SCRIPT_CLIENT_ID: u64 = u64::MAX - 1;
+pub const SCRIPT_CLIENT_ID: u64 = u64::MAX - 1;
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) {
     let sha = sha1_hex(&args[1]);
@@ -109,6 +109,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_comm
                     ro: ro_command || no_writes,
                     label: &sha,
                     function: false,
+                    command: args,
                 };
                 execute(sc, ctx, call);
             }
@@ -129,11 +130,26 @@ pub(super) struct Call<'a> {
     /// The SHA-1 or function name errors name.
     pub label: &'a str,
     pub function: bool,
+    /// The whole command (FUNCTION STATS shows a busy function's).
+    pub command: &'a [Bytes],
+}
+
+/// The running script, for the bridge and the busy hook.
+#[derive(Clone, Copy)]
+struct Running {
+    /// The `&mut Ctx` of the EVAL/FCALL command.
+    ctx: *mut (),
+    /// The script client's index; writes are refused (read-only script).
+    idx: usize,
+    ro: bool,
+    /// The call being run (read only by the busy hook, see `serve_while_busy`).
+    call: *const Call<'static>,
+    /// Libraries and functions loaded (FUNCTION STATS while the state is in use).
+    loaded: (usize, usize),
 }
 
 std::thread_local! {
-    /// The running script's context for the bridge: (`*mut Ctx`, script client index, read-only).
-    static RUNNING: std::cell::Cell<Option<(*mut (), usize, bool)>> = const { std::cell::Cell::new(None) };
+    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
 }
 
 /// Clears `RUNNING` when the script returns or unwinds.
@@ -162,7 +178,7 @@ pub fn bridge_function(
     // One reply buffer for every call (a fresh one would cost a 16 KiB allocation per call).
     let scratch = std::cell::RefCell::new(Reply::new(false));
     lua.create_function(move |lua, args: MultiValue| {
-        let Some((p, idx, ro)) = RUNNING.get() else {
+        let Some(Running { ctx: p, idx, ro, .. }) = RUNNING.get() else {
             return err_value(lua, b"ERR redis.call is only available while a script runs");
         };
         // SAFETY: `execute` stores this pointer from its `&mut Ctx` only for the duration of the
@@ -177,7 +193,7 @@ pub fn bridge_function(
 
 /// Runs a compiled script or function and writes its reply.
 pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
-    let Call { func: f, keys, argv, ro, label: sha, function } = call;
+    let Call { func: f, keys, argv, ro, label: sha, function, .. } = call;
     let lua = &sc.lua;
     let list = |items: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -210,22 +226,33 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     if wrap {
         crate::replication::primary::exec_begin(ctx.srv);
     }
-    {
-        use std::sync::atomic::Ordering::Relaxed;
-        sc.guard.started_ms.store(crate::util::now_ms(), Relaxed);
-        sc.guard.limit_ms.store(ctx.srv.config.get_i64("busy-reply-threshold").max(0), Relaxed);
-        sc.guard.wrote.store(false, Relaxed);
-    }
+    // Where this script's effects start in the stream: a shutdown that cuts it short drops them.
+    let stream_mark = ctx.srv.repl.mark();
+    sc.guard.start(ctx.srv.config.get_i64("busy-reply-threshold"));
     // The bridge reaches this call's context through RUNNING for exactly as long as Lua runs.
-    RUNNING.set(Some((ctx as *mut Ctx<'_> as *mut (), idx, ro)));
+    RUNNING.set(Some(Running {
+        ctx: ctx as *mut Ctx<'_> as *mut (),
+        idx,
+        ro,
+        call: (&call as *const Call<'_>).cast::<Call<'static>>(),
+        loaded: (sc.functions.libraries.len(), sc.functions.functions.len()),
+    }));
     let clear = ClearRunning;
     let outcome =
         sc.runner.call::<(bool, Value)>((f.clone(), sc.err_handler.clone(), function, keys_t, argv_t));
     drop(clear);
+    if ctx.srv.script_busy.take().is_some() {
+        after_busy(sc, ctx, stream_mark);
+    }
     if wrap {
         crate::replication::primary::exec_end(ctx.srv);
     }
     sc.client = Some(ctx.clients.remove(idx));
+    if sc.guard.forced.load(std::sync::atomic::Ordering::Relaxed) {
+        // Cut short by a shutdown: as when Valkey exits mid-script, the caller gets no reply.
+        ctx.clients[ctx.me].st.close_asap = true;
+        return;
+    }
     let resp3 = ctx.clients[ctx.me].st.resp3;
     ctx.out.resp3 = resp3;
     match outcome {
@@ -247,6 +274,53 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
         }
         Ok((false, other)) => ctx.out.err(&format!("Error running script {sha}: {other:?}")),
         Err(e) => ctx.out.err(&format!("Error running script {sha}: {e}")),
+    }
+}
+
+/// The busy hook: the first time, makes the script visible to other clients as busy (Valkey's
+/// "slow script" warning); every time, serves them once. A shutdown stops the script.
+pub(super) fn serve_while_busy(guard: &std::sync::Arc<super::Guard>) {
+    let Some(r) = RUNNING.get() else { return };
+    // SAFETY: as in `bridge_function`: `execute` set this pointer from its `&mut Ctx` for the
+    // duration of the Lua call that runs this hook, and the hook never runs while the bridge
+    // holds the context (hooks fire on Lua instructions, the bridge is a Rust function).
+    let ctx = unsafe { &mut *(r.ctx as *mut Ctx<'_>) };
+    let entering = ctx.srv.script_busy.is_none();
+    if entering {
+        // SAFETY: `call` points at `execute`'s argument, alive for the whole Lua call.
+        let call = unsafe { &*r.call };
+        let elapsed = crate::util::now_ms() - guard.started_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let kill = if call.function { "FUNCTION KILL" } else { "SCRIPT KILL" };
+        log::warn!(
+            "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the {kill} command. Script name is: {}.",
+            call.label
+        );
+        ctx.srv.script_busy = Some(Box::new(super::busy::BusyScript {
+            guard: guard.clone(),
+            function: call.function.then(|| (call.label.to_string(), call.command.to_vec())),
+            started: std::time::Instant::now() - std::time::Duration::from_millis(elapsed.max(0) as u64),
+            libraries: r.loaded.0,
+            functions: r.loaded.1,
+        }));
+    }
+    crate::exec::executor::serve_while_busy(ctx.srv, ctx.clients, ctx.me, entering);
+    if ctx.srv.shutdown.is_some() {
+        // SIGTERM while busy (SHUTDOWN NOSAVE already set these): the node stops, the script first.
+        use std::sync::atomic::Ordering::Relaxed;
+        guard.forced.store(true, Relaxed);
+        guard.killed.store(true, Relaxed);
+    }
+}
+
+/// A script that was busy ended: the normal hook again, and a script a shutdown cut short
+/// leaves no effect in the replication stream (the node stops without them, as Valkey does).
+fn after_busy(sc: &mut Scripting, ctx: &mut Ctx, mark: crate::replication::primary::StreamMark) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if sc.guard.line_mode.load(Relaxed) {
+        super::busy::install_hook(&sc.lua, sc.guard.clone(), false);
+    }
+    if sc.guard.forced.load(Relaxed) {
+        ctx.srv.repl.rewind(mark);
     }
 }
 
@@ -473,5 +547,5 @@ fn script_show(ctx: &mut Ctx, args: &[Bytes]) {
 /// SCRIPT KILL: scripts run to completion on the executor, so none is ever running when
 /// this command is read.
 fn script_kill(ctx: &mut Ctx, _args: &[Bytes]) {
-    ctx.out.error("NOTBUSY No scripts in execution right now.");
+    super::busy::kill(ctx, true);
 }

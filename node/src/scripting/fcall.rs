@@ -46,7 +46,8 @@ fn call(ctx: &mut Ctx, args: &[Bytes], ro_command: bool) {
         None => ctx.out.err("Function not found"),
         Some((_, no_writes)) if ro_command && !no_writes => ctx.out.err(WRITE_FLAG_RO),
         Some((func, no_writes)) => {
-            let call = Call { func: &func, keys, argv, ro: no_writes, label: &name, function: true };
+            let call =
+                Call { func: &func, keys, argv, ro: no_writes, label: &name, function: true, command: args };
             execute(&mut sc, ctx, call);
         }
     }
@@ -156,17 +157,40 @@ fn function_flush(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.out.ok();
 }
 
-/// FUNCTION STATS
+/// FUNCTION STATS: the running function (while one is busy) and what is loaded. While an EVAL
+/// script is busy it is refused, as Valkey does.
 fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) {
-    let (libs, funcs) = ctx
-        .srv
-        .scripting
-        .as_ref()
-        .map_or((0, 0), |s| (s.functions.libraries.len(), s.functions.functions.len()));
+    let busy = ctx.srv.script_busy.as_deref();
+    if let Some(b) = busy.filter(|b| b.function.is_none()) {
+        return ctx.out.error(b.refusal());
+    }
+    let (libs, funcs) = match busy {
+        Some(b) => (b.libraries, b.functions),
+        None => ctx
+            .srv
+            .scripting
+            .as_ref()
+            .map_or((0, 0), |s| (s.functions.libraries.len(), s.functions.functions.len())),
+    };
+    let running = busy.and_then(|b| b.function.as_ref().map(|f| (f, b.started.elapsed())));
     let out = &mut *ctx.out;
     out.map(2);
     out.bulk(b"running_script");
-    out.null();
+    match running {
+        Some(((name, command), elapsed)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(command.len());
+            for a in command {
+                out.bulk(a);
+            }
+            out.bulk(b"duration_ms");
+            out.int(elapsed.as_millis() as i64);
+        }
+        None => out.null(),
+    }
     out.bulk(b"engines");
     out.map(1);
     out.bulk(b"LUA");
@@ -177,9 +201,9 @@ fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) {
     out.int(funcs as i64);
 }
 
-/// FUNCTION KILL: functions run to completion on the executor (see SCRIPT KILL).
+/// FUNCTION KILL (see `busy`).
 fn function_kill(ctx: &mut Ctx, _args: &[Bytes]) {
-    ctx.out.error("NOTBUSY No scripts in execution right now.");
+    super::busy::kill(ctx, false);
 }
 
 /// FUNCTION DUMP: every library as a FUNCTION2 record, then the RDB version (10, which Redis

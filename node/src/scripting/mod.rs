@@ -11,7 +11,9 @@
 //! - [`resp`]: parses a called command's reply for Lua.
 //! - [`convert`]: Lua <-> reply conversions.
 //! - [`eval`]: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT and the `redis.call` bridge.
+//! - [`busy`]: scripts past `busy-reply-threshold`: serving others, SCRIPT KILL.
 
+pub mod busy;
 pub mod convert;
 pub mod eval;
 pub mod fcall;
@@ -24,6 +26,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, StdLib, Table};
+
+pub use busy::Guard;
 
 /// The error handler every script runs under (Valkey's `__redis__err__handler`): turns an
 /// error into `{err=..., source=..., line=...}`, the position being the script's own line,
@@ -140,7 +144,7 @@ pub struct Scripting {
     xpcall: Function,
     /// `bridge.f` is set to the executor's command bridge while a script runs.
     bridge: Table,
-    /// The running script's clock and whether it wrote (read by the instruction hook).
+    /// The running script's clock, whether it wrote, whether it was killed (see `busy`).
     pub guard: std::sync::Arc<Guard>,
     /// FUNCTION libraries and their functions.
     pub functions: functions::Functions,
@@ -160,19 +164,6 @@ return function(f, handler, withargs, k, a)
   return xpcall(f, handler)
 end
 "#;
-
-/// What the instruction hook needs to stop a runaway script (see `Scripting::new`).
-#[derive(Default)]
-pub struct Guard {
-    /// When the script started (ms since the Unix epoch) and the limit in ms (0: none).
-    pub started_ms: std::sync::atomic::AtomicI64,
-    pub limit_ms: std::sync::atomic::AtomicI64,
-    /// The script ran a write: stopping it would break its atomicity, so it runs on.
-    pub wrote: std::sync::atomic::AtomicBool,
-}
-
-/// The message a script stopped by the guard fails with.
-pub const STOPPED: &str = "Script stopped after running longer than busy-reply-threshold without writing: this node serves no other client while a script runs";
 
 /// Most memory the Lua heap may use.
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
@@ -213,22 +204,10 @@ impl Scripting {
         libs::register(&lua)?;
         lua.load(PROTECT_GLOBALS).set_name("=shoal").exec()?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
-        // A script that never ends would hold the executor forever: every 100k instructions
-        // the hook checks the clock, and stops one that has run past the limit and not written.
+        // A script past busy-reply-threshold serves the other clients from its hook (`busy`).
         let guard = std::sync::Arc::new(Guard::default());
         bridge.raw_set("f", eval::bridge_function(&lua, bridge.clone(), guard.clone())?)?;
-        let g2 = guard.clone();
-        lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
-            use std::sync::atomic::Ordering::Relaxed;
-            let limit = g2.limit_ms.load(Relaxed);
-            if limit > 0
-                && !g2.wrote.load(Relaxed)
-                && crate::util::now_ms() - g2.started_ms.load(Relaxed) > limit
-            {
-                return Err(mlua::Error::RuntimeError(STOPPED.into()));
-            }
-            Ok(mlua::VmState::Continue)
-        });
+        busy::install_hook(&lua, guard.clone(), false);
         Ok(Scripting {
             lua,
             scripts: HashMap::new(),

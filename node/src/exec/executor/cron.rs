@@ -20,25 +20,25 @@ impl Executor {
     /// Closes a 10 ms sample: lets the scaler activate or park I/O threads.
     pub(super) fn scale(&mut self, now: Instant) {
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
-        let max = self.io.max_active();
+        let max = self.lp.io.max_active();
         let cpu = crate::util::thread_cpu_time();
         let commands = self.srv.stats.total_commands;
         let target = if forced {
             // Every allowed thread runs regardless: the scaler only keeps the busy ratio, and
             // a cap at the active count keeps it from opening trials nobody will act on.
-            let active = self.io.active();
+            let active = self.lp.io.active();
             self.scaler.tick(now, cpu, active, active, 0, commands);
             Some(max)
         } else {
-            self.scaler.tick(now, cpu, self.io.active(), max, self.io.queued(), commands)
+            self.scaler.tick(now, cpu, self.lp.io.active(), max, self.lp.io.queued(), commands)
         };
         if let Some(n) = target {
-            if n != self.io.active() {
-                log::debug!("I/O threads active: {} -> {}", self.io.active(), n);
-                self.io.set_active(n);
+            if n != self.lp.io.active() {
+                log::debug!("I/O threads active: {} -> {}", self.lp.io.active(), n);
+                self.lp.io.set_active(n);
             }
         }
-        self.srv.active_io_threads = self.io.active();
+        self.srv.active_io_threads = self.lp.io.active();
         self.srv.busy_ratio = self.scaler.busy_ratio();
         self.srv.io_thread_trials = (self.scaler.trials, self.scaler.trials_failed);
     }
@@ -52,21 +52,21 @@ impl Executor {
         let workers = (want - 1) as usize;
         let forced = self.srv.config.get_i64("events-per-io-thread") == 0;
         let res = if forced {
-            self.io.set_cap(workers).and_then(|()| self.io.set_limit(workers))
+            self.lp.io.set_cap(workers).and_then(|()| self.lp.io.set_limit(workers))
         } else {
-            self.io.set_limit(workers)
+            self.lp.io.set_limit(workers)
         };
         match res {
             Ok(()) => {
                 if forced {
-                    self.io.set_active(workers);
+                    self.lp.io.set_active(workers);
                 }
                 log::info!("io-threads limit changed: {} -> {}", self.io_threads_limit, want);
                 self.io_threads_limit = want;
             }
             Err(e) => log::warn!("Could not start I/O threads: {e}"),
         }
-        self.srv.active_io_threads = self.io.active();
+        self.srv.active_io_threads = self.lp.io.active();
     }
 
     pub(super) fn cron(&mut self) {

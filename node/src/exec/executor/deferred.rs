@@ -34,7 +34,7 @@ impl Executor {
                 c.st.deferred = false;
                 if !c.queued {
                     c.queued = true;
-                    self.ready.push(idx);
+                    self.lp.ready.push(idx);
                 }
             }
         }

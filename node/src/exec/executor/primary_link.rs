@@ -22,13 +22,13 @@ impl Executor {
             return;
         };
         let mut stream = mio::net::TcpStream::from_std(socket);
-        let mut gate = self.read_gate(false);
+        let mut gate = super::events::read_gate(&self.srv, false);
         // The primary's stream is trusted and unbounded (Valkey exempts it from the limits).
         gate.qbuf_limit = usize::MAX;
         let entry = self.clients.vacant_entry();
         let token = entry.key();
         if let Err(e) =
-            self.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+            self.lp.registry.register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
         {
             log::warn!("Registering the primary's connection: {e}");
             return;
@@ -45,7 +45,7 @@ impl Executor {
         if let Some(c) = self.clients.get_mut(token) {
             if !c.queued {
                 c.queued = true;
-                self.ready.push(token);
+                self.lp.ready.push(token);
             }
         }
     }
