@@ -134,3 +134,29 @@ fn busy_scripts_agree_with_redis_server() {
         assert!(node.log.contains("Slow script detected"), "the slow script is logged");
     }
 }
+
+/// A script cut short by SIGTERM after writing: the node stops, and a replica never sees the
+/// script's partial effects (only the writes before it).
+#[test]
+fn a_busy_script_stopped_by_sigterm_leaves_nothing_on_the_replica() {
+    let mut primary = ShoalNode::start(&["--busy-reply-threshold", "100"]);
+    let replica = ShoalNode::start(&[]);
+    let mut r = replica.connect();
+    assert_eq!(r.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    let mut p = primary.connect();
+    assert_eq!(cmd(&mut p, &["SET", "before", "1"]), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cmd(&mut r, &["GET", "before"]) != "$1\r\n1\r\n" {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+    }
+    let writes = format!("redis.call('SET', 'partial', '1') {SPIN}");
+    p.send_cmd(&["EVAL", &writes, "0"]).unwrap();
+    let mut other = primary.connect();
+    wait_busy(&mut other);
+    primary.signal("TERM");
+    assert!(primary.wait_exit(Duration::from_secs(10)).is_some(), "SIGTERM stops a busy node");
+    p.expect_closed().expect("the script's caller gets no reply");
+    // The replica keeps what it had; the script's write never reached it.
+    assert_eq!(cmd(&mut r, &["GET", "before"]), "$1\r\n1\r\n");
+    assert_eq!(cmd(&mut r, &["GET", "partial"]), "$-1\r\n");
+}
