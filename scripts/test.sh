@@ -11,6 +11,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v python3 >/dev/null || need_apt+=(python3)
+# Node.js clients (ioredis, node-redis, BullMQ) for the end-to-end tests.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
@@ -35,6 +38,10 @@ if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi
 export PATH="$PWD/$venv/bin:$PATH"
+# The Node.js packages, exactly as locked.
+if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -26,6 +26,31 @@ fn redis_py_lock_and_scripts_on_a_node_and_a_cluster() {
     println!("{}", out.trim());
 }
 
+/// Runs `tests/node/<script>` with Node.js (its packages installed by `npm ci` in scripts/test.sh).
+fn node_js(script: &str, args: &[String]) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/node");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/ioredis").exists(),
+        "Node.js packages missing: run `npm ci` in tests/node (scripts/test.sh does)"
+    );
+    let out = run_with_timeout(
+        Command::new("node").arg(format!("{dir}/{script}")).args(args),
+        b"",
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{script} failed:\n{}\n{}", out.stdout, out.stderr);
+    out.stdout
+}
+
+#[test]
+fn ioredis_define_command_on_a_node_and_a_cluster() {
+    let node = ShoalNode::start(&[]);
+    let cluster = Cluster::start(3);
+    let out = node_js("scripting.js", &[node.port.to_string(), cluster.node(0).port().to_string()]);
+    assert!(out.contains("on a node: rate limit") && out.contains("on 3 shards ok"), "{out}");
+    println!("{}", out.trim());
+}
+
 #[test]
 fn script_writes_reach_a_replica_as_their_effects() {
     let primary = ShoalNode::start(&[]);

@@ -93,36 +93,27 @@ fn one_field(lua: &Lua, name: &str, v: Value) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// Writes what a script returned as the reply, in the caller's protocol.
-pub fn to_reply(v: &Value, out: &mut Reply) {
-    write(v, out, 0);
+/// Writes what a script returned as the reply, in the caller's protocol. Booleans follow the
+/// script's own protocol (`redis.setresp`, `resp3`), as in Valkey: under RESP2 (the default)
+/// true is `:1` and false a null, under RESP3 they are booleans (`:1`/`:0` to a RESP2 caller).
+pub fn to_reply(v: &Value, out: &mut Reply, resp3: bool) {
+    write(v, out, 0, resp3);
 }
 
-fn write(v: &Value, out: &mut Reply, depth: usize) {
+fn write(v: &Value, out: &mut Reply, depth: usize, resp3: bool) {
     if depth > MAX_DEPTH {
         out.err("reached lua stack limit");
         return;
     }
     match v {
         Value::Nil => out.null(),
-        Value::Boolean(true) => {
-            if out.resp3 {
-                out.boolean(true)
-            } else {
-                out.int(1)
-            }
-        }
-        Value::Boolean(false) => {
-            if out.resp3 {
-                out.boolean(false)
-            } else {
-                out.null()
-            }
-        }
+        Value::Boolean(b) if resp3 => out.boolean(*b),
+        Value::Boolean(true) => out.int(1),
+        Value::Boolean(false) => out.null(),
         Value::Integer(n) => out.int(*n),
         Value::Number(f) => out.int(truncate(*f)),
         Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Table(t) => write_table(t, out, depth),
+        Value::Table(t) => write_table(t, out, depth, resp3),
         // Functions, userdata, threads: Valkey sends a nil.
         _ => out.null(),
     }
@@ -140,7 +131,7 @@ fn field(t: &Table, name: &str) -> Value {
     t.raw_get::<Value>(name).unwrap_or(Value::Nil)
 }
 
-fn write_table(t: &Table, out: &mut Reply, depth: usize) {
+fn write_table(t: &Table, out: &mut Reply, depth: usize, resp3: bool) {
     if let Value::String(e) = field(t, "err") {
         let msg = String::from_utf8_lossy(&e.as_bytes()).replace(['\r', '\n'], " ");
         out.error(&msg);
@@ -169,14 +160,14 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
         if out.resp3 {
             out.map(pairs.len());
             for (k, v) in &pairs {
-                write(k, out, depth + 1);
-                write(v, out, depth + 1);
+                write(k, out, depth + 1, resp3);
+                write(v, out, depth + 1, resp3);
             }
         } else {
             out.array(pairs.len() * 2);
             for (k, v) in &pairs {
-                write(k, out, depth + 1);
-                write(v, out, depth + 1);
+                write(k, out, depth + 1, resp3);
+                write(v, out, depth + 1, resp3);
             }
         }
         return;
@@ -189,7 +180,7 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
             out.array(members.len());
         }
         for m in &members {
-            write(m, out, depth + 1);
+            write(m, out, depth + 1, resp3);
         }
         return;
     }
@@ -210,7 +201,7 @@ fn write_table(t: &Table, out: &mut Reply, depth: usize) {
     }
     out.array(items.len());
     for it in &items {
-        write(it, out, depth + 1);
+        write(it, out, depth + 1, resp3);
     }
 }
 

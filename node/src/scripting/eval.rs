@@ -256,7 +256,7 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     let resp3 = ctx.clients[ctx.me].st.resp3;
     ctx.out.resp3 = resp3;
     match outcome {
-        Ok((true, v)) => to_reply(&v, ctx.out),
+        Ok((true, v)) => to_reply(&v, ctx.out, sc.bridge.raw_get::<i64>("resp").unwrap_or(2) == 3),
         Ok((false, Value::Table(t))) => {
             let msg =
                 t.raw_get::<mlua::String>("err").map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
