@@ -184,6 +184,7 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                 let flags = crate::config::pubsub::notify_flags(v).unwrap_or(0);
                 ctx.srv.set_notify_flags(flags);
             }
+            "busy-reply-threshold" => ctx.srv.busy_reply_ms = ctx.srv.config.get_i64("busy-reply-threshold"),
             "client-output-buffer-limit" => {
                 let v = ctx.srv.config.get("client-output-buffer-limit").unwrap_or("").to_string();
                 ctx.srv.pubsub.set_limits(&v);

@@ -119,6 +119,8 @@ pub struct Server {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// A script past `busy-reply-threshold`: other clients get `-BUSY` (see `scripting::busy`).
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
+    /// `busy-reply-threshold` in ms (read once per script; CONFIG SET updates it).
+    pub busy_reply_ms: i64,
 }
 
 impl Server {
@@ -132,6 +134,7 @@ impl Server {
         let notify = crate::config::pubsub::notify_flags(config.get("notify-keyspace-events").unwrap_or(""));
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         let config_time_commands = config.get_bool("latency-tracking");
+        let busy_reply_ms = config.get_i64("busy-reply-threshold");
         let evict = Eviction::from_config(&config);
         let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
@@ -179,6 +182,7 @@ impl Server {
             failover_requested: None,
             scripting: None,
             script_busy: None,
+            busy_reply_ms,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -1,4 +1,4 @@
-//! Long scripts, as Valkey handles them. A script is atomic, so while it runs no other command
+//! The running script's [`Guard`], and long scripts as Valkey handles them. A script is atomic, so while it runs no other command
 //! can. Past `busy-reply-threshold` (alias `lua-time-limit`) the script enters Valkey's
 //! timed-out mode: from its instruction hook the executor serves the other clients, answering
 //! `-BUSY` to everything except the few commands flagged `allow_busy` (SCRIPT KILL, FUNCTION
@@ -51,6 +51,8 @@ pub struct Guard {
     pub forced: AtomicBool,
     /// The hook runs every line (after a kill).
     pub line_mode: AtomicBool,
+    /// The script chose RESP3 (`redis.setresp(3)`) for what its calls return.
+    pub resp3: AtomicBool,
 }
 
 impl Guard {
@@ -62,6 +64,7 @@ impl Guard {
         self.busy.store(false, Relaxed);
         self.killed.store(false, Relaxed);
         self.forced.store(false, Relaxed);
+        self.resp3.store(false, Relaxed);
     }
 }
 

@@ -68,25 +68,6 @@ pub fn to_lua(lua: &Lua, r: Resp, resp3: bool) -> mlua::Result<Value> {
     })
 }
 
-/// An integer or a non-nil bulk reply as a Lua value without parsing it into a tree first;
-/// `None` for any other reply.
-pub fn scalar_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<Option<Value>> {
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
-    let head = &buf[1..end];
-    let num = || std::str::from_utf8(head).ok()?.parse::<i64>().ok();
-    Ok(match buf.first() {
-        Some(b':') => num().map(Value::Integer),
-        Some(b'$') => match num() {
-            Some(n) if n >= 0 && buf.len() >= end + 2 + n as usize => {
-                let start = end + 2;
-                Some(Value::String(lua.create_string(&buf[start..start + n as usize])?))
-            }
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
 fn one_field(lua: &Lua, name: &str, v: Value) -> mlua::Result<Value> {
     let t = lua.create_table_with_capacity(0, 1)?;
     t.raw_set(name, v)?;

@@ -4,15 +4,15 @@
 //! short-lived script client's command, its reply parsed and converted for Lua.
 
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
+use super::bridge::{ClearRunning, Running, RUNNING};
 use super::convert::{to_arg, to_lua, to_reply};
 use super::resp::{self, Resp};
 use super::{sha1_hex, Scripting};
 use crate::command::Handler;
 use crate::exec::client::{Client, ClientState};
 use crate::exec::Ctx;
-use crate::protocol::Reply;
 
 pub fn handler(name: &str) -> Option<Handler> {
     Some(match name {
@@ -34,22 +34,33 @@ pub const SCRIPT_CLIENT_ID: u64 = u64::MAX - 1;
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) {
     let sha = sha1_hex(&args[1]);
-    run(ctx, args, sha, Some(&args[1]), false);
+    run(ctx, args, &sha, Some(&args[1]), false);
 }
 
 fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) {
     let sha = sha1_hex(&args[1]);
-    run(ctx, args, sha, Some(&args[1]), true);
+    run(ctx, args, &sha, Some(&args[1]), true);
 }
 
 fn evalsha(ctx: &mut Ctx, args: &[Bytes]) {
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    run(ctx, args, sha, None, false);
+    with_sha(&args[1], |sha| run(ctx, args, sha, None, false));
 }
 
 fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) {
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    run(ctx, args, sha, None, true);
+    with_sha(&args[1], |sha| run(ctx, args, sha, None, true));
+}
+
+/// The SHA-1 argument in lower case, without an allocation in the usual (40 bytes) case.
+fn with_sha<R>(arg: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 40];
+    if arg.len() == buf.len() {
+        buf.copy_from_slice(arg);
+        buf.make_ascii_lowercase();
+        if let Ok(sha) = std::str::from_utf8(&buf) {
+            return f(sha);
+        }
+    }
+    f(&String::from_utf8_lossy(arg).to_ascii_lowercase())
 }
 
 /// The node's Lua state, created at first use.
@@ -87,12 +98,12 @@ pub(super) fn split_keys<'a>(
 /// The `*_RO` refusal of a script or function that may write.
 pub(super) const WRITE_FLAG_RO: &str = "Can not execute a script with write flag using *_ro command.";
 
-fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_command: bool) {
+fn run(ctx: &mut Ctx, args: &[Bytes], sha: &str, body: Option<&Bytes>, ro_command: bool) {
     let Some((keys, argv)) = split_keys(ctx, args, 2) else { return };
     let Some(mut sc) = take_scripting(ctx) else { return };
     let script = match body {
-        Some(b) => sc.load(&sha, b),
-        None => sc.scripts.get(&sha).cloned().ok_or_else(String::new),
+        Some(b) => sc.load(sha, b),
+        None => sc.scripts.get(sha).cloned().ok_or_else(String::new),
     };
     match script {
         Ok(s) => {
@@ -107,7 +118,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], sha: String, body: Option<&Bytes>, ro_comm
                     keys,
                     argv,
                     ro: ro_command || no_writes,
-                    label: &sha,
+                    label: sha,
                     function: false,
                     command: args,
                 };
@@ -134,33 +145,6 @@ pub(super) struct Call<'a> {
     pub command: &'a [Bytes],
 }
 
-/// The running script, for the bridge and the busy hook.
-#[derive(Clone, Copy)]
-struct Running {
-    /// The `&mut Ctx` of the EVAL/FCALL command.
-    ctx: *mut (),
-    /// The script client's index; writes are refused (read-only script).
-    idx: usize,
-    ro: bool,
-    /// The call being run (read only by the busy hook, see `serve_while_busy`).
-    call: *const Call<'static>,
-    /// Libraries and functions loaded (FUNCTION STATS while the state is in use).
-    loaded: (usize, usize),
-}
-
-std::thread_local! {
-    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
-}
-
-/// Clears `RUNNING` when the script returns or unwinds.
-struct ClearRunning;
-
-impl Drop for ClearRunning {
-    fn drop(&mut self) {
-        RUNNING.set(None);
-    }
-}
-
 /// A fresh script client (in the caller's database for each script).
 fn script_client() -> Client {
     let mut st = ClientState::new(SCRIPT_CLIENT_ID, String::new(), String::new(), -1, true);
@@ -169,32 +153,11 @@ fn script_client() -> Client {
     Client::detached(st)
 }
 
-/// The bridge `redis.call` and `redis.pcall` call (`bridge.f`), created once with the state.
-pub fn bridge_function(
-    lua: &Lua,
-    bridge: Table,
-    guard: std::sync::Arc<super::Guard>,
-) -> mlua::Result<Function> {
-    // One reply buffer for every call (a fresh one would cost a 16 KiB allocation per call).
-    let scratch = std::cell::RefCell::new(Reply::new(false));
-    lua.create_function(move |lua, args: MultiValue| {
-        let Some(Running { ctx: p, idx, ro, .. }) = RUNNING.get() else {
-            return err_value(lua, b"ERR redis.call is only available while a script runs");
-        };
-        // SAFETY: `execute` stores this pointer from its `&mut Ctx` only for the duration of the
-        // Lua call on this thread, and uses `ctx` again only after that call returned; Lua runs
-        // this function only from inside that call, and never re-entrantly (a script cannot
-        // run EVAL or FCALL: both are `noscript`). So this is the only live reference.
-        let ctx = unsafe { &mut *(p as *mut Ctx<'_>) };
-        let mut reply = scratch.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-        call_command(lua, ctx, (idx, ro), &bridge, &guard, &mut reply, args)
-    })
-}
-
 /// Runs a compiled script or function and writes its reply.
 pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     let Call { func: f, keys, argv, ro, label: sha, function, .. } = call;
     let lua = &sc.lua;
+    let unbounded = super::Unbounded::new(lua);
     let list = |items: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, it) in items.iter().enumerate() {
@@ -202,13 +165,14 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
         }
         Ok(t)
     };
+    // EVAL's KEYS and ARGV are globals; a function gets them as arguments.
     let prepared = list(keys).and_then(|k| Ok((k, list(argv)?))).and_then(|(k, a)| {
-        if !function {
-            lua.globals().raw_set("KEYS", k.clone())?;
-            lua.globals().raw_set("ARGV", a.clone())?;
+        if function {
+            return Ok((Value::Table(k), Value::Table(a)));
         }
-        sc.bridge.raw_set("resp", 2)?;
-        Ok((k, a))
+        sc.globals.raw_set("KEYS", k)?;
+        sc.globals.raw_set("ARGV", a)?;
+        Ok((Value::Nil, Value::Nil))
     });
     let (keys_t, argv_t) = match prepared {
         Ok(x) => x,
@@ -228,18 +192,19 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     }
     // Where this script's effects start in the stream: a shutdown that cuts it short drops them.
     let stream_mark = ctx.srv.repl.mark();
-    sc.guard.start(ctx.srv.config.get_i64("busy-reply-threshold"));
+    sc.guard.start(ctx.srv.busy_reply_ms);
     // The bridge reaches this call's context through RUNNING for exactly as long as Lua runs.
     RUNNING.set(Some(Running {
         ctx: ctx as *mut Ctx<'_> as *mut (),
         idx,
         ro,
+        guard: &*sc.guard,
         call: (&call as *const Call<'_>).cast::<Call<'static>>(),
         loaded: (sc.functions.libraries.len(), sc.functions.functions.len()),
     }));
     let clear = ClearRunning;
-    let outcome =
-        sc.runner.call::<(bool, Value)>((f.clone(), sc.err_handler.clone(), function, keys_t, argv_t));
+    drop(unbounded);
+    let outcome = sc.runner.call::<(bool, Value)>((f, &sc.err_handler, function, keys_t, argv_t));
     drop(clear);
     if ctx.srv.script_busy.take().is_some() {
         after_busy(sc, ctx, stream_mark);
@@ -253,10 +218,11 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
         ctx.clients[ctx.me].st.close_asap = true;
         return;
     }
+    let _unbounded = super::Unbounded::new(&sc.lua);
     let resp3 = ctx.clients[ctx.me].st.resp3;
     ctx.out.resp3 = resp3;
     match outcome {
-        Ok((true, v)) => to_reply(&v, ctx.out, sc.bridge.raw_get::<i64>("resp").unwrap_or(2) == 3),
+        Ok((true, v)) => to_reply(&v, ctx.out, sc.guard.resp3.load(std::sync::atomic::Ordering::Relaxed)),
         Ok((false, Value::Table(t))) => {
             let msg =
                 t.raw_get::<mlua::String>("err").map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned());
@@ -331,84 +297,23 @@ fn err_value(lua: &Lua, msg: &[u8]) -> mlua::Result<(bool, Value)> {
     Ok((false, Value::Table(t)))
 }
 
-/// One `redis.call` / `redis.pcall`: `(true, reply)` or `(false, {err=...})`.
-fn call_command(
-    lua: &Lua,
-    ctx: &mut Ctx,
-    (idx, ro): (usize, bool),
-    bridge: &Table,
-    guard: &super::Guard,
-    reply: &mut Reply,
-    args: MultiValue,
-) -> mlua::Result<(bool, Value)> {
-    if args.is_empty() {
-        return err_value(lua, b"ERR Please specify at least one argument for this redis lib call");
-    }
-    let mut argv = Vec::with_capacity(args.len());
-    for v in args.iter() {
-        match to_arg(v) {
-            Some(b) => argv.push(b),
-            None => {
-                return err_value(lua, b"ERR Lua redis lib command arguments must be strings or integers")
-            }
-        }
-    }
-    let registry = ctx.srv.registry;
-    let Some(mut entry) = registry.lookup(&argv[0]) else {
-        return err_value(lua, b"ERR Unknown Redis command called from script");
-    };
-    if let (false, Some(sub)) = (entry.subs.is_empty(), argv.get(1)) {
-        if let Some(s) = entry.sub(sub) {
-            entry = s;
-        }
-    }
-    let (arity, n) = (entry.meta.arity, argv.len() as i32);
-    if (arity > 0 && n != arity) || n < -arity {
-        return err_value(lua, b"ERR Wrong number of args calling Redis command from script");
-    }
-    if entry.meta.has_flag("noscript") {
-        return err_value(lua, b"ERR This Redis command is not allowed from script");
-    }
-    if ro && entry.meta.has_flag("write") {
-        return err_value(lua, b"ERR Write commands are not allowed from read-only scripts.");
-    }
-    if ctx.srv.cluster.is_some() && !keys_are_local(ctx, entry.meta, &argv) {
-        return err_value(lua, b"ERR Script attempted to access a non local key in a cluster node");
-    }
-    if entry.meta.has_flag("write") {
-        guard.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    let resp3 = bridge.raw_get::<i64>("resp").unwrap_or(2) == 3;
-    ctx.clients[idx].st.resp3 = resp3;
-    if reply.buf.capacity() > 1 << 20 {
-        // A huge reply once: do not keep its buffer for every later call.
-        *reply = Reply::new(resp3);
-    }
-    reply.buf.clear();
-    reply.resp3 = resp3;
-    crate::exec::dispatch::dispatch(ctx.srv, ctx.clients, reply, idx, &argv);
-    // The common replies straight into Lua values; the rest through the parser.
-    if let Some(v) = super::convert::scalar_to_lua(lua, &reply.buf)? {
-        return Ok((true, v));
-    }
-    match resp::parse(&reply.buf) {
+/// The bridge's converter for replies it does not push itself (arrays, maps, RESP3 types):
+/// `(reply bytes, resp3)` to `(true, value)` or `(false, {err=...})`.
+pub(super) fn convert_reply(lua: &Lua, (reply, resp3): (mlua::String, bool)) -> mlua::Result<(bool, Value)> {
+    let _unbounded = super::Unbounded::new(lua);
+    match resp::parse(&reply.as_bytes()) {
         Resp::Error(e) => err_value(lua, &e),
         other => Ok((true, to_lua(lua, other, resp3)?)),
     }
 }
 
-/// Cluster mode: every key the command names must be in a slot this node's shard serves
-/// (a replica runs read-only scripts for READONLY clients).
-fn keys_are_local(ctx: &Ctx, meta: &crate::command::meta::CommandMeta, argv: &[Bytes]) -> bool {
-    let Some(cl) = ctx.srv.cluster.as_ref() else { return true };
-    let mine = cl.me().map(|(shard, _)| shard);
-    crate::command::keys_of::command_keys(meta, argv)
-        .iter()
-        .all(|k| mine.is_some() && cl.shard_of(crate::keyspace::slot::key_slot(&argv[k.pos])) == mine)
-}
-
 /// The `redis` (and `server`) table.
-pub fn api_table(lua: &Lua, call: Function, pcall: Function, bridge: &Table) -> mlua::Result<Table> {
+pub fn api_table(
+    lua: &Lua,
+    call: Function,
+    pcall: Function,
+    guard: std::sync::Arc<super::Guard>,
+) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("call", call)?;
     t.raw_set("pcall", pcall)?;
@@ -463,14 +368,14 @@ pub fn api_table(lua: &Lua, call: Function, pcall: Function, bridge: &Table) -> 
             Ok(())
         })?,
     )?;
-    let b = bridge.clone();
     t.raw_set(
         "setresp",
         lua.create_function(move |_, v: i64| {
             if v != 2 && v != 3 {
                 return Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into()));
             }
-            b.raw_set("resp", v)
+            guard.resp3.store(v == 3, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
         })?,
     )?;
     // Scripts always replicate as effects (Valkey 7+): these are kept for old scripts.

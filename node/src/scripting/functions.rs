@@ -29,7 +29,8 @@ pub struct Library {
 #[derive(Clone)]
 pub struct FunctionDef {
     pub library: String,
-    pub func: Function,
+    /// Shared, so FCALL takes it without a Lua reference clone.
+    pub func: std::rc::Rc<Function>,
     pub flags: Vec<String>,
     pub description: Option<String>,
 }
@@ -112,7 +113,7 @@ impl Scripting {
             names.push(f.clone());
             self.functions
                 .functions
-                .insert(f, FunctionDef { library: name.clone(), func, flags, description });
+                .insert(f, FunctionDef { library: name.clone(), func: func.into(), flags, description });
         }
         self.functions
             .libraries

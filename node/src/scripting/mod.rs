@@ -13,6 +13,7 @@
 //! - [`eval`]: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT and the `redis.call` bridge.
 //! - [`busy`]: scripts past `busy-reply-threshold`: serving others, SCRIPT KILL.
 
+mod bridge;
 pub mod busy;
 pub mod convert;
 pub mod eval;
@@ -59,54 +60,6 @@ return function(err)
 end
 "#;
 
-/// Where `redis.call` finds the bridge table (Lua registry key).
-const BRIDGE_KEY: &std::ffi::CStr = c"shoal.bridge";
-
-/// Calls `bridge.f(...)`, which returns `(true, reply)` or `(false, {err=...})`, leaving the
-/// pair on the stack. A C function (not a Lua one) so a script's `return redis.call(...)`, a
-/// tail call, keeps the script's own frame: errors then name the script's line, as Valkey's.
-///
-/// # Safety
-/// `state` is a live Lua state calling this as a C function.
-unsafe fn call_bridge(state: *mut mlua::lua_State) {
-    use mlua::ffi;
-    // SAFETY: plain Lua C API calls on the state Lua handed us; no Rust value with a destructor
-    // is alive in this frame, so an error unwinding through `lua_call` skips nothing.
-    unsafe {
-        let nargs = ffi::lua_gettop(state);
-        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, BRIDGE_KEY.as_ptr());
-        ffi::lua_getfield(state, -1, c"f".as_ptr());
-        ffi::lua_remove(state, -2);
-        ffi::lua_insert(state, 1);
-        ffi::lua_call(state, nargs, 2);
-    }
-}
-
-/// `redis.call`: the reply, or the error table raised as the script's error.
-unsafe extern "C-unwind" fn redis_call(state: *mut mlua::lua_State) -> std::ffi::c_int {
-    use mlua::ffi;
-    // SAFETY: see `call_bridge`; `lua_error` raises the `{err=...}` table on top of the stack.
-    unsafe {
-        call_bridge(state);
-        let ok = ffi::lua_toboolean(state, -2) != 0;
-        ffi::lua_remove(state, -2);
-        if !ok {
-            ffi::lua_error(state);
-        }
-    }
-    1
-}
-
-/// `redis.pcall`: the reply, or the error table as a value.
-unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::lua_State) -> std::ffi::c_int {
-    // SAFETY: see `call_bridge`.
-    unsafe {
-        call_bridge(state);
-        mlua::ffi::lua_remove(state, -2);
-    }
-    1
-}
-
 /// Makes the globals read-only and reading an unknown one an error, as Valkey does.
 const PROTECT_GLOBALS: &str = r#"
 local mt = {}
@@ -137,13 +90,11 @@ pub struct Scripting {
     pub lua: Lua,
     /// SHA-1 (lower-case hex) → compiled function, its source and its shebang flags (`None`:
     /// no shebang).
-    scripts: HashMap<String, Script>,
+    scripts: HashMap<String, std::rc::Rc<Script>>,
     /// Bytes of script sources held (INFO `used_memory_scripts`).
     pub source_bytes: usize,
     err_handler: Function,
     xpcall: Function,
-    /// `bridge.f` is set to the executor's command bridge while a script runs.
-    bridge: Table,
     /// The running script's clock, whether it wrote, whether it was killed (see `busy`).
     pub guard: std::sync::Arc<Guard>,
     /// FUNCTION libraries and their functions.
@@ -152,6 +103,8 @@ pub struct Scripting {
     client: Option<crate::exec::Client>,
     /// `runner(f, handler, withargs, keys, args)`: xpcall with or without `(KEYS, ARGV)`.
     runner: Function,
+    /// The globals table (EVAL sets KEYS and ARGV in it).
+    globals: Table,
 }
 
 /// Calls a script (no arguments) or a function (`KEYS`, `ARGV`) under the error handler.
@@ -167,6 +120,26 @@ end
 
 /// Most memory the Lua heap may use.
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
+
+/// Lifts the Lua heap bound while Shoal's own code (not the script's) builds Lua values: the
+/// KEYS/ARGV tables, a called command's reply. With a bound set, mlua runs every table and
+/// string creation under `lua_pcall` with a fresh C closure (an allocation for the collector
+/// each) in case the allocation fails; without one it pushes them directly. What Shoal builds
+/// is bounded by the request and the keyspace, and the script's own code runs bounded again.
+pub(crate) struct Unbounded<'a>(&'a Lua);
+
+impl<'a> Unbounded<'a> {
+    pub fn new(lua: &'a Lua) -> Self {
+        let _ = lua.set_memory_limit(0);
+        Unbounded(lua)
+    }
+}
+
+impl Drop for Unbounded<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set_memory_limit(LUA_MEMORY_LIMIT);
+    }
+}
 
 impl Scripting {
     pub fn new() -> Result<Scripting, SetupError> {
@@ -187,12 +160,14 @@ impl Scripting {
         let err_handler: Function = lua.load(ERR_HANDLER).set_name("=shoal").call(errmsg)?;
         let xpcall: Function = g.get("xpcall")?;
         let runner: Function = lua.load(RUNNER).set_name("=shoal").eval()?;
-        let bridge = lua.create_table()?;
-        lua.set_named_registry_value(BRIDGE_KEY.to_str().unwrap_or("shoal.bridge"), bridge.clone())?;
-        // SAFETY: both functions follow the Lua C API (see their docs).
-        let (call, pcall) =
-            unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
-        let redis = eval::api_table(&lua, call, pcall, &bridge)?;
+        // SAFETY: both functions follow the Lua C API (see `bridge`).
+        let (call, pcall) = unsafe {
+            (lua.create_c_function(bridge::redis_call)?, lua.create_c_function(bridge::redis_pcall)?)
+        };
+        let convert = lua.create_function(eval::convert_reply)?;
+        lua.set_named_registry_value(bridge::CONVERT_KEY.to_str().unwrap_or("shoal.convert"), convert)?;
+        let guard = std::sync::Arc::new(Guard::default());
+        let redis = eval::api_table(&lua, call, pcall, guard.clone())?;
         g.raw_set("redis", redis.clone())?;
         g.raw_set("server", redis)?;
         // The sandbox: what Valkey removes.
@@ -205,8 +180,6 @@ impl Scripting {
         lua.load(PROTECT_GLOBALS).set_name("=shoal").exec()?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         // A script past busy-reply-threshold serves the other clients from its hook (`busy`).
-        let guard = std::sync::Arc::new(Guard::default());
-        bridge.raw_set("f", eval::bridge_function(&lua, bridge.clone(), guard.clone())?)?;
         busy::install_hook(&lua, guard.clone(), false);
         Ok(Scripting {
             lua,
@@ -214,11 +187,11 @@ impl Scripting {
             source_bytes: 0,
             err_handler,
             xpcall,
-            bridge,
             guard,
             functions: Default::default(),
             runner,
             client: None,
+            globals: g,
         })
     }
 
@@ -236,7 +209,7 @@ impl Scripting {
     }
 
     /// Compiles and caches `body` under `sha` (no-op if cached). The error is Valkey's text.
-    pub fn load(&mut self, sha: &str, body: &Bytes) -> Result<Script, String> {
+    pub fn load(&mut self, sha: &str, body: &Bytes) -> Result<std::rc::Rc<Script>, String> {
         if let Some(s) = self.scripts.get(sha) {
             return Ok(s.clone());
         }
@@ -253,7 +226,7 @@ impl Scripting {
             .into_function()
             .map_err(|e| format!("Error compiling script (new function): {}", compile_message(&e)))?;
         self.source_bytes += body.len();
-        let script = Script { func, body: body.clone(), flags };
+        let script = std::rc::Rc::new(Script { func, body: body.clone(), flags });
         self.scripts.insert(sha.to_string(), script.clone());
         Ok(script)
     }
