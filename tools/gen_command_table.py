@@ -84,6 +84,8 @@ IMPLEMENTED = {
     "script": ["load", "exists", "flush", "kill", "show"],
     "fcall": None, "fcall_ro": None,
     "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore"],
+    # sort and geo
+    "sort": None, "sort_ro": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]
