@@ -86,6 +86,9 @@ IMPLEMENTED = {
     "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore"],
     # sort and geo
     "sort": None, "sort_ro": None,
+    "geoadd": None, "geodist": None, "geohash": None, "geopos": None, "geosearch": None,
+    "geosearchstore": None, "georadius": None, "georadius_ro": None, "georadiusbymember": None,
+    "georadiusbymember_ro": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

@@ -5,7 +5,7 @@
 //! replies agree byte for byte; see `pattern` for key lookups and `strtod` for weights.
 
 mod pattern;
-mod strtod;
+pub(crate) mod strtod;
 #[cfg(test)]
 mod tests;
 

@@ -68,6 +68,17 @@ pub fn strtod(s: &[u8]) -> Parsed {
     Parsed { value: sign(v), used: i + n, erange }
 }
 
+/// Valkey's `string2d` (what `getDoubleFromObject` accepts): the whole string is one `strtod`
+/// number with no leading space, neither NaN nor an overflow or an underflow to zero.
+pub fn string2d(s: &[u8]) -> Option<f64> {
+    if s.first().is_none_or(|&b| c_space(b)) {
+        return None;
+    }
+    let p = strtod(s);
+    let range = p.erange && (p.value.is_infinite() || p.value == 0.0);
+    (p.used == s.len() && !range && !p.value.is_nan()).then_some(p.value)
+}
+
 fn digits(s: &[u8], hexa: bool) -> usize {
     s.iter().take_while(|b| if hexa { b.is_ascii_hexdigit() } else { b.is_ascii_digit() }).count()
 }
@@ -198,5 +209,16 @@ mod tests {
         }
         assert_eq!(strtod(b"1e").used, 1);
         assert_eq!(strtod(b"0xg").used, 1);
+    }
+
+    #[test]
+    fn string2d_is_strict() {
+        assert_eq!(string2d(b"0x10"), Some(16.0));
+        assert_eq!(string2d(b"-1.5e1"), Some(-15.0));
+        assert_eq!(string2d(b"inf"), Some(f64::INFINITY));
+        assert_eq!(string2d(b"1e-310"), Some(1e-310));
+        for bad in [&b""[..], b" 1", b"1 ", b"1\0", b"nan", b"1e400", b"1e-400", b"x"] {
+            assert_eq!(string2d(bad), None);
+        }
     }
 }
