@@ -149,7 +149,7 @@ fn clamp_limit(start: i64, count: i64, n: i64) -> (i64, i64) {
 /// or sorted set needs no sorting). `None` after replying WRONGTYPE.
 fn load(ctx: &mut Ctx, key: &[u8], o: &Opts) -> Option<(Kind, Vec<Bytes>, i64, i64)> {
     let b = |s: &[u8]| Bytes::copy_from_slice(s);
-    let Some(e) = ctx.lookup_read(key) else {
+    let Some(mut e) = ctx.lookup_read(key) else {
         let (start, end) = clamp_limit(o.limit_start, o.limit_count, 0);
         return Some((Kind::List, Vec::new(), start, end));
     };
@@ -162,6 +162,10 @@ fn load(ctx: &mut Ctx, key: &[u8], o: &Opts) -> Option<(Kind, Vec<Bytes>, i64, i
             return None;
         }
     };
+    // Valkey converts a sorted set it sorts to a skiplist, whatever happens next.
+    if let Some(Value::ZSet(z)) = e.value_mut_untracked().filter(|_| kind == Kind::ZSet) {
+        z.convert_to_skiplist();
+    }
     let (start, end) = clamp_limit(o.limit_start, o.limit_count, n as i64);
     // Lists and sorted sets keep their order when nothing is sorted: take the range directly.
     if o.dontsort && kind != Kind::Set {
