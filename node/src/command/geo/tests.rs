@@ -51,3 +51,20 @@ fn huge_and_degenerate_searches_do_not_panic() {
     assert!(h.run("GEOHASH odd m n o").starts_with("*3\r\n$11"));
     assert!(h.run("GEOSEARCH odd FROMMEMBER m BYRADIUS 100 km").starts_with('*'));
 }
+
+#[test]
+fn stores_publish_their_events() {
+    let mut h = Harness::default();
+    let s = h.add_client();
+    h.run("CONFIG SET notify-keyspace-events KEA");
+    h.run_as(s, &[b"PSUBSCRIBE", b"__keyevent@0__:*"]);
+    h.take_pending(s);
+    h.run("GEOADD g 13.361389 38.115556 Palermo");
+    assert!(h.take_pending(s).contains("__keyevent@0__:zadd\r\n$1\r\ng\r\n"));
+    h.run("GEOSEARCHSTORE d g FROMMEMBER Palermo BYRADIUS 1 km");
+    assert!(h.take_pending(s).contains("__keyevent@0__:geosearchstore\r\n$1\r\nd\r\n"));
+    h.run("GEORADIUS g 13 38 100 km STORE d");
+    assert!(h.take_pending(s).contains("__keyevent@0__:georadiusstore\r\n$1\r\nd\r\n"));
+    h.run("GEORADIUS g 0 0 1 km STORE d");
+    assert!(h.take_pending(s).contains("__keyevent@0__:del\r\n$1\r\nd\r\n"));
+}

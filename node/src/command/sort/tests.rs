@@ -31,3 +31,21 @@ fn by_and_get_patterns() {
     h.run("ZADD z 1 c 2 b 3 a");
     assert_eq!(h.run("SORT z BY nosort LIMIT 1 5 DESC"), "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
 }
+
+#[test]
+fn store_publishes_sortstore_or_del() {
+    let mut h = Harness::default();
+    let s = h.add_client();
+    h.run("CONFIG SET notify-keyspace-events KEA");
+    h.run_as(s, &[b"PSUBSCRIBE", b"__keyevent@0__:*"]);
+    h.take_pending(s);
+    h.run("RPUSH l b a");
+    h.run("SORT l ALPHA STORE dst");
+    let got = h.take_pending(s);
+    assert!(got.contains("__keyevent@0__:sortstore\r\n$3\r\ndst\r\n"), "{got}");
+    h.run("SORT missing STORE dst");
+    let got = h.take_pending(s);
+    assert!(got.contains("__keyevent@0__:del\r\n$3\r\ndst\r\n"), "{got}");
+    h.run("SORT missing STORE dst");
+    assert_eq!(h.take_pending(s), "", "nothing to delete, no event");
+}
