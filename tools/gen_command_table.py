@@ -69,6 +69,11 @@ IMPLEMENTED = {
     "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "bzpopmin": None, "bzpopmax": None, "bzmpop": None,
+    # SORT, and GEO (sorted sets of geohash scores)
+    "sort": None, "sort_ro": None,
+    "geoadd": None, "geodist": None, "geohash": None, "geopos": None, "geosearch": None,
+    "geosearchstore": None, "georadius": None, "georadius_ro": None, "georadiusbymember": None,
+    "georadiusbymember_ro": None,
     # transactions
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # bitmaps
@@ -84,11 +89,6 @@ IMPLEMENTED = {
     "script": ["load", "exists", "flush", "kill", "show"],
     "fcall": None, "fcall_ro": None,
     "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore"],
-    # sort and geo
-    "sort": None, "sort_ro": None,
-    "geoadd": None, "geodist": None, "geohash": None, "geopos": None, "geosearch": None,
-    "geosearchstore": None, "georadius": None, "georadius_ro": None, "georadiusbymember": None,
-    "georadiusbymember_ro": None,
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

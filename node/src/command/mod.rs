@@ -82,9 +82,9 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| set::handler(full))
         .or_else(|| pubsub::handler(full))
         .or_else(|| list::handler(full))
-        .or_else(|| zset::handler(full))
         .or_else(|| sort::handler(full))
         .or_else(|| geo::handler(full))
+        .or_else(|| zset::handler(full))
         .or_else(|| crate::replication::commands::handler(full))
 }
 
