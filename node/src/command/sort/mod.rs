@@ -309,10 +309,11 @@ fn store(ctx: &mut Ctx, range: &[Item], gets: &[Bytes], dst: &[u8]) {
     let n = values.len();
     if n > 0 {
         let fill = ctx.srv.config.get_i64("list-max-listpack-size");
+        // Valkey pushes onto a quicklist, then converts it to a listpack if it stayed one
+        // node: pushing one by one with the encoding check gives the same answer.
         let mut list = ListValue::default();
-        list.grow_check(fill, values.iter().map(|v| &v[..]));
         for v in &values {
-            list.push_raw(End::Tail, v);
+            list.push(End::Tail, v, fill);
         }
         let clock = ctx.clock();
         let old = ctx.db().set(dst, Value::List(Box::new(list)), None, clock);

@@ -49,3 +49,17 @@ fn store_publishes_sortstore_or_del() {
     h.run("SORT missing STORE dst");
     assert_eq!(h.take_pending(s), "", "nothing to delete, no event");
 }
+
+#[test]
+fn stored_results_take_valkeys_list_encoding() {
+    let mut h = Harness::default();
+    h.run("RPUSH small 3 1 2");
+    h.run("SORT small STORE a");
+    assert_eq!(h.run("OBJECT ENCODING a"), "$8\r\nlistpack\r\n");
+    for i in 0..2000 {
+        h.run(&format!("RPUSH big element-{i:05}"));
+    }
+    h.run("SORT big ALPHA STORE b");
+    assert_eq!(h.run("OBJECT ENCODING b"), "$9\r\nquicklist\r\n");
+    assert_eq!(h.run("LLEN b"), ":2000\r\n");
+}
