@@ -68,3 +68,16 @@ fn stores_publish_their_events() {
     h.run("GEORADIUS g 0 0 1 km STORE d");
     assert!(h.take_pending(s).contains("__keyevent@0__:del\r\n$1\r\nd\r\n"));
 }
+
+#[test]
+fn stores_serve_clients_blocked_on_the_destination() {
+    let mut h = Harness::default();
+    let b = h.add_client();
+    h.run("GEOADD g 13.361389 38.115556 Palermo");
+    assert_eq!(h.run_as(b, &[b"BZPOPMIN", b"d1", b"0"]), b"");
+    h.run("GEOSEARCHSTORE d1 g FROMMEMBER Palermo BYRADIUS 1 km");
+    assert!(h.take_pending(b).contains("Palermo"));
+    assert_eq!(h.run_as(b, &[b"BZPOPMIN", b"d2", b"0"]), b"");
+    h.run("GEORADIUS g 13 38 100 km STOREDIST d2");
+    assert!(h.take_pending(b).contains("Palermo"));
+}

@@ -318,6 +318,10 @@ fn store(ctx: &mut Ctx, range: &[Item], gets: &[Bytes], dst: &[u8]) {
         let clock = ctx.clock();
         let old = ctx.db().set(dst, Value::List(Box::new(list)), None, clock);
         dispose(ctx, old);
+        // Clients blocked on `dst` (BLPOP & co) may be served now. The dispatcher signals
+        // the keys of a write by its key specs, which SORT's STORE key is not in.
+        let db = ctx.clients[ctx.me].st.db;
+        crate::exec::blocking::signal_key_ready(ctx.srv, db, dst);
         ctx.notify(class::LIST, "sortstore", dst);
     } else if let Some(old) = ctx.db().remove(dst) {
         dispose(ctx, Some(old));

@@ -63,3 +63,14 @@ fn stored_results_take_valkeys_list_encoding() {
     assert_eq!(h.run("OBJECT ENCODING b"), "$9\r\nquicklist\r\n");
     assert_eq!(h.run("LLEN b"), ":2000\r\n");
 }
+
+#[test]
+fn store_serves_clients_blocked_on_the_destination() {
+    let mut h = Harness::default();
+    let b = h.add_client();
+    assert_eq!(h.run_as(b, &[b"BLPOP", b"dst", b"0"]), b"");
+    h.run("RPUSH l 2 1");
+    assert_eq!(h.run("SORT l STORE dst"), ":2\r\n");
+    assert_eq!(h.take_pending(b), "*2\r\n$3\r\ndst\r\n$1\r\n1\r\n");
+    assert_eq!(h.run("LRANGE dst 0 -1"), "*1\r\n$1\r\n2\r\n");
+}
