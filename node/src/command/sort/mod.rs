@@ -171,14 +171,15 @@ fn load(ctx: &mut Ctx, key: &[u8], o: &Opts) -> Option<(Kind, Vec<Bytes>, i64, i
     if o.dontsort && kind != Kind::Set {
         let take = if end >= start { (end - start + 1) as usize } else { 0 };
         let skip = start.max(0) as usize;
-        let v: Vec<Bytes> = match (e.value(), o.desc) {
-            (ValueRef::List(l), false) => l.iter().skip(skip).take(take).map(b).collect(),
-            (ValueRef::List(l), true) => l.iter().rev().skip(skip).take(take).map(b).collect(),
-            (ValueRef::ZSet(z), false) => z.iter().skip(skip).take(take).map(|(m, _)| b(m)).collect(),
-            (ValueRef::ZSet(z), true) => {
-                let last = if n > skip { z.at(n - 1 - skip) } else { crate::keyspace::types::zset::NIL };
-                z.iter_rev_from(last).take(take).map(|(m, _)| b(m)).collect()
+        // Positions from the chosen end: O(1) list indexing, an O(log n) zset rank lookup.
+        let at = |i: usize| if o.desc { n - 1 - i } else { i };
+        let v: Vec<Bytes> = match e.value() {
+            _ if take == 0 => Vec::new(),
+            ValueRef::List(l) => (skip..skip + take).filter_map(|i| l.get(at(i))).map(b).collect(),
+            ValueRef::ZSet(z) if o.desc => {
+                z.iter_rev_from(z.at(at(skip))).take(take).map(|(m, _)| b(m)).collect()
             }
+            ValueRef::ZSet(z) => z.iter_from(z.at(skip)).take(take).map(|(m, _)| b(m)).collect(),
             _ => Vec::new(),
         };
         let len = v.len() as i64;
