@@ -69,6 +69,11 @@ IMPLEMENTED = {
     "zpopmax": None, "zmpop": None, "zunion": None, "zinter": None, "zdiff": None,
     "zunionstore": None, "zinterstore": None, "zdiffstore": None, "zintercard": None,
     "bzpopmin": None, "bzpopmax": None, "bzmpop": None,
+    # SORT, and GEO (sorted sets of geohash scores)
+    "sort": None, "sort_ro": None,
+    "geoadd": None, "geodist": None, "geohash": None, "geopos": None, "geosearch": None,
+    "geosearchstore": None, "georadius": None, "georadius_ro": None, "georadiusbymember": None,
+    "georadiusbymember_ro": None,
     # transactions
     "multi": None, "exec": None, "discard": None, "watch": None, "unwatch": None,
     # bitmaps

@@ -44,11 +44,17 @@ VALUES = [
     "FREQ", "ABSTTL", "REPLACE", "DB", "STORE", "ALPHA", "BY", "ASC", "DESC", "WITHVALUES",
     "ID", "LEN", "MINMATCHLEN", "IDX", "WITHMATCHLEN", "SLOTSRANGE", "16383", "16384",
     "100000000000", "-100000000000",
+    # SORT and GEO
+    "NOSORT", "#", "w_*", "*->f", "k3->", "FROMMEMBER", "FROMLONLAT", "BYRADIUS", "BYBOX", "m",
+    "km", "mi", "ft", "WITHDIST", "WITHCOORD", "WITHHASH", "ANY", "STOREDIST", "180", "-180",
+    "85.05112878", "-85.05112879", "0x1p3", "geo",
 ]
 SETUP = [
     ["SET", "k", "10"], ["RPUSH", "k2", "a", "b", "c"], ["ZADD", "k3", "1", "a", "2", "b"],
     ["HSET", "{t}a", "f", "1"], ["SADD", "{t}b", "m", "n"], ["SETBIT", "x" * 100, "7", "1"],
     ["PFADD", "hll", "a"], ["SET", "t", "v", "PX", "100000"],
+    ["GEOADD", "geo", "13.361389", "38.115556", "a", "-180", "-85.05112878", "b", "180", "0", "c"],
+    ["MSET", "w_a", "1", "w_b", "x"],
 ]
 
 

@@ -183,6 +183,16 @@ def main():
             if i % 500 == 499:
                 pipe.execute()
         pipe.execute()
+        # SORT ... STORE and the GEO writes reach replicas as sent (replaying them gives the
+        # same result): a set sorted BY a constant is sorted by bytes when stored.
+        for i in range(0, N, 500):
+            p.execute_command("SORT", f"l:{i}", "ALPHA", "DESC", "LIMIT", 1, 50, "STORE", f"sorted:{i}")
+            p.execute_command("SORT", f"set:{i}", "BY", "nosort", "STORE", f"sorted-set:{i}")
+            p.execute_command("GEOADD", f"geo:{i}", 13.361389, 38.115556, "a", 15.087269, 37.502669, "b",
+                              -179.9, 85, f"c{i}")
+            p.execute_command("GEOSEARCHSTORE", f"near:{i}", f"geo:{i}", "FROMMEMBER", "a", "BYRADIUS",
+                              200, "km", "STOREDIST")
+            p.execute_command("GEORADIUS", f"geo:{i}", 15, 37, 500, "km", "STORE", f"radius:{i}")
         tx = p.pipeline(transaction=True)
         tx.set("tx:a", 1).incr("tx:a").expire("tx:a", 900).execute()
         assert p.wait(1, 5000) == 1, "WAIT 1 acknowledged by the replica"

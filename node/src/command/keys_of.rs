@@ -55,8 +55,9 @@ pub fn key_refs(meta: &CommandMeta, args: &[Bytes]) -> Result<Vec<KeyRef>, KeysE
 }
 
 /// Valkey's `getKeysFromCommandWithSpecs`: key specs when they are reliable, otherwise the
-/// command's own key-extraction function. Of the commands Shoal implements only SET has one
-/// (its spec has VARIABLE_FLAGS: the flags depend on the GET option). An empty result means
+/// command's own key-extraction function. Of the commands Shoal implements SET needs one (its
+/// spec has VARIABLE_FLAGS: the flags depend on the GET option), and so do SORT and SORT_RO
+/// (their BY/GET and STORE specs are of unknown type). An empty result means
 /// "no keys found", which COMMAND GETKEYS reports as an error unless the command has the
 /// `no_mandatory_keys` flag.
 pub fn command_keys(meta: &CommandMeta, args: &[Bytes]) -> Vec<KeyRef> {
@@ -70,7 +71,41 @@ pub fn command_keys(meta: &CommandMeta, args: &[Bytes]) -> Vec<KeyRef> {
     if meta.name == "set" && has_var_flags {
         return set_keys(args);
     }
-    Vec::new()
+    match meta.name {
+        "sort" => sort_keys(args, false),
+        "sort_ro" => sort_keys(args, true),
+        _ => Vec::new(),
+    }
+}
+
+/// Valkey's `sortGetKeys` / `sortROGetKeys`: the sorted key, and for SORT the argument after
+/// the last `STORE` found by a scan that skips the arguments of LIMIT (2), GET and BY (1).
+/// Patterns of BY and GET are not keys here (cluster mode checks them in the command).
+fn sort_keys(args: &[Bytes], readonly: bool) -> Vec<KeyRef> {
+    if args.len() < 2 {
+        return Vec::new();
+    }
+    let mut keys = vec![KeyRef { pos: 1, flags: &["RO", "ACCESS"] }];
+    if readonly {
+        return keys;
+    }
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if keyword_eq(a, "limit") {
+            i += 2;
+        } else if keyword_eq(a, "get") || keyword_eq(a, "by") {
+            i += 1;
+        } else if keyword_eq(a, "store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    if let Some(pos) = store {
+        keys.push(KeyRef { pos, flags: &["OW", "UPDATE"] });
+    }
+    keys
 }
 
 /// True when the command may take keys (`doesCommandHaveKeys`).

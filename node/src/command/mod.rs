@@ -10,6 +10,7 @@ pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
@@ -20,6 +21,7 @@ pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod txn;
 pub mod zset;
@@ -80,6 +82,8 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| set::handler(full))
         .or_else(|| pubsub::handler(full))
         .or_else(|| list::handler(full))
+        .or_else(|| sort::handler(full))
+        .or_else(|| geo::handler(full))
         .or_else(|| zset::handler(full))
         .or_else(|| crate::replication::commands::handler(full))
 }

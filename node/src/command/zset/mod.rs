@@ -178,7 +178,7 @@ fn dispose(ctx: &mut Ctx, old: Option<Node>) {
 
 /// Stores a computed set at `dst` (replacing any value and TTL) and replies its size; an
 /// empty result deletes `dst` instead, as Valkey's store commands do.
-fn store(ctx: &mut Ctx, dst: &[u8], mut z: ZSetValue, event: &str) {
+pub(crate) fn store(ctx: &mut Ctx, dst: &[u8], mut z: ZSetValue, event: &str) {
     let n = z.len();
     if n > 0 {
         z.fit_encoding(limits(ctx));

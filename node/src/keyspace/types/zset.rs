@@ -81,6 +81,12 @@ impl ZSetValue {
         self.big = self.len() > limits.entries || max > limits.value;
     }
 
+    /// Reports `skiplist` from now on, as Valkey's `zsetConvert(zobj, OBJ_ENCODING_SKIPLIST)`
+    /// (SORT converts every sorted set it reads).
+    pub fn convert_to_skiplist(&mut self) {
+        self.big = true;
+    }
+
     /// Members with their scores, in rank order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> {
         self.iter_from(self.list.first())
