@@ -184,6 +184,13 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                 let flags = crate::config::pubsub::notify_flags(v).unwrap_or(0);
                 ctx.srv.set_notify_flags(flags);
             }
+            "slowlog-log-slower-than"
+            | "slowlog-max-len"
+            | "latency-monitor-threshold"
+            | "latency-tracking" => {
+                ctx.srv.observe.configure(&ctx.srv.config);
+                ctx.srv.time_commands = ctx.srv.observe.timing();
+            }
             "busy-reply-threshold" => ctx.srv.busy_reply_ms = ctx.srv.config.get_i64("busy-reply-threshold"),
             "client-output-buffer-limit" => {
                 let v = ctx.srv.config.get("client-output-buffer-limit").unwrap_or("").to_string();

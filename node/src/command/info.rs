@@ -24,8 +24,7 @@ pub fn handler(name: &str) -> Option<Handler> {
 
 type Section = fn(&mut Ctx, &mut String);
 
-/// Every section, in output order, and whether plain `INFO` includes it. Valkey's
-/// errorstats and latencystats are not kept, so they are not offered.
+/// Every section, in output order, and whether plain `INFO` includes it.
 const SECTIONS: &[(&str, bool, Section)] = &[
     ("server", true, server),
     ("clients", true, clients),
@@ -36,6 +35,8 @@ const SECTIONS: &[(&str, bool, Section)] = &[
     ("cpu", true, cpu),
     ("modules", true, modules),
     ("commandstats", false, commandstats),
+    ("errorstats", true, errorstats),
+    ("latencystats", false, latencystats),
     ("cluster", true, cluster),
     ("keyspace", true, keyspace),
 ];
@@ -490,6 +491,50 @@ fn commandstats(ctx: &mut Ctx, out: &mut String) {
             "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
             st.calls, st.rejected, st.failed
         );
+    }
+}
+
+/// Error replies by code (`exec::observe::errors`).
+fn errorstats(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Errorstats\r\n");
+    for (code, n) in &ctx.srv.observe.errors.counts {
+        let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+    }
+}
+
+/// Per-command latency percentiles (`latency-tracking-info-percentiles`), in microseconds.
+fn latencystats(ctx: &mut Ctx, out: &mut String) {
+    out.push_str("# Latencystats\r\n");
+    let srv = &*ctx.srv;
+    let percentiles: Vec<(String, f64)> = srv
+        .config
+        .get("latency-tracking-info-percentiles")
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|p| p.parse::<f64>().ok().map(|v| (p.to_string(), v)))
+        .collect();
+    let mut rows: Vec<(&str, &crate::exec::observe::histogram::Histogram)> = srv
+        .registry
+        .entries()
+        .filter_map(|e| Some((e.full_name.as_str(), srv.observe.histogram(e.id).filter(|h| h.total > 0)?)))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, h) in rows {
+        let _ = write!(out, "latency_percentiles_usec_{name}:");
+        for (i, (label, p)) in percentiles.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}p{}={:.3}", trim_number(label), h.percentile(*p) as f64 / 1000.0);
+        }
+        out.push_str("\r\n");
+    }
+}
+
+/// `99.90` as `99.9`, `50.0` as `50` (Valkey's trimDoubleString).
+fn trim_number(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
     }
 }
 

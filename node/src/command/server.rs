@@ -216,6 +216,11 @@ fn stat(ctx: &mut Ctx, name: &str, v: Result<i64, f64>) {
 /// Valkey's `addReplyHelp`: a header naming the command, the lines, and the HELP footer, all
 /// as status replies.
 pub fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
+    reply_help_ending(ctx, cmd, lines, "    Print this help.");
+}
+
+/// `reply_help` with another footer text (SLOWLOG and LATENCY say "Prints this help.").
+pub fn reply_help_ending(ctx: &mut Ctx, cmd: &[u8], lines: &[&str], footer: &str) {
     let cmd = String::from_utf8_lossy(cmd).to_ascii_uppercase();
     ctx.out.array(lines.len() + 3);
     ctx.out.simple(&format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
@@ -223,7 +228,7 @@ pub fn reply_help(ctx: &mut Ctx, cmd: &[u8], lines: &[&str]) {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple(footer);
 }
 
 fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) {

@@ -111,6 +111,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("slowlog-max-len", Int(0, i64::MAX), "128", true),
     d("latency-monitor-threshold", Int(0, i64::MAX), "0", true),
     d("latency-tracking", Bool, "yes", true),
+    d("latency-tracking-info-percentiles", Str, "50 99 99.9", true),
     a("busy-reply-threshold", "lua-time-limit", Int(0, i64::MAX), "5000"),
     d("activerehashing", Bool, "yes", true),
     d("activedefrag", Bool, "no", true),

@@ -183,14 +183,18 @@ pub fn dispatch_parsed(
                     let out = reply.buf.get(before..).unwrap_or(&[]);
                     crate::replication::primary::propagate(srv, db, entry.meta, args, out, changed);
                 }
+                let nanos = started.map(crate::util::tsc::nanos_since);
                 let stat = srv.cmd_stat(entry.id);
                 // A command that blocked is counted when it is served (see `blocking::serve`).
                 stat.calls += u64::from(!blocked);
-                if let Some(t) = started {
-                    stat.nanos += crate::util::tsc::nanos_since(t);
+                if let Some(n) = nanos {
+                    stat.nanos += n;
                 }
                 if reply.buf.get(before) == Some(&b'-') {
                     stat.failed += 1;
+                }
+                if let Some(n) = nanos.filter(|_| !blocked) {
+                    super::observe::after_command(srv, clients, idx, entry, args, n);
                 }
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);
@@ -248,6 +252,7 @@ fn finish(
     txn::process_touched(srv, clients);
     if reply.buf.get(before) == Some(&b'-') {
         srv.stats.total_error_replies += 1;
+        srv.observe.errors.record(&reply.buf[before..]);
     }
     // The client may be gone (it cannot be: handlers only mark clients), but be defensive.
     let Some(c) = clients.get_mut(idx) else {

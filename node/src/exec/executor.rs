@@ -411,8 +411,9 @@ impl Executor {
                     log::info!("{} from client: {}", msg, c.st.addr);
                     let mut r = Reply::new(false);
                     r.error(&format!("ERR {msg}"));
-                    io.queue(r.buf.freeze());
                     self.srv.stats.total_error_replies += 1;
+                    self.srv.observe.errors.record(&r.buf);
+                    io.queue(r.buf.freeze());
                     c.st.close_after_reply = true;
                     c.readable = false;
                 }

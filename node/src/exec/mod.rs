@@ -9,6 +9,7 @@ pub mod evict;
 pub mod executor;
 mod listen;
 pub mod notify;
+pub mod observe;
 pub mod pause;
 pub mod pubsub;
 pub mod scaler;

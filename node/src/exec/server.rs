@@ -119,6 +119,8 @@ pub struct Server {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// A script past `busy-reply-threshold`: other clients get `-BUSY` (see `scripting::busy`).
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
+    /// Error codes, latency histograms, slow log, latency monitor (see `observe`).
+    pub observe: super::observe::Observe,
     /// `busy-reply-threshold` in ms (read once per script; CONFIG SET updates it).
     pub busy_reply_ms: i64,
 }
@@ -134,7 +136,11 @@ impl Server {
         let notify = crate::config::pubsub::notify_flags(config.get("notify-keyspace-events").unwrap_or(""));
         let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
         let config_time_commands = config.get_bool("latency-tracking");
+        let observe_timing =
+            config.get_i64("slowlog-log-slower-than") >= 0 || config.get_i64("latency-monitor-threshold") > 0;
         let busy_reply_ms = config.get_i64("busy-reply-threshold");
+        let mut observe = super::observe::Observe::default();
+        observe.configure(&config);
         let evict = Eviction::from_config(&config);
         let mut srv = Server {
             // Cluster mode keeps one database, its keys in one table per hash slot so slot
@@ -169,7 +175,7 @@ impl Server {
             cluster: None,
             watching: 0,
             cmd_stats: vec![CmdStat::default(); registry.len],
-            time_commands: config_time_commands,
+            time_commands: config_time_commands || observe_timing,
             pubsub,
             blocking: Default::default(),
             evict,
@@ -183,6 +189,7 @@ impl Server {
             scripting: None,
             script_busy: None,
             busy_reply_ms,
+            observe,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);
@@ -233,6 +240,7 @@ impl Server {
         self.ops_samples = [0; 16];
         self.last_sample = (Instant::now(), 0);
         self.cmd_stats.iter_mut().for_each(|c| *c = CmdStat::default());
+        self.observe.reset();
         self.pubsub.limit_disconnections = 0;
         self.evict.exceeded_total_us = 0;
         for db in &mut self.dbs {

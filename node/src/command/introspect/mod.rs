@@ -8,6 +8,8 @@
 
 mod docs;
 mod info;
+pub mod latency;
+pub mod slowlog;
 
 use bytes::Bytes;
 
@@ -25,7 +27,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "command|getkeys" => getkeys,
         "command|getkeysandflags" => getkeys_and_flags,
         "command|help" => help,
-        _ => return None,
+        other => return slowlog::handler(other).or_else(|| latency::handler(other)),
     })
 }
 

@@ -227,3 +227,31 @@ fn only_registered_commands_are_reported() {
     let r = h.run("COMMAND INFO command|count");
     assert!(r.starts_with("*1\r\n*10\r\n$13\r\ncommand|count\r\n"), "{r}");
 }
+
+#[test]
+fn slow_commands_reach_the_slow_log_and_the_latency_monitor() {
+    let mut h = Harness::default();
+    assert_eq!(h.run("CONFIG SET slowlog-log-slower-than 0"), "+OK\r\n");
+    assert!(h.run("AUTH someone secret").starts_with('-'));
+    let log = h.run("SLOWLOG GET 1");
+    assert!(log.contains("$4\r\nAUTH\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n"), "{log}");
+    assert!(!log.contains("secret"), "{log}");
+    assert_eq!(h.run("LATENCY LATEST"), "*0\r\n");
+    assert_eq!(h.run("CONFIG SET latency-monitor-threshold 1"), "+OK\r\n");
+    // A script that runs for several milliseconds, even in a debug build.
+    let script: &[u8] = b"local t = 0 for i = 1, 3000000 do t = t + i end return 1";
+    assert_eq!(h.run_as(0, &[b"EVAL", script, b"0"]), b":1\r\n");
+    let latest = h.run("LATENCY LATEST");
+    assert!(latest.starts_with("*1\r\n*4\r\n$7\r\ncommand\r\n:"), "{latest}");
+    assert!(h.run("LATENCY HISTORY command").starts_with("*1\r\n*2\r\n:"));
+    assert!(h.run("LATENCY GRAPH command").contains("command - high "));
+    assert!(h.run("LATENCY DOCTOR").contains("1. command: 1 latency spikes"));
+    assert_eq!(h.run("LATENCY RESET"), ":1\r\n");
+    let hist = h.run("LATENCY HISTOGRAM eval");
+    assert!(
+        hist.starts_with("*2\r\n$4\r\neval\r\n*4\r\n$5\r\ncalls\r\n:1\r\n$14\r\nhistogram_usec\r\n*"),
+        "{hist}"
+    );
+    let info = h.run("INFO latencystats");
+    assert!(info.contains("latency_percentiles_usec_eval:p50="), "{info}");
+}

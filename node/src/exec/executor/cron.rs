@@ -73,7 +73,8 @@ impl Executor {
         self.last_cron = Instant::now();
         self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
         self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
-        self.srv.time_commands = self.srv.config.get_bool("latency-tracking");
+        self.srv.observe.configure(&self.srv.config);
+        self.srv.time_commands = self.srv.observe.timing();
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
