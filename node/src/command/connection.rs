@@ -93,6 +93,8 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     let nopass = requirepass(ctx).is_empty();
     let me = ctx.me;
     ctx.srv.pubsub.drop_client(&mut ctx.clients[me].st, me);
+    ctx.srv.monitors.remove(me);
+    ctx.clients[me].st.monitor = false;
     crate::command::txn::discard_transaction(ctx.srv, &mut ctx.clients[me].st, me);
     let c = ctx.client();
     c.db = 0;

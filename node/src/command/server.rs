@@ -11,6 +11,7 @@ use crate::keyspace::ValueRef;
 pub fn handler(name: &str) -> Option<Handler> {
     Some(match name {
         "dbsize" => dbsize,
+        "monitor" => monitor,
         "flushdb" => flushdb,
         "flushall" => flushall,
         "swapdb" => swapdb,
@@ -211,6 +212,22 @@ fn stat(ctx: &mut Ctx, name: &str, v: Result<i64, f64>) {
         Ok(n) => ctx.out.int(n),
         Err(f) => ctx.out.double(f),
     }
+}
+
+/// MONITOR: from now on this client receives every command the node runs (`exec::monitor`).
+fn monitor(ctx: &mut Ctx, _args: &[Bytes]) {
+    let me = ctx.me;
+    let st = &mut ctx.clients[me].st;
+    if st.deny_blocking || st.multi.is_some() {
+        return ctx.out.err("MONITOR isn't allowed for DENY BLOCKING client");
+    }
+    if st.replica || st.monitor {
+        return;
+    }
+    st.monitor = true;
+    let id = st.id;
+    ctx.srv.monitors.add(me, id);
+    ctx.out.ok();
 }
 
 /// Valkey's `addReplyHelp`: a header naming the command, the lines, and the HELP footer, all

@@ -72,6 +72,8 @@ pub struct ClientState {
     pub master: bool,
     /// This client is one of our replicas (it sent PSYNC or SYNC; Valkey's `CLIENT_SLAVE`).
     pub replica: bool,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: bool,
 }
 
 /// A transaction being queued.
@@ -132,6 +134,7 @@ impl ClientState {
             deny_blocking: false,
             master: false,
             replica: false,
+            monitor: false,
         }
     }
 }

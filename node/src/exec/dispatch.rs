@@ -162,6 +162,9 @@ pub fn dispatch_parsed(
                 } else {
                     0
                 };
+                if !ctx.srv.monitors.is_empty() {
+                    super::monitor::feed(ctx.srv, ctx.clients, idx, entry.meta, args, true);
+                }
                 let is_exec = entry.full_name == "exec" && ctx.srv.master.is_none();
                 if is_exec {
                     crate::replication::primary::exec_begin(ctx.srv);
@@ -195,6 +198,9 @@ pub fn dispatch_parsed(
                 }
                 if let Some(n) = nanos.filter(|_| !blocked) {
                     super::observe::after_command(srv, clients, idx, entry, args, n);
+                }
+                if !srv.monitors.is_empty() {
+                    super::monitor::feed(srv, clients, idx, entry.meta, args, false);
                 }
                 if srv.cluster.is_some() {
                     crate::cluster::migrate::after_command(srv, entry.meta, args);

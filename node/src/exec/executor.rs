@@ -640,6 +640,7 @@ impl Executor {
         // Leave every pub/sub registry before the slab slot can be reused.
         self.srv.pubsub.drop_client(&mut c.st, idx);
         self.srv.blocking.remove_client(idx);
+        self.srv.monitors.remove(idx);
         crate::replication::primary::on_close(&mut self.srv, idx, c.st.id);
         crate::replication::replica::on_close(&mut self.srv, idx, c.st.id);
         crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod evict;
 pub mod executor;
 mod listen;
+pub mod monitor;
 pub mod notify;
 pub mod observe;
 pub mod pause;

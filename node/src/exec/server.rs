@@ -119,6 +119,8 @@ pub struct Server {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// A script past `busy-reply-threshold`: other clients get `-BUSY` (see `scripting::busy`).
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
+    /// MONITOR clients.
+    pub monitors: super::monitor::Monitors,
     /// Error codes, latency histograms, slow log, latency monitor (see `observe`).
     pub observe: super::observe::Observe,
     /// `busy-reply-threshold` in ms (read once per script; CONFIG SET updates it).
@@ -190,6 +192,7 @@ impl Server {
             script_busy: None,
             busy_reply_ms,
             observe,
+            monitors: Default::default(),
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -67,7 +67,9 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
     if st.master {
         flags.push('M');
     }
-    if st.replica {
+    if st.monitor {
+        flags.push('O');
+    } else if st.replica {
         flags.push('S');
     }
     if st.subs.is_some() {
