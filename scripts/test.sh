@@ -46,6 +46,7 @@ fi
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build";  cargo build --workspace --all-targets --locked
+echo "== docs/compat.md's command coverage table is current"; python3 tools/gen_compat_table.py --check
 echo "== fuzz target compiles"; (cd node/fuzz && cargo check --quiet)
 echo "== tests"
 if command -v cargo-nextest >/dev/null; then

@@ -88,9 +88,9 @@ IMPLEMENTED = {
     "replicaof": None, "slaveof": None,
     # scripting
     "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
-    "script": ["load", "exists", "flush", "kill", "show"],
+    "script": ["load", "exists", "flush", "kill", "show", "help", "debug"],
     "fcall": None, "fcall_ro": None,
-    "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore"],
+    "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore", "help"],
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

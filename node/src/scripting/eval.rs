@@ -25,6 +25,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "script|flush" => script_flush,
         "script|kill" => script_kill,
         "script|show" => script_show,
+        "script|help" => script_help,
+        "script|debug" => script_debug,
         other => return super::fcall::handler(other),
     })
 }
@@ -446,6 +448,42 @@ fn script_show(ctx: &mut Ctx, args: &[Bytes]) {
     match ctx.srv.scripting.as_ref().and_then(|s| s.body(&sha)).cloned() {
         Some(body) => ctx.out.bulk(&body),
         None => ctx.out.error("NOSCRIPT No matching script. Please use EVAL."),
+    }
+}
+
+fn script_help(ctx: &mut Ctx, _args: &[Bytes]) {
+    crate::command::server::reply_help_ending(
+        ctx,
+        b"script",
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+        ],
+        "    Prints this help.",
+    );
+}
+
+/// SCRIPT DEBUG: Shoal has no Lua debugger (Valkey's LDB); NO, the default, is accepted.
+fn script_debug(ctx: &mut Ctx, args: &[Bytes]) {
+    let mode = &args[2];
+    if mode.eq_ignore_ascii_case(b"no") {
+        ctx.out.ok();
+    } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+        ctx.out.err("SCRIPT DEBUG is not supported: Shoal has no Lua debugger (see docs/compat.md)");
+    } else {
+        ctx.out.err("Use SCRIPT DEBUG YES/SYNC/NO");
     }
 }
 
