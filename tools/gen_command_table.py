@@ -36,6 +36,8 @@ IMPLEMENTED = {
     "getdel": None, "getex": None, "mget": None, "mset": None, "msetnx": None, "incr": None,
     "decr": None, "incrby": None, "decrby": None, "incrbyfloat": None, "append": None,
     "strlen": None, "getrange": None, "substr": None, "setrange": None, "lcs": None,
+    # Valkey 9 (metadata in tools/commands-extra/)
+    "delifeq": None, "msetex": None, "hgetdel": None,
     # hashes (helper-types-hs)
     "hset": None, "hsetnx": None, "hget": None, "hmget": None, "hmset": None, "hdel": None,
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None, "hgetall": None,

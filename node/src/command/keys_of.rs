@@ -206,8 +206,9 @@ fn for_each_key(
                     _ => return Err(KeysError::InvalidNumkeys),
                 };
                 first += firstkey as i64;
-                // Valkey adds `(int)numkeys`: the count is truncated to 32 bits.
-                (first + (numkeys as i32) as i64 - 1, step)
+                // Valkey adds `(int)numkeys` keys `step` apart (MSETEX's pairs): the count is
+                // truncated to 32 bits.
+                (first + ((numkeys as i32) as i64 - 1) * (step as i64).max(1), step)
             }
             FindKeys::Unknown => return Err(KeysError::UnknownSpec),
         };

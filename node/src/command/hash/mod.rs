@@ -26,6 +26,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "hmset" => write::hmset,
         "hsetnx" => write::hsetnx,
         "hdel" => write::hdel,
+        "hgetdel" => write::hgetdel,
         "hincrby" => write::hincrby,
         "hincrbyfloat" => write::hincrbyfloat,
         "hget" => read::hget,

@@ -164,3 +164,60 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
         _ => ctx.wrong_type(),
     }
 }
+
+/// HGETDEL key FIELDS numfields field [field ...] (Valkey 9): the fields' values (nil for
+/// missing ones), and the fields deleted; `hdel`, and `del` when the hash is left empty.
+pub fn hgetdel(ctx: &mut Ctx, args: &[Bytes]) {
+    if !args[2].eq_ignore_ascii_case(b"fields") {
+        return ctx.syntax_error();
+    }
+    let Some(n) = ctx.arg_i64(&args[3]) else { return };
+    let fields = &args[4..];
+    if n <= 0 || n as usize != fields.len() {
+        return ctx.out.err("numfields should be greater than 0 and match the provided number of fields");
+    }
+    let key = &args[1];
+    let res = write_hash(
+        ctx,
+        key,
+        false,
+        |h| {
+            let values: Vec<Option<Bytes>> = fields
+                .iter()
+                .map(|f| {
+                    let v = h.get(f).map(Bytes::copy_from_slice);
+                    if v.is_some() {
+                        h.remove(f);
+                    }
+                    v
+                })
+                .collect();
+            values
+        },
+        |v| v.iter().any(Option::is_some),
+    );
+    match res {
+        Write::WrongType => ctx.wrong_type(),
+        Write::Missing => {
+            ctx.out.array(fields.len());
+            for _ in fields {
+                ctx.out.null();
+            }
+        }
+        Write::Done { r, emptied } => {
+            ctx.out.array(r.len());
+            for v in &r {
+                match v {
+                    Some(b) => ctx.out.bulk(b),
+                    None => ctx.out.null(),
+                }
+            }
+            if r.iter().any(Option::is_some) {
+                ctx.notify(class::HASH, "hdel", key);
+                if emptied {
+                    ctx.notify(class::GENERIC, "del", key);
+                }
+            }
+        }
+    }
+}

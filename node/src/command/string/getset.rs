@@ -314,3 +314,81 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) {
     set_pairs(ctx, args);
     ctx.out.int(1);
 }
+
+/// DELIFEQ key value (Valkey 9): deletes the key when it holds exactly `value`.
+pub fn delifeq(ctx: &mut Ctx, args: &[Bytes]) {
+    let key = &args[1];
+    let equal = match ctx.lookup_write(key) {
+        None => false,
+        Some(e) => match e.value().as_string() {
+            Some(crate::keyspace::value::StrRef::Bytes(b)) => b == &args[2][..],
+            Some(crate::keyspace::value::StrRef::Int(n)) => {
+                itoa::Buffer::new().format(n).as_bytes() == &args[2][..]
+            }
+            None => return ctx.wrong_type(),
+        },
+    };
+    if !equal {
+        return ctx.out.int(0);
+    }
+    let old = ctx.db().remove(key);
+    dispose(ctx, old);
+    ctx.notify(class::GENERIC, "del", key);
+    ctx.out.int(1);
+}
+
+/// MSETEX numkeys key value [key value ...] [NX|XX] [EX|PX|EXAT|PXAT t|KEEPTTL] (Valkey 9):
+/// MSET with SET's conditions (all keys or none) and one expiry for every key.
+pub fn msetex(ctx: &mut Ctx, args: &[Bytes]) {
+    let n = match crate::util::parse_i64(&args[1]) {
+        Some(n) if n > 0 && n <= (i64::MAX - 2) / 2 => n as usize,
+        _ => return ctx.out.err("invalid numkeys value or out of range"),
+    };
+    let end = 2 + 2 * n;
+    if end > args.len() {
+        return ctx.syntax_error();
+    }
+    let o = match parse_options(args, end, true) {
+        Some(o) if o.flags & GET == 0 => o,
+        _ => return ctx.syntax_error(),
+    };
+    let now = ctx.now_ms;
+    let at = match o.expire {
+        Some(arg) => match expire_at(ctx.out, "msetex", now, o.flags, arg) {
+            Some(ms) => Some(ms),
+            None => return,
+        },
+        None => None,
+    };
+    let pairs = &args[2..end];
+    if o.flags & (NX | XX) != 0 {
+        let want = o.flags & XX != 0;
+        if pairs.chunks_exact(2).any(|p| ctx.lookup_write(&p[0]).is_some() != want) {
+            return ctx.out.int(0);
+        }
+    }
+    let clock = ctx.clock();
+    for pair in pairs.chunks_exact(2) {
+        let key = &pair[0];
+        let keep =
+            if o.flags & KEEPTTL != 0 { ctx.lookup_write(key).and_then(|e| e.expire_at()) } else { None };
+        let old = ctx.db().set(key, Value::from_bytes(&pair[1]), keep, clock);
+        dispose(ctx, old);
+        ctx.notify(class::STRING, "set", key);
+        match at {
+            // An absolute time already past: set, then gone at once, as Valkey's SET.
+            Some(ms) if ms <= now => {
+                let old = ctx.db().remove(key);
+                ctx.srv.stats.expired_keys += 1;
+                dispose(ctx, old);
+                ctx.notify(class::GENERIC, "del", key);
+            }
+            Some(ms) => {
+                ctx.db().set_expire(key, Some(ms));
+                ctx.notify(class::GENERIC, "expire", key);
+            }
+            None => {}
+        }
+    }
+    ctx.out.int(1);
+}

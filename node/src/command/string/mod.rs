@@ -35,6 +35,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "psetex" => getset::psetex,
         "getset" => getset::getset,
         "getdel" => getset::getdel,
+        "delifeq" => getset::delifeq,
+        "msetex" => getset::msetex,
         "getex" => getset::getex,
         "mget" => getset::mget,
         "mset" => getset::mset,
