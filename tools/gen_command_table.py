@@ -23,7 +23,7 @@ IMPLEMENTED = {
     "dbsize": None, "flushdb": None, "flushall": None, "time": None,
     "memory": ["usage", "doctor", "malloc-stats", "purge", "stats", "help"], "swapdb": None, "shutdown": None, "function": ["flush"],
     "lastsave": None,
-    "slowlog": ["get", "len", "reset", "help"], "monitor": None,
+    "slowlog": ["get", "len", "reset", "help"], "monitor": None, "debug": None,
     "latency": ["latest", "history", "reset", "graph", "doctor", "histogram", "help"],
     # keys
     "del": None, "unlink": None, "exists": None, "type": None, "expire": None, "pexpire": None,

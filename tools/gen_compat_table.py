@@ -26,7 +26,6 @@ PUSHED = "the topology is pushed by the control plane (CLUSTER SETTOPOLOGY); nod
 REASONS = {
     "acl": "ACL users are issue 15; until then `requirepass` and AUTH <password> / AUTH default <password>",
     "bgrewriteaof": NO_DISK, "bgsave": NO_DISK, "save": NO_DISK, "waitaof": NO_DISK,
-    "debug": "a DEBUG subset behind enable-debug-command is planned (issue 14)",
     "failover": "standalone FAILOVER: failover is the control plane's (CLUSTER FAILOVER asks it, docs/failover.md)",
     "lolwut": "not built",
     "migrate": "keys move with slot migrations driven by the control plane; MIGRATE is not built",

@@ -9,6 +9,7 @@ pub mod client_cmd;
 pub mod cluster_cmd;
 pub mod config_cmd;
 pub mod connection;
+pub mod debug;
 pub mod dump;
 pub mod geo;
 pub mod hash;
@@ -66,6 +67,7 @@ pub fn registry() -> &'static Registry {
 fn handler(full: &str) -> Option<Handler> {
     connection::handler(full)
         .or_else(|| server::handler(full))
+        .or_else(|| debug::handler(full))
         .or_else(|| keys::handler(full))
         .or_else(|| string::handler(full))
         .or_else(|| client_cmd::handler(full))

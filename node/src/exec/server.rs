@@ -119,6 +119,8 @@ pub struct Server {
     pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// A script past `busy-reply-threshold`: other clients get `-BUSY` (see `scripting::busy`).
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
+    /// DEBUG SET-ACTIVE-EXPIRE: the cron's expiry cycle runs.
+    pub active_expire_enabled: bool,
     /// MONITOR clients.
     pub monitors: super::monitor::Monitors,
     /// Error codes, latency histograms, slow log, latency monitor (see `observe`).
@@ -193,6 +195,7 @@ impl Server {
             busy_reply_ms,
             observe,
             monitors: Default::default(),
+            active_expire_enabled: true,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -8,7 +8,7 @@
 //! Valkey's C code sees binary arguments.
 
 mod expire;
-mod object;
+pub(crate) mod object;
 mod relocate;
 mod space;
 
@@ -63,7 +63,7 @@ const LAZYFREE_MIN_BYTES: usize = 64 * 1024;
 /// Looks a key up for reading with hit/miss statistics, updating its access time only when
 /// `touch` is set. Valkey's `lookupKeyReadWithFlags`: pass `false` where it uses
 /// `LOOKUP_NOTOUCH` (TTL, TYPE, EXISTS, OBJECT); TOUCH passes `true` even for NO-TOUCH clients.
-fn read_key<'c>(ctx: &'c mut Ctx, key: &[u8], touch: bool) -> Option<EntryMut<'c>> {
+pub(crate) fn read_key<'c>(ctx: &'c mut Ctx, key: &[u8], touch: bool) -> Option<EntryMut<'c>> {
     let i = ctx.clients[ctx.me].st.db;
     let clock = ctx.srv.lru_clock();
     let now = ctx.now_ms;

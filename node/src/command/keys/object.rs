@@ -105,7 +105,7 @@ pub fn help(ctx: &mut Ctx, _args: &[Bytes]) {
 }
 
 /// Seconds since the last access on the wrapping 24-bit clock (`estimateObjectIdleTime`).
-fn idle_secs(lru: u32, clock: u32) -> u32 {
+pub(crate) fn idle_secs(lru: u32, clock: u32) -> u32 {
     if clock >= lru {
         clock - lru
     } else {

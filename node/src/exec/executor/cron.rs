@@ -103,6 +103,9 @@ impl Executor {
     /// Valkey's slow active-expire cycle: sample volatile keys per database, repeat while more
     /// than a quarter of the sample was expired, within a CPU budget of 25% of the tick.
     pub(super) fn active_expire(&mut self) {
+        if !self.srv.active_expire_enabled {
+            return;
+        }
         let start = Instant::now();
         let effort = self.srv.config.get_i64("active-expire-effort").clamp(1, 10) as usize;
         let per_loop = 20 + 5 * (effort - 1);
