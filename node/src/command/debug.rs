@@ -87,6 +87,8 @@ fn object(ctx: &mut Ctx, key: &[u8]) {
 }
 
 /// DEBUG PROTOCOL type: one reply of the type, as Valkey sends it.
+// Valkey's double is the literal 3.141, not an approximation of pi.
+#[allow(clippy::approx_constant)]
 fn protocol(ctx: &mut Ctx, kind: &[u8]) {
     let out = &mut *ctx.out;
     match String::from_utf8_lossy(kind).to_ascii_lowercase().as_str() {
