@@ -6,8 +6,7 @@ use shoal_e2e::{RawClient, RedisRef, ShoalNode};
 
 fn transcript(mut c: RawClient) -> Vec<String> {
     let mut t = Vec::new();
-    let mut run =
-        |c: &mut RawClient, args: &[&str]| String::from_utf8_lossy(&c.cmd(args).unwrap()).into_owned();
+    let run = |c: &mut RawClient, args: &[&str]| String::from_utf8_lossy(&c.cmd(args).unwrap()).into_owned();
     let types = [
         "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib", "verbatim", "true",
         "false", "bogus",
