@@ -36,7 +36,6 @@ REASONS = {
     "cluster|forget": PUSHED, "cluster|meet": PUSHED, "cluster|replicate": PUSHED, "cluster|reset": PUSHED,
     "cluster|saveconfig": PUSHED, "cluster|set-config-epoch": PUSHED,
     "cluster|slot-stats": "Valkey 8's per-slot statistics are not built yet",
-    "client|capa": "CLIENT CAPA redirect (Valkey 8) is not built",
     "client|caching": "client-side caching is in progress (issue 14)",
     "client|getredir": "client-side caching is in progress (issue 14)",
     "client|tracking": "client-side caching is in progress (issue 14)",

@@ -240,3 +240,32 @@ fn a_primary_sending_garbage_fails_the_link_not_the_replica() {
         n.assert_alive();
     }
 }
+
+/// CLIENT CAPA redirect (Valkey 8): a replica sends such a client to its primary for writes,
+/// and for reads unless it said READONLY, inside MULTI too. Replies as Valkey 9.1 gives them.
+#[test]
+fn capa_redirect_clients_are_sent_to_the_primary() {
+    let primary = ShoalNode::start(&[]);
+    let replica = ShoalNode::start(&[]);
+    let mut r = replica.connect();
+    assert_eq!(r.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    let redirect = format!("-REDIRECT 127.0.0.1:{}\r\n", primary.port);
+    let mut plain = replica.connect();
+    assert!(plain.run("SET foo bar").starts_with("-READONLY"), "without CAPA: READONLY");
+    assert_eq!(plain.run("GET foo"), "$-1\r\n");
+    let mut c = replica.connect();
+    assert_eq!(c.run("CLIENT CAPA redirect"), "+OK\r\n");
+    assert_eq!(c.run("GET foo"), redirect);
+    assert_eq!(c.run("SET foo bar"), redirect);
+    assert_eq!(c.run("READONLY"), "+OK\r\n");
+    assert_eq!(c.run("GET foo"), "$-1\r\n");
+    assert_eq!(c.run("SET foo 1"), redirect);
+    assert_eq!(c.run("MULTI"), "+OK\r\n");
+    assert_eq!(c.run("GET foo"), "+QUEUED\r\n");
+    assert_eq!(c.run("SET foo 1"), redirect);
+    assert_eq!(c.run("EXEC"), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert_eq!(c.run("PING"), "+PONG\r\n");
+    assert_eq!(c.run("READWRITE"), "+OK\r\n");
+    assert_eq!(c.run("GET foo"), redirect);
+    assert_eq!(c.run("CLIENT CAPA foo bar"), "+OK\r\n");
+}

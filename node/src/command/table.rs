@@ -414,6 +414,25 @@ pub static COMMANDS: &[CommandMeta] = &[
         args: &[],
         subcommands: &[
             CommandMeta {
+                name: "capa",
+                arity: -3,
+                flags: &["noscript", "loading", "stale"],
+                acl: &["slow", "connection"],
+                tips: &[],
+                key_specs: &[],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                group: "connection",
+                since: "8.0.0",
+                summary: "A client claims its capability.",
+                complexity: "O(1)",
+                args: &[
+                    Arg { name: "capability", kind: "string", token: None, optional: false, multiple: true, args: &[] },
+                ],
+                subcommands: &[],
+            },
+            CommandMeta {
                 name: "getname",
                 arity: 2,
                 flags: &["noscript", "loading", "stale", "sentinel"],

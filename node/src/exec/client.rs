@@ -74,6 +74,8 @@ pub struct ClientState {
     pub replica: bool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: bool,
+    /// CLIENT CAPA redirect: a standalone replica answers `-REDIRECT primary` (see `gate`).
+    pub capa_redirect: bool,
 }
 
 /// A transaction being queued.
@@ -135,6 +137,7 @@ impl ClientState {
             master: false,
             replica: false,
             monitor: false,
+            capa_redirect: false,
         }
     }
 }

@@ -102,7 +102,7 @@ pub fn dispatch_parsed(
                 .then(|| crate::replication::gate::refuses(srv, &clients[idx].st, entry))
                 .flatten()
             {
-                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                 srv.cmd_stat(entry.id).rejected += 1;
             } else if let Some(busy) = srv.script_busy.as_ref().filter(|_| {
                 !entry.meta.has_flag("allow_busy")

@@ -21,6 +21,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "client|reply" => reply,
         "client|no-evict" => no_evict,
         "client|no-touch" => no_touch,
+        "client|capa" => capa,
         "client|help" => help,
         "client|list" => list::list,
         "client|info" => list::info,
@@ -136,6 +137,15 @@ fn no_evict(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 /// CLIENT NO-TOUCH ON|OFF
+/// CLIENT CAPA capability [...] (Valkey 8): `redirect` makes a standalone replica send this
+/// client to its primary (`-REDIRECT host:port`) instead of serving it; others are ignored.
+fn capa(ctx: &mut Ctx, args: &[Bytes]) {
+    if args[2..].iter().any(|a| a.eq_ignore_ascii_case(b"redirect")) {
+        ctx.client().capa_redirect = true;
+    }
+    ctx.out.ok();
+}
+
 fn no_touch(ctx: &mut Ctx, args: &[Bytes]) {
     if let Some(v) = on_off(ctx, &args[2]) {
         ctx.client().no_touch = v;

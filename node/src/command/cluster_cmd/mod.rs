@@ -65,19 +65,16 @@ fn asking(ctx: &mut Ctx, _args: &[Bytes]) {
     }
 }
 
-/// READONLY: a replica may serve reads of its primary's slots.
+/// READONLY: a replica may serve reads of its primary's slots; outside cluster mode (Valkey 8)
+/// a replica serves reads to a CLIENT CAPA redirect client instead of redirecting them.
 fn readonly(ctx: &mut Ctx, _args: &[Bytes]) {
-    if state(ctx).is_some() {
-        ctx.client().readonly = true;
-        ctx.out.ok();
-    }
+    ctx.client().readonly = true;
+    ctx.out.ok();
 }
 
 fn readwrite(ctx: &mut Ctx, _args: &[Bytes]) {
-    if state(ctx).is_some() {
-        ctx.client().readonly = false;
-        ctx.out.ok();
-    }
+    ctx.client().readonly = false;
+    ctx.out.ok();
 }
 
 const HELP: &[&str] = &[

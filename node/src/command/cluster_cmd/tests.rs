@@ -34,9 +34,12 @@ fn push(h: &mut Harness, json: &str) -> String {
 #[test]
 fn disabled_without_cluster_mode() {
     let mut h = Harness::default();
-    for cmd in ["CLUSTER INFO", "CLUSTER MYID", "ASKING", "READONLY", "CLUSTER KEYSLOT a"] {
+    for cmd in ["CLUSTER INFO", "CLUSTER MYID", "ASKING", "CLUSTER KEYSLOT a"] {
         assert_eq!(h.run(cmd), "-ERR This instance has cluster support disabled\r\n", "{cmd}");
     }
+    // Valkey 8: READONLY/READWRITE also matter to a standalone replica (CLIENT CAPA redirect).
+    assert_eq!(h.run("READONLY"), "+OK\r\n");
+    assert_eq!(h.run("READWRITE"), "+OK\r\n");
     assert!(h.run("INFO cluster").contains("cluster_enabled:0"));
 }
 
