@@ -20,6 +20,7 @@ pub mod list;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod txn;
 pub mod zset;
@@ -81,6 +82,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| pubsub::handler(full))
         .or_else(|| list::handler(full))
         .or_else(|| zset::handler(full))
+        .or_else(|| stream::handler(full))
         .or_else(|| crate::replication::commands::handler(full))
 }
 

@@ -44,11 +44,17 @@ use crate::protocol::Reply;
 pub enum Kind {
     List,
     ZSet,
+    Stream,
 }
 
 impl Kind {
     fn serves(self, v: &ValueRef<'_>) -> bool {
-        matches!((self, v), (Kind::List, ValueRef::List(_)) | (Kind::ZSet, ValueRef::ZSet(_)))
+        matches!(
+            (self, v),
+            (Kind::List, ValueRef::List(_))
+                | (Kind::ZSet, ValueRef::ZSet(_))
+                | (Kind::Stream, ValueRef::Stream(_))
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use super::cursor::{corrupt, Cursor, Fail};
 use super::types::{STREAM_LISTPACKS, STREAM_LISTPACKS_2, STREAM_LISTPACKS_3};
 use super::value::{put_len, put_str};
 use super::RdbError;
-use crate::keyspace::types::stream::{Group, StreamId, StreamValue};
+use crate::keyspace::types::stream::{Group, NodeEntry, StreamId, StreamValue};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAME: i64 = 2;
@@ -243,7 +243,8 @@ pub fn read_node(s: &mut StreamValue, key: &[u8], blob: &[u8]) -> Result<(), Rdb
     if lp_int(it.next())? != 0 {
         return bad("stream master entry terminator");
     }
-    let mut owned: Vec<(StreamId, bool, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    type Owned = (StreamId, bool, Vec<(Vec<u8>, Vec<u8>)>);
+    let mut owned: Vec<Owned> = Vec::new();
     let mut prev: Option<StreamId> = None;
     while it.len() > 0 {
         let flags = lp_int(it.next())?;
@@ -275,7 +276,7 @@ pub fn read_node(s: &mut StreamValue, key: &[u8], blob: &[u8]) -> Result<(), Rdb
         lp_int(it.next())?; // lp-count
         owned.push((id, flags & FLAG_DELETED != 0, pairs));
     }
-    let view: Vec<(StreamId, bool, Vec<(&[u8], &[u8])>)> =
+    let view: Vec<NodeEntry<'_>> =
         owned.iter().map(|(id, d, p)| (*id, *d, p.iter().map(|(f, v)| (&f[..], &v[..])).collect())).collect();
     s.push_node(master, &view);
     Ok(())

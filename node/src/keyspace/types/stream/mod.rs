@@ -84,6 +84,9 @@ impl fmt::Display for StreamId {
     }
 }
 
+/// One entry of a node being rebuilt: its ID, whether it is deleted, its field/value pairs.
+pub type NodeEntry<'a> = (StreamId, bool, Vec<(&'a [u8], &'a [u8])>);
+
 /// How XADD/XTRIM trim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trim {
@@ -315,6 +318,9 @@ impl StreamValue {
         if self.length == 0 && id <= self.last_id {
             return added;
         }
+        if !id.is_zero() && id < self.max_deleted_id {
+            return INVALID_ENTRIES_READ;
+        }
         if id == self.last_id {
             return added;
         } else if id > self.last_id {
@@ -354,9 +360,29 @@ impl StreamValue {
         (read != INVALID_ENTRIES_READ).then_some(added - read)
     }
 
+    /// A group read up to `id` (XREADGROUP `>`): moves its last delivered ID and its read
+    /// counter as Valkey's `streamReplyWithRange` does. False if `id` is not past it.
+    pub fn group_read(&mut self, group: &[u8], id: StreamId) -> bool {
+        let Some(last) = self.groups.get(group).map(|g| g.last_id) else { return false };
+        let countable = last >= self.first_id && !self.has_tombstones_from(last);
+        let estimate = self.estimate_entries_read(id);
+        let added = self.entries_added;
+        let Some(g) = self.groups.get_mut(group) else { return false };
+        if id <= g.last_id {
+            return false;
+        }
+        if g.entries_read != INVALID_ENTRIES_READ && countable {
+            g.entries_read += 1;
+        } else if added > 0 {
+            g.entries_read = estimate;
+        }
+        g.last_id = id;
+        true
+    }
+
     /// Rebuilds a stream from decoded nodes (RDB, RESTORE): each node's entries in order,
     /// deleted ones flagged, so node boundaries survive a round trip.
-    pub fn push_node(&mut self, master: StreamId, entries: &[(StreamId, bool, Vec<(&[u8], &[u8])>)]) {
+    pub fn push_node(&mut self, master: StreamId, entries: &[NodeEntry<'_>]) {
         let Some(first) = entries.first() else { return };
         let mut block = Block::new(master, first.2.iter().map(|p| p.0));
         for (id, dead, pairs) in entries {

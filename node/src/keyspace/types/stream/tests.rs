@@ -7,7 +7,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-type Model = BTreeMap<StreamId, Vec<(Vec<u8>, Vec<u8>)>>;
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+type Model = BTreeMap<StreamId, Fields>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -41,7 +42,7 @@ fn pick(model: &Model, i: usize) -> Option<StreamId> {
     }
 }
 
-fn collect(s: &StreamValue, a: StreamId, b: StreamId, rev: bool) -> Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn collect(s: &StreamValue, a: StreamId, b: StreamId, rev: bool) -> Vec<(StreamId, Fields)> {
     s.range(a, b, rev)
         .map(|e| (e.id, e.fields.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()))
         .collect()
