@@ -267,10 +267,13 @@ fn serve_group(ctx: &mut Ctx, key: &Bytes, g: &Bytes, c: &Bytes, plan: &Plan, co
                 }
             }
             if let Some(grp) = s.groups.get_mut(&g[..]) {
+                let last = grp.last_id;
                 for id in &found {
                     if let Some(p) = grp.pel.get_mut(id) {
                         p.delivery_time = now;
                         p.delivery_count += 1;
+                        // Valkey leaves replicas' counts behind here; Shoal keeps them equal.
+                        effect(xclaim_effect(key, g, c, *id, now, p.delivery_count, last));
                     }
                 }
             }
@@ -304,8 +307,9 @@ fn serve_group(ctx: &mut Ctx, key: &Bytes, g: &Bytes, c: &Bytes, plan: &Plan, co
                     effect(xclaim_effect(key, g, c, id, p.delivery_time, p.delivery_count, grp.last_id));
                 }
             }
-            // Without NOACK the XCLAIMs carry the last ID.
-            if moved && noack {
+            // Always, not only with NOACK: an XCLAIM's LASTID does not carry the group's
+            // read counter (Redis 7.0.x does the same since its #9127 fix).
+            if moved {
                 if let Some(grp) = s.groups.get(&g[..]) {
                     effect(setid_effect(key, g, grp.last_id, grp.entries_read));
                 }
