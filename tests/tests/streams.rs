@@ -201,3 +201,23 @@ fn stream_writes_reach_shoal_and_redis_replicas_identical() {
         assert_eq!(state(&mut r), want, "{name} replica");
     }
 }
+
+/// redis-py's stream API (consumer groups under load, claims, XINFO parsing) in RESP2 and
+/// RESP3: `tests/python/streams_client.py`.
+#[test]
+fn redis_py_consumer_groups() {
+    let node = ShoalNode::start(&["--io-threads", "2"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/streams_client.py");
+    let out = shoal_e2e::run_with_timeout(
+        std::process::Command::new("python3").arg(script).arg(node.port.to_string()),
+        b"",
+        Duration::from_secs(180),
+    );
+    assert!(
+        out.status.success() && out.stdout.contains("streams ok"),
+        "streams_client.py failed (redis-py: pip install redis):\n{}\n{}\nnode log:\n{}",
+        out.stdout,
+        out.stderr,
+        node.log.lines().join("\n")
+    );
+}
