@@ -127,3 +127,24 @@ fn multi_turns_block_into_a_timeout() {
     h.run("XREAD BLOCK 0 STREAMS s $");
     assert_eq!(h.run("EXEC"), "*1\r\n*-1\r\n");
 }
+
+#[test]
+fn readgroup_waiters_hear_that_the_stream_is_gone() {
+    let mut h = Harness::default();
+    let (a, b) = (h.add_client(), h.add_client());
+    h.run("XGROUP CREATE s g $ MKSTREAM");
+    h.run("XGROUP CREATE s2 g $ MKSTREAM");
+    let readgroup = |key: &'static [u8]| -> Vec<&'static [u8]> {
+        vec![b"XREADGROUP", b"GROUP", b"g", b"c", b"BLOCK", b"0", b"STREAMS", key, b">"]
+    };
+    assert_eq!(h.run_as(a, &readgroup(b"s")), b"");
+    assert_eq!(h.run_as(b, &[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]), b"");
+    h.run("DEL s");
+    assert_eq!(h.take_pending(a), "-UNBLOCKED the stream key no longer exists\r\n");
+    assert_eq!(h.take_pending(b), "", "XREAD keeps waiting");
+    h.run("XADD s 1-0 f v");
+    assert!(h.take_pending(b).contains("1-0"));
+    assert_eq!(h.run_as(a, &readgroup(b"s2")), b"");
+    h.run("FLUSHALL");
+    assert_eq!(h.take_pending(a), "-UNBLOCKED the stream key no longer exists\r\n");
+}
