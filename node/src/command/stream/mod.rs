@@ -282,5 +282,5 @@ fn reply_help(ctx: &mut Ctx, name: &str, lines: &[&str]) {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Prints this help.");
+    ctx.out.simple("    Print this help.");
 }

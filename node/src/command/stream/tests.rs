@@ -21,6 +21,9 @@ fn valkey_8_error_order_and_wording() {
         h.run("XSETID x 5-0"),
         "-ERR The ID specified in XSETID is smaller than current max_deleted_entry_id\r\n"
     );
+    // Valkey 8's HELP footer (7.0: "Prints this help.").
+    assert!(h.run("XINFO HELP").ends_with("+HELP\r\n+    Print this help.\r\n"));
+    assert!(h.run("XGROUP HELP").starts_with("*17\r\n+XGROUP <subcommand>"));
     assert_eq!(
         h.run("XREAD STREAMS a b 0"),
         "-ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.\r\n"
