@@ -221,3 +221,31 @@ fn redis_py_consumer_groups() {
         node.log.lines().join("\n")
     );
 }
+
+/// Cluster mode: clients blocked in XREAD and XREADGROUP on a key whose slot moves away get
+/// `-MOVED` to the new owner; keys after STREAMS route (CROSSSLOT across slots).
+#[test]
+fn stream_waiters_on_a_slot_that_moves_away_get_moved() {
+    use shoal_e2e::cluster::{key_slot, Cluster};
+    let mut cluster = Cluster::start(2);
+    let slot = key_slot(b"{s}a");
+    let owner = cluster.owner(slot);
+    let other = 1 - owner;
+    let node = &cluster.node(owner).node;
+    let mut admin = node.connect();
+    assert_eq!(admin.run("XGROUP CREATE {s}a g $ MKSTREAM"), "+OK\r\n");
+    assert!(admin.run("XREAD STREAMS {s}a other 0 0").starts_with("-CROSSSLOT"));
+    let mut reader = node.connect();
+    let mut grouped = node.connect();
+    reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "{s}a", "{s}b", "$", "$"]).expect("send");
+    grouped.send_cmd(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "{s}a", ">"]).expect("send");
+    wait_blocked(&mut admin, 2);
+    let new_port = cluster.ports[other];
+    cluster.push(vec![(0, 16383, other)]);
+    for c in [&mut reader, &mut grouped] {
+        let reply = c.read_text();
+        assert!(reply.starts_with(&format!("-MOVED {slot} ")), "{reply}");
+        assert!(reply.ends_with(&format!(":{new_port}\r\n")), "{reply}");
+    }
+    wait_blocked(&mut admin, 0);
+}

@@ -151,3 +151,78 @@ fn readgroup_waiters_hear_that_the_stream_is_gone() {
     h.run("FLUSHALL");
     assert_eq!(h.take_pending(a), "-UNBLOCKED the stream key no longer exists\r\n");
 }
+
+#[test]
+fn keyspace_events_of_stream_commands() {
+    let mut h = Harness::default();
+    let sub = h.add_client();
+    h.run("CONFIG SET notify-keyspace-events Et");
+    h.run_as(sub, &[b"SUBSCRIBE", b"__keyevent@0__:xadd", b"__keyevent@0__:xtrim", b"__keyevent@0__:xdel"]);
+    for ev in [
+        "xgroup-create",
+        "xgroup-setid",
+        "xgroup-createconsumer",
+        "xgroup-delconsumer",
+        "xgroup-destroy",
+        "xsetid",
+    ] {
+        h.run_as(sub, &[b"SUBSCRIBE", format!("__keyevent@0__:{ev}").as_bytes()]);
+    }
+    h.take_pending(sub);
+    let script = [
+        "XADD s 1-0 f v",
+        "XADD s MAXLEN 1 2-0 f v",
+        "XDEL s 2-0",
+        "XDEL s 9-0",
+        "XGROUP CREATE s g 0",
+        "XGROUP SETID s g 0",
+        "XGROUP CREATECONSUMER s g c",
+        "XGROUP DELCONSUMER s g c",
+        "XGROUP DESTROY s g",
+        "XSETID s 5-0",
+    ];
+    for line in script {
+        h.run(line);
+    }
+    let got = h.take_pending(sub);
+    let events: Vec<&str> =
+        got.split("__keyevent@0__:").skip(1).map(|t| t.split('\r').next().unwrap_or("")).collect();
+    assert_eq!(
+        events,
+        [
+            "xadd",
+            "xadd",
+            "xtrim",
+            "xdel",
+            "xgroup-create",
+            "xgroup-setid",
+            "xgroup-createconsumer",
+            "xgroup-delconsumer",
+            "xgroup-destroy",
+            "xsetid"
+        ],
+        "{got}"
+    );
+}
+
+#[test]
+fn dump_restore_keeps_entries_deletions_and_groups() {
+    let mut h = Harness::default();
+    h.run("XADD s 5-0 f a");
+    h.run("XADD s 8-0 f b");
+    h.run("XADD s 9-0 g c h d");
+    h.run("XDEL s 8-0");
+    // The last ID cannot go below a deleted entry, so a node never gets an entry below one.
+    assert!(h.run("XSETID s 7-0").contains("smaller than current max_deleted_entry_id"));
+    h.run("XGROUP CREATE s g 0");
+    h.run("XREADGROUP GROUP g alice COUNT 1 STREAMS s >");
+    let dump = h.run_as(0, &[b"DUMP", b"s"]);
+    let body_at = dump.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+    let payload = &dump[body_at..dump.len() - 2];
+    assert_eq!(h.run_as(0, &[b"RESTORE", b"s2", b"0", payload]), b"+OK\r\n");
+    for cmd in ["XRANGE {} - +", "XINFO GROUPS {}", "XPENDING {} g", "XLEN {}"] {
+        assert_eq!(h.run(&cmd.replace("{}", "s2")), h.run(&cmd.replace("{}", "s")), "{cmd}");
+    }
+    let info = |h: &mut Harness, k: &str| h.run(&format!("XINFO STREAM {k}"));
+    assert_eq!(info(&mut h, "s2"), info(&mut h, "s"));
+}
