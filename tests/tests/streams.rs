@@ -108,6 +108,19 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 fn state(c: &mut RawClient) -> Vec<String> {
     let mut out =
         vec![c.run("XRANGE s - +"), c.run("XINFO GROUPS s"), c.run("XLEN t"), c.run("XRANGE t - +")];
+    // Consumers: name and pending count (idle times are local; 7.0 has no `inactive`).
+    for g in ["g", "noack"] {
+        c.send_cmd(&["XINFO", "CONSUMERS", "s", g]).expect("send");
+        let Ok(Resp::Agg(_, Some(list))) = c.read_value() else { panic!("XINFO CONSUMERS") };
+        let names: Vec<String> = list
+            .into_iter()
+            .map(|m| match m {
+                Resp::Agg(_, Some(kv)) if kv.len() >= 4 => format!("{:?}={:?}", kv[1], kv[3]),
+                other => panic!("consumer {other:?}"),
+            })
+            .collect();
+        out.push(names.join("|"));
+    }
     let info = c.run("XINFO STREAM s");
     // Drop radix-tree-nodes (an internal figure) but keep every other field.
     out.push(
@@ -174,6 +187,10 @@ fn stream_writes_reach_shoal_and_redis_replicas_identical() {
     let last_id = last.split("\r\n").nth(3).unwrap_or_default().to_string();
     p.run(&format!("XDEL s {last_id}"));
     p.run("XGROUP CREATECONSUMER s g idle");
+    // Consumers created by reads and claims that took nothing exist on replicas too.
+    p.run("XREADGROUP GROUP g nothing-yet STREAMS s 0");
+    p.run("XCLAIM s g claimer 0 0-1");
+    p.run("XAUTOCLAIM s g autoclaimer 99999999 0");
     p.run("XGROUP DELCONSUMER s g a");
     assert_eq!(p.run("WAIT 2 10000"), ":2\r\n");
     let want = state(&mut p);

@@ -6,8 +6,10 @@ use bytes::Bytes;
 
 use super::read::{setid_effect, xclaim_effect};
 use super::{
-    effect, effects_begin, get, interval_id, no_key_or_group, reply_entry, reply_id, strict_id, touched, Got,
+    b, effect, effects_begin, get, interval_id, no_key_or_group, reply_entry, reply_id, strict_id, touched,
+    Got,
 };
+use crate::exec::notify::class;
 use crate::exec::{Ctx, WRONGTYPE};
 use crate::keyspace::types::stream::{Pending, StreamId};
 
@@ -168,10 +170,16 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
     };
     let (Got::Stream(s), out) = get(ctx, key, true) else { return };
     let mut propagate_last_id = false;
+    let mut created = false;
     if let Some(g) = s.groups.get_mut(&gname[..]) {
         if last_id > g.last_id {
             g.last_id = last_id;
             propagate_last_id = true;
+        }
+        // Valkey creates the consumer (and marks it seen) before claiming anything.
+        created = g.touch_consumer(cname, now);
+        if created {
+            effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
         }
     }
     let mut claimed: Vec<StreamId> = Vec::new();
@@ -206,7 +214,6 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
                 continue;
             }
         }
-        g.touch_consumer(cname, now);
         if fresh {
             g.deliver(id, cname, deliverytime);
         } else {
@@ -244,8 +251,11 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
     }
-    if changed {
+    if changed || created {
         touched(ctx, key);
+    }
+    if created {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
 }
 
@@ -281,8 +291,10 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
         (Got::Missing, out) => return no_key_or_group(out, key, gname, ""),
         (Got::Stream(s), out) => (s, out),
     };
-    if !s.groups.contains_key(&gname[..]) {
-        return no_key_or_group(out, key, gname, "");
+    let Some(g) = s.groups.get_mut(&gname[..]) else { return no_key_or_group(out, key, gname, "") };
+    let created = g.touch_consumer(cname, now);
+    if created {
+        effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
     }
     let mut attempts = count.saturating_mul(10);
     let mut left = count;
@@ -327,7 +339,6 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
         if minidle > 0 && now.saturating_sub(g.pel[&id].delivery_time) < minidle {
             continue;
         }
-        g.touch_consumer(cname, now);
         g.reassign(id, cname);
         if let Some(c) = g.consumers.get_mut(&cname[..]) {
             c.active_time = now;
@@ -374,7 +385,10 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
     for &id in &deleted {
         reply_id(out, id);
     }
-    if !claimed.is_empty() || !deleted.is_empty() {
+    if !claimed.is_empty() || !deleted.is_empty() || created {
         touched(ctx, key);
+    }
+    if created {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
 }

@@ -164,9 +164,10 @@ fn read_generic(ctx: &mut Ctx, args: &[Bytes], grouped: bool) {
             // Valkey creates the consumer (and marks it seen) on every stream it names.
             let created = s.groups.get_mut(&g[..]).is_some_and(|grp| grp.touch_consumer(c, now));
             if created {
-                if noack {
-                    effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), g.clone(), c.clone()]);
-                }
+                // Valkey sends this only for NOACK reads (the XCLAIMs create the consumer
+                // otherwise); Shoal always does, so a consumer that read nothing exists on
+                // replicas too.
+                effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), g.clone(), c.clone()]);
                 ctx.notify(class::STREAM, "xgroup-createconsumer", key);
             }
             touched(ctx, key);
