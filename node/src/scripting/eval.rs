@@ -30,7 +30,7 @@ pub fn handler(name: &str) -> Option<Handler> {
 }
 
 /// The id the script client has (CLIENT ID from a script).
-const SCRIPT_CLIENT_ID: u64 = u64::MAX - 1;
+pub(crate) const SCRIPT_CLIENT_ID: u64 = u64::MAX - 1;
 
 fn eval(ctx: &mut Ctx, args: &[Bytes]) {
     let sha = sha1_hex(&args[1]);

@@ -67,6 +67,13 @@ fn read_generic(ctx: &mut Ctx, args: &[Bytes], grouped: bool) {
         let more = args.len() - i - 1;
         let o = &args[i];
         if o.eq_ignore_ascii_case(b"block") && more > 0 {
+            if ctx.clients[ctx.me].st.id == crate::scripting::eval::SCRIPT_CLIENT_ID {
+                let msg = format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                );
+                return ctx.out.err(&msg);
+            }
             i += 1;
             let Some(t) = parse_ms_timeout(ctx, &args[i]) else { return };
             timeout = Some(t);
