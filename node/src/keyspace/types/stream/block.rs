@@ -123,11 +123,13 @@ impl Block {
     pub fn push(&mut self, id: StreamId, pairs: &[(&[u8], &[u8])]) {
         let master = self.master_fields();
         let same = master.len() == pairs.len() && master.iter().zip(pairs).all(|(m, (f, _))| *m == *f);
-        let ms_delta = id.ms - self.master.ms;
+        // IDs in a block never precede its master (the stream checks); wrapping keeps even a
+        // broken caller panic-free, and decoding wraps back the same way.
+        let ms_delta = id.ms.wrapping_sub(self.master.ms);
         let mut e = Vec::with_capacity(16);
         e.push(if same { SAME_FIELDS } else { 0 });
         put_varint(&mut e, ms_delta);
-        put_varint(&mut e, if ms_delta == 0 { id.seq - self.master.seq } else { id.seq });
+        put_varint(&mut e, if ms_delta == 0 { id.seq.wrapping_sub(self.master.seq) } else { id.seq });
         if !same {
             put_varint(&mut e, pairs.len() as u64);
             for (f, _) in pairs {
@@ -149,8 +151,8 @@ impl Block {
         p += 1;
         let ms_delta = get_varint(d, &mut p);
         let seq = get_varint(d, &mut p);
-        let ms = self.master.ms.saturating_add(ms_delta);
-        let seq = if ms_delta == 0 { self.master.seq.saturating_add(seq) } else { seq };
+        let ms = self.master.ms.wrapping_add(ms_delta);
+        let seq = if ms_delta == 0 { self.master.seq.wrapping_add(seq) } else { seq };
         let mut fields = Vec::new();
         if flags & SAME_FIELDS != 0 {
             for f in master {
