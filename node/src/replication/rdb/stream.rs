@@ -16,7 +16,7 @@ use super::cursor::{corrupt, Cursor, Fail};
 use super::types::{STREAM_LISTPACKS, STREAM_LISTPACKS_2, STREAM_LISTPACKS_3};
 use super::value::{put_len, put_str};
 use super::RdbError;
-use crate::keyspace::types::stream::{Group, NodeEntry, StreamId, StreamValue};
+use crate::keyspace::types::stream::{Block, Group, NodeEntry, StreamId, StreamValue};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAME: i64 = 2;
@@ -119,49 +119,54 @@ fn put_ms(out: &mut Vec<u8>, ms: i64) {
     out.extend_from_slice(&ms.to_le_bytes());
 }
 
+/// One node as Valkey's listpack (master entry, then each entry, deleted ones flagged).
+pub fn node_listpack(b: &Block) -> Vec<u8> {
+    let entries = b.entries();
+    let master = b.master;
+    let master_fields: Vec<&[u8]> =
+        entries.first().map(|e| e.fields.iter().map(|f| f.0).collect()).unwrap_or_default();
+    let mut lp = Lp::new();
+    lp.int(b.live as i64);
+    lp.int(b.deleted as i64);
+    lp.int(master_fields.len() as i64);
+    for f in &master_fields {
+        lp.str(f);
+    }
+    lp.int(0);
+    for e in &entries {
+        let same = e.fields.len() == master_fields.len()
+            && e.fields.iter().zip(&master_fields).all(|(a, m)| a.0 == *m);
+        let mut flags = if e.deleted { FLAG_DELETED } else { 0 };
+        if same {
+            flags |= FLAG_SAME;
+        }
+        lp.int(flags);
+        lp.int(e.id.ms.wrapping_sub(master.ms) as i64);
+        lp.int(e.id.seq.wrapping_sub(master.seq) as i64);
+        if same {
+            for (_, v) in &e.fields {
+                lp.str(v);
+            }
+            lp.int(e.fields.len() as i64 + 3);
+        } else {
+            lp.int(e.fields.len() as i64);
+            for (f, v) in &e.fields {
+                lp.str(f);
+                lp.str(v);
+            }
+            lp.int(e.fields.len() as i64 * 2 + 4);
+        }
+    }
+    lp.finish()
+}
+
 /// The value body of a stream for RDB type `rtype`.
 pub fn put_stream(out: &mut Vec<u8>, s: &StreamValue, rtype: u8, compress: bool) {
     let blocks: Vec<_> = s.blocks().filter(|b| b.live > 0).collect();
     put_len(out, blocks.len() as u64);
     for b in blocks {
-        let entries = b.entries();
-        let master = b.master;
-        let master_fields: Vec<&[u8]> =
-            entries.first().map(|e| e.fields.iter().map(|f| f.0).collect()).unwrap_or_default();
-        let mut lp = Lp::new();
-        lp.int(b.live as i64);
-        lp.int(b.deleted as i64);
-        lp.int(master_fields.len() as i64);
-        for f in &master_fields {
-            lp.str(f);
-        }
-        lp.int(0);
-        for e in &entries {
-            let same = e.fields.len() == master_fields.len()
-                && e.fields.iter().zip(&master_fields).all(|(a, m)| a.0 == *m);
-            let mut flags = if e.deleted { FLAG_DELETED } else { 0 };
-            if same {
-                flags |= FLAG_SAME;
-            }
-            lp.int(flags);
-            lp.int(e.id.ms.wrapping_sub(master.ms) as i64);
-            lp.int(e.id.seq.wrapping_sub(master.seq) as i64);
-            if same {
-                for (_, v) in &e.fields {
-                    lp.str(v);
-                }
-                lp.int(e.fields.len() as i64 + 3);
-            } else {
-                lp.int(e.fields.len() as i64);
-                for (f, v) in &e.fields {
-                    lp.str(f);
-                    lp.str(v);
-                }
-                lp.int(e.fields.len() as i64 * 2 + 4);
-            }
-        }
-        put_str(out, &master.to_be_bytes(), false);
-        put_str(out, &lp.finish(), compress);
+        put_str(out, &b.master.to_be_bytes(), false);
+        put_str(out, &node_listpack(b), compress);
     }
     put_len(out, s.len());
     put_len(out, s.last_id.ms);
@@ -421,5 +426,24 @@ mod tests {
                 assert_eq!(*back, s);
             }
         }
+    }
+
+    #[test]
+    fn node_fill_counts_bytes_as_valkeys_listpacks() {
+        let mut s = sample();
+        let big = "v".repeat(300);
+        for i in 0..40u64 {
+            let n = (i * 1_000_003).to_string();
+            s.append(
+                StreamId::new(5000 + i, 0),
+                &[(b"n", n.as_bytes()), (b"big", big.as_bytes())],
+                NodeLimits::default(),
+            );
+        }
+        for b in s.blocks() {
+            assert_eq!(b.listpack_bytes(), node_listpack(b).len(), "node {}", b.master);
+        }
+        // 300-byte values fill a 4096-byte node after a dozen entries, as in Valkey.
+        assert!(s.node_count() >= 5, "{} nodes", s.node_count());
     }
 }

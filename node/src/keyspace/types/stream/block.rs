@@ -29,6 +29,47 @@ pub struct Block {
     /// Live and deleted entries.
     pub live: u32,
     pub deleted: u32,
+    /// Bytes the master fields and the entries would take in Valkey's listpack (see
+    /// [`Block::listpack_bytes`]): node fill follows `stream-node-max-bytes` as Valkey does.
+    lp_fields: u32,
+    lp_entries: u32,
+}
+
+/// Bytes of a listpack element holding an integer (encoding, data, back-length).
+fn lp_int_size(v: i64) -> u32 {
+    let l = match v {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8388608..=8388607 => 4,
+        -2147483648..=2147483647 => 5,
+        _ => 9,
+    };
+    l + lp_backlen(l)
+}
+
+/// Bytes of a listpack element holding `s` (an integer if it is canonical, as `lpAppend`).
+fn lp_str_size(s: &[u8]) -> u32 {
+    if let Some(v) = crate::util::parse_i64(s) {
+        return lp_int_size(v);
+    }
+    let n = s.len().min(u32::MAX as usize / 2) as u32;
+    let l = match n {
+        0..=63 => 1 + n,
+        64..=4095 => 2 + n,
+        _ => 5 + n,
+    };
+    l.saturating_add(lp_backlen(l))
+}
+
+fn lp_backlen(l: u32) -> u32 {
+    match l {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    }
 }
 
 /// One decoded entry, borrowing the block.
@@ -85,12 +126,22 @@ impl Block {
     /// A block whose first entry will be `master` with these field names.
     pub fn new<'f>(master: StreamId, fields: impl Iterator<Item = &'f [u8]> + Clone) -> Block {
         let mut data = Vec::new();
-        put_varint(&mut data, fields.clone().count() as u64);
+        let n = fields.clone().count();
+        put_varint(&mut data, n as u64);
+        let mut lp_fields = lp_int_size(n as i64) + lp_int_size(0);
         for f in fields {
             put_bytes(&mut data, f);
+            lp_fields = lp_fields.saturating_add(lp_str_size(f));
         }
         let body = data.len() as u32;
-        Block { master, data, body, live: 0, deleted: 0 }
+        Block { master, data, body, live: 0, deleted: 0, lp_fields, lp_entries: 0 }
+    }
+
+    /// The size of this node as Valkey's listpack: header and end byte, the master entry
+    /// (count, deleted, fields, terminator) and every entry.
+    pub fn listpack_bytes(&self) -> usize {
+        let counts = lp_int_size(self.live as i64) + lp_int_size(self.deleted as i64);
+        7 + counts as usize + self.lp_fields as usize + self.lp_entries as usize
     }
 
     /// Bytes of the encoded block.
@@ -141,6 +192,22 @@ impl Block {
         }
         self.data.extend_from_slice(&e);
         self.live += 1;
+        let mut lp = lp_int_size(if same { SAME_FIELDS } else { 0 } as i64)
+            + lp_int_size(id.ms.wrapping_sub(self.master.ms) as i64)
+            + lp_int_size(id.seq.wrapping_sub(self.master.seq) as i64);
+        let mut elements = 3 + pairs.len() as i64;
+        if !same {
+            lp += lp_int_size(pairs.len() as i64);
+            elements += 1 + pairs.len() as i64;
+        }
+        for (f, v) in pairs {
+            if !same {
+                lp = lp.saturating_add(lp_str_size(f));
+            }
+            lp = lp.saturating_add(lp_str_size(v));
+        }
+        lp += lp_int_size(elements);
+        self.lp_entries = self.lp_entries.saturating_add(lp);
     }
 
     /// Decodes the entry at `at`, returning it and the offset of the next one.

@@ -159,7 +159,8 @@ impl StreamValue {
         let max_bytes =
             if limits.max_bytes == 0 || limits.max_bytes > 1 << 30 { 1 << 30 } else { limits.max_bytes };
         let fits = self.blocks.last_key_value().is_some_and(|(_, b)| {
-            b.bytes() + payload < max_bytes && (limits.max_entries == 0 || b.count() < limits.max_entries)
+            b.listpack_bytes() + payload < max_bytes
+                && (limits.max_entries == 0 || b.count() < limits.max_entries)
         });
         if !fits {
             if let Some(mut last) = self.blocks.last_entry() {
