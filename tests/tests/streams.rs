@@ -5,7 +5,8 @@
 //! Then replication: a Shoal primary's stream writes (XADD `*` with `~` trimming, group reads,
 //! claims) reach a Shoal replica and a redis-server replica identical to the primary, both
 //! through the command stream and through a full sync.
-//! DUMP/RESTORE and RDB files with redis-server and Valkey are in `rdb_interop.rs`.
+//! Cluster mode: blocked readers get MOVED when their slot leaves, streams migrate with their
+//! slot. DUMP/RESTORE and RDB files with redis-server and Valkey are in `rdb_interop.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -265,4 +266,45 @@ fn stream_waiters_on_a_slot_that_moves_away_get_moved() {
         assert!(reply.ends_with(&format!(":{new_port}\r\n")), "{reply}");
     }
     wait_blocked(&mut admin, 0);
+}
+
+/// Cluster mode: a slot holding streams with groups migrates (`CLUSTER MIGRATESLOTS`) with
+/// entries, deletions, groups, PELs and counters intact.
+#[test]
+fn streams_move_with_their_slot() {
+    use shoal_e2e::cluster::{key_slot, migrations, wait_for, Cluster};
+    let c = Cluster::start(2);
+    let slot = key_slot(b"{m}s");
+    let (from, to) = (c.owner(slot), 1 - c.owner(slot));
+    let mut src = c.node(from).node.connect();
+    for i in 1..=300 {
+        src.run(&format!("XADD {{m}}s {i}-0 n {i} pad padding-{i}"));
+    }
+    src.run("XDEL {m}s 7-0");
+    src.run("XGROUP CREATE {m}s g 0");
+    src.run("XREADGROUP GROUP g alice COUNT 5 STREAMS {m}s >");
+    src.run("XADD {m}t 1-1 f v");
+    let before: Vec<String> =
+        ["XRANGE {m}s - +", "XINFO GROUPS {m}s", "XPENDING {m}s g", "XINFO STREAM {m}s"]
+            .iter()
+            .map(|cmd| src.run(cmd))
+            .collect();
+    let r =
+        c.node(from).run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE {slot} {slot} NODE {}", c.node(to).id));
+    assert_eq!(r, "+OK\r\n");
+    wait_for(WAIT, "the export finished", || {
+        migrations(c.node(from))
+            .into_iter()
+            .rev()
+            .find(|j| j.get("operation").map(String::as_str) == Some("EXPORT"))
+            .filter(|j| ["success", "failed", "cancelled"].contains(&j["state"].as_str()))
+    });
+    let mut dst = c.node(to).node.connect();
+    let after: Vec<String> = ["XRANGE {m}s - +", "XINFO GROUPS {m}s", "XPENDING {m}s g", "XINFO STREAM {m}s"]
+        .iter()
+        .map(|cmd| dst.run(cmd))
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(dst.run("XLEN {m}t"), ":1\r\n");
+    assert!(src.run("XLEN {m}s").starts_with("-MOVED"), "the source redirects");
 }
