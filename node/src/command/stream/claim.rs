@@ -168,7 +168,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
         Some(t) if t >= 0 && t <= now => t,
         _ => now,
     };
-    let (Got::Stream(s), out) = get(ctx, key, true) else { return };
+    let (Got::Stream(s), out) = get(ctx, key, false) else { return };
     let mut propagate_last_id = false;
     let mut created = false;
     if let Some(g) = s.groups.get_mut(&gname[..]) {

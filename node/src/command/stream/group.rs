@@ -218,7 +218,7 @@ pub fn xack(ctx: &mut Ctx, args: &[Bytes]) {
             None => return,
         }
     }
-    let (Got::Stream(s), out) = get(ctx, key, true) else { return };
+    let (Got::Stream(s), out) = get(ctx, key, false) else { return };
     let Some(g) = s.groups.get_mut(&args[2][..]) else { return };
     let acked = ids.iter().filter(|&&id| g.ack(id)).count();
     out.int(acked as i64);

@@ -179,7 +179,7 @@ fn read_generic(ctx: &mut Ctx, args: &[Bytes], grouped: bool) {
             }
             touched(ctx, key);
         }
-        let (Got::Stream(s), _) = get(ctx, key, true) else { continue };
+        let (Got::Stream(s), _) = get(ctx, key, false) else { continue };
         let gt = ids[k];
         let top = s.edge_id(false);
         let plan = match group {
@@ -236,7 +236,7 @@ fn take_count(count: u64) -> usize {
 
 /// XREAD: the entries after the plan's ID.
 fn serve_plain(ctx: &mut Ctx, key: &[u8], plan: &Plan, count: u64) {
-    let (Got::Stream(s), out) = get(ctx, key, true) else { return };
+    let (Got::Stream(s), out) = get(ctx, key, false) else { return };
     let Plan::After(gt) = *plan else { return };
     let Some(start) = gt.next() else { return out.array(0) };
     let entries: Vec<_> = s.range(start, StreamId::MAX, false).take(take_count(count)).collect();
@@ -250,7 +250,7 @@ fn serve_plain(ctx: &mut Ctx, key: &[u8], plan: &Plan, count: u64) {
 /// the consumer's own history.
 fn serve_group(ctx: &mut Ctx, key: &Bytes, g: &Bytes, c: &Bytes, plan: &Plan, count: u64, noack: bool) {
     let now = ctx.now_ms;
-    let (Got::Stream(s), out) = get(ctx, key, true) else { return };
+    let (Got::Stream(s), out) = get(ctx, key, false) else { return };
     let Some(grp) = s.groups.get_mut(&g[..]) else { return };
     match *plan {
         Plan::History(gt) => {
