@@ -173,7 +173,7 @@ pub fn consumers(ctx: &mut Ctx, args: &[Bytes]) {
         out.bulk(b"idle");
         out.int(now.saturating_sub(c.seen_time).max(0));
         out.bulk(b"inactive");
-        out.int(if c.active_time == -1 { -1 } else { now.saturating_sub(c.active_time).max(0) });
+        out.int(if c.active_time == -1 { -1 } else { now.saturating_sub(c.active_time) });
     }
 }
 

@@ -235,8 +235,8 @@ pub fn read_node(s: &mut StreamValue, key: &[u8], blob: &[u8]) -> Result<(), Rdb
         return bad("empty listpack inside a stream");
     }
     let mut it = items.iter();
-    let _count = lp_int(it.next())?;
-    let _deleted = lp_int(it.next())?;
+    let count = lp_int(it.next())?;
+    let deleted = lp_int(it.next())?;
     let nmaster = usize::try_from(lp_int(it.next())?).map_or(bad("stream master fields"), Ok)?;
     if nmaster > items.len() {
         return bad("stream master fields");
@@ -276,8 +276,16 @@ pub fn read_node(s: &mut StreamValue, key: &[u8], blob: &[u8]) -> Result<(), Rdb
                 pairs.push((f, lp_bytes(it.next())?));
             }
         }
-        lp_int(it.next())?; // lp-count
+        // lp-count: the entry's elements, as Valkey's integrity check wants them.
+        let extra = if flags & FLAG_SAME != 0 { 3 } else { 4 + pairs.len() as i64 };
+        if lp_int(it.next())? != pairs.len() as i64 + extra {
+            return bad("stream entry element count");
+        }
         owned.push((id, flags & FLAG_DELETED != 0, pairs));
+    }
+    let dead = owned.iter().filter(|e| e.1).count() as i64;
+    if owned.len() as i64 != count.saturating_add(deleted) || dead != deleted {
+        return bad("stream node entry counts");
     }
     let view: Vec<NodeEntry<'_>> =
         owned.iter().map(|(id, d, p)| (*id, *d, p.iter().map(|(f, v)| (&f[..], &v[..])).collect())).collect();
