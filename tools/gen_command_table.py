@@ -93,6 +93,12 @@ IMPLEMENTED = {
     "script": ["load", "exists", "flush", "kill", "show", "help", "debug"],
     "fcall": None, "fcall_ro": None,
     "function": ["load", "list", "delete", "flush", "stats", "kill", "dump", "restore", "help"],
+    # streams
+    "xadd": None, "xrange": None, "xrevrange": None, "xlen": None, "xdel": None, "xtrim": None,
+    "xread": None, "xreadgroup": None, "xack": None, "xpending": None, "xclaim": None,
+    "xautoclaim": None, "xsetid": None,
+    "xgroup": ["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
+    "xinfo": ["stream", "groups", "consumers", "help"],
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]

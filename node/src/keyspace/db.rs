@@ -668,7 +668,7 @@ impl Drop for Db {
     }
 }
 
-impl EntryMut<'_> {
+impl<'a> EntryMut<'a> {
     fn node(&self) -> &Node {
         self.db.node(self.t, self.pos)
     }
@@ -743,6 +743,16 @@ impl EntryMut<'_> {
     /// `signalModifiedKey` (so a WATCH survives a no-op write).
     pub fn value_mut_untracked(&mut self) -> Option<&mut Value> {
         self.node_mut().value_mut()
+    }
+
+    /// As `value_mut_untracked`, consuming the entry so the value keeps the database's borrow
+    /// (stream commands hold it while they write their reply).
+    pub fn into_value_mut_untracked(self) -> Option<&'a mut Value> {
+        let slot = self.db.tables[self.t].slot_mut(self.pos);
+        // SAFETY: as in `node_mut`: the entry held the database mutably and is consumed, so
+        // the returned borrow is the only reference to the node.
+        let node = unsafe { &mut *(slot as *mut *mut u8 as *mut Node) };
+        node.value_mut()
     }
 
     /// Records an in-place change for WATCH.

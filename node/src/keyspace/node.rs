@@ -22,7 +22,7 @@ use std::ptr::NonNull;
 
 use bytes::Bytes;
 
-use super::types::{HashValue, ListValue, SetValue, ZSetValue};
+use super::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
 use super::value::{StrRef, Value, EMBSTR_MAX};
 
 /// Strings up to this length are stored inside the node.
@@ -49,6 +49,7 @@ pub enum ValueRef<'a> {
     List(&'a ListValue),
     Set(&'a SetValue),
     ZSet(&'a ZSetValue),
+    Stream(&'a StreamValue),
 }
 
 impl<'a> ValueRef<'a> {
@@ -60,6 +61,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::List(_) => "list",
             ValueRef::Set(_) => "set",
             ValueRef::ZSet(_) => "zset",
+            ValueRef::Stream(_) => "stream",
         }
     }
 
@@ -81,6 +83,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::List(l) => Value::List(Box::new(l.clone())),
             ValueRef::Set(s) => Value::Set(Box::new(s.clone())),
             ValueRef::ZSet(z) => Value::ZSet(Box::new(z.clone())),
+            ValueRef::Stream(x) => Value::Stream(Box::new(x.clone())),
         }
     }
 
@@ -93,6 +96,7 @@ impl<'a> ValueRef<'a> {
             ValueRef::List(l) => l.heap_size(),
             ValueRef::Set(s) => s.heap_size(),
             ValueRef::ZSet(z) => z.heap_size(),
+            ValueRef::Stream(x) => x.heap_size(),
         }
     }
 }
@@ -343,6 +347,7 @@ impl Node {
                     Value::List(l) => ValueRef::List(l),
                     Value::Set(s) => ValueRef::Set(s),
                     Value::ZSet(z) => ValueRef::ZSet(z),
+                    Value::Stream(x) => ValueRef::Stream(x),
                 }
             }
         }
@@ -395,6 +400,7 @@ impl Node {
             ValueRef::List(l) => l.encoding(),
             ValueRef::Set(s) => s.encoding(),
             ValueRef::ZSet(z) => z.encoding(),
+            ValueRef::Stream(x) => x.encoding(),
         }
     }
 

@@ -95,6 +95,18 @@ pub fn propagate(
                 }
             }
         }
+        // Stream commands whose effect depends on this node record how to reproduce it.
+        "xadd" | "xtrim" | "xreadgroup" | "xclaim" | "xautoclaim" => {
+            match crate::command::stream::take_effects() {
+                Some(cmds) if cmds.is_empty() && !matches!(name, "xadd" | "xtrim") => {}
+                Some(cmds) if !cmds.is_empty() => {
+                    for cmd in cmds {
+                        srv.repl.feed_args(db, &cmd);
+                    }
+                }
+                _ => srv.repl.feed_args(db, args),
+            }
+        }
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" if !srv.dbs[db].exists_raw(a(1)) => {
             // A deadline in the past deleted the key: replicas (which never expire keys by
             // themselves) get the deletion.

@@ -23,6 +23,7 @@
 pub mod compact;
 pub mod cursor;
 pub mod reader;
+pub mod stream;
 pub mod value;
 pub mod writer;
 

@@ -58,7 +58,6 @@ pub enum RdbEvent {
 pub struct RdbStats {
     pub keys: u64,
     pub skipped_empty: u64,
-    pub skipped_streams: u64,
     pub skipped_modules: u64,
     pub skipped_field_ttl: u64,
     /// FUNCTION2 libraries read (handed on as [`RdbEvent::Function`]; a file loader that
@@ -257,7 +256,6 @@ impl RdbReader {
                         Decoded::Skipped(reason) => {
                             *match reason {
                                 Skip::Empty => &mut self.stats.skipped_empty,
-                                Skip::Stream => &mut self.stats.skipped_streams,
                                 Skip::Module => &mut self.stats.skipped_modules,
                                 Skip::FieldTtl => &mut self.stats.skipped_field_ttl,
                             } += 1;

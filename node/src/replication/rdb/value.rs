@@ -18,8 +18,6 @@ use crate::keyspace::Value;
 pub enum Skip {
     /// An empty collection (old servers could save them; Valkey skips them too).
     Empty,
-    /// A stream: Shoal has no stream type.
-    Stream,
     /// A module value.
     Module,
     /// A hash with per-field TTLs (Valkey 9): Shoal's hashes have none, and dropping the TTLs
@@ -31,7 +29,6 @@ impl Skip {
     pub fn what(self) -> &'static str {
         match self {
             Skip::Empty => "empty collection",
-            Skip::Stream => "stream values are not supported",
             Skip::Module => "module values are not supported",
             Skip::FieldTtl => "hash fields with TTLs are not supported",
         }
@@ -106,6 +103,7 @@ pub fn value_type(v: ValueRef<'_>, version: u16) -> u8 {
         ValueRef::Hash(_) => HASH,
         ValueRef::ZSet(_) if version < 8 => ZSET,
         ValueRef::ZSet(_) => ZSET_2,
+        ValueRef::Stream(_) => super::stream::rdb_type(version),
     }
 }
 
@@ -144,6 +142,7 @@ pub fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, version: u16, compress: boo
                 }
             }
         }
+        ValueRef::Stream(x) => super::stream::put_stream(out, x, super::stream::rdb_type(version), compress),
     }
 }
 
@@ -188,6 +187,7 @@ enum Phase {
     /// Stream listpacks left, then the stream's metadata and consumer groups.
     Stream {
         left: u64,
+        acc: Box<crate::keyspace::types::StreamValue>,
     },
     Finished,
 }
@@ -248,16 +248,18 @@ impl ValueDecoder {
                     atomic(cur, |c| node(v2, list, c))?;
                     *left -= 1;
                 }
-                Phase::Stream { left } => {
+                Phase::Stream { left, acc } => {
                     if *left == 0 {
                         let rtype = self.rtype;
-                        atomic(cur, |c| skip_stream_rest(rtype, c))?;
+                        atomic(cur, |c| super::stream::read_rest(rtype, c, acc))?;
+                        let acc = std::mem::take(acc);
                         self.phase = Phase::Finished;
-                        return Ok(Decoded::Skipped(Skip::Stream));
+                        return Ok(Decoded::Value(Value::Stream(acc)));
                     }
                     atomic(cur, |c| {
-                        c.skip_string()?;
-                        c.skip_string()
+                        let key = c.bytes()?;
+                        let blob = c.bytes()?;
+                        super::stream::read_node(acc, &key, &blob).map_err(Fail::Error)
                     })?;
                     *left -= 1;
                 }
@@ -292,7 +294,7 @@ impl ValueDecoder {
             }
             STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => {
                 let left = c.plain_len()?;
-                self.phase = Phase::Stream { left };
+                self.phase = Phase::Stream { left, acc: Box::default() };
                 return Ok(None);
             }
             MODULE_2 => {
@@ -477,35 +479,6 @@ pub fn skip_module_aux(c: &mut Cursor<'_>) -> Result<(), Fail> {
     }
     c.plain_len()?;
     skip_module_body(c)
-}
-
-/// A stream after its listpacks: length, ids, consumer groups with their pending entries and
-/// consumers (`rdbLoadObject`'s stream branch).
-fn skip_stream_rest(rtype: u8, c: &mut Cursor<'_>) -> Result<(), Fail> {
-    let lens = if rtype >= STREAM_LISTPACKS_2 { 8 } else { 3 };
-    for _ in 0..lens {
-        c.plain_len()?;
-    }
-    for _ in 0..c.plain_len()? {
-        c.skip_string()?; // group name
-        c.plain_len()?;
-        c.plain_len()?;
-        if rtype >= STREAM_LISTPACKS_2 {
-            c.plain_len()?; // entries read
-        }
-        for _ in 0..c.plain_len()? {
-            c.take(16 + 8)?; // id, delivery time
-            c.plain_len()?; // delivery count
-        }
-        for _ in 0..c.plain_len()? {
-            c.skip_string()?; // consumer name
-            c.take(if rtype >= STREAM_LISTPACKS_3 { 16 } else { 8 })?; // seen (and active) time
-            let pending = c.plain_len()?;
-            let bytes = pending.checked_mul(16).and_then(|n| usize::try_from(n).ok());
-            c.take(bytes.ok_or(RdbError::Corrupt("pending list too long"))?)?;
-        }
-    }
-    Ok(())
 }
 
 /// Reads a whole `<type><value>` body (a DUMP payload without its footer) of RDB `version`.
