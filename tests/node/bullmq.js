@@ -47,7 +47,6 @@ function connection() {
       });
       w.on('error', (err) => console.error('worker error', err.message));
     }
-    done.workers = workers;
     globalThis.workers = workers;
   });
   for (let i = 0; i < total; i += 1000) {
