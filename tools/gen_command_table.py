@@ -52,7 +52,7 @@ IMPLEMENTED = {
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
                 "shards", "slots", "setslot",
                 "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
-                "syncslots", "gettopology", "failover", "replicas", "slaves"],
+                "syncslots", "gettopology", "failover", "replicas", "slaves", "publishlocal"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
     # pubsub

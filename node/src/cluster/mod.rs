@@ -11,6 +11,7 @@
 //! Only the executor touches `ClusterState`; migrations talk to other nodes from their own
 //! threads (`worker`), fed through bounded channels a few milliseconds of work per tick.
 
+pub mod bus;
 pub mod migrate;
 pub mod persist;
 pub mod redirect;

@@ -375,6 +375,21 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     );
     field!(out, "unexpected_error_replies", "{}", st.unexpected_error_replies);
     field!(out, "total_error_replies", "{}", st.total_error_replies);
+    if let Some(bus) = ctx.srv.bus.as_ref() {
+        // Shoal's: PUBLISH forwarded to other nodes (cluster::bus).
+        field!(
+            out,
+            "cluster_publish_forwarded",
+            "{}",
+            bus.stats.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        field!(
+            out,
+            "cluster_publish_dropped",
+            "{}",
+            bus.stats.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     field!(out, "dump_payload_sanitizations", "0");
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     field!(out, "io_threaded_reads_processed", "{}", load(&io.reads));

@@ -37,6 +37,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "pubsub|shardnumsub" => |c, a| numsub(c, a, Kind::Shard),
         "pubsub|numpat" => numpat,
         "pubsub|help" => help,
+        "cluster|publishlocal" => publish_local,
         _ => return None,
     })
 }
@@ -102,6 +103,57 @@ fn publish(ctx: &mut Ctx, args: &[Bytes], shard: bool) {
         kill_pending: &mut srv.kill_pending,
     };
     let n = fan.publish(&args[1], &args[2], shard);
+    ctx.out.int(n as i64);
+    if ctx.srv.cluster.is_some() {
+        forward(ctx, &args[1], &args[2], shard);
+    }
+}
+
+/// Cluster mode: the other nodes' subscribers get the message too (`cluster::bus`); the reply
+/// counts this node's, as Valkey's.
+fn forward(ctx: &mut Ctx, channel: &Bytes, message: &Bytes, shard: bool) {
+    let srv = &mut *ctx.srv;
+    let Some(cl) = srv.cluster.as_ref() else { return };
+    let Some(topology) = cl.topology.as_ref() else { return };
+    if srv.bus.is_none() {
+        let auth = [srv.config.get("masterauth"), srv.config.get("requirepass")]
+            .into_iter()
+            .flatten()
+            .find(|p| !p.is_empty())
+            .map(str::to_string);
+        match crate::cluster::bus::Bus::start(auth) {
+            Ok(b) => srv.bus = Some(b),
+            Err(e) => {
+                log::warn!("Cannot start the cluster bus thread: {e}");
+                return;
+            }
+        }
+    }
+    let Some(bus) = srv.bus.as_mut() else { return };
+    if bus.stale(topology.epoch) {
+        bus.set_peers(topology.epoch, crate::cluster::bus::peers(topology, &cl.myid));
+    }
+    bus.publish(channel, message, shard);
+}
+
+/// CLUSTER PUBLISHLOCAL [SHARD] channel message: another node's PUBLISH, for this node's
+/// subscribers only (see `cluster::bus`).
+pub fn publish_local(ctx: &mut Ctx, args: &[Bytes]) {
+    let (shard, channel, message) = match args {
+        [_, _, s, c, m] if s.eq_ignore_ascii_case(b"shard") => (true, c, m),
+        [_, _, c, m] => (false, c, m),
+        _ => return ctx.syntax_error(),
+    };
+    let now = ctx.srv.now;
+    let srv = &mut *ctx.srv;
+    let mut fan = Fanout {
+        ps: &mut srv.pubsub,
+        clients: ctx.clients,
+        me: Some((ctx.me, &mut *ctx.out)),
+        now,
+        kill_pending: &mut srv.kill_pending,
+    };
+    let n = fan.publish(channel, message, shard);
     ctx.out.int(n as i64);
 }
 

@@ -121,6 +121,8 @@ pub struct Server {
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
     /// DEBUG SET-ACTIVE-EXPIRE: the cron's expiry cycle runs.
     pub active_expire_enabled: bool,
+    /// The thread that forwards PUBLISH to the other nodes (cluster mode, started at the first).
+    pub bus: Option<crate::cluster::bus::Bus>,
     /// MONITOR clients.
     pub monitors: super::monitor::Monitors,
     /// Error codes, latency histograms, slow log, latency monitor (see `observe`).
@@ -195,6 +197,7 @@ impl Server {
             busy_reply_ms,
             observe,
             monitors: Default::default(),
+            bus: None,
             active_expire_enabled: true,
         };
         srv.set_notify_flags(notify.unwrap_or(0));

@@ -1,0 +1,94 @@
+//! PUBLISH across a 3-shard cluster (`cluster::bus`): a subscriber on one node gets what is
+//! published on any node, exactly once, whatever node the publisher picked; the reply counts
+//! the receiving node's subscribers, as Valkey's; a dead peer costs dropped messages (counted),
+//! never the publisher's reply.
+
+use std::time::Duration;
+
+use shoal_e2e::cluster::{Cluster, ClusterNode};
+use shoal_e2e::RawClient;
+
+fn subscriber(node: &ClusterNode, channel: &str, pattern: bool) -> RawClient {
+    let mut c = node.node.connect();
+    let cmd = if pattern { "PSUBSCRIBE" } else { "SUBSCRIBE" };
+    c.send_cmd(&[cmd, channel]).unwrap();
+    let confirm = String::from_utf8_lossy(&c.read_raw().unwrap()).into_owned();
+    assert!(confirm.contains("subscribe"), "{confirm}");
+    c
+}
+
+/// The next message pushed to a subscriber: (channel, payload).
+fn next_message(c: &mut RawClient) -> String {
+    String::from_utf8_lossy(&c.read_raw().expect("a message within the read timeout")).into_owned()
+}
+
+#[test]
+fn publish_reaches_subscribers_on_every_node() {
+    let cluster = Cluster::start(3);
+    let mut subs: Vec<RawClient> = (0..3).map(|i| subscriber(cluster.node(i), "news", false)).collect();
+    let mut pattern = subscriber(cluster.node(2), "ne*", true);
+    for i in 0..3 {
+        let mut publisher = cluster.node(i).node.connect();
+        let msg = format!("hello from node {i}");
+        // The reply counts this node's subscribers: the channel one, plus the pattern on node 2.
+        let local = if i == 2 { 2 } else { 1 };
+        assert_eq!(publisher.cmd(&["PUBLISH", "news", &msg]).unwrap(), format!(":{local}\r\n").into_bytes());
+        for s in subs.iter_mut() {
+            let got = next_message(s);
+            assert!(got.contains("message") && got.contains(&msg), "{got}");
+        }
+        let got = next_message(&mut pattern);
+        assert!(got.contains("pmessage") && got.contains(&msg), "{got}");
+    }
+    // Exactly once: nothing else arrived (a PING answers before any late duplicate would).
+    for s in subs.iter_mut().chain(std::iter::once(&mut pattern)) {
+        s.send_cmd(&["PING"]).unwrap();
+        let r = next_message(s);
+        assert!(r.contains("pong"), "only the pong is left: {r}");
+    }
+    let info = cluster.node(0).run("INFO stats");
+    assert!(info.contains("cluster_publish_forwarded:2\r\n"), "{info}");
+}
+
+#[test]
+fn a_dead_peer_costs_dropped_messages_not_the_publisher() {
+    let mut cluster = Cluster::start(3);
+    let mut sub = subscriber(cluster.node(1), "ch", false);
+    // Stopped (dropping the handle kills the process).
+    cluster.nodes[2] = None;
+    let mut publisher = cluster.node(0).node.connect();
+    for i in 0..20 {
+        assert_eq!(publisher.cmd(&["PUBLISH", "ch", &format!("m{i}")]).unwrap(), b":0\r\n");
+    }
+    for i in 0..20 {
+        let got = next_message(&mut sub);
+        assert!(got.contains(&format!("m{i}")), "in order: {got}");
+    }
+    let dropped = shoal_e2e::cluster::wait_for(Duration::from_secs(10), "drops counted", || {
+        let info = cluster.node(0).run("INFO stats");
+        let n: u64 = info.split("cluster_publish_dropped:").nth(1)?.split("\r\n").next()?.parse().ok()?;
+        (n > 0).then_some(n)
+    });
+    assert!(dropped <= 20, "{dropped}");
+}
+
+/// Issue 16's report: ioredis and node-redis cluster clients subscribed to 6 channels receive
+/// all 6 messages published through another cluster connection.
+#[test]
+fn ioredis_and_node_redis_receive_every_message() {
+    let cluster = Cluster::start(3);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/node");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/ioredis").exists(),
+        "Node.js packages missing: run `npm ci` in tests/node (scripts/test.sh does)"
+    );
+    let out = shoal_e2e::run_with_timeout(
+        std::process::Command::new("node")
+            .arg(format!("{dir}/pubsub.js"))
+            .arg(cluster.node(0).port().to_string()),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "pubsub.js failed:\n{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("ioredis 6/6, node-redis 6/6"), "{}", out.stdout);
+}
