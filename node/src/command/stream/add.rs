@@ -126,7 +126,7 @@ fn trim_args(s: &StreamValue, a: &AddArgs) -> Vec<Bytes> {
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...
 pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) {
-    effects_begin();
+    effects_begin(ctx);
     let Some(a) = parse_add_trim(ctx, args, true) else { return };
     let field_pos = a.id_pos + 1;
     if args.len() < field_pos + 2 || (args.len() - field_pos) % 2 == 1 {
@@ -172,13 +172,13 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) {
         return out.err("Elements are too large to be stored");
     }
     s.append(id, &pairs, limits);
-    out.bulk(id.to_string().as_bytes());
+    super::reply_id(out, id);
     let trimmed = match a.trim {
         Some(t) => s.trim(t, a.approx, a.limit),
         None => 0,
     };
     let rewritten = a.id != Some((id, true)) || a.approx;
-    if rewritten {
+    if rewritten && super::recording() {
         let mut cmd = vec![b("XADD"), key.clone()];
         if a.nomkstream {
             cmd.push(b("NOMKSTREAM"));
@@ -186,7 +186,7 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) {
         cmd.extend(trim_args(s, &a));
         cmd.push(b(&id.to_string()));
         cmd.extend(args[field_pos..].iter().cloned());
-        effect(cmd);
+        effect(|| cmd);
     } else {
         super::take_effects();
     }
@@ -201,7 +201,7 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
 pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) {
-    effects_begin();
+    effects_begin(ctx);
     let key = &args[1];
     match get(ctx, key, false) {
         (Got::WrongType, out) => return out.error(WRONGTYPE),
@@ -218,7 +218,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) {
     if a.approx && deleted > 0 {
         let mut cmd = vec![b("XTRIM"), key.clone()];
         cmd.extend(trim_args(s, &a));
-        effect(cmd);
+        effect(|| cmd);
     } else {
         super::take_effects();
     }

@@ -107,7 +107,7 @@ fn ll_or(ctx: &mut Ctx, arg: &[u8], msg: &str) -> Option<i64> {
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-ms]
 /// [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]
 pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
-    effects_begin();
+    effects_begin(ctx);
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
     let found = match get(ctx, key, true) {
         (Got::WrongType, out) => return out.error(WRONGTYPE),
@@ -179,7 +179,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
         // Valkey creates the consumer (and marks it seen) before claiming anything.
         created = g.touch_consumer(cname, now);
         if created {
-            effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
+            effect(|| vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
         }
     }
     let mut claimed: Vec<StreamId> = Vec::new();
@@ -189,15 +189,9 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
         let Some(g) = s.groups.get_mut(&gname[..]) else { return };
         if !exists {
             if let Some(p) = g.pel.get(&id) {
-                effect(xclaim_effect(
-                    key,
-                    gname,
-                    &p.consumer,
-                    id,
-                    p.delivery_time,
-                    p.delivery_count,
-                    g.last_id,
-                ));
+                effect(|| {
+                    xclaim_effect(key, gname, &p.consumer, id, p.delivery_time, p.delivery_count, g.last_id)
+                });
                 propagate_last_id = false;
                 g.ack(id);
                 changed = true;
@@ -230,14 +224,14 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
         } else if !justid {
             p.delivery_count += 1;
         }
-        effect(xclaim_effect(key, gname, cname, id, p.delivery_time, p.delivery_count, last));
+        effect(|| xclaim_effect(key, gname, cname, id, p.delivery_time, p.delivery_count, last));
         propagate_last_id = false;
         changed = true;
         claimed.push(id);
     }
     if propagate_last_id {
         if let Some(g) = s.groups.get(&gname[..]) {
-            effect(setid_effect(key, gname, g.last_id, g.entries_read));
+            effect(|| setid_effect(key, gname, g.last_id, g.entries_read));
         }
     }
     out.array(claimed.len());
@@ -261,7 +255,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
 pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
-    effects_begin();
+    effects_begin(ctx);
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
     let Some(minidle) = ll_or(ctx, &args[4], "Invalid min-idle-time argument for XAUTOCLAIM") else { return };
     let minidle = minidle.max(0);
@@ -294,7 +288,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(g) = s.groups.get_mut(&gname[..]) else { return no_key_or_group(out, key, gname, "") };
     let created = g.touch_consumer(cname, now);
     if created {
-        effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
+        effect(|| vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), gname.clone(), cname.clone()]);
     }
     let mut attempts = count.saturating_mul(10);
     let mut left = count;
@@ -321,15 +315,9 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
         let Some(g) = s.groups.get_mut(&gname[..]) else { return };
         if !exists {
             if let Some(p) = g.pel.get(&id) {
-                effect(xclaim_effect(
-                    key,
-                    gname,
-                    &p.consumer,
-                    id,
-                    p.delivery_time,
-                    p.delivery_count,
-                    g.last_id,
-                ));
+                effect(|| {
+                    xclaim_effect(key, gname, &p.consumer, id, p.delivery_time, p.delivery_count, g.last_id)
+                });
             }
             g.ack(id);
             deleted.push(id);
@@ -349,7 +337,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) {
         if !justid {
             p.delivery_count += 1;
         }
-        effect(xclaim_effect(key, gname, cname, id, p.delivery_time, p.delivery_count, last));
+        effect(|| xclaim_effect(key, gname, cname, id, p.delivery_time, p.delivery_count, last));
         claimed.push(id);
         left -= 1;
     }

@@ -63,16 +63,23 @@ thread_local! {
     static EFFECTS: RefCell<Option<Vec<Vec<Bytes>>>> = const { RefCell::new(None) };
 }
 
-/// Starts recording: the command's effects replace it in the replication stream.
-fn effects_begin() {
-    EFFECTS.with(|e| *e.borrow_mut() = Some(Vec::new()));
+/// Starts recording: the command's effects replace it in the replication stream. Nothing is
+/// recorded (or allocated) while there is no replication stream to feed.
+fn effects_begin(ctx: &Ctx) {
+    let on = ctx.srv.repl.active();
+    EFFECTS.with(|e| *e.borrow_mut() = on.then(Vec::new));
 }
 
-/// Records one command of the running command's effect.
-fn effect(args: Vec<Bytes>) {
+/// True while effects are being recorded (replication is on).
+fn recording() -> bool {
+    EFFECTS.with(|e| e.borrow().is_some())
+}
+
+/// Records one command of the running command's effect (built only while recording).
+fn effect(args: impl FnOnce() -> Vec<Bytes>) {
     EFFECTS.with(|e| {
         if let Some(v) = e.borrow_mut().as_mut() {
-            v.push(args);
+            v.push(args());
         }
     });
 }
@@ -236,7 +243,14 @@ fn interval_id(ctx: &mut Ctx, arg: &[u8], start: bool) -> Option<StreamId> {
 }
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    // `<ms>-<seq>` in a stack buffer: this runs once per entry of every reply.
+    let mut buf = [0u8; 41];
+    let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (ms, seq) = (a.format(id.ms).as_bytes(), b.format(id.seq).as_bytes());
+    buf[..ms.len()].copy_from_slice(ms);
+    buf[ms.len()] = b'-';
+    buf[ms.len() + 1..ms.len() + 1 + seq.len()].copy_from_slice(seq);
+    out.bulk(&buf[..ms.len() + 1 + seq.len()]);
 }
 
 /// `[id, [field, value, ...]]`.

@@ -22,7 +22,7 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) {
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key
 /// [key ...] id [id ...]
 pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) {
-    effects_begin();
+    effects_begin(ctx);
     read_generic(ctx, args, true);
 }
 
@@ -174,7 +174,7 @@ fn read_generic(ctx: &mut Ctx, args: &[Bytes], grouped: bool) {
                 // Valkey sends this only for NOACK reads (the XCLAIMs create the consumer
                 // otherwise); Shoal always does, so a consumer that read nothing exists on
                 // replicas too.
-                effect(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), g.clone(), c.clone()]);
+                effect(|| vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), g.clone(), c.clone()]);
                 ctx.notify(class::STREAM, "xgroup-createconsumer", key);
             }
             touched(ctx, key);
@@ -281,7 +281,7 @@ fn serve_group(ctx: &mut Ctx, key: &Bytes, g: &Bytes, c: &Bytes, plan: &Plan, co
                         p.delivery_time = now;
                         p.delivery_count += 1;
                         // Valkey leaves replicas' counts behind here; Shoal keeps them equal.
-                        effect(xclaim_effect(key, g, c, *id, now, p.delivery_count, last));
+                        effect(|| xclaim_effect(key, g, c, *id, now, p.delivery_count, last));
                     }
                 }
             }
@@ -312,14 +312,14 @@ fn serve_group(ctx: &mut Ctx, key: &Bytes, g: &Bytes, c: &Bytes, plan: &Plan, co
                         consumer.active_time = now;
                     }
                     let p = &grp.pel[&id];
-                    effect(xclaim_effect(key, g, c, id, p.delivery_time, p.delivery_count, grp.last_id));
+                    effect(|| xclaim_effect(key, g, c, id, p.delivery_time, p.delivery_count, grp.last_id));
                 }
             }
             // Always, not only with NOACK: an XCLAIM's LASTID does not carry the group's
             // read counter (Redis 7.0.x does the same since its #9127 fix).
             if moved {
                 if let Some(grp) = s.groups.get(&g[..]) {
-                    effect(setid_effect(key, g, grp.last_id, grp.entries_read));
+                    effect(|| setid_effect(key, g, grp.last_id, grp.entries_read));
                 }
             }
         }

@@ -170,27 +170,34 @@ impl Block {
         (0..n).map(|_| get_bytes(&self.data, &mut at)).collect()
     }
 
+    /// True if the entry's field names are the master fields, in order (compared in place).
+    fn same_as_master(&self, pairs: &[(&[u8], &[u8])]) -> bool {
+        let mut at = 0;
+        if get_varint(&self.data, &mut at) != pairs.len() as u64 {
+            return false;
+        }
+        pairs.iter().all(|(f, _)| get_bytes(&self.data, &mut at) == *f)
+    }
+
     /// Appends an entry (its ID is above every ID in the block).
     pub fn push(&mut self, id: StreamId, pairs: &[(&[u8], &[u8])]) {
-        let master = self.master_fields();
-        let same = master.len() == pairs.len() && master.iter().zip(pairs).all(|(m, (f, _))| *m == *f);
+        let same = self.same_as_master(pairs);
         // IDs in a block never precede its master (the stream checks); wrapping keeps even a
         // broken caller panic-free, and decoding wraps back the same way.
         let ms_delta = id.ms.wrapping_sub(self.master.ms);
-        let mut e = Vec::with_capacity(16);
+        let e = &mut self.data;
         e.push(if same { SAME_FIELDS } else { 0 });
-        put_varint(&mut e, ms_delta);
-        put_varint(&mut e, if ms_delta == 0 { id.seq.wrapping_sub(self.master.seq) } else { id.seq });
+        put_varint(e, ms_delta);
+        put_varint(e, if ms_delta == 0 { id.seq.wrapping_sub(self.master.seq) } else { id.seq });
         if !same {
-            put_varint(&mut e, pairs.len() as u64);
+            put_varint(e, pairs.len() as u64);
             for (f, _) in pairs {
-                put_bytes(&mut e, f);
+                put_bytes(e, f);
             }
         }
         for (_, v) in pairs {
-            put_bytes(&mut e, v);
+            put_bytes(e, v);
         }
-        self.data.extend_from_slice(&e);
         self.live += 1;
         let mut lp = lp_int_size(if same { SAME_FIELDS } else { 0 } as i64)
             + lp_int_size(id.ms.wrapping_sub(self.master.ms) as i64)
@@ -239,20 +246,56 @@ impl Block {
 
     /// Every entry, deleted ones included, in ID order.
     pub fn entries(&self) -> Vec<Entry<'_>> {
+        self.iter().collect()
+    }
+
+    /// Entries one by one, deleted ones included, in ID order (decoded as they are taken).
+    pub fn iter(&self) -> BlockIter<'_> {
+        BlockIter { block: self, master: self.master_fields(), at: self.body as usize }
+    }
+
+    /// Entries from the last to the first, decoded as they are taken.
+    pub fn iter_rev(&self) -> BlockRevIter<'_> {
         let master = self.master_fields();
+        let offsets = self.heads(master.len()).into_iter().map(|h| h.1).collect();
+        BlockRevIter { block: self, master, offsets }
+    }
+
+    /// (ID, offset, deleted) of every entry, without decoding fields.
+    fn heads(&self, master_len: usize) -> Vec<(StreamId, usize, bool)> {
+        let d = &self.data;
         let mut out = Vec::with_capacity(self.count() as usize);
         let mut at = self.body as usize;
-        while at < self.data.len() {
-            let (e, next) = self.decode_at(&master, at);
-            out.push(e);
-            at = next;
+        while at < d.len() {
+            let flags = d[at];
+            let mut p = at + 1;
+            let ms_delta = get_varint(d, &mut p);
+            let seq = get_varint(d, &mut p);
+            let ms = self.master.ms.wrapping_add(ms_delta);
+            let seq = if ms_delta == 0 { self.master.seq.wrapping_add(seq) } else { seq };
+            let n = if flags & SAME_FIELDS != 0 {
+                master_len
+            } else {
+                let n = get_varint(d, &mut p) as usize;
+                for _ in 0..n {
+                    get_bytes(d, &mut p);
+                }
+                n
+            };
+            for _ in 0..n {
+                get_bytes(d, &mut p);
+            }
+            out.push((StreamId { ms, seq }, at, flags & DELETED != 0));
+            at = p;
         }
         out
     }
 
     /// IDs of every entry with their offsets and deleted flags (no field decoding).
     pub fn ids(&self) -> Vec<(StreamId, usize, bool)> {
-        self.entries().into_iter().map(|e| (e.id, e.at, e.deleted)).collect()
+        let mut at = 0;
+        let n = get_varint(&self.data, &mut at) as usize;
+        self.heads(n)
     }
 
     /// Flags the entry at `at` deleted.
@@ -269,5 +312,41 @@ impl Block {
     /// The highest ID in the block (deleted entries included), if any.
     pub fn last_id(&self) -> Option<StreamId> {
         self.ids().last().map(|e| e.0)
+    }
+}
+
+/// Forward iterator over a block's entries.
+pub struct BlockIter<'a> {
+    block: &'a Block,
+    master: Vec<&'a [u8]>,
+    at: usize,
+}
+
+impl<'a> Iterator for BlockIter<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.at >= self.block.data.len() {
+            return None;
+        }
+        let (e, next) = self.block.decode_at(&self.master, self.at);
+        self.at = next;
+        Some(e)
+    }
+}
+
+/// Backward iterator over a block's entries.
+pub struct BlockRevIter<'a> {
+    block: &'a Block,
+    master: Vec<&'a [u8]>,
+    offsets: Vec<usize>,
+}
+
+impl<'a> Iterator for BlockRevIter<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        let at = self.offsets.pop()?;
+        Some(self.block.decode_at(&self.master, at).0)
     }
 }

@@ -19,7 +19,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub use block::{Block, Entry};
+pub use block::{Block, BlockIter, BlockRevIter, Entry};
 pub use group::{Consumer, Group, Pending, INVALID_ENTRIES_READ};
 
 /// A stream entry ID: milliseconds and a sequence number, ordered as a 128-bit number.
@@ -193,9 +193,9 @@ impl StreamValue {
         let blocks = self.blocks.range(from..=end);
         let keep = move |e: &Entry<'_>| !e.deleted && e.id >= start && e.id <= end;
         if rev {
-            Box::new(blocks.rev().flat_map(|(_, b)| b.entries().into_iter().rev()).filter(keep))
+            Box::new(blocks.rev().flat_map(|(_, b)| b.iter_rev()).filter(keep))
         } else {
-            Box::new(blocks.flat_map(|(_, b)| b.entries()).filter(keep))
+            Box::new(blocks.flat_map(|(_, b)| b.iter()).filter(keep))
         }
     }
 
