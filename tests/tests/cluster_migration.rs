@@ -284,3 +284,38 @@ fn handoff_of_a_100k_key_slot() {
     assert_eq!(count(1), 100_000);
     wait_for(WAIT, "the source freed slot 0", || (count(0) == 0).then_some(()));
 }
+
+/// A client blocked on a list in a migrating slot is served by a push during the migration:
+/// the pop it makes must reach the target too, or the element comes back after the hand-off.
+#[test]
+fn a_pop_served_from_the_blocked_queue_during_a_migration_reaches_the_target() {
+    let c = Cluster::start(2);
+    let tag = (0..).map(|i| format!("b{i}")).find(|t| key_slot(t.as_bytes()) == 0).expect("tag");
+    let keys: Vec<String> = (0..50_000).map(|i| format!("{{{tag}}}:{i}")).collect();
+    load(&mut c.node(0).node.connect(), &keys, b"0123456789abcdef");
+    let list = format!("{{{tag}}}:queue");
+    let mut waiter = c.node(0).node.connect();
+    waiter.send_cmd(&["BLPOP", list.as_str(), "0"]).unwrap();
+    // The waiter is blocked once the node counts it.
+    wait_for(WAIT, "the BLPOP blocked", || {
+        c.node(0).run("INFO clients").contains("blocked_clients:1").then_some(())
+    });
+    migrate(c.node(0), 0, 0, c.node(1));
+    let pushed = c.node(0).node.connect().read_value_of(&["LPUSH", list.as_str(), "job"]);
+    assert_eq!(int(&pushed), 1, "pushed before the hand-off (not MOVED): {pushed:?}");
+    let popped = waiter.read_value().expect("the BLPOP reply");
+    assert_eq!(
+        popped,
+        Value::Agg(
+            b'*',
+            Some(vec![
+                Value::Blob(b'$', Some(list.clone().into_bytes())),
+                Value::Blob(b'$', Some(b"job".to_vec()))
+            ])
+        )
+    );
+    let j = wait_state(c.node(0), "EXPORT", &["success", "failed", "cancelled"]);
+    assert_eq!(j["state"], "success", "{j:?}");
+    let len = c.node(1).node.connect().read_value_of(&["LLEN", list.as_str()]);
+    assert_eq!(int(&len), 0, "the popped element must not come back on the target");
+}

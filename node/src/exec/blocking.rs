@@ -390,6 +390,10 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
                     let changed = crate::replication::primary::changes(srv) != changes;
                     crate::replication::primary::propagate(srv, db, meta, &args, &scratch.buf, changed);
                 }
+                if srv.cluster.is_some() {
+                    // What it popped or moved in an exporting slot reaches the migration target.
+                    crate::cluster::migrate::after_command(srv, meta, &args);
+                }
                 srv.stats.total_commands += 1;
                 if let Some(e) = srv.registry.lookup(cmd_name.as_bytes()) {
                     srv.cmd_stat(e.id).calls += 1;
