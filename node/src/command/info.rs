@@ -574,11 +574,14 @@ mod tests {
             "Replication",
             "CPU",
             "Modules",
+            "Errorstats",
             "Cluster",
             "Keyspace",
         ];
+        // As Redis 7.0 / Valkey 8 order them.
         let mut all = default.to_vec();
         all.insert(8, "Commandstats");
+        all.insert(10, "Latencystats");
         assert_eq!(sections(&h.run("INFO")), default);
         assert_eq!(sections(&h.run("INFO everything")), all);
         assert_eq!(sections(&h.run("INFO default")), default);
