@@ -94,6 +94,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     let me = ctx.me;
     ctx.srv.pubsub.drop_client(&mut ctx.clients[me].st, me);
     crate::command::txn::discard_transaction(ctx.srv, &mut ctx.clients[me].st, me);
+    crate::exec::tracking::disable(ctx.srv, &mut ctx.clients[me].st, me);
     let c = ctx.client();
     c.db = 0;
     c.resp3 = false;

@@ -72,6 +72,9 @@ pub struct ClientState {
     pub master: bool,
     /// This client is one of our replicas (it sent PSYNC or SYNC; Valkey's `CLIENT_SLAVE`).
     pub replica: bool,
+    /// CLIENT TRACKING settings, `Some` exactly while tracking is on (see `tracking`), boxed
+    /// so other clients pay one pointer.
+    pub tracking: Option<Box<super::tracking::ClientTracking>>,
 }
 
 /// A transaction being queued.
@@ -132,6 +135,7 @@ impl ClientState {
             deny_blocking: false,
             master: false,
             replica: false,
+            tracking: None,
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct Server {
     pub script_busy: Option<Box<crate::scripting::busy::BusyScript>>,
     /// `busy-reply-threshold` in ms (read once per script; CONFIG SET updates it).
     pub busy_reply_ms: i64,
+    /// Client-side caching: tracking clients, the key table, BCAST prefixes (see `tracking`).
+    pub tracking: super::tracking::Tracking,
 }
 
 impl Server {
@@ -183,6 +185,7 @@ impl Server {
             scripting: None,
             script_busy: None,
             busy_reply_ms,
+            tracking: Default::default(),
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

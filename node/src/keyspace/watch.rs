@@ -9,6 +9,9 @@
 //!
 //! The set only records keys; which clients watch them (and what to do about it) is the
 //! transaction family's business (`command/txn.rs`), run by the executor after each command.
+//!
+//! The same hook feeds client-side caching: while some client tracks keys, `modified` logs
+//! every changed key and `exec::tracking` turns the log into invalidations.
 
 use std::collections::HashMap;
 
@@ -22,6 +25,9 @@ pub struct WatchSet {
     touched: Vec<Box<[u8]>>,
     /// Every mutation of the database, watched or not (see `Db::changes`).
     pub changes: u64,
+    /// Every changed key, logged only while some client has CLIENT TRACKING on (see
+    /// `exec::tracking`); `None` otherwise, so the write path pays one branch.
+    pub modified: Option<Vec<Box<[u8]>>>,
 }
 
 impl WatchSet {
@@ -29,6 +35,12 @@ impl WatchSet {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// True when a change must be recorded: someone watches a key here, or tracking is on.
+    #[inline]
+    pub fn wants_marks(&self) -> bool {
+        !self.keys.is_empty() || self.modified.is_some()
     }
 
     /// How many distinct keys are watched (INFO `total_watched_keys`).
@@ -42,6 +54,9 @@ impl WatchSet {
         self.changes += 1;
         if !self.keys.is_empty() && self.keys.contains_key(key) {
             self.touched.push(key.into());
+        }
+        if let Some(log) = self.modified.as_mut() {
+            log.push(key.into());
         }
     }
 
