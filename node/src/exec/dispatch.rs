@@ -144,7 +144,7 @@ pub fn dispatch_parsed(
                 // `util::tsc`); `latency-tracking no` skips them.
                 let started = srv.time_commands.then(crate::util::tsc::now);
                 // Client-side caching: one branch while nobody tracks (see `tracking`).
-                let tracked = srv.tracking.clients > 0;
+                let tracked = srv.tracking.active;
                 if tracked {
                     super::tracking::enter(srv, clients, idx);
                 }
@@ -278,7 +278,7 @@ fn finish(
         _ => {}
     }
     reply.resp3 = c.st.resp3;
-    if srv.tracking.clients > 0 {
+    if srv.tracking.active {
         // The running client's own invalidations follow its reply (even under CLIENT REPLY
         // OFF: pushes are not replies).
         super::tracking::finish(srv, clients, reply, idx, name);

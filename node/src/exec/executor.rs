@@ -252,7 +252,7 @@ impl Executor {
             }
             // Client-side caching (Valkey's `beforeSleep`): invalidations for keys changed
             // outside commands, the table bound, BCAST broadcasts.
-            if self.srv.tracking.clients > 0 {
+            if self.srv.tracking.active {
                 super::tracking::before_sleep(&mut self.srv, &mut self.clients);
                 self.queue_subscribers();
             }

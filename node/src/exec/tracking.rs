@@ -13,8 +13,8 @@
 //!   each database logs the keys it changes; the log is drained after every command (so the
 //!   running client's own invalidations follow its reply, as Valkey's
 //!   `tracking_pending_keys`) and at the end of each loop iteration (active expiry, eviction,
-//!   replication, slot migration). With no tracking client the log is off: the cost on the
-//!   write path is one branch in `mark` and one per command in the dispatcher.
+//!   replication, slot migration). While tracking is inactive the log is off: the cost on the
+//!   write path is one branch in `mark` and two per command in the dispatcher.
 //! - **Delivery.** A RESP3 client gets `>2 invalidate [keys]` pushes; a client redirecting to
 //!   another gets them there — as a push if the target speaks RESP3, as a `message` on
 //!   `__redis__:invalidate` if it is a RESP2 subscriber, not at all otherwise. A redirect target
@@ -22,8 +22,11 @@
 //!   `tracking-redir-broken`. Output for other clients is queued with `Client::send` and the
 //!   client is put on `pubsub.dirty`, so the normal write path (I/O threads) sends it.
 //!
-//! Invariant: `Tracking::clients` counts the clients whose `ClientState::tracking` is `Some`,
-//! and every database's modified-key log is on exactly while it is non-zero. Table entries
+//! Invariant: `Tracking::clients` counts the clients whose `ClientState::tracking` is `Some`;
+//! `Tracking::active` (and every database's modified-key log) is on exactly while that count
+//! is non-zero or the key table still holds entries. The table keeps the entries of clients
+//! that turned tracking off or left until their key changes or a flush (as Valkey), so after
+//! the last tracking client the hooks stay on until those stale entries are gone. Table entries
 //! hold (id, slab index) pairs and are checked against the slab by id before use, so entries
 //! of clients that left (removed lazily, as Valkey does) are never delivered to.
 
@@ -85,8 +88,10 @@ struct Bcast {
 /// Node-wide tracking state, owned by the executor.
 #[derive(Debug, Default)]
 pub struct Tracking {
-    /// Clients with tracking on (INFO `tracking_clients`); 0 keeps every hook idle.
+    /// Clients with tracking on (INFO `tracking_clients`).
     pub clients: usize,
+    /// Some client tracks or the table holds entries: the hooks run. False keeps them idle.
+    pub active: bool,
     /// Key → trackers, sorted by id. An `IndexMap` so the size bound can pick random keys.
     table: IndexMap<Box<[u8]>, Vec<Tracker>>,
     /// Trackers over all keys, stale ones included (INFO `tracking_total_items`).
@@ -163,9 +168,7 @@ pub fn enable(srv: &mut Server, clients: &mut Slab<Client>, idx: usize, opts: Op
     let st = &mut clients[idx].st;
     if st.tracking.is_none() {
         srv.tracking.clients += 1;
-        if srv.tracking.clients == 1 {
-            set_logs(srv, true);
-        }
+        refresh(srv);
     }
     let t = st.tracking.get_or_insert_with(Default::default);
     let (redirect, redirect_idx) = opts.redirect.unwrap_or((0, 0));
@@ -202,9 +205,21 @@ pub fn disable(srv: &mut Server, st: &mut ClientState, idx: usize) {
         }
     }
     srv.tracking.clients -= 1;
-    if srv.tracking.clients == 0 {
-        set_logs(srv, false);
-        srv.tracking.pending.clear();
+    refresh(srv);
+}
+
+/// Keeps `active` and the databases' logs in step: on while a client tracks or the table
+/// still holds entries (stale ones go when their key changes or on a flush, as in Valkey).
+fn refresh(srv: &mut Server) {
+    let want = srv.tracking.clients > 0 || !srv.tracking.table.is_empty();
+    if want != srv.tracking.active {
+        srv.tracking.active = want;
+        set_logs(srv, want);
+        if !want {
+            srv.tracking.pending.clear();
+            srv.tracking.depth = 0;
+            srv.tracking.current = None;
+        }
     }
 }
 
@@ -227,6 +242,9 @@ pub fn after_command(srv: &mut Server, clients: &mut Slab<Client>, meta: &Comman
         remember_keys(srv, clients, meta, args);
     }
     srv.tracking.depth = srv.tracking.depth.saturating_sub(1);
+    if srv.tracking.depth == 0 {
+        refresh(srv);
+    }
 }
 
 /// After a command or its refusal (dispatcher's `finish`): at the outermost level, sends the
@@ -368,6 +386,9 @@ pub fn flushed(srv: &mut Server, clients: &mut Slab<Client>) {
     if !old.is_empty() {
         srv.free_later(old);
     }
+    if srv.tracking.depth == 0 {
+        refresh(srv);
+    }
 }
 
 /// The value part of an invalidation.
@@ -468,7 +489,7 @@ fn deliver(
 /// invalidations for keys changed outside commands (expiry, eviction, replication), the table
 /// size bound, then the BCAST broadcasts.
 pub fn before_sleep(srv: &mut Server, clients: &mut Slab<Client>) {
-    if srv.tracking.clients == 0 {
+    if !srv.tracking.active {
         return;
     }
     // A database created since tracking started (a full resync) gets its log here.
@@ -481,6 +502,7 @@ pub fn before_sleep(srv: &mut Server, clients: &mut Slab<Client>) {
     let max = srv.config.get_i64("tracking-table-max-keys").max(0) as usize;
     limit_table(srv, clients, max);
     broadcast(srv, clients);
+    refresh(srv);
 }
 
 /// Valkey's `trackingLimitUsedSlots`: over `max` keys (0: no bound), drops random keys with an
