@@ -183,7 +183,7 @@ pub fn dispatch_parsed(
                     crate::replication::primary::exec_end(srv);
                 }
                 if tracked {
-                    super::tracking::after_command(srv, clients, entry.meta, args);
+                    super::tracking::after_command(srv, clients, (idx, &mut *reply), entry.meta, args);
                 }
                 let blocked = clients[idx].st.blocked;
                 if write && !blocked && srv.repl.active() && srv.master.is_none() {

@@ -236,8 +236,17 @@ pub fn enter(srv: &mut Server, clients: &Slab<Client>, idx: usize) {
 
 /// The command entered with [`enter`] ran: sends the invalidations of the keys it changed,
 /// then remembers the keys it read (Valkey's `trackingRememberKeys`, after the command).
-pub fn after_command(srv: &mut Server, clients: &mut Slab<Client>, meta: &CommandMeta, args: &[Bytes]) {
-    drain_modified(srv, clients);
+///
+/// `me` is the client that ran it and its reply buffer: a message for it (as a redirect target)
+/// goes there, in order with its earlier replies, as Valkey appends it to the client's buffer.
+pub fn after_command(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    me: (usize, &mut Reply),
+    meta: &CommandMeta,
+    args: &[Bytes],
+) {
+    drain_modified(srv, clients, Some(me));
     if srv.tracking.clients > 0 && meta.has_flag("readonly") {
         remember_keys(srv, clients, meta, args);
     }
@@ -287,14 +296,15 @@ fn null_of(resp3: bool) -> &'static [u8] {
 }
 
 /// Drains every database's modified-key log into invalidations.
-fn drain_modified(srv: &mut Server, clients: &mut Slab<Client>) {
+fn drain_modified(srv: &mut Server, clients: &mut Slab<Client>, mut me: Option<(usize, &mut Reply)>) {
     for i in 0..srv.dbs.len() {
         let keys = match srv.dbs[i].watch.modified.as_mut() {
             Some(log) if !log.is_empty() => std::mem::take(log),
             _ => continue,
         };
         for key in &keys {
-            invalidate_key(srv, clients, key, true);
+            let me = me.as_mut().map(|(i, r)| (*i, &mut **r));
+            invalidate_key(srv, clients, key, true, me);
         }
         // Hand the buffer back so a busy log does not reallocate every command.
         if let Some(log) = srv.dbs[i].watch.modified.as_mut() {
@@ -337,7 +347,13 @@ fn remember_keys(srv: &mut Server, clients: &Slab<Client>, meta: &CommandMeta, a
 
 /// Valkey's `trackingInvalidateKey`: `bcast` also collects the key for BCAST prefixes (false
 /// when the table bound drops a key that did not change).
-fn invalidate_key(srv: &mut Server, clients: &mut Slab<Client>, key: &[u8], bcast: bool) {
+fn invalidate_key(
+    srv: &mut Server,
+    clients: &mut Slab<Client>,
+    key: &[u8],
+    bcast: bool,
+    mut me: Option<(usize, &mut Reply)>,
+) {
     let tr = &mut srv.tracking;
     let current = if tr.depth > 0 { tr.current } else { None };
     if bcast && !tr.prefixes.is_empty() {
@@ -349,7 +365,7 @@ fn invalidate_key(srv: &mut Server, clients: &mut Slab<Client>, key: &[u8], bcas
         }
     }
     let Some(ids) = tr.table.swap_remove(key) else { return };
-    tr.items -= ids.len() as u64;
+    tr.items = tr.items.saturating_sub(ids.len() as u64);
     for (id, idx) in ids {
         let Some(c) = clients.get(idx).filter(|c| c.st.id == id) else { continue };
         let Some(t) = c.st.tracking.as_ref().filter(|t| !t.bcast) else { continue };
@@ -360,7 +376,8 @@ fn invalidate_key(srv: &mut Server, clients: &mut Slab<Client>, key: &[u8], bcas
         if own {
             srv.tracking.pending.push(Some(key.into()));
         } else {
-            send(clients, &mut srv.pubsub.dirty, idx, Payload::Key(key), None);
+            let me = me.as_mut().map(|(i, r)| (*i, &mut **r));
+            send(clients, &mut srv.pubsub.dirty, idx, Payload::Key(key), me);
         }
     }
 }
@@ -411,7 +428,8 @@ fn send(
     let Some(c) = clients.get_mut(idx) else { return };
     let Some(t) = c.st.tracking.as_mut() else { return };
     let mut target = idx;
-    if t.redirect != 0 {
+    let redirected = t.redirect != 0;
+    if redirected {
         let (rid, ridx) = (t.redirect, t.redirect_idx);
         let alive = clients.get(ridx).is_some_and(|r| r.st.id == rid && !r.st.close_asap);
         if !alive {
@@ -434,7 +452,7 @@ fn send(
     let mut buf = BytesMut::with_capacity(48 + payload_len(&payload));
     if to.resp3 {
         buf.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
-    } else if target != idx && to.subs.is_some() {
+    } else if redirected && to.subs.is_some() {
         buf.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
     } else {
         // RESP2 without a redirect to a subscriber: nowhere to send it.
@@ -498,7 +516,7 @@ pub fn before_sleep(srv: &mut Server, clients: &mut Slab<Client>) {
     }
     srv.tracking.depth = 0;
     srv.tracking.current = None;
-    drain_modified(srv, clients);
+    drain_modified(srv, clients, None);
     let max = srv.config.get_i64("tracking-table-max-keys").max(0) as usize;
     limit_table(srv, clients, max);
     broadcast(srv, clients);
@@ -517,7 +535,7 @@ fn limit_table(srv: &mut Server, clients: &mut Slab<Client>, max: usize) {
         effort -= 1;
         let i = fastrand::usize(..srv.tracking.table.len());
         let Some(key) = srv.tracking.table.get_index(i).map(|(k, _)| k.clone()) else { break };
-        invalidate_key(srv, clients, &key, false);
+        invalidate_key(srv, clients, &key, false, None);
         if srv.tracking.table.len() <= max {
             srv.tracking.over_limit_rounds = 0;
             return;
