@@ -2,8 +2,9 @@
 //! writer: default-mode invalidations after another client's SET / DEL / PEXPIRE and the key's
 //! expiry, FLUSHALL's null, BCAST prefixes batched per event-loop iteration, OPTIN / OPTOUT,
 //! NOLOOP, a RESP2 client redirecting to a `__redis__:invalidate` subscriber, a RESP3 redirect
-//! target, and the `tracking-redir-broken` push when the target leaves. Every scenario is a
-//! `reference` test: it also runs against redis-server, so the expected bytes are Redis's own.
+//! target, the `tracking-redir-broken` push when the target leaves, MULTI/EXEC, scripts, RENAME
+//! and MOVE, and a replica's clients hearing the primary's writes. Every two-client scenario is
+//! a `reference` test: it also runs against redis-server, so the expected bytes are Redis's own.
 //! Pushes are awaited with bounded reads, never with sleeps. redis-py's client-side cache
 //! (`CacheConfig`, RESP3) runs last.
 
@@ -273,6 +274,69 @@ io_threads_test!(reference fn reset_and_close_turn_tracking_off(n) {
     admin.run("SET k2 v");
     assert!(admin.run("INFO stats").contains("tracking_total_keys:0\r\n"));
 });
+
+io_threads_test!(reference fn transactions_scripts_and_rename(n) {
+    let srv = Server::start(n, &[]);
+    let mut c = resp3(&srv);
+    let mut w = srv.connect();
+    c.run("CLIENT TRACKING on");
+    // Keys read inside MULTI are tracked; the own invalidation follows EXEC's whole reply.
+    c.run("MULTI");
+    c.run("GET t1");
+    c.run("SET t1 x");
+    assert_eq!(c.run("EXEC"), "*2\r\n_\r\n+OK\r\n");
+    assert_eq!(c.read_text(), inv(&["t1"]));
+    // A script's reads are tracked for the calling client; EVAL's own keys are not.
+    assert_eq!(c.cmd(&["EVAL", "return 1", "1", "notread"]).unwrap(), b":1\r\n");
+    let get = "return redis.call('GET', KEYS[1])";
+    assert_eq!(c.cmd(&["EVAL", get, "1", "s1"]).unwrap(), b"_\r\n");
+    w.run("MSET notread 1 s1 1");
+    assert_eq!(c.read_text(), inv(&["s1"]));
+    // RENAME changes both keys; MOVE and COPY change the keys they write.
+    c.run("MGET r1 r2");
+    w.run("SET r1 v");
+    assert_eq!(c.read_text(), inv(&["r1"]));
+    c.run("MGET r1 r2");
+    assert_eq!(w.run("RENAME r1 r2"), "+OK\r\n");
+    let mut got = vec![c.read_text(), c.read_text()];
+    got.sort();
+    assert_eq!(got, vec![inv(&["r1"]), inv(&["r2"])]);
+    c.run("GET m1");
+    assert_eq!(w.run("MOVE r2 1"), ":1\r\n");
+    w.run("SET m1 x");
+    assert_eq!(c.read_text(), inv(&["m1"]));
+    // Keys are not per database: a write in db 1 invalidates a read in db 0.
+    c.run("GET shared");
+    w.run("SELECT 1");
+    w.run("SET shared 1");
+    assert_eq!(c.read_text(), inv(&["shared"]));
+});
+
+#[test]
+fn replica_clients_hear_the_primarys_writes() {
+    let primary = ShoalNode::start(&[]);
+    let replica = ShoalNode::start(&[]);
+    let mut p = primary.connect();
+    let mut admin = replica.connect();
+    assert_eq!(admin.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    p.run("SET k v1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.run("GET k") != "$2\r\nv1\r\n" {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::yield_now();
+    }
+    let mut c = replica.connect();
+    c.send_cmd(&["HELLO", "3"]).unwrap();
+    c.read_value().unwrap();
+    c.run("CLIENT TRACKING on");
+    assert_eq!(c.run("GET k"), "$2\r\nv1\r\n");
+    // The write arrives over the replication stream and invalidates on the replica.
+    p.run("SET k v2");
+    assert_eq!(c.read_text(), inv(&["k"]));
+    assert_eq!(c.run("GET k"), "$2\r\nv2\r\n");
+    p.run("FLUSHALL");
+    assert_eq!(c.read_text(), INV_ALL);
+}
 
 #[test]
 fn redis_py_client_side_cache() {

@@ -297,6 +297,9 @@ fn null_of(resp3: bool) -> &'static [u8] {
 
 /// Drains every database's modified-key log into invalidations.
 fn drain_modified(srv: &mut Server, clients: &mut Slab<Client>, mut me: Option<(usize, &mut Reply)>) {
+    if srv.loading {
+        return discard_changes(srv);
+    }
     for i in 0..srv.dbs.len() {
         let keys = match srv.dbs[i].watch.modified.as_mut() {
             Some(log) if !log.is_empty() => std::mem::take(log),
@@ -313,6 +316,17 @@ fn drain_modified(srv: &mut Server, clients: &mut Slab<Client>, mut me: Option<(
                 keys.clear();
                 *log = keys;
             }
+        }
+    }
+}
+
+/// Forgets the logged changes: a full sync loaded them. The flush before it already told
+/// every tracking client, and loaded keys are no changes to broadcast (Valkey's load signals
+/// nothing).
+pub fn discard_changes(srv: &mut Server) {
+    for db in &mut srv.dbs {
+        if let Some(log) = db.watch.modified.as_mut() {
+            log.clear();
         }
     }
 }
