@@ -93,7 +93,7 @@ pub struct Tracking {
     /// Some client tracks or the table holds entries: the hooks run. False keeps them idle.
     pub active: bool,
     /// Key → trackers, sorted by id. An `IndexMap` so the size bound can pick random keys.
-    table: IndexMap<Box<[u8]>, Vec<Tracker>>,
+    table: IndexMap<Box<[u8]>, Vec<Tracker>, foldhash::fast::RandomState>,
     /// Trackers over all keys, stale ones included (INFO `tracking_total_items`).
     items: u64,
     prefixes: BTreeMap<Box<[u8]>, Bcast>,
@@ -127,7 +127,7 @@ impl Tracking {
 fn set_logs(srv: &mut Server, on: bool) {
     for db in &mut srv.dbs {
         if on && db.watch.modified.is_none() {
-            db.watch.modified = Some(Vec::new());
+            db.watch.modified = Some(Default::default());
         } else if !on {
             db.watch.modified = None;
         }
@@ -301,18 +301,18 @@ fn drain_modified(srv: &mut Server, clients: &mut Slab<Client>, mut me: Option<(
         return discard_changes(srv);
     }
     for i in 0..srv.dbs.len() {
-        let keys = match srv.dbs[i].watch.modified.as_mut() {
+        let mut keys = match srv.dbs[i].watch.modified.as_mut() {
             Some(log) if !log.is_empty() => std::mem::take(log),
             _ => continue,
         };
-        for key in &keys {
+        for k in 0..keys.len() {
+            let Some(key) = keys.get(k) else { break };
             let me = me.as_mut().map(|(i, r)| (*i, &mut **r));
             invalidate_key(srv, clients, key, true, me);
         }
-        // Hand the buffer back so a busy log does not reallocate every command.
+        // Hand the buffers back so a busy log does not reallocate every command.
         if let Some(log) = srv.dbs[i].watch.modified.as_mut() {
             if log.is_empty() {
-                let mut keys = keys;
                 keys.clear();
                 *log = keys;
             }

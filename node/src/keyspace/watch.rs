@@ -25,9 +25,45 @@ pub struct WatchSet {
     touched: Vec<Box<[u8]>>,
     /// Every mutation of the database, watched or not (see `Db::changes`).
     pub changes: u64,
-    /// Every changed key, logged only while some client has CLIENT TRACKING on (see
+    /// Every changed key, logged only while client tracking is active (see
     /// `exec::tracking`); `None` otherwise, so the write path pays one branch.
-    pub modified: Option<Vec<Box<[u8]>>>,
+    pub modified: Option<KeyLog>,
+}
+
+/// Key names in one buffer (no allocation per key once the buffers have grown).
+#[derive(Debug, Default)]
+pub struct KeyLog {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyLog {
+    #[inline]
+    pub fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Empties the log, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The `i`th key logged.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start..end)
+    }
 }
 
 impl WatchSet {
@@ -56,7 +92,7 @@ impl WatchSet {
             self.touched.push(key.into());
         }
         if let Some(log) = self.modified.as_mut() {
-            log.push(key.into());
+            log.push(key);
         }
     }
 
