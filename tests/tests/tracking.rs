@@ -3,7 +3,7 @@
 //! expiry, FLUSHALL's null, BCAST prefixes batched per event-loop iteration, OPTIN / OPTOUT,
 //! NOLOOP, a RESP2 client redirecting to a `__redis__:invalidate` subscriber, a RESP3 redirect
 //! target, the `tracking-redir-broken` push when the target leaves, MULTI/EXEC, scripts, RENAME
-//! and MOVE, and a replica's clients hearing the primary's writes. Every two-client scenario is
+//! and MOVE, eviction, and a replica's clients hearing the primary's writes. Every two-client scenario is
 //! a `reference` test: it also runs against redis-server, so the expected bytes are Redis's own.
 //! Pushes are awaited with bounded reads, never with sleeps. redis-py's client-side cache
 //! (`CacheConfig`, RESP3) runs last.
@@ -336,6 +336,26 @@ fn replica_clients_hear_the_primarys_writes() {
     assert_eq!(c.run("GET k"), "$2\r\nv2\r\n");
     p.run("FLUSHALL");
     assert_eq!(c.read_text(), INV_ALL);
+}
+
+#[test]
+fn eviction_invalidates() {
+    let node = ShoalNode::start(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]);
+    let mut c = node.connect();
+    c.send_cmd(&["HELLO", "3"]).unwrap();
+    c.read_value().unwrap();
+    let mut w = node.connect();
+    w.run("SET a 1");
+    c.run("CLIENT TRACKING on");
+    assert_eq!(c.run("GET a"), "$1\r\n1\r\n");
+    let value = "x".repeat(1000);
+    let mut i = 0;
+    while w.run("EXISTS a") == ":1\r\n" {
+        assert!(i < 100_000, "a was never evicted");
+        w.cmd(&["SET", &format!("fill:{i}"), &value]).unwrap();
+        i += 1;
+    }
+    assert_eq!(c.read_text(), inv(&["a"]));
 }
 
 #[test]
