@@ -3,7 +3,8 @@
 //! expiry, FLUSHALL's null, BCAST prefixes batched per event-loop iteration, OPTIN / OPTOUT,
 //! NOLOOP, a RESP2 client redirecting to a `__redis__:invalidate` subscriber, a RESP3 redirect
 //! target, the `tracking-redir-broken` push when the target leaves, MULTI/EXEC, scripts, RENAME
-//! and MOVE, eviction, and a replica's clients hearing the primary's writes. Every two-client scenario is
+//! and MOVE, eviction, keys a slot migration moves away, and a replica's clients hearing the
+//! primary's writes. Every two-client scenario is
 //! a `reference` test: it also runs against redis-server, so the expected bytes are Redis's own.
 //! Pushes are awaited with bounded reads, never with sleeps. redis-py's client-side cache
 //! (`CacheConfig`, RESP3) runs last.
@@ -356,6 +357,33 @@ fn eviction_invalidates() {
         i += 1;
     }
     assert_eq!(c.read_text(), inv(&["a"]));
+}
+
+#[test]
+fn slot_migration_invalidates_the_keys_it_moves_away() {
+    use shoal_e2e::cluster::{key_in_slot, migrations, wait_for, Cluster};
+    let c = Cluster::start(2);
+    let slot = 0u16;
+    let src = c.owner(slot);
+    let dst = 1 - src;
+    let key = key_in_slot(slot, "cached");
+    let mut t = c.node(src).node.connect();
+    t.send_cmd(&["HELLO", "3"]).unwrap();
+    t.read_value().unwrap();
+    assert_eq!(t.run("CLIENT TRACKING on"), "+OK\r\n");
+    assert_eq!(t.cmd(&["SET", key.as_str(), "v"]).unwrap(), b"+OK\r\n");
+    assert_eq!(t.cmd(&["GET", key.as_str()]).unwrap(), b"$1\r\nv\r\n");
+    let r =
+        c.node(src).run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE {slot} {slot} NODE {}", c.node(dst).id));
+    assert_eq!(r, "+OK\r\n");
+    wait_for(Duration::from_secs(60), "the export to finish", || {
+        migrations(c.node(src)).into_iter().rev().find(|j| {
+            j.get("operation").map(String::as_str) == Some("EXPORT")
+                && j.get("state").map(String::as_str) == Some("success")
+        })
+    });
+    // The source deletes the keys it handed over: the reader is told.
+    assert_eq!(t.read_text(), inv(&[key.as_str()]));
 }
 
 #[test]
