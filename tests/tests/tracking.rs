@@ -76,7 +76,7 @@ io_threads_test!(reference fn default_mode_set_del_expire_and_expiry(n) {
     assert_eq!(c.read_text(), inv(&["a"]));
     // PEXPIRE changes the key; then its expiry (active, nobody reads it) deletes it.
     assert_eq!(c.run("GET a"), "$1\r\n4\r\n");
-    assert_eq!(w.run("PEXPIRE a 300"), ":1\r\n");
+    assert_eq!(w.run("PEXPIRE a 1000"), ":1\r\n");
     assert_eq!(c.read_text(), inv(&["a"]));
     assert_eq!(c.run("GET a"), "$1\r\n4\r\n");
     assert_eq!(c.read_text(), inv(&["a"]), "expiry invalidates");

@@ -172,3 +172,22 @@ fn reset_and_errors() {
     assert!(h.srv.dbs.iter().all(|d| d.watch.modified.is_none()), "the write path is idle again");
     assert_eq!(h.run("CLIENT GETREDIR"), ":-1\r\n");
 }
+
+#[test]
+fn client_list_flags_and_redir() {
+    let mut h = Harness::default();
+    let field = |h: &mut Harness, name: &str| {
+        let info = h.run("CLIENT INFO");
+        let start = info.find(&format!(" {name}=")).map(|i| i + name.len() + 2).unwrap_or(0);
+        info[start..].split(' ').next().unwrap_or("").to_string()
+    };
+    assert_eq!((field(&mut h, "flags"), field(&mut h, "redir")), ("N".into(), "-1".into()));
+    h.run("CLIENT TRACKING on BCAST");
+    assert_eq!((field(&mut h, "flags"), field(&mut h, "redir")), ("tB".into(), "0".into()));
+    h.run("CLIENT TRACKING off");
+    let other = h.add_client();
+    let id = h.clients[other].st.id;
+    h.run(&format!("CLIENT TRACKING on REDIRECT {id}"));
+    assert_eq!((field(&mut h, "flags"), field(&mut h, "redir")), ("t".into(), id.to_string()));
+    assert_eq!(h.run("CLIENT GETREDIR"), format!(":{id}\r\n"));
+}
