@@ -32,12 +32,14 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use indexmap::IndexMap;
 use slab::Slab;
 
 use super::client::{Client, ClientState};
+use super::pubsub::PubSub;
 use super::server::Server;
 use crate::command::meta::CommandMeta;
 use crate::protocol::Reply;
@@ -273,7 +275,7 @@ pub fn finish(srv: &mut Server, clients: &mut Slab<Client>, reply: &mut Reply, i
                     Some(k) => Payload::Key(k),
                     None => Payload::Proto(null_of(c.st.resp3)),
                 };
-                send(clients, &mut srv.pubsub.dirty, cur, payload, Some((idx, &mut *reply)));
+                send(clients, &mut sink(srv), cur, payload, Some((idx, &mut *reply)));
             }
         }
     }
@@ -391,7 +393,7 @@ fn invalidate_key(
             srv.tracking.pending.push(Some(key.into()));
         } else {
             let me = me.as_mut().map(|(i, r)| (*i, &mut **r));
-            send(clients, &mut srv.pubsub.dirty, idx, Payload::Key(key), me);
+            send(clients, &mut sink(srv), idx, Payload::Key(key), me);
         }
     }
 }
@@ -408,7 +410,7 @@ pub fn flushed(srv: &mut Server, clients: &mut Slab<Client>) {
                 srv.tracking.pending.push(None);
             } else {
                 let null = null_of(clients[idx].st.resp3);
-                send(clients, &mut srv.pubsub.dirty, idx, Payload::Proto(null), None);
+                send(clients, &mut sink(srv), idx, Payload::Proto(null), None);
             }
         }
     }
@@ -434,7 +436,7 @@ enum Payload<'a> {
 /// being built, if any: its messages go there, after the reply.
 fn send(
     clients: &mut Slab<Client>,
-    dirty: &mut Vec<usize>,
+    out: &mut Sink,
     idx: usize,
     payload: Payload,
     me: Option<(usize, &mut Reply)>,
@@ -456,7 +458,7 @@ fn send(
                 buf.extend_from_slice(b">2\r\n$21\r\ntracking-redir-broken\r\n:");
                 buf.extend_from_slice(itoa::Buffer::new().format(rid).as_bytes());
                 buf.extend_from_slice(b"\r\n");
-                deliver(clients, dirty, idx, buf.freeze(), me);
+                deliver(clients, out, idx, buf.freeze(), me);
             }
             return;
         }
@@ -482,7 +484,7 @@ fn send(
         }
         Payload::Proto(p) => buf.extend_from_slice(p),
     }
-    deliver(clients, dirty, target, buf.freeze(), me);
+    deliver(clients, out, target, buf.freeze(), me);
 }
 
 fn payload_len(p: &Payload) -> usize {
@@ -492,18 +494,30 @@ fn payload_len(p: &Payload) -> usize {
     }
 }
 
+/// Where messages for other clients go: their queues, the pub/sub write list and output limits.
+struct Sink<'a> {
+    ps: &'a mut PubSub,
+    kill_pending: &'a mut bool,
+    now: Instant,
+}
+
+fn sink(srv: &mut Server) -> Sink<'_> {
+    Sink { ps: &mut srv.pubsub, kill_pending: &mut srv.kill_pending, now: srv.now }
+}
+
 /// Appends a message to a client's output: the reply being built when it is that client's,
-/// otherwise its queue, marking it for the write path.
+/// otherwise its queue, marking it for the write path. A subscriber (a RESP2 redirect target)
+/// is held to the pubsub class's output limits, as pub/sub messages are.
 fn deliver(
     clients: &mut Slab<Client>,
-    dirty: &mut Vec<usize>,
+    out: &mut Sink,
     idx: usize,
     msg: Bytes,
     me: Option<(usize, &mut Reply)>,
 ) {
-    if let Some((m, out)) = me {
+    if let Some((m, reply)) = me {
         if m == idx {
-            out.buf.extend_from_slice(&msg);
+            reply.buf.extend_from_slice(&msg);
             return;
         }
     }
@@ -512,8 +526,11 @@ fn deliver(
         return;
     }
     c.send(msg);
-    if dirty.last() != Some(&idx) {
-        dirty.push(idx);
+    if c.st.subs.is_some() && super::pubsub::over_limit(out.ps, clients, idx, out.now, out.kill_pending) {
+        return;
+    }
+    if out.ps.dirty.last() != Some(&idx) {
+        out.ps.dirty.push(idx);
     }
 }
 
@@ -576,10 +593,10 @@ fn broadcast(srv: &mut Server, clients: &mut Slab<Client>) {
             let noloop = c.st.tracking.as_ref().is_some_and(|t| t.noloop);
             if noloop {
                 if let Some(own) = keys_array(&keys, Some(id)) {
-                    send(clients, &mut srv.pubsub.dirty, idx, Payload::Proto(&own), None);
+                    send(clients, &mut sink(srv), idx, Payload::Proto(&own), None);
                 }
             } else if let Some(all) = all.as_ref() {
-                send(clients, &mut srv.pubsub.dirty, idx, Payload::Proto(all), None);
+                send(clients, &mut sink(srv), idx, Payload::Proto(all), None);
             }
         }
     }

@@ -191,3 +191,21 @@ fn client_list_flags_and_redir() {
     assert_eq!((field(&mut h, "flags"), field(&mut h, "redir")), ("t".into(), id.to_string()));
     assert_eq!(h.run("CLIENT GETREDIR"), format!(":{id}\r\n"));
 }
+
+#[test]
+fn redirect_subscriber_is_held_to_the_pubsub_output_limit() {
+    let mut h = Harness::default();
+    let sub = h.add_client();
+    let w = h.add_client();
+    let set: &[&[u8]] = &[b"CONFIG", b"SET", b"client-output-buffer-limit", b"pubsub 200 0 0"];
+    assert_eq!(h.run_as(0, set), b"+OK\r\n");
+    run(&mut h, sub, "SUBSCRIBE __redis__:invalidate");
+    let id = h.clients[sub].st.id;
+    h.run(&format!("CLIENT TRACKING on REDIRECT {id}"));
+    for i in 0..10 {
+        h.run(&format!("GET key:{i}"));
+        run(&mut h, w, &format!("SET key:{i} v"));
+    }
+    assert!(h.clients[sub].st.close_asap, "the subscriber went over 200 bytes of pending output");
+    assert_eq!(h.srv.pubsub.limit_disconnections, 1);
+}
