@@ -9,7 +9,7 @@
 //!   matches a prefix is collected, and once per executor loop iteration (Valkey's
 //!   `beforeSleep`) every prefix sends its collected keys, in key order, as one array.
 //! - **Where changes are seen.** Every mutation of a database goes through `WatchSet::mark`
-//!   (`keyspace/watch.rs`), which WATCH already relies on. While at least one client tracks,
+//!   (`keyspace/watch.rs`), which WATCH already relies on. While tracking is active (below),
 //!   each database logs the keys it changes; the log is drained after every command (so the
 //!   running client's own invalidations follow its reply, as Valkey's
 //!   `tracking_pending_keys`) and at the end of each loop iteration (active expiry, eviction,
