@@ -16,7 +16,7 @@ IMPLEMENTED = {
     "ping": None, "echo": None, "hello": None, "auth": None, "select": None, "quit": None,
     "reset": None,
     "client": ["id", "setname", "getname", "list", "info", "kill", "setinfo", "no-evict",
-               "no-touch", "reply", "help", "capa"],
+               "no-touch", "reply", "help", "capa", "tracking", "caching", "getredir", "trackinginfo"],
     # server
     "info": None, "config": ["get", "set", "resetstat", "rewrite", "help"],
     "command": ["count", "info", "list", "docs", "getkeys", "getkeysandflags", "help"],

@@ -36,10 +36,6 @@ REASONS = {
     "cluster|forget": PUSHED, "cluster|meet": PUSHED, "cluster|replicate": PUSHED, "cluster|reset": PUSHED,
     "cluster|saveconfig": PUSHED, "cluster|set-config-epoch": PUSHED,
     "cluster|slot-stats": "Valkey 8's per-slot statistics are not built yet",
-    "client|caching": "client-side caching is in progress (issue 14)",
-    "client|getredir": "client-side caching is in progress (issue 14)",
-    "client|tracking": "client-side caching is in progress (issue 14)",
-    "client|trackinginfo": "client-side caching is in progress (issue 14)",
 }
 
 

@@ -96,6 +96,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.srv.monitors.remove(me);
     ctx.clients[me].st.monitor = false;
     crate::command::txn::discard_transaction(ctx.srv, &mut ctx.clients[me].st, me);
+    crate::exec::tracking::disable(ctx.srv, &mut ctx.clients[me].st, me);
     let c = ctx.client();
     c.db = 0;
     c.resp3 = false;

@@ -139,7 +139,7 @@ fn clients(ctx: &mut Ctx, out: &mut String) {
     field!(out, "maxclients", "{}", ctx.srv.config.get_i64("maxclients"));
     zeros(out, &["client_recent_max_input_buffer", "client_recent_max_output_buffer"]);
     field!(out, "blocked_clients", "{}", ctx.srv.blocking.blocked_clients());
-    zeros(out, &["tracking_clients"]);
+    field!(out, "tracking_clients", "{}", ctx.srv.tracking.clients);
     field!(out, "pubsub_clients", "{}", ctx.srv.pubsub.clients);
     let watching = ctx.clients.iter().filter(|(_, c)| !c.st.watched.is_empty()).count();
     field!(out, "watching_clients", "{watching}");
@@ -368,11 +368,12 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
             "active_defrag_key_misses",
             "total_active_defrag_time",
             "current_active_defrag_time",
-            "tracking_total_keys",
-            "tracking_total_items",
-            "tracking_total_prefixes",
         ],
     );
+    let tr = &srv.tracking;
+    field!(out, "tracking_total_keys", "{}", tr.total_keys());
+    field!(out, "tracking_total_items", "{}", tr.total_items());
+    field!(out, "tracking_total_prefixes", "{}", tr.total_prefixes());
     field!(out, "unexpected_error_replies", "{}", st.unexpected_error_replies);
     field!(out, "total_error_replies", "{}", st.total_error_replies);
     if let Some(bus) = ctx.srv.bus.as_ref() {

@@ -49,6 +49,7 @@ fn flushdb(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let old = ctx.db().clear();
     ctx.free_later(old);
+    crate::exec::tracking::flushed(ctx.srv, ctx.clients);
     ctx.out.ok();
 }
 
@@ -62,6 +63,7 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) {
             ctx.free_later(old);
         }
     }
+    crate::exec::tracking::flushed(ctx.srv, ctx.clients);
     ctx.out.ok();
 }
 

@@ -83,6 +83,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("maxmemory", Memory(0, u64::MAX), "0", true),
     d("maxmemory-policy", Enum(POLICIES), "noeviction", true),
     d("maxmemory-samples", Int(1, 64), "5", true),
+    d("tracking-table-max-keys", Int(0, i64::MAX), "1000000", true),
     d("maxmemory-eviction-tenacity", Int(0, 100), "10", true),
     d("lfu-log-factor", Int(0, MAXI), "10", true),
     d("lfu-decay-time", Int(0, MAXI), "1", true),

@@ -76,6 +76,9 @@ pub struct ClientState {
     pub monitor: bool,
     /// CLIENT CAPA redirect: a standalone replica answers `-REDIRECT primary` (see `gate`).
     pub capa_redirect: bool,
+    /// CLIENT TRACKING settings, `Some` exactly while tracking is on (see `tracking`), boxed
+    /// so other clients pay one pointer.
+    pub tracking: Option<Box<super::tracking::ClientTracking>>,
 }
 
 /// A transaction being queued.
@@ -138,6 +141,7 @@ impl ClientState {
             replica: false,
             monitor: false,
             capa_redirect: false,
+            tracking: None,
         }
     }
 }

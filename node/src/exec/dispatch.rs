@@ -143,6 +143,11 @@ pub fn dispatch_parsed(
                 // Per-command time costs two clock reads (the TSC where it is reliable, see
                 // `util::tsc`); `latency-tracking no` skips them.
                 let started = srv.time_commands.then(crate::util::tsc::now);
+                // Client-side caching: one branch while nobody tracks (see `tracking`).
+                let tracked = srv.tracking.active;
+                if tracked {
+                    super::tracking::enter(srv, clients, idx);
+                }
                 let mut ctx = Ctx {
                     srv,
                     clients,
@@ -179,6 +184,9 @@ pub fn dispatch_parsed(
                 }
                 if is_exec {
                     crate::replication::primary::exec_end(srv);
+                }
+                if tracked {
+                    super::tracking::after_command(srv, clients, (idx, &mut *reply), entry.meta, args);
                 }
                 let blocked = clients[idx].st.blocked;
                 if write && !blocked && srv.repl.active() && srv.master.is_none() {
@@ -281,6 +289,11 @@ fn finish(
         _ => {}
     }
     reply.resp3 = c.st.resp3;
+    if srv.tracking.active {
+        // The running client's own invalidations follow its reply (even under CLIENT REPLY
+        // OFF: pushes are not replies).
+        super::tracking::finish(srv, clients, reply, idx, name);
+    }
 }
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Valkey builds it.

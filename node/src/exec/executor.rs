@@ -250,6 +250,12 @@ impl Executor {
             if self.metrics.as_ref().is_some_and(|m| m.take_request()) {
                 self.publish_metrics();
             }
+            // Client-side caching (Valkey's `beforeSleep`): invalidations for keys changed
+            // outside commands, the table bound, BCAST broadcasts.
+            if self.srv.tracking.active {
+                super::tracking::before_sleep(&mut self.srv, &mut self.clients);
+                self.queue_subscribers();
+            }
         }
         self.shutdown();
         Ok(())
@@ -644,6 +650,7 @@ impl Executor {
         crate::replication::primary::on_close(&mut self.srv, idx, c.st.id);
         crate::replication::replica::on_close(&mut self.srv, idx, c.st.id);
         crate::command::txn::on_close(&mut self.srv, &mut c.st, idx);
+        super::tracking::disable(&mut self.srv, &mut c.st, idx);
         log::debug!("Client closed connection id={} addr={}", c.st.id, c.st.addr);
         self.clients.remove(idx);
         drop(io);

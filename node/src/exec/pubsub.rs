@@ -343,38 +343,48 @@ impl Fanout<'_> {
         }
     }
 
-    /// Valkey's `checkClientOutputBufferLimits` for the pubsub class: over the hard limit, or
-    /// over the soft limit for longer than its seconds, closes the subscriber (after logging
-    /// it, as `closeClientOnOutputBufferLimitReached` does).
     fn over_limit(&mut self, idx: usize) -> bool {
-        let ObufLimit { hard, soft, soft_seconds } = self.ps.limit;
-        if hard == 0 && soft == 0 {
-            return false;
-        }
-        let c = &mut self.clients[idx];
-        let used = c.pending_out_bytes() as u64;
-        let hard_hit = hard > 0 && used >= hard;
-        let mut soft_hit = false;
-        if soft > 0 && used >= soft {
-            match c.st.obuf_soft_since {
-                None => c.st.obuf_soft_since = Some(self.now),
-                Some(t) => soft_hit = self.now.saturating_duration_since(t).as_secs() > soft_seconds,
-            }
-        } else {
-            c.st.obuf_soft_since = None;
-        }
-        if !(hard_hit || soft_hit) {
-            return false;
-        }
-        let mut info = String::new();
-        crate::command::client_cmd::write_client_info(&mut info, c, self.now, None);
-        log::warn!("Client {info} scheduled to be closed ASAP for overcoming of output buffer limits.");
-        c.st.close_asap = true;
-        c.discard_pending();
-        self.ps.limit_disconnections += 1;
-        *self.kill_pending = true;
-        true
+        over_limit(self.ps, self.clients, idx, self.now, self.kill_pending)
     }
+}
+
+/// Valkey's `checkClientOutputBufferLimits` for the pubsub class: over the hard limit, or over
+/// the soft limit for longer than its seconds, closes the subscriber (after logging it, as
+/// `closeClientOnOutputBufferLimitReached` does). Also used for client-side caching messages.
+pub fn over_limit(
+    ps: &mut PubSub,
+    clients: &mut Slab<Client>,
+    idx: usize,
+    now: Instant,
+    kill_pending: &mut bool,
+) -> bool {
+    let ObufLimit { hard, soft, soft_seconds } = ps.limit;
+    if hard == 0 && soft == 0 {
+        return false;
+    }
+    let Some(c) = clients.get_mut(idx) else { return false };
+    let used = c.pending_out_bytes() as u64;
+    let hard_hit = hard > 0 && used >= hard;
+    let mut soft_hit = false;
+    if soft > 0 && used >= soft {
+        match c.st.obuf_soft_since {
+            None => c.st.obuf_soft_since = Some(now),
+            Some(t) => soft_hit = now.saturating_duration_since(t).as_secs() > soft_seconds,
+        }
+    } else {
+        c.st.obuf_soft_since = None;
+    }
+    if !(hard_hit || soft_hit) {
+        return false;
+    }
+    let mut info = String::new();
+    crate::command::client_cmd::write_client_info(&mut info, c, now, None);
+    log::warn!("Client {info} scheduled to be closed ASAP for overcoming of output buffer limits.");
+    c.st.close_asap = true;
+    c.discard_pending();
+    ps.limit_disconnections += 1;
+    *kill_pending = true;
+    true
 }
 
 /// Cluster mode: shard channels whose slot this node no longer owns lose their subscribers,

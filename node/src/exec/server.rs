@@ -129,6 +129,8 @@ pub struct Server {
     pub observe: super::observe::Observe,
     /// `busy-reply-threshold` in ms (read once per script; CONFIG SET updates it).
     pub busy_reply_ms: i64,
+    /// Client-side caching: tracking clients, the key table, BCAST prefixes (see `tracking`).
+    pub tracking: super::tracking::Tracking,
 }
 
 impl Server {
@@ -199,6 +201,7 @@ impl Server {
             monitors: Default::default(),
             bus: None,
             active_expire_enabled: true,
+            tracking: Default::default(),
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

@@ -757,10 +757,11 @@ impl<'a> EntryMut<'a> {
 
     /// Records an in-place change for WATCH.
     fn mark(&mut self) {
-        self.db.watch.changes += 1;
-        if !self.db.watch.is_empty() {
+        if self.db.watch.wants_marks() {
             let key: Box<[u8]> = self.key().into();
             self.db.watch.mark(&key);
+        } else {
+            self.db.watch.changes += 1;
         }
     }
 

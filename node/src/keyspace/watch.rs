@@ -9,6 +9,9 @@
 //!
 //! The set only records keys; which clients watch them (and what to do about it) is the
 //! transaction family's business (`command/txn.rs`), run by the executor after each command.
+//!
+//! The same hook feeds client-side caching: while some client tracks keys, `modified` logs
+//! every changed key and `exec::tracking` turns the log into invalidations.
 
 use std::collections::HashMap;
 
@@ -22,6 +25,46 @@ pub struct WatchSet {
     touched: Vec<Box<[u8]>>,
     /// Every mutation of the database, watched or not (see `Db::changes`).
     pub changes: u64,
+    /// Every changed key, logged only while client tracking is active (see
+    /// `exec::tracking`); `None` otherwise, so the write path pays one branch.
+    pub modified: Option<KeyLog>,
+}
+
+/// Key names in one buffer (no allocation per key once the buffers have grown).
+#[derive(Debug, Default)]
+pub struct KeyLog {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyLog {
+    /// Out of line: the write path's `mark` stays small while tracking is off.
+    #[inline(never)]
+    pub fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Empties the log, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The `i`th key logged.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start..end)
+    }
 }
 
 impl WatchSet {
@@ -29,6 +72,12 @@ impl WatchSet {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// True when a change must be recorded: someone watches a key here, or tracking is on.
+    #[inline]
+    pub fn wants_marks(&self) -> bool {
+        !self.keys.is_empty() || self.modified.is_some()
     }
 
     /// How many distinct keys are watched (INFO `total_watched_keys`).
@@ -42,6 +91,9 @@ impl WatchSet {
         self.changes += 1;
         if !self.keys.is_empty() && self.keys.contains_key(key) {
             self.touched.push(key.into());
+        }
+        if let Some(log) = self.modified.as_mut() {
+            log.push(key);
         }
     }
 

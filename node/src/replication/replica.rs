@@ -301,6 +301,8 @@ fn take_events(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                     let old = srv.dbs[i].clear();
                     srv.free_later(old);
                 }
+                // Client-side caching: everything cached from this replica is invalid.
+                crate::exec::tracking::flushed(srv, clients);
                 // Until the payload is loaded whole this node has no history.
                 srv.repl.replid = random_id();
                 srv.repl.offset = 0;
@@ -364,6 +366,7 @@ fn take_events(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                     stats.skipped_modules + stats.skipped_field_ttl
                 );
                 srv.loading = false;
+                crate::exec::tracking::discard_changes(srv);
                 start_history(srv, replid, offset);
                 return Some(Attach { socket, leftover });
             }

@@ -1,9 +1,10 @@
 //! CLIENT subcommands: the running connection's own settings (ID, SETNAME, GETNAME, SETINFO,
 //! REPLY, NO-EVICT, NO-TOUCH, HELP) here; introspection of every connection (LIST, INFO) in
-//! `list`, and CLIENT KILL in `kill`.
+//! `list`, CLIENT KILL in `kill`, and the client-side caching switches in `tracking`.
 
 mod kill;
 mod list;
+mod tracking;
 
 pub use list::write_client_info;
 
@@ -28,6 +29,10 @@ pub fn handler(name: &str) -> Option<Handler> {
         "client|kill" => kill::kill,
         "client|pause" => pause,
         "client|unpause" => unpause,
+        "client|tracking" => tracking::tracking,
+        "client|caching" => tracking::caching,
+        "client|getredir" => tracking::getredir,
+        "client|trackinginfo" => tracking::trackinginfo,
         _ => return None,
     })
 }
