@@ -170,6 +170,16 @@ impl HashValue {
         fresh
     }
 
+    /// As [`HashValue::set`], keeping the field's TTL (HINCRBY, HINCRBYFLOAT, as Valkey 9).
+    pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8], limits: &HashLimits) -> bool {
+        let old = self.field_expiry(field);
+        let fresh = self.set(field, value, limits);
+        if let Some(at) = old {
+            self.set_field_expiry(field, at);
+        }
+        fresh
+    }
+
     /// True if some field has a TTL.
     pub fn has_field_ttls(&self) -> bool {
         self.ttl.is_some()
