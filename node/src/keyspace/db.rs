@@ -50,6 +50,8 @@ pub struct Db {
     /// Keys that may hold hashes with field TTLs (Valkey 9 hash field expiry), for the
     /// active cycle; a key that no longer has any is dropped when the cycle meets it.
     pub hfe_keys: std::collections::HashSet<Bytes>,
+    /// Where the next active field-expiry pass starts in `hfe_keys`.
+    hfe_cursor: usize,
     /// Keys whose fields expired since the executor last looked (`hexpired` events), and
     /// whether that left the hash empty (then deleted: a `del` event too).
     pub hexpired_log: Vec<(Bytes, bool)>,
@@ -155,6 +157,7 @@ impl Db {
             watch: WatchSet::default(),
             expiry: Expiry::Delete,
             hfe_keys: Default::default(),
+            hfe_cursor: 0,
             hexpired_log: Vec::new(),
             hfe_repl_log: Vec::new(),
         }
@@ -199,7 +202,11 @@ impl Db {
         if self.expiry != Expiry::Delete || self.hfe_keys.is_empty() {
             return 0;
         }
-        let keys: Vec<Bytes> = self.hfe_keys.iter().take(max).cloned().collect();
+        // Resume where the last pass stopped, so keys with far deadlines do not hide the rest.
+        let start = self.hfe_cursor % self.hfe_keys.len();
+        let keys: Vec<Bytes> =
+            self.hfe_keys.iter().cycle().skip(start).take(max.min(self.hfe_keys.len())).cloned().collect();
+        self.hfe_cursor = start + keys.len();
         let mut n = 0;
         for k in keys {
             n += self.expire_fields(&k, now_ms);

@@ -171,3 +171,16 @@ fn active_field_expiry_walks_only_known_keys_and_forgets_finished_ones() {
     assert!(db.hfe_keys.is_empty());
     assert_eq!(db.len(), 1);
 }
+
+#[test]
+fn active_field_expiry_resumes_where_it_stopped() {
+    let mut db = Db::new();
+    for k in [&b"k1"[..], b"k2", b"k3"] {
+        volatile_hash(&mut db, k);
+    }
+    let mut expired = 0;
+    for _ in 0..3 {
+        expired += db.expire_fields_active(1, 150);
+    }
+    assert_eq!(expired, 3, "three passes of one key each met every key");
+}
