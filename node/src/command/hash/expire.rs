@@ -572,18 +572,22 @@ pub fn hsetex(ctx: &mut Ctx, args: &[Bytes]) {
         |&(applied, _)| applied,
     );
     match res {
-        Write::Done { r: (applied, deleted), .. } => {
+        Write::Done { r: (applied, deleted), emptied } => {
             ctx.out.int(applied as i64);
             if applied {
                 ctx.notify(class::HASH, "hset", key);
-                if at.is_some_and(|at| at > now) {
+                if at.is_some_and(|at| at > now) || keepttl {
                     ctx.db().hfe_keys.insert(key.clone());
+                }
+                if at.is_some() {
+                    // Valkey reports the TTL even when it has passed, then the expiry.
                     ctx.notify(class::HASH, "hexpire", key);
-                } else if keepttl {
-                    ctx.db().hfe_keys.insert(key.clone());
                 }
                 if deleted > 0 {
                     ctx.notify(class::HASH, "hexpired", key);
+                    if emptied {
+                        ctx.notify(class::GENERIC, "del", key);
+                    }
                 }
             }
         }
