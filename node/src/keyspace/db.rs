@@ -371,6 +371,10 @@ impl Db {
 
     /// Inserts or replaces a key. `expire_at` replaces any previous TTL. Returns the old node.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Node> {
+        if matches!(&value, Value::Hash(h) if h.has_field_ttls()) {
+            // RESTORE, a replica's load, COPY: the active field-expiry pass must know it.
+            self.hfe_keys.insert(Bytes::copy_from_slice(key));
+        }
         self.set_node(key, value, expire_at, clock, false)
     }
 
