@@ -66,6 +66,15 @@ pub fn propagate(
         "hincrbyfloat" => {
             if let Some(v) = parsed().and_then(|r| r.bulk()) {
                 srv.repl.feed(db, &[b"HSET", a(1), a(2), &v]);
+                // HSET drops a field's TTL, HINCRBYFLOAT keeps it: restore it on the replica.
+                let ttl = match srv.dbs[db].peek(a(1)) {
+                    Some(crate::keyspace::node::ValueRef::Hash(h)) => h.field_expiry(a(2)),
+                    _ => None,
+                };
+                if let Some(at) = ttl {
+                    let at = at.to_string();
+                    srv.repl.feed(db, &[b"HPEXPIREAT", a(1), at.as_bytes(), b"FIELDS", b"1", a(2)]);
+                }
             }
         }
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => {
