@@ -38,6 +38,8 @@ IMPLEMENTED = {
     "strlen": None, "getrange": None, "substr": None, "setrange": None, "lcs": None,
     # Valkey 9 (metadata in tools/commands-extra/)
     "delifeq": None, "msetex": None, "hgetdel": None,
+    "hexpire": None, "hpexpire": None, "hexpireat": None, "hpexpireat": None, "httl": None, "hpttl": None,
+    "hexpiretime": None, "hpexpiretime": None, "hpersist": None, "hgetex": None, "hsetex": None,
     # hashes (helper-types-hs)
     "hset": None, "hsetnx": None, "hget": None, "hmget": None, "hmset": None, "hdel": None,
     "hexists": None, "hlen": None, "hstrlen": None, "hkeys": None, "hvals": None, "hgetall": None,

@@ -325,3 +325,23 @@ fn redis_py_pubsub() {
         assert!(out.stdout.contains("redis-py pubsub ok"), "{}", out.stdout);
     }
 }
+
+#[test]
+fn hash_fields_expired_by_the_active_cycle_publish_hexpired_then_del() {
+    let node = ShoalNode::start(&["--notify-keyspace-events", "Ehg"]);
+    let mut admin = node.connect();
+    let mut sub = node.connect();
+    subscribe(&mut sub, "SUBSCRIBE", "__keyevent@0__:hexpired", 1, false);
+    subscribe(&mut sub, "SUBSCRIBE", "__keyevent@0__:del", 2, false);
+    assert_eq!(admin.run("HSET h a 1 b 2"), ":2\r\n");
+    // Nobody reads `h` again: only the cron's pass over hashes with field TTLs expires them.
+    assert_eq!(admin.run("HPEXPIRE h 20 FIELDS 2 a b"), "*2\r\n:1\r\n:1\r\n");
+    expect_messages(
+        &mut sub,
+        &[
+            msg("message", &["__keyevent@0__:hexpired", "h"], false),
+            msg("message", &["__keyevent@0__:del", "h"], false),
+        ],
+    );
+    assert_eq!(admin.run("EXISTS h"), ":0\r\n");
+}

@@ -269,3 +269,39 @@ fn capa_redirect_clients_are_sent_to_the_primary() {
     assert_eq!(c.run("GET foo"), redirect);
     assert_eq!(c.run("CLIENT CAPA foo bar"), "+OK\r\n");
 }
+
+#[test]
+fn hash_fields_expiring_on_a_primary_reach_its_replica_as_hdel() {
+    let primary = ShoalNode::start(&[]);
+    let replica = ShoalNode::start(&[]);
+    let mut p = primary.connect();
+    let mut r = replica.connect();
+    assert_eq!(r.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    wait_until("the replica's link", || r.run("INFO replication").contains("master_link_status:up"));
+    assert_eq!(p.run("HSET h a 1 b 2 c 3"), ":3\r\n");
+    // Far deadline first: the replica gets the primary's absolute deadline (HPEXPIREAT).
+    assert_eq!(p.run("HEXPIRE h 1000 FIELDS 1 c"), "*1\r\n:1\r\n");
+    let at = p.run("HPEXPIRETIME h FIELDS 1 c");
+    wait_until("the deadline on the replica", || r.run("HPEXPIRETIME h FIELDS 1 c") == at);
+    assert_eq!(r.run("HPERSIST h FIELDS 1 c"), "-READONLY You can't write against a read only replica.\r\n");
+    // HINCRBYFLOAT keeps the TTL (its HSET rewrite is followed by the deadline); HSETEX and
+    // HGETEX with relative times reach the replica with the primary's absolute deadline.
+    assert_eq!(p.run("HINCRBYFLOAT h c 1.5"), "$3\r\n4.5\r\n");
+    assert_eq!(p.run("HSETEX h PX 100000 FIELDS 1 e 5"), ":1\r\n");
+    assert_eq!(p.run("HGETEX h EX 500 FIELDS 1 b"), "*1\r\n$1\r\n2\r\n");
+    let want = p.run("HPEXPIRETIME h FIELDS 3 b c e");
+    wait_until("the TTLs on the replica", || {
+        r.run("HGET h c") == "$3\r\n4.5\r\n" && r.run("HPEXPIRETIME h FIELDS 3 b c e") == want
+    });
+    assert_eq!(p.run("HPERSIST h FIELDS 2 b e"), "*2\r\n:1\r\n:1\r\n");
+    // A field expiring by the primary's active cycle (nobody reads it there) disappears on
+    // the replica through the HDEL the primary sends.
+    assert_eq!(p.run("HPEXPIRE h 50 FIELDS 1 a"), "*1\r\n:1\r\n");
+    wait_until("field a to go on the replica", || r.run("HEXISTS h a") == ":0\r\n");
+    assert_eq!(r.run("HGET h b"), "$1\r\n2\r\n");
+    // The last fields going delete the key on both.
+    assert_eq!(p.run("HPERSIST h FIELDS 1 c"), "*1\r\n:1\r\n");
+    assert_eq!(p.run("HPEXPIRE h 50 FIELDS 3 b c e"), "*3\r\n:1\r\n:1\r\n:1\r\n");
+    wait_until("the hash to go on the replica", || r.run("EXISTS h") == ":0\r\n");
+    assert_eq!(p.run("EXISTS h"), ":0\r\n");
+}

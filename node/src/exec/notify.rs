@@ -67,6 +67,22 @@ pub fn flush_expired(srv: &mut Server, clients: &mut Slab<Client>, mut me: Optio
             publish_event(srv, clients, me, db, flag::EXPIRED, "expired", &key);
         }
     }
+    for db in 0..srv.dbs.len() {
+        if srv.dbs[db].hexpired_log.is_empty() {
+            continue;
+        }
+        let keys = std::mem::take(&mut srv.dbs[db].hexpired_log);
+        let bit = class_flag(class::HASH).unwrap_or(0);
+        let del = class_flag(class::GENERIC).unwrap_or(0);
+        for (key, emptied) in keys {
+            let m = me.as_mut().map(|(i, r)| (*i, &mut **r));
+            publish_event(srv, clients, m, db, bit, "hexpired", &key);
+            if emptied {
+                let me = me.as_mut().map(|(i, r)| (*i, &mut **r));
+                publish_event(srv, clients, me, db, del, "del", &key);
+            }
+        }
+    }
 }
 
 /// Valkey's `notifyKeyspaceEvent` for one event of class `bit` in database `db`.

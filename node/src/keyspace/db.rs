@@ -47,6 +47,17 @@ pub struct Db {
     /// What a passed TTL means here: deletion on a primary; on a replica the key only looks
     /// absent (its primary sends the DEL) or, for the primary's own stream, still exists.
     pub expiry: Expiry,
+    /// Keys that may hold hashes with field TTLs (Valkey 9 hash field expiry), for the
+    /// active cycle; a key that no longer has any is dropped when the cycle meets it.
+    pub hfe_keys: std::collections::HashSet<Bytes>,
+    /// Where the next active field-expiry pass starts in `hfe_keys`.
+    hfe_cursor: usize,
+    /// Keys whose fields expired since the executor last looked (`hexpired` events), and
+    /// whether that left the hash empty (then deleted: a `del` event too).
+    pub hexpired_log: Vec<(Bytes, bool)>,
+    /// Fields expired since replication last looked, kept while `repl_log` is: each becomes
+    /// an `HDEL` in the stream.
+    pub hfe_repl_log: Vec<(Bytes, Vec<Box<[u8]>>)>,
 }
 
 /// How a database treats keys whose TTL has passed (Valkey's `expireIfNeeded` by role).
@@ -145,7 +156,66 @@ impl Db {
             lfu: None,
             watch: WatchSet::default(),
             expiry: Expiry::Delete,
+            hfe_keys: Default::default(),
+            hfe_cursor: 0,
+            hexpired_log: Vec::new(),
+            hfe_repl_log: Vec::new(),
         }
+    }
+
+    /// Lazy hash field expiry: removes the fields of the hash at `key` whose TTL has passed
+    /// (deleting the key when none is left), recording them for `hexpired` events and for
+    /// replicas (as `HDEL`). Only a primary expires fields; replicas wait for the `HDEL`.
+    /// Returns how many fields went.
+    pub fn expire_fields(&mut self, key: &[u8], now_ms: i64) -> usize {
+        if self.expiry != Expiry::Delete {
+            return 0;
+        }
+        let Some(mut e) = self.get(key, now_ms, 0, false) else { return 0 };
+        let Some(Value::Hash(h)) = e.value_mut_untracked() else { return 0 };
+        if !h.has_field_ttls() {
+            return 0;
+        }
+        let gone = h.remove_expired_fields(now_ms);
+        if gone.is_empty() {
+            return 0;
+        }
+        let emptied = h.is_empty();
+        if emptied {
+            self.remove(key);
+        } else {
+            self.signal_modified(key);
+        }
+        let n = gone.len();
+        let key = Bytes::copy_from_slice(key);
+        self.hexpired_log.push((key.clone(), emptied));
+        if self.repl_log.is_some() {
+            self.hfe_repl_log.push((key, gone));
+        }
+        n
+    }
+
+    /// The active part of hash field expiry: goes over up to `max` keys of `hfe_keys`,
+    /// expiring their due fields and forgetting keys without field TTLs. Returns the number
+    /// of fields expired.
+    pub fn expire_fields_active(&mut self, max: usize, now_ms: i64) -> usize {
+        if self.expiry != Expiry::Delete || self.hfe_keys.is_empty() {
+            return 0;
+        }
+        // Resume where the last pass stopped, so keys with far deadlines do not hide the rest.
+        let start = self.hfe_cursor % self.hfe_keys.len();
+        let keys: Vec<Bytes> =
+            self.hfe_keys.iter().cycle().skip(start).take(max.min(self.hfe_keys.len())).cloned().collect();
+        self.hfe_cursor = start + keys.len();
+        let mut n = 0;
+        for k in keys {
+            n += self.expire_fields(&k, now_ms);
+            let keep = matches!(self.peek(&k), Some(ValueRef::Hash(h)) if h.has_field_ttls());
+            if !keep {
+                self.hfe_keys.remove(&k);
+            }
+        }
+        n
     }
 
     /// Whether `node` counts as expired under this database's [`Expiry`].
@@ -301,6 +371,10 @@ impl Db {
 
     /// Inserts or replaces a key. `expire_at` replaces any previous TTL. Returns the old node.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<i64>, clock: u32) -> Option<Node> {
+        if matches!(&value, Value::Hash(h) if h.has_field_ttls()) {
+            // RESTORE, a replica's load, COPY: the active field-expiry pass must know it.
+            self.hfe_keys.insert(Bytes::copy_from_slice(key));
+        }
         self.set_node(key, value, expire_at, clock, false)
     }
 

@@ -554,6 +554,16 @@ pub fn drain_expired(srv: &mut Server) {
             srv.repl.feed(db, &[b"DEL", &k]);
         }
     }
+    for db in 0..srv.dbs.len() {
+        if srv.dbs[db].hfe_repl_log.is_empty() {
+            continue;
+        }
+        for (k, fields) in std::mem::take(&mut srv.dbs[db].hfe_repl_log) {
+            let mut cmd: Vec<&[u8]> = vec![b"HDEL", &k];
+            cmd.extend(fields.iter().map(|f| &f[..]));
+            srv.repl.feed(db, &cmd);
+        }
+    }
 }
 
 /// Moves the stream produced so far into the backlog and to every replica.

@@ -66,6 +66,15 @@ pub fn propagate(
         "hincrbyfloat" => {
             if let Some(v) = parsed().and_then(|r| r.bulk()) {
                 srv.repl.feed(db, &[b"HSET", a(1), a(2), &v]);
+                // HSET drops a field's TTL, HINCRBYFLOAT keeps it: restore it on the replica.
+                let ttl = match srv.dbs[db].peek(a(1)) {
+                    Some(crate::keyspace::node::ValueRef::Hash(h)) => h.field_expiry(a(2)),
+                    _ => None,
+                };
+                if let Some(at) = ttl {
+                    let at = at.to_string();
+                    srv.repl.feed(db, &[b"HPEXPIREAT", a(1), at.as_bytes(), b"FIELDS", b"1", a(2)]);
+                }
             }
         }
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => {
@@ -106,6 +115,42 @@ pub fn propagate(
                 }
                 _ => srv.repl.feed_args(db, args),
             }
+        }
+        // Hash field expiry: relative or second deadlines become the absolute one used.
+        "hexpire" | "hpexpire" | "hexpireat" => {
+            let at = crate::command::hash::expire::last_deadline().to_string();
+            let mut cmd: Vec<&[u8]> = vec![b"HPEXPIREAT", a(1), at.as_bytes()];
+            cmd.extend(args[3..].iter().map(|b| &b[..]));
+            srv.repl.feed(db, &cmd);
+        }
+        "hgetex" => {
+            if let Some(fi) = (2..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"fields")) {
+                let at = crate::command::hash::expire::last_deadline().to_string();
+                let persist = args[2..fi].iter().any(|o| o.eq_ignore_ascii_case(b"persist"));
+                let mut cmd: Vec<&[u8]> =
+                    if persist { vec![b"HPERSIST", a(1)] } else { vec![b"HPEXPIREAT", a(1), at.as_bytes()] };
+                cmd.extend(args[fi..].iter().map(|b| &b[..]));
+                srv.repl.feed(db, &cmd);
+            }
+        }
+        "hsetex" => {
+            let fi = (2..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"fields")).unwrap_or(args.len());
+            let at = crate::command::hash::expire::last_deadline().to_string();
+            let mut cmd: Vec<&[u8]> = Vec::with_capacity(args.len());
+            let mut i = 0;
+            while i < args.len() {
+                let o = &args[i][..];
+                if (2..fi).contains(&i)
+                    && [&b"ex"[..], b"px", b"exat", b"pxat"].iter().any(|t| o.eq_ignore_ascii_case(t))
+                {
+                    cmd.extend([&b"PXAT"[..], at.as_bytes()]);
+                    i += 2;
+                } else {
+                    cmd.push(o);
+                    i += 1;
+                }
+            }
+            srv.repl.feed(db, &cmd);
         }
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" if !srv.dbs[db].exists_raw(a(1)) => {
             // A deadline in the past deleted the key: replicas (which never expire keys by

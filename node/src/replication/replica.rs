@@ -363,7 +363,7 @@ fn take_events(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                 log::info!(
                     "PRIMARY <-> REPLICA sync: Finished with success ({keys} keys in {:?}, {} skipped)",
                     m.last_sync_time,
-                    stats.skipped_modules + stats.skipped_field_ttl
+                    stats.skipped_modules
                 );
                 srv.loading = false;
                 crate::exec::tracking::discard_changes(srv);

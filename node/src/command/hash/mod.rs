@@ -3,6 +3,7 @@
 //! pair) and [`random`] (HRANDFIELD, HSCAN). This module keeps what they share, and the SCAN
 //! option parsing SSCAN reuses.
 
+pub(crate) mod expire;
 mod random;
 mod read;
 mod write;
@@ -39,6 +40,17 @@ pub fn handler(name: &str) -> Option<Handler> {
         "hgetall" => read::hgetall,
         "hrandfield" => random::hrandfield,
         "hscan" => random::hscan,
+        "hexpire" => expire::hexpire,
+        "hpexpire" => expire::hpexpire,
+        "hexpireat" => expire::hexpireat,
+        "hpexpireat" => expire::hpexpireat,
+        "httl" => expire::httl,
+        "hpttl" => expire::hpttl,
+        "hexpiretime" => expire::hexpiretime,
+        "hpexpiretime" => expire::hpexpiretime,
+        "hpersist" => expire::hpersist,
+        "hgetex" => expire::hgetex,
+        "hsetex" => expire::hsetex,
         _ => return None,
     })
 }
@@ -68,6 +80,19 @@ pub(crate) fn read_and_out<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<Entr
     (e, &mut *ctx.out)
 }
 
+/// Lazy hash field expiry before a hash command looks at `key`: fields whose TTL passed
+/// are removed (see `Db::expire_fields`).
+pub(crate) fn expire_fields(ctx: &mut Ctx, key: &[u8]) {
+    let now = ctx.now_ms;
+    ctx.db().expire_fields(key, now);
+}
+
+/// [`read_and_out`] for hash commands: expired fields are removed first.
+pub(crate) fn hash_read<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> (Option<EntryMut<'c>>, &'c mut Reply) {
+    expire_fields(ctx, key);
+    read_and_out(ctx, key)
+}
+
 /// What a write to a collection key found and did.
 pub(crate) enum Write<R> {
     /// The key holds another type (nothing was changed).
@@ -91,6 +116,7 @@ fn write_hash<R>(
     changed: impl FnOnce(&R) -> bool,
 ) -> Write<R> {
     let clock = ctx.clock();
+    expire_fields(ctx, key);
     if let Some(mut e) = ctx.lookup_write(key) {
         if !matches!(e.value(), ValueRef::Hash(_)) {
             return Write::WrongType;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{cstr, distinct_indices, random_count, read_and_out, scan_opts, scan_reply};
+use super::{cstr, distinct_indices, hash_read, random_count, scan_opts, scan_reply};
 use crate::command::keys::parse_cursor;
 use crate::exec::ctx::WRONGTYPE;
 use crate::exec::Ctx;
@@ -14,7 +14,7 @@ use crate::util::glob_match;
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
     if args.len() == 2 {
-        let (e, out) = read_and_out(ctx, &args[1]);
+        let (e, out) = hash_read(ctx, &args[1]);
         return match e.as_ref().map(|e| e.value()) {
             None => out.null(),
             Some(ValueRef::Hash(h)) => out.bulk(h.at(fastrand::usize(..h.len())).0),
@@ -29,7 +29,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) {
     if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
         return ctx.out.err("value is out of range");
     }
-    let (e, out) = read_and_out(ctx, &args[1]);
+    let (e, out) = hash_read(ctx, &args[1]);
     let h = match e.as_ref().map(|e| e.value()) {
         None => return out.array(0),
         Some(ValueRef::Hash(h)) => h,
@@ -75,7 +75,7 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) {
         return ctx.out.err("invalid cursor");
     };
     // The key is looked up before the options are checked, as Valkey does.
-    let kind = read_and_out(ctx, &args[1]).0.map(|e| matches!(e.value(), ValueRef::Hash(_)));
+    let kind = hash_read(ctx, &args[1]).0.map(|e| matches!(e.value(), ValueRef::Hash(_)));
     match kind {
         None => return scan_reply(ctx.out, 0, &[]),
         Some(false) => return ctx.wrong_type(),

@@ -2,14 +2,14 @@
 
 use bytes::Bytes;
 
-use super::read_and_out;
+use super::hash_read;
 use crate::exec::ctx::WRONGTYPE;
 use crate::exec::Ctx;
 use crate::keyspace::node::ValueRef;
 
 /// HGET key field
 pub fn hget(ctx: &mut Ctx, args: &[Bytes]) {
-    let (e, out) = read_and_out(ctx, &args[1]);
+    let (e, out) = hash_read(ctx, &args[1]);
     match e.as_ref().map(|e| e.value()) {
         None => out.null(),
         Some(ValueRef::Hash(h)) => match h.get(&args[2]) {
@@ -22,7 +22,7 @@ pub fn hget(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// HMGET key field [field ...]
 pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) {
-    let (e, out) = read_and_out(ctx, &args[1]);
+    let (e, out) = hash_read(ctx, &args[1]);
     let h = match e.as_ref().map(|e| e.value()) {
         None => None,
         Some(ValueRef::Hash(h)) => Some(h),
@@ -39,7 +39,7 @@ pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// Replies an integer computed from the hash at `args[1]` (0 when the key is missing).
 fn int_of(ctx: &mut Ctx, args: &[Bytes], f: impl FnOnce(&crate::keyspace::types::HashValue) -> i64) {
-    let (e, out) = read_and_out(ctx, &args[1]);
+    let (e, out) = hash_read(ctx, &args[1]);
     match e.as_ref().map(|e| e.value()) {
         None => out.int(0),
         Some(ValueRef::Hash(h)) => out.int(f(h)),
@@ -71,7 +71,7 @@ enum Part {
 
 /// Valkey's `genericHgetallCommand`.
 fn getall(ctx: &mut Ctx, args: &[Bytes], part: Part) {
-    let (e, out) = read_and_out(ctx, &args[1]);
+    let (e, out) = hash_read(ctx, &args[1]);
     let h = match e.as_ref().map(|e| e.value()) {
         None => None,
         Some(ValueRef::Hash(h)) => Some(h),

@@ -111,7 +111,7 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) {
                 None => 0,
             };
             let new = old.checked_add(incr).ok_or("increment or decrement would overflow")?;
-            h.set(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
+            h.set_keep_ttl(field, itoa::Buffer::new().format(new).as_bytes(), &lim);
             Ok(new)
         },
         Result::is_ok,
@@ -150,7 +150,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) {
                 return Err("increment would produce NaN or Infinity");
             }
             let text = sum.to_human();
-            h.set(field, text.as_bytes(), &lim);
+            h.set_keep_ttl(field, text.as_bytes(), &lim);
             Ok(text)
         },
         Result::is_ok,

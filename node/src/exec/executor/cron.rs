@@ -81,6 +81,10 @@ impl Executor {
         crate::replication::primary::refresh_good(&mut self.srv);
         if self.srv.notify_flags != 0 {
             crate::exec::notify::flush_expired(&mut self.srv, &mut self.clients, None);
+        } else {
+            for db in &mut self.srv.dbs {
+                db.hexpired_log.clear();
+            }
         }
         crate::exec::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
         self.queue_subscribers();
@@ -112,6 +116,8 @@ impl Executor {
         let budget = self.cron_period().mul_f64(0.25 + 0.02 * (effort - 1) as f64);
         let now_ms = crate::util::now_ms();
         for db in &mut self.srv.dbs {
+            // Hash field expiry: the keys known to hold field TTLs, a bounded number a tick.
+            db.expire_fields_active(per_loop * 16, now_ms);
             loop {
                 let round = db.expire_sample(per_loop, now_ms);
                 if round.sampled == 0 || round.expired * 4 <= round.sampled || start.elapsed() >= budget {

@@ -112,3 +112,75 @@ fn hint_is_used_only_for_its_own_argument() {
     assert!(db.get(&key, 0, 0, false).is_some());
     set_hint(&key, None);
 }
+
+/// A hash `a=1 b=2` whose field `a` expires at 100 and `b` at 200, known to the active pass.
+fn volatile_hash(db: &mut Db, key: &[u8]) {
+    let mut h = crate::keyspace::types::HashValue::default();
+    h.insert_pair(b"a", b"1");
+    h.insert_pair(b"b", b"2");
+    h.set_field_expiry(b"a", 100);
+    h.set_field_expiry(b"b", 200);
+    db.set(key, Value::Hash(Box::new(h)), None, 0);
+    db.hfe_keys.insert(Bytes::copy_from_slice(key));
+}
+
+fn hash_len(db: &Db, key: &[u8]) -> Option<usize> {
+    match db.peek(key)? {
+        ValueRef::Hash(h) => Some(h.len()),
+        _ => None,
+    }
+}
+
+#[test]
+fn lazy_field_expiry_removes_due_fields_then_the_key() {
+    let mut db = Db::new();
+    db.log_for_replication(true);
+    volatile_hash(&mut db, b"h");
+    assert_eq!(db.expire_fields(b"h", 100), 0, "alive at its deadline, as keys are");
+    assert_eq!(db.expire_fields(b"h", 101), 1);
+    assert_eq!(hash_len(&db, b"h"), Some(1));
+    assert_eq!(db.hexpired_log, [(Bytes::from_static(b"h"), false)]);
+    assert_eq!(db.hfe_repl_log.len(), 1);
+    assert_eq!(&*db.hfe_repl_log[0].1[0], b"a");
+    assert_eq!(db.expire_fields(b"h", 201), 1);
+    assert!(!db.exists_raw(b"h"), "the last field going deletes the hash");
+    assert_eq!(db.hexpired_log[1], (Bytes::from_static(b"h"), true));
+}
+
+#[test]
+fn replicas_leave_field_expiry_to_their_primary() {
+    let mut db = Db::new();
+    db.expiry = Expiry::Hide;
+    volatile_hash(&mut db, b"h");
+    assert_eq!(db.expire_fields(b"h", 1000), 0);
+    assert_eq!(db.expire_fields_active(10, 1000), 0);
+    assert_eq!(hash_len(&db, b"h"), Some(2));
+}
+
+#[test]
+fn active_field_expiry_walks_only_known_keys_and_forgets_finished_ones() {
+    let mut db = Db::new();
+    volatile_hash(&mut db, b"h1");
+    volatile_hash(&mut db, b"h2");
+    db.set(b"plain", Value::Int(1), None, 0);
+    db.hfe_keys.insert(Bytes::from_static(b"gone"));
+    assert_eq!(db.expire_fields_active(10, 150), 2);
+    assert_eq!((hash_len(&db, b"h1"), hash_len(&db, b"h2")), (Some(1), Some(1)));
+    assert_eq!(db.hfe_keys.len(), 2, "a missing key is forgotten, the hashes stay");
+    assert_eq!(db.expire_fields_active(10, 250), 2);
+    assert!(db.hfe_keys.is_empty());
+    assert_eq!(db.len(), 1);
+}
+
+#[test]
+fn active_field_expiry_resumes_where_it_stopped() {
+    let mut db = Db::new();
+    for k in [&b"k1"[..], b"k2", b"k3"] {
+        volatile_hash(&mut db, k);
+    }
+    let mut expired = 0;
+    for _ in 0..3 {
+        expired += db.expire_fields_active(1, 150);
+    }
+    assert_eq!(expired, 3, "three passes of one key each met every key");
+}

@@ -4,6 +4,8 @@
 //! Valkey a hash converts once and never back, so `OBJECT ENCODING` reports what Valkey 8
 //! would for the same history of writes.
 
+use std::collections::HashMap;
+
 use super::dict::Dict;
 use super::packed::Packed;
 
@@ -37,11 +39,17 @@ pub struct HashValue {
     repr: Repr,
     /// Bytes of every field and value, kept up to date so `heap_size` is O(1).
     data: usize,
+    /// Field deadlines (unix ms) of the fields with a TTL (Valkey 9 hash field expiry):
+    /// allocated only once a field gets one, dropped when the last one goes, so a hash
+    /// without field TTLs costs one null pointer more than before.
+    // Boxed on purpose: one pointer in every hash instead of a 48-byte map.
+    #[allow(clippy::box_collection)]
+    ttl: Option<Box<HashMap<Box<[u8]>, i64>>>,
 }
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue { repr: Repr::Pack(Packed::default()), data: 0 }
+        HashValue { repr: Repr::Pack(Packed::default()), data: 0, ttl: None }
     }
 }
 
@@ -118,7 +126,11 @@ impl HashValue {
     }
 
     /// Valkey's `hashTypeSet`: sets a field, converting past the thresholds; true if new.
+    /// A new value drops the field's TTL, as in Valkey 9.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: &HashLimits) -> bool {
+        if self.ttl.is_some() {
+            self.persist_field(field);
+        }
         if matches!(self.repr, Repr::Pack(_))
             && (field.len() > limits.max_value || value.len() > limits.max_value)
         {
@@ -158,8 +170,67 @@ impl HashValue {
         fresh
     }
 
+    /// As [`HashValue::set`], keeping the field's TTL (HINCRBY, HINCRBYFLOAT, as Valkey 9).
+    pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8], limits: &HashLimits) -> bool {
+        let old = self.field_expiry(field);
+        let fresh = self.set(field, value, limits);
+        if let Some(at) = old {
+            self.set_field_expiry(field, at);
+        }
+        fresh
+    }
+
+    /// True if some field has a TTL.
+    pub fn has_field_ttls(&self) -> bool {
+        self.ttl.is_some()
+    }
+
+    /// The deadline (unix ms) of a field, if it has one.
+    pub fn field_expiry(&self, field: &[u8]) -> Option<i64> {
+        self.ttl.as_ref()?.get(field).copied()
+    }
+
+    /// Gives an existing field a deadline (unix ms). As in Valkey 9, a hash with volatile
+    /// fields is a `hashtable`.
+    pub fn set_field_expiry(&mut self, field: &[u8], at: i64) {
+        self.to_table();
+        self.ttl.get_or_insert_with(Default::default).insert(field.into(), at);
+    }
+
+    /// Removes a field's TTL; true if it had one.
+    pub fn persist_field(&mut self, field: &[u8]) -> bool {
+        let Some(m) = self.ttl.as_mut() else { return false };
+        let had = m.remove(field).is_some();
+        if m.is_empty() {
+            self.ttl = None;
+        }
+        had
+    }
+
+    /// Every field with a deadline, and the deadline.
+    pub fn field_expiries(&self) -> impl Iterator<Item = (&[u8], i64)> {
+        self.ttl.iter().flat_map(|m| m.iter().map(|(f, &at)| (&f[..], at)))
+    }
+
+    /// Removes the fields whose deadline has passed (`now_ms > deadline`, as keys expire)
+    /// and returns their names.
+    pub fn remove_expired_fields(&mut self, now_ms: i64) -> Vec<Box<[u8]>> {
+        let Some(m) = self.ttl.as_ref() else { return Vec::new() };
+        let gone: Vec<Box<[u8]>> = m.iter().filter(|(_, &at)| now_ms > at).map(|(f, _)| f.clone()).collect();
+        for f in &gone {
+            self.remove(f);
+        }
+        gone
+    }
+
+    /// True if the field is there but its deadline has passed.
+    pub fn field_expired(&self, field: &[u8], now_ms: i64) -> bool {
+        self.field_expiry(field).is_some_and(|at| now_ms > at)
+    }
+
     /// Removes a field; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
+        self.persist_field(field);
         let gone = match &mut self.repr {
             Repr::Pack(p) => locate(p, field).map(|(at, _, old)| {
                 p.remove_at(at, 2);
@@ -174,6 +245,11 @@ impl HashValue {
             }
             None => false,
         }
+    }
+
+    /// Converts to `hashtable` (Valkey 9 does before giving fields TTLs).
+    pub fn to_table(&mut self) {
+        self.convert(0);
     }
 
     fn convert(&mut self, extra: usize) {
@@ -203,7 +279,8 @@ impl HashValue {
     /// table. O(1).
     pub fn heap_size(&self) -> usize {
         const PER_ALLOC: usize = 8;
-        match &self.repr {
+        let ttl = self.ttl.as_ref().map_or(0, |m| m.keys().map(|f| f.len() + 32).sum::<usize>());
+        ttl + match &self.repr {
             Repr::Pack(p) => p.heap_size(),
             Repr::Table(d) => self.data + self.len() * 2 * PER_ALLOC + d.overhead(),
         }
@@ -231,6 +308,28 @@ fn locate(p: &Packed, field: &[u8]) -> Option<(usize, usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_ttls_live_in_a_side_map_only_while_needed() {
+        let mut h = HashValue::default();
+        h.insert_pair(b"a", b"1");
+        h.insert_pair(b"b", b"2");
+        assert!(!h.has_field_ttls());
+        h.set_field_expiry(b"a", 100);
+        assert_eq!(h.field_expiry(b"a"), Some(100));
+        assert!(!h.field_expired(b"a", 100) && h.field_expired(b"a", 101));
+        assert!(h.remove_expired_fields(100).is_empty());
+        assert_eq!(h.remove_expired_fields(101), [Box::from(&b"a"[..])]);
+        assert_eq!((h.len(), h.has_field_ttls()), (1, false));
+        h.set_field_expiry(b"b", 5);
+        h.insert_pair(b"b", b"3");
+        assert!(!h.has_field_ttls(), "a new value drops the TTL");
+        h.set_field_expiry(b"b", 5);
+        assert!(h.persist_field(b"b") && !h.persist_field(b"b"));
+        h.set_field_expiry(b"b", 5);
+        assert!(h.remove(b"b"));
+        assert!(!h.has_field_ttls());
+    }
 
     #[test]
     fn converts_past_either_threshold_and_never_back() {

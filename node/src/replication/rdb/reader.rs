@@ -59,7 +59,6 @@ pub struct RdbStats {
     pub keys: u64,
     pub skipped_empty: u64,
     pub skipped_modules: u64,
-    pub skipped_field_ttl: u64,
     /// FUNCTION2 libraries read (handed on as [`RdbEvent::Function`]; a file loader that
     /// has no use for them skips them).
     pub functions_skipped: u64,
@@ -257,7 +256,6 @@ impl RdbReader {
                             *match reason {
                                 Skip::Empty => &mut self.stats.skipped_empty,
                                 Skip::Module => &mut self.stats.skipped_modules,
-                                Skip::FieldTtl => &mut self.stats.skipped_field_ttl,
                             } += 1;
                             RdbEvent::Skipped { db, key, reason }
                         }

@@ -65,10 +65,11 @@ fn reads_redis_70_and_valkey_91_files() {
             assert!(events.iter().any(|e| matches!(e, RdbEvent::Aux { key, .. } if key == "redis-bits")));
             assert_eq!(events.last(), Some(&RdbEvent::End));
             if valkey {
-                assert_eq!(stats.skipped_field_ttl, 1, "hx has a field TTL");
+                let Value::Hash(hx) = &key(&events, "hx").value else { panic!("hx not a hash") };
+                assert!(hx.has_field_ttls(), "hx has a field TTL, loaded with it");
                 let Value::Hash(h) = &key(&events, "hy").value else { panic!("hy not a hash") };
                 assert_eq!(h.get(b"a"), Some(&b"b"[..]));
-                assert_eq!(stats.keys, 4);
+                assert_eq!(stats.keys, 5);
             } else {
                 assert_eq!(stats.keys, 3);
             }
@@ -122,10 +123,11 @@ fn restores_dump_payloads_of_redis_70_and_valkey_91() {
 
 #[test]
 fn refuses_what_shoal_cannot_hold() {
-    // A Valkey 9 HASH_2 payload with one volatile field.
+    // A Valkey 9 HASH_2 payload with one volatile field keeps its deadline.
     let mut body = vec![types::HASH_2, 1, 1, b'f', 1, b'v'];
     body.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
-    assert_eq!(decode_payload(&body, 80), Err(RdbError::Unsupported(Skip::FieldTtl.what())));
+    let Ok(Value::Hash(h)) = decode_payload(&body, 80) else { panic!("HASH_2") };
+    assert_eq!(h.field_expiry(b"f"), Some(1_700_000_000_000));
     // Without a TTL it is a plain hash; under an RDB 11 version type 22 means nothing.
     let mut body = vec![types::HASH_2, 1, 1, b'f', 1, b'v'];
     body.extend_from_slice(&(-1i64).to_le_bytes());

@@ -20,9 +20,6 @@ pub enum Skip {
     Empty,
     /// A module value.
     Module,
-    /// A hash with per-field TTLs (Valkey 9): Shoal's hashes have none, and dropping the TTLs
-    /// would keep fields alive that should expire.
-    FieldTtl,
 }
 
 impl Skip {
@@ -30,7 +27,6 @@ impl Skip {
         match self {
             Skip::Empty => "empty collection",
             Skip::Module => "module values are not supported",
-            Skip::FieldTtl => "hash fields with TTLs are not supported",
         }
     }
 }
@@ -313,7 +309,6 @@ impl ValueDecoder {
 
 fn finish(acc: Acc) -> Decoded {
     let value = match acc {
-        Acc::Hash { volatile: true, .. } => return Decoded::Skipped(Skip::FieldTtl),
         Acc::List(l) if !l.is_empty() => Value::List(Box::new(l)),
         Acc::Set(s) if !s.is_empty() => Value::Set(Box::new(s)),
         Acc::Hash { h, .. } if !h.is_empty() => Value::Hash(Box::new(h)),
@@ -346,11 +341,14 @@ fn element(rtype: u8, acc: &mut Acc, c: &mut Cursor<'_>) -> Result<(), Fail> {
         Acc::Hash { h, volatile } => {
             let f = c.bytes()?;
             let v = c.bytes()?;
-            if rtype == HASH_2 && c.i64_le()? != -1 {
-                *volatile = true;
-            }
+            // Valkey 9's HASH_2: each field's deadline in unix ms, -1 for none.
+            let at = if rtype == HASH_2 { c.i64_le()? } else { -1 };
             if !h.insert_pair(&f, &v) {
                 return Err(dup());
+            }
+            if at != -1 {
+                h.set_field_expiry(&f, at);
+                *volatile = true;
             }
         }
         Acc::ZSet(z) => {
