@@ -147,6 +147,27 @@ impl RawClient {
         Ok(self.buf.drain(..used).collect())
     }
 
+    /// Polls `INFO <section>` until it has the line `field:value`, failing the test after
+    /// `timeout` (how tests wait for `blocked_clients:N` instead of sleeping).
+    pub fn wait_info(
+        &mut self,
+        section: &str,
+        field: &str,
+        value: impl std::fmt::Display,
+        timeout: Duration,
+    ) {
+        let want = format!("{field}:{value}\r\n");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let info = self.run(&format!("INFO {section}"));
+            if info.contains(&want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {want:?} within {timeout:?}: {info}");
+            std::thread::yield_now();
+        }
+    }
+
     /// Reads one reply as (lossy) text, for readable assertions. Panics on I/O errors.
     pub fn read_text(&mut self) -> String {
         match self.read_raw() {

@@ -178,6 +178,11 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
 }
 
 /// Encodes a command as a RESP multibulk request.
+/// A bulk string reply as text: `$<len>\r\n<s>\r\n`.
+pub fn bulk_text(s: &str) -> String {
+    format!("${}\r\n{s}\r\n", s.len())
+}
+
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
     out.push(b'*');

@@ -20,20 +20,11 @@ fn wait_info(c: &mut RawClient, field: &str, value: usize) {
     if field == "total_blocking_keys" && c.run("INFO clients").find(field).is_none() {
         return;
     }
-    let want = format!("{field}:{value}\r\n");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info = c.run("INFO clients");
-        if info.contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {want:?} within {WAIT:?}: {info}");
-        std::thread::yield_now();
-    }
+    c.wait_info("clients", field, value, WAIT);
 }
 
 fn bulk(s: &str) -> String {
-    format!("${}\r\n{s}\r\n", s.len())
+    shoal_e2e::resp::bulk_text(s)
 }
 
 fn pair(k: &str, v: &str) -> String {

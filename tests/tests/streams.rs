@@ -18,22 +18,13 @@ use shoal_e2e::{RedisRef, ShoalNode};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Polls INFO clients until `blocked_clients:n` shows (bounded).
+/// Waits (bounded) until the node counts `n` blocked clients.
 fn wait_blocked(c: &mut RawClient, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info = c.run("INFO clients");
-        if info.contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {want:?} within {WAIT:?}: {info}");
-        std::thread::yield_now();
-    }
+    c.wait_info("clients", "blocked_clients", n, WAIT);
 }
 
 fn bulk(s: &str) -> String {
-    format!("${}\r\n{s}\r\n", s.len())
+    shoal_e2e::resp::bulk_text(s)
 }
 
 /// `[[key, [[id, [f, v]]]]]`, an XREAD reply with one stream and one entry.
