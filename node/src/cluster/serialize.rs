@@ -7,7 +7,8 @@
 //! all preceding bytes. The value codec is the RDB one in `replication::rdb`: Shoal writes
 //! the plain forms (list 1, set 2, hash 4, zset-2 5) that every Valkey and Redis loads, and
 //! reads every form a Redis 7.0 or Valkey 8/9 `DUMP` holds (listpacks, intsets, quicklists,
-//! ziplists, LZF strings). Streams, module values and hashes with field TTLs are refused.
+//! ziplists, LZF strings) and streams; a hash with field TTLs is Valkey 9's `HASH_2` under
+//! version 80. Module values are refused.
 
 use bytes::Bytes;
 

@@ -449,7 +449,11 @@ fn start_next_snapshot(srv: &mut Server) {
         return;
     }
     let (idx, id, eof) = srv.repl.queued.remove(0);
+    // Hashes with field TTLs need Valkey 9's format (`VALKEY080`); without them the default
+    // version keeps Redis 7.0 and Valkey 8 replicas loading the snapshot.
+    let field_ttls = srv.dbs.iter().any(|d| !d.hfe_keys.is_empty());
     let opts = RdbOptions {
+        version: if field_ttls { *super::rdb::VALKEY_VERSIONS.start() } else { super::rdb::DEFAULT_VERSION },
         repl: Some(ReplInfo { stream_db: 0, id: srv.repl.replid.clone(), offset: srv.repl.offset as i64 }),
         ..RdbOptions::default()
     };

@@ -464,3 +464,34 @@ fn skips_or_refuses_every_opcode_it_cannot_use() {
     f.extend_from_slice(&[24, 1, b'k', 0]);
     assert_eq!(read_all(&f, 64).err(), Some(RdbError::UnknownType(24)));
 }
+
+#[test]
+fn hashes_with_field_ttls_are_written_as_valkey_9_does() {
+    let mut h = HashValue::default();
+    let limits = crate::keyspace::types::hash::HashLimits::default();
+    h.set(b"a", b"1", &limits);
+    h.set(b"b", b"2", &limits);
+    h.set_field_expiry(b"a", 4_000_000_000_000);
+    let v = Value::Hash(Box::new(h));
+    // DUMP: HASH_2 under version 80, every field with its deadline (-1: none); it restores
+    // with the TTL, and other values keep the version asked for.
+    let p = dump(v.view());
+    assert_eq!(p[0], types::HASH_2);
+    assert_eq!(u16::from_le_bytes([p[p.len() - 10], p[p.len() - 9]]), 80);
+    let Ok(Value::Hash(back)) = restore(&p) else { panic!("restores") };
+    assert_eq!((back.field_expiry(b"a"), back.field_expiry(b"b")), (Some(4_000_000_000_000), None));
+    assert_eq!(back.len(), 2);
+    let plain = dump(Value::from_bytes(b"x").view());
+    assert_eq!(u16::from_le_bytes([plain[plain.len() - 10], plain[plain.len() - 9]]), 11);
+    // A whole file: VALKEY080 keeps the TTL, RDB 10 writes the plain hash.
+    let mut db = Db::new();
+    db.set(b"h", v, None, 0);
+    let mut dbs = vec![db];
+    for (version, ttl) in [(80u16, Some(4_000_000_000_000)), (10, None)] {
+        let opts = RdbOptions { version, ..RdbOptions::default() };
+        let data = save_dbs(&mut dbs, &opts, 0).expect("writes");
+        let (events, _) = read_all(&data, 5).expect("reads");
+        let Value::Hash(h) = &key(&events, "h").value else { panic!("h not a hash") };
+        assert_eq!((h.len(), h.field_expiry(b"a")), (2, ttl), "version {version}");
+    }
+}

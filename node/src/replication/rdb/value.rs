@@ -96,6 +96,8 @@ pub fn value_type(v: ValueRef<'_>, version: u16) -> u8 {
         ValueRef::Str(_) | ValueRef::Int(_) => STRING,
         ValueRef::List(_) => LIST,
         ValueRef::Set(_) => SET,
+        // Field TTLs exist only in Valkey 9's format; older versions get the plain hash.
+        ValueRef::Hash(h) if h.has_field_ttls() && super::VALKEY_VERSIONS.contains(&version) => HASH_2,
         ValueRef::Hash(_) => HASH,
         ValueRef::ZSet(_) if version < 8 => ZSET,
         ValueRef::ZSet(_) => ZSET_2,
@@ -109,10 +111,15 @@ pub fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, version: u16, compress: boo
         ValueRef::Int(n) => put_int(out, n),
         ValueRef::Str(s) => put_str(out, s, compress),
         ValueRef::Hash(h) => {
+            let with_ttls = value_type(v, version) == HASH_2;
             put_len(out, h.len() as u64);
             for (f, v) in h.iter() {
                 put_str(out, f, compress);
                 put_str(out, v, compress);
+                if with_ttls {
+                    // Each field's deadline in unix ms, -1 for none (Valkey 9's `HASH_2`).
+                    out.extend_from_slice(&h.field_expiry(f).unwrap_or(-1).to_le_bytes());
+                }
             }
         }
         ValueRef::List(l) => {
@@ -502,8 +509,21 @@ pub fn decode_payload(body: &[u8], version: u16) -> Result<Value, RdbError> {
     }
 }
 
-/// A DUMP payload: `<type><value><version u16 LE><CRC-64 u64 LE>`.
+/// The RDB version a payload of `v` needs: `version`, unless `v` is a hash with field TTLs,
+/// which only Valkey 9's version can carry (older servers could not load it anyway).
+pub fn payload_version(v: ValueRef<'_>, version: u16) -> u16 {
+    match v {
+        ValueRef::Hash(h) if h.has_field_ttls() && !super::VALKEY_VERSIONS.contains(&version) => {
+            *super::VALKEY_VERSIONS.start()
+        }
+        _ => version,
+    }
+}
+
+/// A DUMP payload: `<type><value><version u16 LE><CRC-64 u64 LE>`. A hash with field TTLs
+/// is written as Valkey 9 does (`HASH_2`, RDB 80) whatever `version` says.
 pub fn encode_payload(v: ValueRef<'_>, version: u16) -> Vec<u8> {
+    let version = payload_version(v, version);
     let mut out = vec![value_type(v, version)];
     put_value(&mut out, v, version, false);
     out.extend_from_slice(&version.to_le_bytes());
