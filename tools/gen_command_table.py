@@ -52,7 +52,7 @@ IMPLEMENTED = {
     # cluster (the last six subcommands are Shoal's / Valkey 9's: tools/commands-extra/)
     "cluster": ["addslots", "addslotsrange", "delslots", "delslotsrange", "countkeysinslot",
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
-                "shards", "slots", "setslot",
+                "shards", "slots", "slot-stats", "setslot",
                 "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
                 "syncslots", "gettopology", "failover", "replicas", "slaves", "publishlocal"],
     "asking": None, "readonly": None, "readwrite": None,

@@ -110,8 +110,13 @@ pub fn even_split(n: usize) -> Assignment {
 impl Cluster {
     /// Starts `n` nodes and pushes a topology giving each an even share of the slots.
     pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// As [`Cluster::start`], every node started with the `extra` arguments.
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let dirs: Vec<TempDir> = (0..n).map(|_| TempDir::new("cluster")).collect();
-        let nodes: Vec<ClusterNode> = dirs.iter().map(|d| ClusterNode::start(&d.0, None, &[])).collect();
+        let nodes: Vec<ClusterNode> = dirs.iter().map(|d| ClusterNode::start(&d.0, None, extra)).collect();
         let mut c = Cluster {
             ids: nodes.iter().map(|n| n.id.clone()).collect(),
             ports: nodes.iter().map(|n| n.port()).collect(),

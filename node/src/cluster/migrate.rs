@@ -91,7 +91,7 @@ pub struct Job {
     /// Keys shipped (export) or installed (import).
     pub keys: u64,
     // Export only.
-    cursor: u64,
+    walk: Walk,
     scan_done: bool,
     pending: VecDeque<KeyImage>,
     pending_bytes: usize,
@@ -119,7 +119,7 @@ impl Job {
             state: if export { State::Syncing } else { State::Importing },
             message: String::new(),
             keys: 0,
-            cursor: 0,
+            walk: Walk::default(),
             scan_done: false,
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -166,12 +166,32 @@ impl Job {
     }
 }
 
+/// Where a walk over the keys of some slots stands: a database (with Valkey 9's
+/// `cluster-databases` a slot has keys in each), and the SCAN cursor inside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Walk {
+    db: usize,
+    cursor: u64,
+}
+
+impl Walk {
+    /// After a step that returned `next`: true when the last database is done.
+    fn advance(&mut self, next: u64, dbs: usize) -> bool {
+        self.cursor = next;
+        if next != 0 {
+            return false;
+        }
+        self.db += 1;
+        self.db >= dbs
+    }
+}
+
 /// Every migration this node takes part in, and slots whose keys are being freed.
 #[derive(Default)]
 pub struct Migrations {
     pub jobs: Vec<Job>,
-    /// Slots to empty, with the walk's cursor.
-    cleanup: Vec<(SlotSet, u64)>,
+    /// Slots to empty, with the walk's position.
+    cleanup: Vec<(SlotSet, Walk)>,
 }
 
 impl Migrations {
@@ -235,7 +255,7 @@ impl Migrations {
                 n += 1;
             }
         }
-        self.cleanup.extend(freed.into_iter().map(|s| (s, 0)));
+        self.cleanup.extend(freed.into_iter().map(|s| (s, Walk::default())));
         n
     }
 }
@@ -310,9 +330,9 @@ pub fn start_export(
     Ok(name)
 }
 
-/// After a command ran: ship the new state of keys written in exporting slots; FLUSHALL and
-/// FLUSHDB fail every migration (the snapshot no longer means anything).
-pub fn after_command(srv: &mut Server, meta: &CommandMeta, args: &[Bytes]) {
+/// After a command ran in database `db`: ship the new state of keys written in exporting
+/// slots; FLUSHALL and FLUSHDB fail every migration (the snapshot no longer means anything).
+pub fn after_command(srv: &mut Server, db: usize, meta: &CommandMeta, args: &[Bytes]) {
     let Server { cluster, dbs, .. } = srv;
     let Some(cl) = cluster.as_mut() else { return };
     if cl.migrations.jobs.is_empty() || !meta.has_flag("write") {
@@ -326,21 +346,37 @@ pub fn after_command(srv: &mut Server, meta: &CommandMeta, args: &[Bytes]) {
             }
             j.end(State::Failed, format!("{} during the migration", meta.name.to_ascii_uppercase()));
         }
-        cl.migrations.cleanup.extend(freed.into_iter().map(|s| (s, 0)));
+        cl.migrations.cleanup.extend(freed.into_iter().map(|s| (s, Walk::default())));
         return;
     }
     if !cl.migrations.exporting() {
         return;
     }
     let now = crate::util::now_ms();
-    for k in command_keys(meta, args) {
-        let key = &args[k.pos];
+    let other = other_db(meta, args).filter(|&(_, d)| d < dbs.len());
+    let written = command_keys(meta, args).into_iter().map(|k| (k.pos, db)).chain(other);
+    for (pos, db) in written {
+        let key = &args[pos];
         let slot = key_slot(key);
         for j in cl.migrations.jobs.iter_mut() {
             if j.export && j.state == State::Syncing && j.slots.contains(slot) {
-                j.push(serialize::snapshot(&mut dbs[0], key, now));
+                j.push(serialize::snapshot(&mut dbs[db], db, key, now));
             }
         }
+    }
+}
+
+/// The key a command writes in another database (MOVE's key, COPY ... DB's destination):
+/// its argument position and that database.
+fn other_db(meta: &CommandMeta, args: &[Bytes]) -> Option<(usize, usize)> {
+    let index = |a: &Bytes| crate::util::parse_i64(a).and_then(|d| usize::try_from(d).ok());
+    match meta.name {
+        "move" => Some((1, index(args.get(2)?)?)),
+        "copy" => {
+            let at = args.iter().skip(3).position(|a| a.eq_ignore_ascii_case(b"db"))? + 3;
+            Some((2, index(args.get(at + 1)?)?))
+        }
+        _ => None,
     }
 }
 
@@ -389,13 +425,15 @@ pub fn tick(srv: &mut Server, clients: &Slab<Client>) -> bool {
         if j.state == State::Syncing && !j.scan_done {
             while started.elapsed() < TICK_BUDGET && j.pending_bytes < BATCH_BYTES * worker::CHANNEL_DEPTH {
                 let mut found = Vec::new();
-                j.cursor = serialize::scan_slots(&mut dbs[0], &j.slots, j.cursor, SCAN_STEP, now, |k| {
-                    found.push(k.clone())
-                });
+                let db = j.walk.db;
+                let next =
+                    serialize::scan_slots(&mut dbs[db], &j.slots, j.walk.cursor, SCAN_STEP, now, |k| {
+                        found.push(k.clone())
+                    });
                 for k in found {
-                    j.push(serialize::snapshot(&mut dbs[0], &k, now));
+                    j.push(serialize::snapshot(&mut dbs[db], db, &k, now));
                 }
-                if j.cursor == 0 {
+                if j.walk.advance(next, dbs.len()) {
                     j.scan_done = true;
                     break;
                 }
@@ -428,29 +466,29 @@ pub fn tick(srv: &mut Server, clients: &Slab<Client>) -> bool {
                 cl.overrides.insert(slot, target.clone());
             }
         }
-        cl.migrations.cleanup.push((slots, 0));
+        cl.migrations.cleanup.push((slots, Walk::default()));
     }
     if unpause {
         cl.rebuild();
         cl.save_or_warn();
     }
-    cl.migrations.cleanup.extend(freed.into_iter().map(|s| (s, 0)));
+    cl.migrations.cleanup.extend(freed.into_iter().map(|s| (s, Walk::default())));
     cl.migrations.trim_history();
     // Free the keys of slots that left (or imports that failed), a bounded step at a time.
     let mut garbage = Vec::new();
-    while let Some((slots, cursor)) = cl.migrations.cleanup.first_mut() {
+    while let Some((slots, walk)) = cl.migrations.cleanup.first_mut() {
         if started.elapsed() >= TICK_BUDGET {
             break;
         }
-        let (next, keys, values) = serialize::remove_slots_step(&mut dbs[0], slots, *cursor, SCAN_STEP);
+        let (next, keys, values) =
+            serialize::remove_slots_step(&mut dbs[walk.db], slots, walk.cursor, SCAN_STEP);
         if replicating {
             for k in &keys {
-                repl.feed(0, &[b"DEL", k]);
+                repl.feed(walk.db, &[b"DEL", k]);
             }
         }
         garbage.extend(values);
-        *cursor = next;
-        if next == 0 {
+        if walk.advance(next, dbs.len()) {
             cl.migrations.cleanup.remove(0);
         }
     }
@@ -560,6 +598,6 @@ pub fn abort_import(cl: &mut ClusterState, name: &[u8], conn: (usize, u64)) -> R
     let job = import_job(cl, name, conn)?;
     job.end(State::Cancelled, "aborted by the source");
     let slots = job.slots.clone();
-    cl.migrations.cleanup.push((slots, 0));
+    cl.migrations.cleanup.push((slots, Walk::default()));
     Ok(())
 }

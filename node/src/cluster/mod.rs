@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod persist;
 pub mod redirect;
 pub mod serialize;
+pub mod slot_stats;
 pub mod topology;
 pub mod view;
 pub mod worker;
@@ -132,6 +133,8 @@ pub struct ClusterState {
     /// keeps none on disk), so it serves nothing until the control plane pushes a topology,
     /// which promotes a replica and makes this node its replica (fencing by epoch).
     pub fenced: bool,
+    /// CPU and network counters per slot (`cluster-slot-stats-enabled`).
+    pub slot_stats: slot_stats::SlotStats,
 }
 
 impl ClusterState {
@@ -151,6 +154,7 @@ impl ClusterState {
             importing: BTreeMap::new(),
             migrations: Migrations::default(),
             fenced: false,
+            slot_stats: slot_stats::SlotStats::default(),
         }
     }
 
@@ -169,6 +173,7 @@ impl ClusterState {
             None => ClusterState::ephemeral(persist::random_id()),
         };
         st.path = Some(path);
+        st.slot_stats.set_enabled(config.get_bool("cluster-slot-stats-enabled"));
         st.rebuild();
         if let (Some((shard, Role::Primary)), Some(t)) = (st.me, st.topology.as_ref().filter(|_| !st.local)) {
             let sh = &t.shards[shard];
@@ -229,6 +234,15 @@ impl ClusterState {
             .count();
         self.me = t.find_node(&self.myid).map(|(s, n)| (s, n.role));
         self.map = map;
+        // A slot that left this node starts from zero if it comes back (Valkey's
+        // `clusterDelSlot`).
+        if self.slot_stats.enabled() {
+            for slot in 0..SLOTS as u16 {
+                if !self.owns(slot) {
+                    self.slot_stats.reset_slot(slot);
+                }
+            }
+        }
     }
 
     /// Installs a pushed topology: stale epochs are refused, an identical one is a no-op.

@@ -59,7 +59,7 @@ impl Redirect {
 pub fn check(srv: &mut Server, client: &ClientState, meta: &CommandMeta, args: &[Bytes]) -> Option<Redirect> {
     let Server { cluster, dbs, config, .. } = srv;
     let cl = cluster.as_ref()?;
-    decide(cl, config, &mut dbs[0], client, meta, args)
+    decide(cl, config, &mut dbs[client.db], client, meta, args)
 }
 
 /// [`check`] over explicit parts, for unit tests.

@@ -70,9 +70,11 @@ pub fn restore(payload: &[u8]) -> Result<Value, PayloadError> {
     })
 }
 
-/// One key as a migration ships it: the payload, and its absolute expiry in Unix ms.
+/// One key as a migration ships it: its database, the payload, and its absolute expiry in
+/// Unix ms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyImage {
+    pub db: usize,
     pub key: Bytes,
     /// `None`: the key no longer exists (ship a delete).
     pub payload: Option<Vec<u8>>,
@@ -87,11 +89,11 @@ impl KeyImage {
 }
 
 /// The current state of a key (live or gone), without touching access time or statistics.
-pub fn snapshot(db: &mut Db, key: &[u8], now_ms: i64) -> KeyImage {
+pub fn snapshot(db: &mut Db, index: usize, key: &[u8], now_ms: i64) -> KeyImage {
     let key = Bytes::copy_from_slice(key);
     match db.get(&key, now_ms, 0, false) {
-        Some(e) => KeyImage { payload: Some(dump(e.value())), expire_at: e.expire_at(), key },
-        None => KeyImage { key, payload: None, expire_at: None },
+        Some(e) => KeyImage { db: index, payload: Some(dump(e.value())), expire_at: e.expire_at(), key },
+        None => KeyImage { db: index, key, payload: None, expire_at: None },
     }
 }
 
@@ -333,7 +335,7 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), want);
-        let img = snapshot(&mut db, b"k1", 0);
+        let img = snapshot(&mut db, 0, b"k1", 0);
         let mut other = Db::new();
         install(&mut other, &img, 0).expect("install");
         assert_eq!(other.get(b"k1", 0, 0, false).map(|e| e.value().to_owned()), Some(Value::Int(1)));

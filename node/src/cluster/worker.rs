@@ -5,6 +5,7 @@
 //! [AUTH <requirepass>]
 //! CLUSTER SYNCSLOTS START <name> <source-id> <start> <end> [<start> <end> ...]
 //! CLUSTER SYNCSLOTS DATA <name> <key> <expire-ms|-1|-2> <payload> [...]   (-2: delete)
+//! CLUSTER SYNCSLOTS DATADB <name> <db> <key> <expire-ms|-1|-2> <payload> [...]  (db > 0)
 //! CLUSTER SYNCSLOTS FINISH <name>                                       (target takes over)
 //! CLUSTER SYNCSLOTS ABORT <name>                                        (best effort)
 //! ```
@@ -185,23 +186,32 @@ fn run(
         };
         match msg {
             ToWorker::Batch(items) => {
-                let exps: Vec<String> = items
-                    .iter()
-                    .map(|i| match (&i.payload, i.expire_at) {
-                        (None, _) => "-2".to_string(),
-                        (Some(_), None) => "-1".to_string(),
-                        (Some(_), Some(at)) => at.max(0).to_string(),
-                    })
-                    .collect();
-                let mut args: Vec<&[u8]> = vec![b"CLUSTER", b"SYNCSLOTS", b"DATA", name.as_bytes()];
-                for (i, e) in items.iter().zip(&exps) {
-                    args.push(&i.key);
-                    args.push(e.as_bytes());
-                    args.push(i.payload.as_deref().unwrap_or(b""));
+                // One command per run of keys of the same database (database 0 keeps the
+                // plain DATA form; other databases exist with `cluster-databases` > 1).
+                for run in items.chunk_by(|a, b| a.db == b.db) {
+                    let exps: Vec<String> = run
+                        .iter()
+                        .map(|i| match (&i.payload, i.expire_at) {
+                            (None, _) => "-2".to_string(),
+                            (Some(_), None) => "-1".to_string(),
+                            (Some(_), Some(at)) => at.max(0).to_string(),
+                        })
+                        .collect();
+                    let db = run[0].db.to_string();
+                    let mut args: Vec<&[u8]> = if run[0].db == 0 {
+                        vec![b"CLUSTER", b"SYNCSLOTS", b"DATA", name.as_bytes()]
+                    } else {
+                        vec![b"CLUSTER", b"SYNCSLOTS", b"DATADB", name.as_bytes(), db.as_bytes()]
+                    };
+                    for (i, e) in run.iter().zip(&exps) {
+                        args.push(&i.key);
+                        args.push(e.as_bytes());
+                        args.push(i.payload.as_deref().unwrap_or(b""));
+                    }
+                    conn.send(&args)?;
+                    window.push_back(run.len() as u64);
+                    drain(&mut conn, &mut window, WINDOW, sh)?;
                 }
-                conn.send(&args)?;
-                window.push_back(items.len() as u64);
-                drain(&mut conn, &mut window, WINDOW, sh)?;
             }
             ToWorker::Finish => {
                 drain(&mut conn, &mut window, 0, sh)?;

@@ -187,9 +187,15 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
             "slowlog-log-slower-than"
             | "slowlog-max-len"
             | "latency-monitor-threshold"
-            | "latency-tracking" => {
+            | "latency-tracking"
+            | "cluster-slot-stats-enabled" => {
                 ctx.srv.observe.configure(&ctx.srv.config);
-                ctx.srv.time_commands = ctx.srv.observe.timing();
+                let slot_stats = ctx.srv.config.get_bool("cluster-slot-stats-enabled");
+                if let Some(cl) = ctx.srv.cluster.as_mut() {
+                    cl.slot_stats.set_enabled(slot_stats);
+                }
+                // Per-slot CPU time needs each command timed.
+                ctx.srv.time_commands = ctx.srv.observe.timing() || (slot_stats && ctx.srv.cluster.is_some());
             }
             "busy-reply-threshold" => ctx.srv.busy_reply_ms = ctx.srv.config.get_i64("busy-reply-threshold"),
             "client-output-buffer-limit" => {
@@ -220,6 +226,9 @@ fn os_error_text(e: &std::io::Error) -> String {
 
 fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.srv.reset_stats();
+    if let Some(cl) = ctx.srv.cluster.as_mut() {
+        cl.slot_stats.reset();
+    }
     super::info::reset_peak();
     let io = &ctx.srv.io_stats;
     for c in [&io.reads, &io.writes, &io.freed] {

@@ -52,7 +52,7 @@ fn select(ctx: &mut Ctx, args: &[Bytes]) {
     let Some(id) = arg_int(ctx, &args[1]) else {
         return;
     };
-    if id != 0 && ctx.srv.config.get_bool("cluster-enabled") {
+    if id != 0 && crate::command::keys::single_cluster_db(ctx.srv) {
         ctx.out.err("SELECT is not allowed in cluster mode");
         return;
     }

@@ -73,6 +73,11 @@ fn db_index(arg: &[u8]) -> Option<i64> {
 }
 
 fn swapdb(ctx: &mut Ctx, args: &[Bytes]) {
+    // Even with several databases (Valkey 9's `cluster-databases`): a swap would move keys
+    // of every slot at once, under migrations and replicas that track them per slot.
+    if ctx.srv.config.get_bool("cluster-enabled") {
+        return ctx.out.err("SWAPDB is not allowed in cluster mode");
+    }
     let Some(a) = db_index(&args[1]) else {
         return ctx.out.err("invalid first DB index");
     };

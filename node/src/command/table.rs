@@ -1300,6 +1300,38 @@ pub static COMMANDS: &[CommandMeta] = &[
                 subcommands: &[],
             },
             CommandMeta {
+                name: "slot-stats",
+                arity: -4,
+                flags: &["stale", "loading"],
+                acl: &["slow"],
+                tips: &["nondeterministic_output", "request_policy:all_shards"],
+                key_specs: &[],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                group: "cluster",
+                since: "8.0.0",
+                summary: "Return an array of slot usage statistics for slots assigned to the current node.",
+                complexity: "O(N) where N is the total number of slots based on arguments. O(N*log(N)) with ORDERBY subcommand.",
+                args: &[
+                    Arg { name: "filter", kind: "oneof", token: None, optional: false, multiple: false, args: &[
+                        Arg { name: "slotsrange", kind: "block", token: Some("SLOTSRANGE"), optional: false, multiple: false, args: &[
+                            Arg { name: "start-slot", kind: "integer", token: None, optional: false, multiple: false, args: &[] },
+                            Arg { name: "end-slot", kind: "integer", token: None, optional: false, multiple: false, args: &[] },
+                        ] },
+                        Arg { name: "orderby", kind: "block", token: Some("ORDERBY"), optional: false, multiple: false, args: &[
+                            Arg { name: "metric", kind: "string", token: None, optional: false, multiple: false, args: &[] },
+                            Arg { name: "limit", kind: "integer", token: Some("LIMIT"), optional: true, multiple: false, args: &[] },
+                            Arg { name: "order", kind: "oneof", token: None, optional: true, multiple: false, args: &[
+                                Arg { name: "asc", kind: "pure-token", token: Some("ASC"), optional: false, multiple: false, args: &[] },
+                                Arg { name: "desc", kind: "pure-token", token: Some("DESC"), optional: false, multiple: false, args: &[] },
+                            ] },
+                        ] },
+                    ] },
+                ],
+                subcommands: &[],
+            },
+            CommandMeta {
                 name: "slots",
                 arity: 2,
                 flags: &["loading", "stale"],

@@ -137,6 +137,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("min-replicas-to-write", Int(0, i64::MAX), "0", true),
     d("min-replicas-max-lag", Int(0, i64::MAX), "10", true),
     d("cluster-enabled", Bool, "no", false),
+    d("cluster-databases", Int(1, MAXI), "1", false),
+    d("cluster-slot-stats-enabled", Bool, "no", true),
     d("cluster-config-file", Str, "nodes.conf", false),
     d("cluster-node-timeout", Int(0, i64::MAX), "15000", true),
     d("cluster-announce-ip", Str, "", true),

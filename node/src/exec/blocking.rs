@@ -392,7 +392,8 @@ fn serve_key(srv: &mut Server, clients: &mut Slab<Client>, db: usize, key: &Byte
                 }
                 if srv.cluster.is_some() {
                     // What it popped or moved in an exporting slot reaches the migration target.
-                    crate::cluster::migrate::after_command(srv, meta, &args);
+                    crate::cluster::migrate::after_command(srv, db, meta, &args);
+                    crate::cluster::slot_stats::after_command(srv, meta, &args, None, scratch.len());
                 }
                 srv.stats.total_commands += 1;
                 if let Some(e) = srv.registry.lookup(cmd_name.as_bytes()) {
@@ -458,7 +459,9 @@ pub fn redirect_moved(srv: &mut Server, clients: &mut Slab<Client>) {
     let Server { cluster: Some(cl), config, dbs, blocking, .. } = &mut *srv else { return };
     for (&idx, w) in &blocking.waiters {
         let Some(c) = clients.get(idx) else { continue };
-        if let Some(r) = crate::cluster::redirect::decide(cl, config, &mut dbs[0], &c.st, w.meta, &w.args) {
+        if let Some(r) =
+            crate::cluster::redirect::decide(cl, config, &mut dbs[c.st.db], &c.st, w.meta, &w.args)
+        {
             if gone(&r) {
                 moved.push((idx, r.message().unwrap_or_default()));
             }

@@ -211,7 +211,9 @@ pub fn dispatch_parsed(
                     super::monitor::feed(srv, clients, idx, entry.meta, args, false);
                 }
                 if srv.cluster.is_some() {
-                    crate::cluster::migrate::after_command(srv, entry.meta, args);
+                    crate::cluster::migrate::after_command(srv, db, entry.meta, args);
+                    let out = reply.len().saturating_sub(before);
+                    crate::cluster::slot_stats::after_command(srv, entry.meta, args, nanos, out);
                 }
                 if srv.notify_flags != 0 {
                     // Keys the command found expired publish `expired` even if it notified nothing.

@@ -129,6 +129,7 @@ impl Executor {
         let mut srv = Server::new(config, crate::command::registry(), io.stats.clone());
         if srv.config.get_bool("cluster-enabled") {
             srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
+            srv.time_commands |= srv.config.get_bool("cluster-slot-stats-enabled");
         }
         let mut listeners = super::listen::bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {

@@ -151,10 +151,11 @@ impl Server {
         observe.configure(&config);
         let evict = Eviction::from_config(&config);
         let mut srv = Server {
-            // Cluster mode keeps one database, its keys in one table per hash slot so slot
-            // counts, listings and migrations touch only that slot's keys.
+            // Cluster mode keeps `cluster-databases` databases (Valkey 9; one by default), their
+            // keys in one table per hash slot so slot counts, listings and migrations touch
+            // only that slot's keys.
             dbs: if config.get_bool("cluster-enabled") {
-                vec![Db::new_cluster()]
+                (0..config.get_i64("cluster-databases").max(1)).map(|_| Db::new_cluster()).collect()
             } else {
                 (0..databases).map(|_| Db::new()).collect()
             },

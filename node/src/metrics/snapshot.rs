@@ -172,11 +172,10 @@ pub fn collect(srv: &Server, clients: &Slab<Client>, io_threads_limit: usize) ->
 
 fn cluster_figures(srv: &Server) -> Option<ClusterFigures> {
     let cl = srv.cluster.as_ref()?;
-    let db = srv.dbs.first()?;
     let mut slot_keys = Vec::new();
     for slot in 0..SLOTS as u16 {
         if cl.owns(slot) {
-            slot_keys.push(db.count_in_slot(slot, srv.now_ms) as u64);
+            slot_keys.push(srv.dbs.iter().map(|db| db.count_in_slot(slot, srv.now_ms) as u64).sum());
         }
     }
     slot_keys.sort_unstable();

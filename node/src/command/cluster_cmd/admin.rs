@@ -165,7 +165,7 @@ pub fn setslot(ctx: &mut Ctx, args: &[Bytes]) {
     let op = args[3].to_ascii_lowercase();
     let id = args.get(4).map(|a| String::from_utf8_lossy(a).into_owned());
     let now = ctx.now_ms;
-    let has_keys = ctx.srv.dbs[0].count_in_slot(slot, now) > 0;
+    let has_keys = ctx.srv.dbs.iter().any(|d| d.count_in_slot(slot, now) > 0);
     let Some(cl) = ctx.srv.cluster.as_mut() else { return };
     let known = |cl: &ClusterState, id: &Option<String>| id.as_ref().and_then(|i| cl.node(i).cloned());
     let res: Result<(), String> = match (op.as_slice(), args.len()) {
@@ -329,7 +329,7 @@ pub fn cancelslotmigrations(ctx: &mut Ctx, _args: &[Bytes]) {
     ctx.out.ok();
 }
 
-/// CLUSTER SYNCSLOTS START|DATA|FINISH|ABORT <name> ... (sent by a migration's source).
+/// CLUSTER SYNCSLOTS START|DATA|DATADB|FINISH|ABORT <name> ... (sent by a migration's source).
 pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
     if state(ctx).is_none() {
         return;
@@ -362,41 +362,45 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
             migrate::start_import(cl, &name, &source, SlotSet::from_ranges(&ranges), conn)
                 .map_err(|e| e.to_string())
         }
-        b"data" if (args.len() - 4).is_multiple_of(3) => match migrate::import_job(cl, name, conn) {
-            Err(e) => Err(e.to_string()),
-            Ok(job) => {
-                let mut res = Ok(());
-                for t in args[4..].chunks(3) {
-                    if !job.slots.contains(key_slot(&t[0])) {
-                        res = Err(format!("Key is not in the slots of migration {}", job.name));
-                        break;
-                    }
-                    let img = match crate::util::parse_i64(&t[1]) {
-                        Some(-2) => KeyImage { key: t[0].clone(), payload: None, expire_at: None },
-                        Some(e) if e >= -1 => KeyImage {
-                            key: t[0].clone(),
-                            payload: Some(t[2].to_vec()),
-                            expire_at: (e >= 0).then_some(e),
-                        },
-                        _ => {
-                            res = Err("Invalid expire time".into());
+        b"data" | b"datadb" => match data_args(&op, args, dbs.len()) {
+            Err(e) => Err(e),
+            Ok((db, triples)) => match migrate::import_job(cl, name, conn) {
+                Err(e) => Err(e.to_string()),
+                Ok(job) => {
+                    let mut res = Ok(());
+                    for t in triples.chunks(3) {
+                        if !job.slots.contains(key_slot(&t[0])) {
+                            res = Err(format!("Key is not in the slots of migration {}", job.name));
                             break;
                         }
-                    };
-                    if let Err(e) = serialize::install(&mut dbs[0], &img, clock) {
-                        res = Err(e.to_string());
-                        break;
+                        let img = match crate::util::parse_i64(&t[1]) {
+                            Some(-2) => KeyImage { db, key: t[0].clone(), payload: None, expire_at: None },
+                            Some(e) if e >= -1 => KeyImage {
+                                db,
+                                key: t[0].clone(),
+                                payload: Some(t[2].to_vec()),
+                                expire_at: (e >= 0).then_some(e),
+                            },
+                            _ => {
+                                res = Err("Invalid expire time".into());
+                                break;
+                            }
+                        };
+                        if let Err(e) = serialize::install(&mut dbs[db], &img, clock) {
+                            res = Err(e.to_string());
+                            break;
+                        }
+                        job.keys += 1;
+                        if replicating {
+                            shipped.push(img);
+                        }
                     }
-                    job.keys += 1;
-                    if replicating {
-                        shipped.push(img);
+                    if res.is_err() {
+                        job.message = "bad data from the source".into();
                     }
+                    res
                 }
-                if res.is_err() {
-                    job.message = "bad data from the source".into();
-                }
-                res
-            }
+            },
         },
         b"finish" if args.len() == 4 => migrate::finish_import(cl, name, conn).map_err(|e| e.to_string()),
         b"abort" if args.len() == 4 => migrate::abort_import(cl, name, conn).map_err(|e| e.to_string()),
@@ -406,15 +410,32 @@ pub fn syncslots(ctx: &mut Ctx, args: &[Bytes]) {
         match &img.payload {
             Some(p) => {
                 let at = img.expire_at.unwrap_or(0).to_string();
-                ctx.srv.repl.feed(0, &[b"RESTORE", &img.key, at.as_bytes(), p, b"REPLACE", b"ABSTTL"]);
+                ctx.srv.repl.feed(img.db, &[b"RESTORE", &img.key, at.as_bytes(), p, b"REPLACE", b"ABSTTL"]);
             }
-            None => ctx.srv.repl.feed(0, &[b"DEL", &img.key]),
+            None => ctx.srv.repl.feed(img.db, &[b"DEL", &img.key]),
         }
     }
     match res {
         Ok(()) => ctx.out.ok(),
         Err(e) => ctx.out.err(&e),
     }
+}
+
+/// The database and the `<key> <expire> <payload>` triples of `DATA <name> ...` (database 0)
+/// or `DATADB <name> <db> ...`.
+fn data_args<'a>(op: &[u8], args: &'a [Bytes], dbs: usize) -> Result<(usize, &'a [Bytes]), String> {
+    const BAD: &str = "Invalid CLUSTER SYNCSLOTS operation or number of arguments";
+    let (db, triples) = if op == b"datadb" {
+        let db = args.get(4).and_then(|a| crate::util::parse_i64(a)).ok_or(BAD)?;
+        let db = usize::try_from(db).ok().filter(|&d| d < dbs).ok_or("DB index is out of range")?;
+        (db, &args[5.min(args.len())..])
+    } else {
+        (0, &args[4.min(args.len())..])
+    };
+    if triples.len() % 3 != 0 {
+        return Err(BAD.into());
+    }
+    Ok((db, triples))
 }
 
 /// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica: the control plane owns the roles, so the

@@ -6,6 +6,7 @@
 //! `This instance has cluster support disabled`.
 
 mod admin;
+mod slot_stats;
 
 use bytes::Bytes;
 
@@ -30,6 +31,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "cluster|nodes" => nodes,
         "cluster|shards" => shards,
         "cluster|slots" => slots,
+        "cluster|slot-stats" => slot_stats::slot_stats,
         "cluster|settopology" => admin::settopology,
         "cluster|gettopology" => admin::gettopology,
         "cluster|addslots" => admin::addslots,
@@ -96,6 +98,8 @@ const HELP: &[&str] = &[
     "NODES",
     "    Return cluster configuration seen by node. Output format:",
     "    <id> <ip:port@bus-port[,hostname]> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+    "SLOT-STATS",
+    "    Return an array of slot usage statistics for slots assigned to the current node.",
     "SHARDS",
     "    Return information about slot range mappings and the nodes associated with them.",
     "SLOTS",
@@ -179,7 +183,9 @@ fn countkeysinslot(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let Some(slot) = slot_arg(ctx, &args[2], "Invalid slot") else { return };
     let now = ctx.now_ms;
-    let n = ctx.srv.dbs[0].count_in_slot(slot, now);
+    // The selected database's keys, as Valkey 9 with `cluster-databases` > 1.
+    let db = ctx.client().db;
+    let n = ctx.srv.dbs[db].count_in_slot(slot, now);
     ctx.out.int(n as i64);
 }
 
@@ -194,7 +200,8 @@ fn getkeysinslot(ctx: &mut Ctx, args: &[Bytes]) {
     };
     let Some(slot) = slot_arg(ctx, &args[2], MSG) else { return };
     let now = ctx.now_ms;
-    let keys = ctx.srv.dbs[0].keys_in_slot(slot, count, now);
+    let db = ctx.client().db;
+    let keys = ctx.srv.dbs[db].keys_in_slot(slot, count, now);
     ctx.out.array(keys.len());
     for k in keys {
         ctx.out.bulk(&k);

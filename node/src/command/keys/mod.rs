@@ -145,7 +145,9 @@ fn db_index_arg(ctx: &mut Ctx, arg: &Bytes) -> Option<usize> {
 /// Values overwritten or deleted implicitly by a command (RENAME's destination, COPY REPLACE).
 const LAZY_SERVER_DEL: LazyFree = LazyFree::If("lazyfree-lazy-server-del");
 
-/// True when the node runs in cluster mode (MOVE and cross-database COPY are refused).
-fn cluster_enabled(srv: &Server) -> bool {
-    srv.config.get_bool("cluster-enabled")
+/// True when the node runs in cluster mode with one database (`cluster-databases 1`, the
+/// default): SELECT, MOVE and cross-database COPY get Valkey 8's cluster-mode errors. With more
+/// databases (Valkey 9) they work as on a standalone node.
+pub fn single_cluster_db(srv: &Server) -> bool {
+    srv.dbs.len() == 1 && srv.config.get_bool("cluster-enabled")
 }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{cluster_enabled, cstr, db_index_arg, dispose, LAZY_SERVER_DEL};
+use super::{cstr, db_index_arg, dispose, single_cluster_db, LAZY_SERVER_DEL};
 use crate::exec::notify::{class, emit_in};
 use crate::exec::Ctx;
 
@@ -82,7 +82,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
         }
         j += 1;
     }
-    if cluster_enabled(ctx.srv) && (src_db != 0 || dst_db != 0) {
+    if single_cluster_db(ctx.srv) && (src_db != 0 || dst_db != 0) {
         ctx.out.err("Copying to another database is not allowed in cluster mode");
         return;
     }
@@ -112,7 +112,7 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// MOVE key db
 pub fn move_(ctx: &mut Ctx, args: &[Bytes]) {
-    if cluster_enabled(ctx.srv) {
+    if single_cluster_db(ctx.srv) {
         ctx.out.err("MOVE is not allowed in cluster mode");
         return;
     }
