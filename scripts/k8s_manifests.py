@@ -183,16 +183,26 @@ def check_test_pod_admitted(docs, label):
 
 
 def secret_rules(docs):
-    """The resourceNames (None: any) of every operator rule on secrets, and their verbs checked."""
+    """The resourceNames (None: any) of every operator rule that reads or patches secrets, the
+    verbs checked: get and patch (named when rbac.secretNames is set), and one unnamed create
+    (Kubernetes cannot limit create by name) for the operator's own per-cluster Secrets."""
     out = []
     for _, d in docs:
         if d["kind"] not in ("Role", "ClusterRole"):
             continue
+        creates, secret_rules_seen = 0, False
         for r in d.get("rules") or []:
-            if "secrets" in r.get("resources", []):
-                if r["verbs"] != ["get"]:
-                    raise SystemExit(f"{d['metadata']['name']}: secrets verbs {r['verbs']}, want only get")
+            if "secrets" not in r.get("resources", []):
+                continue
+            secret_rules_seen = True
+            if r["verbs"] == ["create"] and "resourceNames" not in r:
+                creates += 1
+            elif r["verbs"] == ["get", "patch"]:
                 out.append(r.get("resourceNames"))
+            else:
+                raise SystemExit(f"{d['metadata']['name']}: secrets verbs {r['verbs']}, want get/patch or create")
+        if secret_rules_seen and creates != 1:
+            raise SystemExit(f"{d['metadata']['name']}: {creates} secrets create rules, want 1")
     return out
 
 
@@ -268,7 +278,7 @@ def main():
             failures.append(f"values.schema.json did not reject rbac {bad}")
         except Exception:  # noqa: BLE001 - the library raises its own error type
             pass
-    # rbac.secretNames narrows the one secrets rule to those names, in either scope.
+    # rbac.secretNames narrows the secrets get/patch rule to those names, in either scope.
     for scope in ["cluster", "namespace"]:
         names = ["cache-auth", "sessions-auth"]
         got = secret_rules(render({"rbac": {"scope": scope, "secretNames": names}}))

@@ -24,14 +24,20 @@ async fn a_password_protected_cluster_forms_and_resizes() {
     let addr = c.sup.node(0).expect("node 0").addr.clone();
 
     // Without the password: refused. With it: the node answers.
-    match NodeClient::connect(&addr, Duration::from_secs(5), None).await {
+    match NodeClient::connect(&addr, Duration::from_secs(5), &Default::default()).await {
         Ok(mut nc) => {
             let err = nc.my_id().await.expect_err("no password");
             assert!(err.to_string().contains("NOAUTH"), "{err}");
         }
         Err(e) => assert!(e.to_string().contains("NOAUTH"), "{e}"),
     }
-    let mut nc = NodeClient::connect(&addr, Duration::from_secs(5), Some(PASSWORD)).await.expect("connect");
+    let mut nc = NodeClient::connect(
+        &addr,
+        Duration::from_secs(5),
+        &shoal_operator::controlplane::credentials::Credentials::password(Some(PASSWORD.into())),
+    )
+    .await
+    .expect("connect");
     assert_eq!(nc.my_id().await.expect("id").0.len(), 40);
 
     let url = format!("redis://:{}@127.0.0.1:{port}/", "p%40ss%20word%3A%2F%25");

@@ -145,7 +145,8 @@ async fn killed_node_comes_back_with_its_identity_and_slots() {
     let mut c = LocalCluster::start(cfg).await.expect("start");
     tick_until(&mut c, Duration::from_secs(20), "2 shards formed", |c| c.converged() && owning(c) == 2).await;
     let addr = c.sup.node(1).expect("node 1").addr.clone();
-    let mut nc = NodeClient::connect(&addr, Duration::from_secs(5), None).await.expect("connect");
+    let mut nc =
+        NodeClient::connect(&addr, Duration::from_secs(5), &Default::default()).await.expect("connect");
     let id = nc.my_id().await.expect("id");
     let shard_of = |c: &LocalCluster| {
         let t = c.last.as_ref()?.observed.topology.as_ref()?;
@@ -162,7 +163,8 @@ async fn killed_node_comes_back_with_its_identity_and_slots() {
         c.sup.node(1).is_some_and(|p| p.restarts == 1) && c.converged()
     })
     .await;
-    let mut nc = NodeClient::connect(&addr, Duration::from_secs(5), None).await.expect("reconnect");
+    let mut nc =
+        NodeClient::connect(&addr, Duration::from_secs(5), &Default::default()).await.expect("reconnect");
     assert_eq!(nc.my_id().await.expect("id"), id, "the node kept its identity");
     assert_eq!(shard_of(&c), Some(slots.clone()), "the node kept its slots");
 
@@ -205,7 +207,8 @@ async fn control_plane_restart_mid_migration_completes() {
     // Tick until the source node itself reports a job that has not finished, then drop the
     // control plane's state on the spot.
     let src = c.sup.node(0).expect("node 0").addr.clone();
-    let mut nc = NodeClient::connect(&src, Duration::from_secs(5), None).await.expect("connect");
+    let mut nc =
+        NodeClient::connect(&src, Duration::from_secs(5), &Default::default()).await.expect("connect");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let caught = loop {
         c.tick().await.expect("tick");

@@ -57,7 +57,7 @@ async fn supervises_real_nodes() {
 /// True when the node speaks the control-plane commands.
 async fn cluster_supported(port: u16) -> bool {
     let addr = shoal_operator::controlplane::model::NodeAddr { ip: "127.0.0.1".into(), hostname: None, port };
-    match NodeClient::connect(&addr, Duration::from_secs(5), None).await {
+    match NodeClient::connect(&addr, Duration::from_secs(5), &Default::default()).await {
         Ok(mut c) => c.my_id().await.is_ok(),
         Err(_) => false,
     }

@@ -30,10 +30,13 @@ fn replicated(tag: &str, shards: u32) -> LocalConfig {
 
 async fn node_says(port: u16, args: &[&str]) -> String {
     let addr = NodeAddr { ip: "127.0.0.1".into(), hostname: None, port };
-    let mut c =
-        shoal_operator::controlplane::client::NodeClient::connect(&addr, Duration::from_secs(5), None)
-            .await
-            .expect("connect");
+    let mut c = shoal_operator::controlplane::client::NodeClient::connect(
+        &addr,
+        Duration::from_secs(5),
+        &Default::default(),
+    )
+    .await
+    .expect("connect");
     c.command_text(args).await.expect("command")
 }
 

@@ -84,7 +84,10 @@ fn one_database_keeps_valkey_8_errors() {
     assert_eq!(n.run("SELECT 0"), "+OK\r\n");
     assert_eq!(n.run("SET a 1"), "+OK\r\n");
     assert_eq!(n.run("MOVE a 1"), "-ERR MOVE is not allowed in cluster mode\r\n");
-    assert_eq!(n.run("COPY {a}1 {a}2 DB 1"), "-ERR Copying to another database is not allowed in cluster mode\r\n");
+    assert_eq!(
+        n.run("COPY {a}1 {a}2 DB 1"),
+        "-ERR Copying to another database is not allowed in cluster mode\r\n"
+    );
     assert_eq!(n.run("SWAPDB 0 0"), "-ERR SWAPDB is not allowed in cluster mode\r\n");
 }
 

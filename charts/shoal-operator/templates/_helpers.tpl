@@ -76,14 +76,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# The nodes' password, from the Secret a ShoalCluster's spec.auth.secretRef names: get only,
-# and only the listed names when rbac.secretNames is set.
+# Secrets a ShoalCluster names (spec.auth.secretRef, spec.users[].passwordSecretRef,
+# spec.tls.secretName) and the two the operator keeps per cluster (<cluster>-operator: its own
+# ACL password, made once; <cluster>-acl: the nodes' ACL file, hashes only): read, and the
+# operator's own created and applied. With rbac.secretNames set, only the listed names (list
+# the operator's own too); Kubernetes cannot limit `create` by name.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "patch"]
   {{- with .Values.rbac.secretNames }}
   resourceNames: {{ toJson . }}
   {{- end }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 {{- if .Values.rbac.serviceMonitors }}
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]

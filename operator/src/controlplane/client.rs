@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
+
+use super::credentials::{self, Credentials};
 
 use super::model::{
     FailoverKind, MigrationJob, MigrationOperation, MigrationState, NodeAddr, NodeId, NodeMetrics,
@@ -48,16 +50,43 @@ pub struct NodeClient {
 }
 
 impl NodeClient {
-    /// Connects, bounding the connect and every later reply by `timeout`; with a `password`,
-    /// authenticates as the default user (the nodes' `requirepass`).
-    pub async fn connect(addr: &NodeAddr, timeout: Duration, password: Option<&str>) -> Result<NodeClient> {
-        let host = addr.hostname.as_deref().unwrap_or(&addr.ip);
+    /// Connects, bounding the connect and every later reply by `timeout`, as `creds` say (an
+    /// ACL user or the default user's password, TLS); a node that refuses the user is tried
+    /// once more as the `default` user with the fallback password.
+    pub async fn connect(addr: &NodeAddr, timeout: Duration, creds: &Credentials) -> Result<NodeClient> {
         let err = |source| ClientError::Connect { addr: addr.to_string(), source };
-        let auth = password.map(|p| format!(":{}@", percent_encode(p))).unwrap_or_default();
-        let client = redis::Client::open(format!("redis://{auth}{host}:{}/", addr.port)).map_err(err)?;
-        let cfg = AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
-        let conn = client.get_multiplexed_async_connection_with_config(&cfg).await.map_err(err)?;
+        let tls = creds.tls.as_ref();
+        let first =
+            credentials::open(addr, timeout, creds.user.as_deref(), creds.password.as_deref(), tls).await;
+        let conn = match first {
+            Ok(c) => c,
+            Err(e) if creds.user.is_some() && credentials::refused(&e) => {
+                credentials::open(addr, timeout, None, creds.fallback.as_deref(), tls).await.map_err(err)?
+            }
+            Err(e) => return Err(err(e)),
+        };
         Ok(NodeClient { addr: addr.clone(), conn })
+    }
+
+    /// `ACL USERS`.
+    pub async fn acl_users(&mut self) -> Result<Vec<String>> {
+        let v = self.call(&["ACL", "USERS"]).await?;
+        match &v {
+            Value::Array(items) => Ok(items.iter().filter_map(text).collect()),
+            _ => Err(self.bad("ACL USERS", format!("{v:?}"))),
+        }
+    }
+
+    /// `ACL SETUSER <name> <args...>`.
+    pub async fn acl_setuser(&mut self, name: &str, args: &[String]) -> Result<()> {
+        let mut all = vec!["ACL", "SETUSER", name];
+        all.extend(args.iter().map(String::as_str));
+        self.call(&all).await.map(|_| ())
+    }
+
+    /// `ACL DELUSER <name>`.
+    pub async fn acl_deluser(&mut self, name: &str) -> Result<()> {
+        self.call(&["ACL", "DELUSER", name]).await.map(|_| ())
     }
 
     pub fn addr(&self) -> &NodeAddr {
@@ -352,20 +381,6 @@ fn parse_shards(v: &Value, epoch: u64, shard_ids: &HashMap<NodeId, ShardId>) -> 
     Some(out)
 }
 
-/// `s` with every byte outside RFC 3986's unreserved set percent-encoded, for the userinfo of a
-/// `redis://` URL (the `redis` crate decodes it).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,8 +481,8 @@ mod tests {
 
     #[test]
     fn passwords_are_percent_encoded_for_the_url() {
-        assert_eq!(super::percent_encode("abc-._~XYZ09"), "abc-._~XYZ09");
-        assert_eq!(super::percent_encode("p@ss word:/%"), "p%40ss%20word%3A%2F%25");
-        assert_eq!(super::percent_encode("é"), "%C3%A9");
+        assert_eq!(super::credentials::percent_encode("abc-._~XYZ09"), "abc-._~XYZ09");
+        assert_eq!(super::credentials::percent_encode("p@ss word:/%"), "p%40ss%20word%3A%2F%25");
+        assert_eq!(super::credentials::percent_encode("é"), "%C3%A9");
     }
 }

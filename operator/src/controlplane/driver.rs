@@ -121,6 +121,8 @@ pub struct Driver {
     pending_failovers: Vec<FailoverRecord>,
     /// Promotions made this step (moved into the report).
     step_failovers: Vec<FailoverRecord>,
+    /// ACL users last applied per node (see `users`).
+    users: super::users::UsersState,
 }
 
 /// The backoff key of migrations out of shard `src`.
@@ -141,7 +143,17 @@ impl Driver {
             planned: PlannedOptions::default(),
             pending_failovers: Vec::new(),
             step_failovers: Vec::new(),
+            users: super::users::UsersState::default(),
         }
+    }
+
+    /// Brings the ACL users of the nodes at `addrs` in line with `desired` (see `users`).
+    pub async fn sync_users(
+        &mut self,
+        addrs: &[NodeAddr],
+        desired: &super::users::DesiredUsers,
+    ) -> super::users::UsersReport {
+        super::users::sync(&mut self.pool, &mut self.users, addrs, desired).await
     }
 
     /// Replaces the bounds of planned failovers.
@@ -178,9 +190,14 @@ impl Driver {
         self
     }
 
-    /// The password the nodes require (`requirepass`), if any.
+    /// The password the nodes require (`requirepass`), if any: the `default` user, no TLS.
     pub fn set_password(&mut self, password: Option<String>) {
-        self.pool.set_password(password);
+        self.pool.set_credentials(super::credentials::Credentials::password(password));
+    }
+
+    /// Who the control plane is to the nodes (user, password, TLS).
+    pub fn set_credentials(&mut self, creds: super::credentials::Credentials) {
+        self.pool.set_credentials(creds);
     }
 
     /// Planned failover of `shard` to the replica `to` (default: the replica with the highest

@@ -7,6 +7,7 @@
 pub mod autoscaler;
 pub mod backoff;
 pub mod client;
+pub mod credentials;
 pub mod driver;
 pub mod failover;
 mod failover_run;
@@ -16,3 +17,4 @@ pub mod model;
 pub mod observe;
 pub mod planner;
 pub mod rollout;
+pub mod users;

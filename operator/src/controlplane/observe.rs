@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::client::{ClientError, NodeClient};
+use super::credentials::Credentials;
 use super::model::{NodeAddr, NodeId, ObservedNode, ObservedState, ShardId};
 
 /// Maps the address a node is known by to the address to dial (tests reach nodes named by
@@ -20,13 +21,13 @@ pub type Dialer = std::sync::Arc<dyn Fn(&NodeAddr) -> NodeAddr + Send + Sync>;
 pub struct ClientPool {
     clients: HashMap<NodeAddr, NodeClient>,
     timeout: Duration,
-    password: Option<String>,
+    creds: Credentials,
     dialer: Option<Dialer>,
 }
 
 impl ClientPool {
     pub fn new(timeout: Duration) -> ClientPool {
-        ClientPool { clients: HashMap::new(), timeout, password: None, dialer: None }
+        ClientPool { clients: HashMap::new(), timeout, creds: Credentials::default(), dialer: None }
     }
 
     /// Dials every node through `d`.
@@ -35,10 +36,10 @@ impl ClientPool {
         self.clients.clear();
     }
 
-    /// The password new connections authenticate with; a change drops the open connections.
-    pub fn set_password(&mut self, password: Option<String>) {
-        if password != self.password {
-            self.password = password;
+    /// What new connections authenticate with; a change drops the open connections.
+    pub fn set_credentials(&mut self, creds: Credentials) {
+        if creds != self.creds {
+            self.creds = creds;
             self.clients.clear();
         }
     }
@@ -52,7 +53,7 @@ impl ClientPool {
             Some(d) => d(addr),
             None => addr.clone(),
         };
-        let c = NodeClient::connect(&dial, self.timeout, self.password.as_deref()).await?;
+        let c = NodeClient::connect(&dial, self.timeout, &self.creds).await?;
         self.clients.insert(addr.clone(), c.clone());
         Ok(c)
     }

@@ -14,11 +14,13 @@ use futures::future::BoxFuture;
 
 use super::crd::{AutoscalingSpec, ShoalCluster};
 use crate::controlplane::autoscaler::{AutoscalePolicy, IoThreadsPolicy};
+use crate::controlplane::credentials::Credentials;
 use crate::controlplane::driver::{DesiredShard, Driver, DriverError, StepReport};
 use crate::controlplane::failover::FailoverRecord;
 use crate::controlplane::history::AutoscaleHistory;
 use crate::controlplane::model::{NodeAddr, NodeId, ObservedState, ShardId};
 use crate::controlplane::planner::PlanOptions;
+use crate::controlplane::users::{DesiredUsers, UsersReport};
 
 /// What the reconciler asks of the shard nodes.
 pub trait NodeControl: Send {
@@ -32,8 +34,16 @@ pub trait NodeControl: Send {
     /// Sets a node's `io-threads`.
     fn set_io_threads<'a>(&'a mut self, addr: &'a NodeAddr, n: u32) -> BoxFuture<'a, Result<(), String>>;
 
-    /// The password the nodes require (from `spec.auth.secretRef`), before each step.
-    fn set_password(&mut self, password: Option<String>);
+    /// Who the control plane is to the nodes (the operator's user, the `default` password
+    /// as a fallback, TLS material), before each step.
+    fn set_credentials(&mut self, creds: Credentials);
+
+    /// Brings the nodes' ACL users in line with `desired`.
+    fn sync_users<'a>(
+        &'a mut self,
+        addrs: &'a [NodeAddr],
+        desired: &'a DesiredUsers,
+    ) -> BoxFuture<'a, UsersReport>;
 
     /// Planned failover of `shard` to the replica `to`, from the observation `obs` (see
     /// `Driver::planned_failover`): no acknowledged write lost; nothing changes when it fails.
@@ -58,8 +68,16 @@ impl NodeControl for Driver {
         Box::pin(async move { Driver::set_io_threads(self, addr, n).await.map_err(|e| e.to_string()) })
     }
 
-    fn set_password(&mut self, password: Option<String>) {
-        Driver::set_password(self, password);
+    fn set_credentials(&mut self, creds: Credentials) {
+        Driver::set_credentials(self, creds);
+    }
+
+    fn sync_users<'a>(
+        &'a mut self,
+        addrs: &'a [NodeAddr],
+        desired: &'a DesiredUsers,
+    ) -> BoxFuture<'a, UsersReport> {
+        Box::pin(Driver::sync_users(self, addrs, desired))
     }
 
     fn planned_failover<'a>(

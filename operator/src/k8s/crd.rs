@@ -21,6 +21,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::crd_security::{TlsAuthClients, TlsSpec, UserSpec, RESERVED_USERS};
+
 /// The API group of every Shoal resource.
 pub const GROUP: &str = "shoal.dev";
 
@@ -41,6 +43,18 @@ pub const RESERVED_DIRECTIVES: &[&str] = &[
     "daemonize",
     "metrics-port",
     "metrics-bind",
+    "aclfile",
+    "user",
+    "masteruser",
+    "masterauth",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "tls-cluster",
+    "tls-replication",
+    "tls-auto-reload-interval",
 ];
 
 /// A Shoal cache cluster: `shards` primaries that share the 16384 hash slots.
@@ -150,13 +164,24 @@ pub struct ShoalClusterSpec {
     /// Extra node directives (`name: value`), written to the node config file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new(
-        "self.all(k, !(k in ['port', 'bind', 'dir', 'cluster-enabled', 'cluster-config-file', 'cluster-announce-hostname', 'cluster-announce-ip', 'cluster-preferred-endpoint-type', 'requirepass', 'maxmemory', 'maxmemory-policy', 'io-threads', 'daemonize', 'metrics-port', 'metrics-bind']))"
-    ).message("config may not set a directive the operator manages (port, bind, dir, cluster-*, requirepass, maxmemory*, io-threads, daemonize, metrics-*)"))]
+        "self.all(k, !(k in ['port', 'bind', 'dir', 'cluster-enabled', 'cluster-config-file', 'cluster-announce-hostname', 'cluster-announce-ip', 'cluster-preferred-endpoint-type', 'requirepass', 'maxmemory', 'maxmemory-policy', 'io-threads', 'daemonize', 'metrics-port', 'metrics-bind', 'aclfile', 'user', 'masteruser', 'masterauth', 'tls-port', 'tls-cert-file', 'tls-key-file', 'tls-ca-cert-file', 'tls-auth-clients', 'tls-cluster', 'tls-replication', 'tls-auto-reload-interval']))"
+    ).message("config may not set a directive the operator manages (port, bind, dir, cluster-*, requirepass, maxmemory*, io-threads, daemonize, metrics-*, aclfile, user, master*, tls-*)"))]
     pub config: BTreeMap<String, String>,
 
-    /// Password for clients (`requirepass`).
+    /// Password of the `default` user (`requirepass`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
+
+    /// ACL users, applied to every node at runtime; a changed password Secret rotates the
+    /// password without a restart. Users are managed by name: removing one here deletes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(u, self.exists_one(v, v.name == u.name))")
+        .message("user names must be unique"))]
+    pub users: Vec<UserSpec>,
+
+    /// TLS for clients and between nodes, from a Secret (cert-manager compatible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 
     /// Where the node pods run.
     #[serde(default, skip_serializing_if = "Option::is_none")]

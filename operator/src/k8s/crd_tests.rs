@@ -185,3 +185,47 @@ fn network_policy_peers_are_checked_at_admission() {
         }
     }
 }
+
+#[test]
+fn users_carry_no_passwords_and_no_reserved_names() {
+    let user =
+        |name: &str, rules: &str| json!({"name": name, "rules": rules, "passwordSecretRef": {"name": "pw"}});
+    let ok = violations(
+        json!({"shards": 1, "users": [user("app", "~app:* &ev:* +@all -@dangerous (~o:* +get)")]}),
+        None,
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+    for rules in [
+        ">secret +@all",
+        "~* <old",
+        "#abcd",
+        "!abcd",
+        "nopass",
+        "+@all resetpass",
+        "reset ~*",
+        "on",
+        "~* off",
+    ] {
+        let v = violations(json!({"shards": 1, "users": [user("app", rules)]}), None);
+        assert!(v.iter().any(|m| m.contains("may not hold passwords")), "{rules}: {v:?}");
+    }
+    // Tokens that merely contain those words are rules, not passwords.
+    assert!(violations(json!({"shards": 1, "users": [user("app", "~on:* ~reset* +@all")]}), None).is_empty());
+    for name in ["default", "shoal-operator"] {
+        let v = violations(json!({"shards": 1, "users": [user(name, "+@all")]}), None);
+        assert!(v.iter().any(|m| m.contains("may not be named")), "{name}: {v:?}");
+    }
+    let dup = violations(json!({"shards": 1, "users": [user("a", ""), user("a", "")]}), None);
+    assert!(dup.iter().any(|m| m.contains("unique")), "{dup:?}");
+}
+
+#[test]
+fn tls_defaults() {
+    let sc: ShoalCluster =
+        serde_json::from_value(object(json!({"shards": 1, "tls": {"secretName": "t"}}))).expect("parses");
+    let tls = sc.spec.tls.expect("tls");
+    assert_eq!(
+        (tls.auth_clients.as_str(), tls.plaintext_port, tls.reload_interval_seconds),
+        ("no", None, 30)
+    );
+}

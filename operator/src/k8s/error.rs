@@ -25,6 +25,15 @@ pub enum Error {
     /// `spec.auth.secretRef` names a Secret or key that does not hold a password.
     #[error("auth secret {secret}: {detail}")]
     AuthSecret { secret: String, detail: String },
+    /// A `spec.users` entry's password Secret is missing or unusable.
+    #[error("user {user}: password secret {secret}: {detail}")]
+    UserSecret { user: String, secret: String, detail: String },
+    /// The `spec.tls` Secret is missing or lacks a key.
+    #[error("tls secret {secret}: {detail}")]
+    TlsSecret { secret: String, detail: String },
+    /// The operating system gave no random bytes for the operator's password.
+    #[error("no random source for the operator's password")]
+    Random,
 }
 
 impl Error {
@@ -40,6 +49,9 @@ impl Error {
             Error::Control(_) => "control_plane",
             Error::Incomplete(_) => "incomplete",
             Error::AuthSecret { .. } => "auth_secret",
+            Error::UserSecret { .. } => "user_secret",
+            Error::TlsSecret { .. } => "tls_secret",
+            Error::Random => "random",
         }
     }
 }

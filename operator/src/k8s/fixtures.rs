@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::control::NodeControl;
 use super::crd::{ShoalCluster, ShoalClusterSpec};
+use crate::controlplane::credentials::Credentials;
 use crate::controlplane::driver::{DesiredShard, DriverError, Phase, StepReport};
 use crate::controlplane::failover::{Cause, FailoverRecord};
 use crate::controlplane::model::{
@@ -33,6 +34,7 @@ use crate::controlplane::model::{
     ObservedState, ReplicationInfo, Role, ShardId, Topology, TopologyNode, TopologyShard,
 };
 use crate::controlplane::planner::{plan, PlanError, PlanInput, PlanOptions, SlotMove};
+use crate::controlplane::users::{DesiredUsers, UsersReport};
 
 /// One request the fake API server received.
 #[derive(Clone, Debug)]
@@ -335,7 +337,12 @@ pub struct SimLog {
     pub steps: Vec<(usize, usize)>,
     pub io_threads: Vec<(NodeAddr, u32)>,
     /// The password handed over before each step.
+    /// The `default` user's password (the credentials' fallback) of each step.
     pub passwords: Vec<Option<String>>,
+    /// The credentials of each step.
+    pub credentials: Vec<Credentials>,
+    /// The users each sync asked for.
+    pub users: Vec<DesiredUsers>,
     /// Planned failovers asked for: (shard, new primary).
     pub failovers: Vec<(ShardId, NodeId)>,
 }
@@ -628,8 +635,20 @@ impl NodeControl for Sim {
         Box::pin(async { Ok(()) })
     }
 
-    fn set_password(&mut self, password: Option<String>) {
-        self.lock().log.passwords.push(password);
+    fn set_credentials(&mut self, creds: Credentials) {
+        let mut s = self.lock();
+        s.log.passwords.push(creds.fallback.clone());
+        s.log.credentials.push(creds);
+    }
+
+    fn sync_users<'a>(
+        &'a mut self,
+        addrs: &'a [NodeAddr],
+        desired: &'a DesiredUsers,
+    ) -> BoxFuture<'a, UsersReport> {
+        self.lock().log.users.push(desired.clone());
+        let updated = addrs.to_vec();
+        Box::pin(async move { UsersReport { updated, ..UsersReport::default() } })
     }
 
     fn planned_failover<'a>(

@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod crd;
+pub mod crd_security;
 pub mod error;
 pub mod metrics;
 pub mod pods;
@@ -13,6 +14,8 @@ pub mod resources;
 pub mod rollout;
 pub mod rollout_run;
 pub mod run;
+pub mod security;
+pub mod security_run;
 pub mod status;
 
 #[cfg(test)]

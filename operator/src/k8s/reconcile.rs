@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -341,15 +341,15 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         .chain(drain)
         .flat_map(|o| res::desired_nodes(&sc, o, &ctx.defaults))
         .collect();
-    let password = match auth_password(&sc, &ctx).await {
-        Ok(p) => p,
+    let security = match super::security_run::prepare(&sc, &ctx, &ns).await {
+        Ok(s) => s,
         Err(err) => {
             drop(st);
             write_status(&sc, &ctx, None, &draining, None, Some(err.to_string()), None).await?;
             return Err(err);
         }
     };
-    st.control.set_password(password);
+    st.control.set_credentials(security.credentials);
     let report = match st.control.step(&desired, &others).await {
         Ok(r) => r,
         Err(e) => {
@@ -360,6 +360,28 @@ async fn apply(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
         }
     };
     record_steps(&sc, &ctx, &mut st, &report).await;
+    // ACL users on every node, after the step so new nodes have been seen.
+    let all: Vec<NodeAddr> =
+        desired.iter().flat_map(|s| s.nodes.iter().cloned()).chain(others.iter().cloned()).collect();
+    let users = st.control.sync_users(&all, &security.users).await;
+    for (addr, name) in &users.deleted {
+        ctx.event(
+            &sc,
+            EventType::Normal,
+            "UserDeleted",
+            format!("deleted ACL user {name} on {addr}: not in spec.users"),
+        )
+        .await;
+    }
+    if let Some((addr, why)) = users.failed.first() {
+        ctx.event(
+            &sc,
+            EventType::Warning,
+            "UsersNotApplied",
+            format!("ACL users not applied on {} node(s), first {addr}: {why}", users.failed.len()),
+        )
+        .await;
+    }
 
     // Scale-in: a drained shard's StatefulSet goes only once the topology no longer names it.
     if report.phase == Phase::Converged && !draining.is_empty() {
@@ -680,19 +702,4 @@ async fn cleanup(sc: Arc<ShoalCluster>, ctx: Arc<Context>) -> Result<Action> {
     )
     .await;
     Ok(Action::await_change())
-}
-
-/// The nodes' password from `spec.auth.secretRef`, read on every reconcile so a rotated Secret
-/// reaches the control plane's connections (the nodes get it from the same Secret at start).
-async fn auth_password(sc: &ShoalCluster, ctx: &Context) -> Result<Option<String>> {
-    let Some(auth) = &sc.spec.auth else { return Ok(None) };
-    let ns = sc.metadata.namespace.as_deref().ok_or(Error::Incomplete("namespace"))?;
-    let (name, key) = (&auth.secret_ref.name, &auth.secret_ref.key);
-    let secret =
-        Api::<Secret>::namespaced(ctx.client.clone(), ns).get(name).await.map_err(kerr("get secret"))?;
-    let bad = |detail: &str| Error::AuthSecret { secret: format!("{ns}/{name}"), detail: detail.to_string() };
-    let bytes =
-        secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| bad(&format!("no key {key:?}")))?;
-    let pw = String::from_utf8(bytes.0.clone()).map_err(|_| bad("the password is not UTF-8"))?;
-    Ok(Some(pw.trim_end_matches(['\r', '\n']).to_string()))
 }

@@ -474,3 +474,98 @@ async fn without_a_network_policy_one_is_neither_made_nor_someone_elses_deleted(
     assert_eq!(np_requests, [format!("GET {NETPOL}")], "one look per operator lifetime");
     assert!(h.events("NetworkPolicyRemoved").is_empty());
 }
+
+fn secret(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, "data": data})
+}
+
+/// Base64, as a Secret's `data` holds it (through k8s-openapi's own codec).
+fn b64(s: &str) -> Value {
+    serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).expect("base64")
+}
+
+fn unb64(v: &Value) -> String {
+    let b: k8s_openapi::ByteString = serde_json::from_value(v.clone()).expect("base64");
+    String::from_utf8(b.0).expect("utf8")
+}
+
+#[tokio::test]
+async fn users_and_tls_reach_the_nodes_and_rotate_without_a_restart() {
+    let mut sc = cluster("c", 2);
+    sc.spec.auth = Some(serde_json::from_value(json!({"secretRef": {"name": "c-auth"}})).expect("auth"));
+    sc.spec.users = serde_json::from_value(json!([
+        {"name": "app", "rules": "~app:* +@all -@dangerous", "passwordSecretRef": {"name": "app-pw"}},
+        {"name": "ro", "rules": "~* +@read", "passwordSecretRef": {"name": "ro-pw", "key": "pw"}, "enabled": false}
+    ]))
+    .expect("users");
+    sc.spec.tls =
+        Some(serde_json::from_value(json!({"secretName": "c-tls", "authClients": "yes"})).expect("tls"));
+    let h = Harness::new(sc);
+    h.api.put(&format!("{NS}/secrets/c-auth"), secret("c-auth", json!({"password": b64("root")})));
+    h.api.put(&format!("{NS}/secrets/app-pw"), secret("app-pw", json!({"password": b64("one\n")})));
+    h.once().await.expect("finalizer");
+    // A user's Secret missing: its own error, and Degraded.
+    let err = h.once().await.expect_err("ro-pw missing");
+    assert_eq!(err.metric_label(), "user_secret");
+    assert!(err.to_string().contains("user ro") && err.to_string().contains("default/ro-pw"), "{err}");
+    h.api.put(&format!("{NS}/secrets/ro-pw"), secret("ro-pw", json!({"pw": b64("two")})));
+    // The TLS Secret missing its CA: its own error too.
+    h.api.put(
+        &format!("{NS}/secrets/c-tls"),
+        secret("c-tls", json!({"tls.crt": b64("CERT"), "tls.key": b64("KEY")})),
+    );
+    let err = h.once().await.expect_err("ca.crt missing");
+    assert_eq!(err.metric_label(), "tls_secret");
+    assert!(err.to_string().contains("ca.crt"), "{err}");
+    h.api.put(
+        &format!("{NS}/secrets/c-tls"),
+        secret("c-tls", json!({"tls.crt": b64("CERT"), "tls.key": b64("KEY"), "ca.crt": b64("CA")})),
+    );
+    h.converge(5).await;
+    assert_eq!(condition(&h.stored(), "Degraded").as_deref(), Some("False"));
+
+    // The operator's password: generated once, 64 hex digits, kept across reconciles.
+    let op = h.api.get(&format!("{NS}/secrets/c-operator")).expect("operator secret");
+    let op_pw = unb64(&op["data"]["password"]);
+    assert!(op_pw.len() == 64 && op_pw.bytes().all(|b| b.is_ascii_hexdigit()), "{op_pw}");
+    // The control plane connects as the operator, falls back to default's password, over TLS
+    // with the CA and (authClients yes) the Secret's own certificate.
+    let log = h.sim.log();
+    let creds = log.credentials.last().expect("credentials").clone();
+    assert_eq!(creds.user.as_deref(), Some("shoal-operator"));
+    assert_eq!(creds.password.as_deref(), Some(op_pw.as_str()));
+    assert_eq!(creds.fallback.as_deref(), Some("root"));
+    let tls = creds.tls.expect("tls");
+    assert_eq!(tls.ca_pem, b"CA");
+    assert_eq!(tls.client, Some((b"CERT".to_vec(), b"KEY".to_vec())));
+    // The users the nodes must have: the operator's and the spec's, passwords as hashes; the
+    // default user is kept, never set (requirepass owns it).
+    let users = log.users.last().expect("users").clone();
+    let names: Vec<&str> = users.users.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["shoal-operator", "app", "ro"]);
+    assert_eq!(users.keep, ["default"]);
+    let app = &users.users[1].1;
+    let one = super::security::sha256_hex(b"one");
+    assert_eq!(app, &["reset", "on", &format!("#{one}"), "~app:*", "+@all", "-@dangerous"]);
+    assert_eq!(users.users[2].1[1], "off");
+    // The ACL file has the same, and `default` with requirepass's hash.
+    let acl = h.api.get(&format!("{NS}/secrets/c-acl")).expect("acl secret");
+    let file = unb64(&acl["data"]["users.acl"]);
+    let root = super::security::sha256_hex(b"root");
+    assert!(file.contains(&format!("user default on #{root} ~* &* +@all\n")), "{file}");
+    assert!(file.contains(&format!("user app on #{one} ~app:* +@all -@dangerous\n")), "{file}");
+    assert!(!file.contains("one\n") && !file.contains("root\n"), "a clear password in:\n{file}");
+
+    // Rotation: a new password in the Secret reaches the next sync, no pod is touched.
+    let sts_before = h.api.get(&format!("{APPS}/statefulsets/c-0")).expect("sts");
+    h.api.put(&format!("{NS}/secrets/app-pw"), secret("app-pw", json!({"password": b64("uno")})));
+    h.converge(2).await;
+    let users = h.sim.log().users.last().expect("users").clone();
+    let uno = super::security::sha256_hex(b"uno");
+    assert_eq!(users.users[1].1[2], format!("#{uno}"));
+    let sts_after = h.api.get(&format!("{APPS}/statefulsets/c-0")).expect("sts");
+    assert_eq!(
+        sts_before["spec"]["template"], sts_after["spec"]["template"],
+        "a password rotation must not change the pod template"
+    );
+}

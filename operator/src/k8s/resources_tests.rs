@@ -23,6 +23,9 @@ fn full() -> ShoalCluster {
             "ioThreads": {"min": 2, "max": 6, "auto": true},
             "config": {"hz": "20"},
             "auth": {"secretRef": {"name": "cache-auth"}},
+            "tls": {"secretName": "cache-tls", "authClients": "optional"},
+            "users": [{"name": "app", "rules": "~app:* +@all -@dangerous",
+                       "passwordSecretRef": {"name": "app-pw"}}],
             "service": {"type": "LoadBalancer", "annotations": {
                 "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}},
             "metrics": {"enabled": true, "serviceMonitor": {"enabled": true, "interval": "30s",
@@ -76,7 +79,14 @@ fn golden_services_configmap_pdb_servicemonitor_networkpolicy() {
 fn node_config_sets_cluster_mode_hostnames_and_memory() {
     let conf = node_config(&full());
     for line in [
-        "port 6379",
+        // spec.tls: TLS on the client port, no plaintext port, links over TLS, reloads.
+        "port 0",
+        "tls-port 6379",
+        "tls-auth-clients optional",
+        "tls-cluster yes",
+        "tls-replication yes",
+        "tls-auto-reload-interval 30",
+        "aclfile /etc/shoal/acl/users.acl",
         "cluster-enabled yes",
         "cluster-preferred-endpoint-type hostname",
         "maxmemory-policy allkeys-lfu",
@@ -88,6 +98,12 @@ fn node_config_sets_cluster_mode_hostnames_and_memory() {
     ] {
         assert!(conf.lines().any(|l| l == line), "{line:?} missing from:\n{conf}");
     }
+    // Without spec.tls: the plain port, no tls-* directive.
+    let mut plain = full();
+    plain.spec.tls = None;
+    let conf = node_config(&plain);
+    assert!(conf.lines().any(|l| l == "port 6379"), "{conf}");
+    assert!(!conf.contains("tls-"), "{conf}");
 }
 
 #[test]
