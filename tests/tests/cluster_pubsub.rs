@@ -92,3 +92,36 @@ fn ioredis_and_node_redis_receive_every_message() {
     assert!(out.status.success(), "pubsub.js failed:\n{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("ioredis 6/6, node-redis 6/6"), "{}", out.stdout);
 }
+
+/// A sharded subscriber of a slot that migrates away is told with Valkey's `sunsubscribe`
+/// (an array in RESP2, a push in RESP3) when its node hands the slot over, before the control
+/// plane pushes the topology; the source then redirects SSUBSCRIBE, and resubscribing on the
+/// new owner, as node-redis, ioredis and GLIDE do (docs/cluster-clients.md), gets the next
+/// SPUBLISH.
+#[test]
+fn sharded_subscribers_are_told_when_their_slot_migrates_away() {
+    let cluster = Cluster::start(2);
+    let ch = shoal_e2e::cluster::key_in_slot(100, "ch");
+    assert_eq!(cluster.owner(100), 0);
+    let mut resp2 = cluster.node(0).node.connect();
+    let mut resp3 = cluster.node(0).node.connect();
+    assert!(resp3.run("HELLO 3").starts_with('%'));
+    for c in [&mut resp2, &mut resp3] {
+        c.send_cmd(&["SSUBSCRIBE", ch.as_str()]).unwrap();
+        assert!(next_message(c).contains("ssubscribe"));
+    }
+    let to = cluster.node(1);
+    let r = cluster.node(0).run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE 100 100 NODE {}", to.id));
+    assert_eq!(r, "+OK\r\n");
+    let tail = format!("${}\r\n{ch}\r\n:0\r\n", ch.len());
+    assert_eq!(next_message(&mut resp2), format!("*3\r\n$12\r\nsunsubscribe\r\n{tail}"));
+    assert_eq!(next_message(&mut resp3), format!(">3\r\n$12\r\nsunsubscribe\r\n{tail}"));
+    let moved = resp2.cmd(&["SSUBSCRIBE", ch.as_str()]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&moved), format!("-MOVED 100 127.0.0.1:{}\r\n", to.port()));
+    let mut again = to.node.connect();
+    again.send_cmd(&["SSUBSCRIBE", ch.as_str()]).unwrap();
+    assert!(next_message(&mut again).contains("ssubscribe"));
+    assert_eq!(to.node.connect().cmd(&["SPUBLISH", ch.as_str(), "after"]).unwrap(), b":1\r\n");
+    let got = next_message(&mut again);
+    assert!(got.contains("smessage") && got.contains("after"), "{got}");
+}
