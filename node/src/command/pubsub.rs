@@ -12,8 +12,8 @@
 //! The registries and the fan-out live in `exec::pubsub`; this file is the command surface:
 //! Valkey's reply per channel (a push frame in RESP3, an array in RESP2) with the running
 //! subscription count. The cluster slot checks of SSUBSCRIBE/SPUBLISH (MOVED, CROSSSLOT) are
-//! the generic redirection's, from the key specs in the command table. PUBLISH reaches this
-//! node's subscribers only: Shoal nodes have no cluster bus to forward it on.
+//! the generic redirection's, from the key specs in the command table. In cluster mode PUBLISH
+//! (and SPUBLISH, within the shard) is also forwarded to the other nodes by `cluster::bus`.
 
 use bytes::Bytes;
 
