@@ -293,6 +293,9 @@ fn cluster_bus_forwarding_is_counted() {
     });
     assert!(dropped <= 10.0, "{dropped}");
     let m = scrape(port);
-    assert_eq!(value(&m, "shoal_cluster_publish_dropped_total"), info_stat(cluster.node(0), "cluster_publish_dropped"));
+    assert_eq!(
+        value(&m, "shoal_cluster_publish_dropped_total"),
+        info_stat(cluster.node(0), "cluster_publish_dropped")
+    );
     assert!(value(&m, "shoal_cluster_publish_forwarded_total") >= 16.0 - dropped, "node 1 got every message");
 }

@@ -64,7 +64,10 @@ impl Run {
         let r = from.run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE {s} {s} NODE {}", to.id));
         assert_eq!(r, "+OK\r\n", "MIGRATESLOTS {s}");
         let state = wait_for(Duration::from_secs(60), "the export to finish", || {
-            let job = migrations(from).into_iter().rev().find(|j| j.get("operation").is_some_and(|o| o == "EXPORT"))?;
+            let job = migrations(from)
+                .into_iter()
+                .rev()
+                .find(|j| j.get("operation").is_some_and(|o| o == "EXPORT"))?;
             let st = job.get("state")?.clone();
             ["success", "failed", "cancelled"].contains(&st.as_str()).then_some(st)
         });
@@ -122,7 +125,8 @@ impl Run {
         }
         let status = child.wait().expect("waiting for the client");
         let (o, e) = (out.lines().join("\n"), err.lines().join("\n"));
-        let result = result.unwrap_or_else(|| panic!("{program} {args:?} printed no RESULT ({status}):\n{o}\n{e}"));
+        let result =
+            result.unwrap_or_else(|| panic!("{program} {args:?} printed no RESULT ({status}):\n{o}\n{e}"));
         assert!(status.success(), "{program} {args:?} exited with {status}:\n{o}\n{e}");
         match serde_json::from_str::<Value>(&result) {
             Ok(Value::Object(m)) => m,

@@ -211,13 +211,22 @@ async fn blpop(c: &mut ClusterConnection, mut blocker: ClusterConnection) -> R<S
     Ok("woken by RPUSH from another connection".into())
 }
 
-async fn migration(c: &mut ClusterConnection, tag: &str, migrate: &Sender<()>, migrated: &AtomicBool) -> R<String> {
+async fn migration(
+    c: &mut ClusterConnection,
+    tag: &str,
+    migrate: &Sender<()>,
+    migrated: &AtomicBool,
+) -> R<String> {
     let mut acked: HashMap<String, String> = HashMap::new();
     let mut errors = Vec::new();
     let (mut n, mut after, mut signalled) = (0usize, 0, false);
     let started = Instant::now();
     while after < 300 {
-        let key = if n.is_multiple_of(2) { format!("{{{tag}}}mx:w:{}", n % 400) } else { format!("mx:w:{}", n % 997) };
+        let key = if n.is_multiple_of(2) {
+            format!("{{{tag}}}mx:w:{}", n % 400)
+        } else {
+            format!("mx:w:{}", n % 997)
+        };
         let val = n.to_string();
         match c.set::<_, _, ()>(&key, &val).await {
             Ok(()) => {
