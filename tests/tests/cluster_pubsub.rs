@@ -125,3 +125,42 @@ fn sharded_subscribers_are_told_when_their_slot_migrates_away() {
     let got = next_message(&mut again);
     assert!(got.contains("smessage") && got.contains("after"), "{got}");
 }
+
+/// Issue 16's sharded pub/sub failures are the clients' own, the same on Valkey 9.1
+/// (docs/cluster-clients.md): SSUBSCRIBE of several slots' channels in one call is CROSSSLOT
+/// (ioredis, node-redis); ioredis without `shardedSubscribers` sends every SSUBSCRIBE to one
+/// node and gives up after the MOVED redirections; one call per slot, with ioredis'
+/// `shardedSubscribers`, gets every message.
+#[test]
+fn multi_slot_ssubscribe_fails_in_the_clients_as_on_valkey() {
+    let cluster = Cluster::start(3);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/node");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/ioredis").exists(),
+        "Node.js packages missing: run `npm ci` in tests/node (scripts/test.sh does)"
+    );
+    let out = shoal_e2e::run_with_timeout(
+        std::process::Command::new("node")
+            .arg(format!("{dir}/sharded_pitfalls.js"))
+            .arg(cluster.node(0).port().to_string()),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "sharded_pitfalls.js failed:\n{}\n{}", out.stdout, out.stderr);
+    let line = out.stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).expect("a RESULT line");
+    let r: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let crossslot = "error: CROSSSLOT Keys in request don't hash to the same slot";
+    assert_eq!(r["ioredis_one_call"], crossslot);
+    let redirections = r["ioredis_per_channel"].as_str().unwrap_or_default();
+    assert!(
+        redirections.starts_with("error: Too many Cluster redirections. Last error: ReplyError: MOVED "),
+        "{r}"
+    );
+    assert_eq!(
+        r["ioredis_sharded_subscribers_one_call"],
+        "error: Possible CROSSSLOT error: All channels must hash to the same slot"
+    );
+    assert_eq!(r["ioredis_sharded_subscribers_per_channel"], "got 6");
+    assert_eq!(r["node_redis_one_call"], crossslot);
+    assert_eq!(r["node_redis_per_channel"], "got 6");
+}
