@@ -97,10 +97,12 @@ fn ioredis_and_node_redis_receive_every_message() {
 /// (an array in RESP2, a push in RESP3) when its node hands the slot over, before the control
 /// plane pushes the topology; the source then redirects SSUBSCRIBE, and resubscribing on the
 /// new owner, as node-redis, ioredis and GLIDE do (docs/cluster-clients.md), gets the next
-/// SPUBLISH.
+/// SPUBLISH. A node outside the migration hears of the new owner from the source
+/// (`CLUSTER SLOTSMOVED` over the bus), as Valkey's nodes do from the cluster bus, so a
+/// client that reloads CLUSTER SLOTS from it on the `sunsubscribe` (ioredis) finds the target.
 #[test]
 fn sharded_subscribers_are_told_when_their_slot_migrates_away() {
-    let cluster = Cluster::start(2);
+    let cluster = Cluster::start(3);
     let ch = shoal_e2e::cluster::key_in_slot(100, "ch");
     assert_eq!(cluster.owner(100), 0);
     let mut resp2 = cluster.node(0).node.connect();
@@ -118,6 +120,17 @@ fn sharded_subscribers_are_told_when_their_slot_migrates_away() {
     assert_eq!(next_message(&mut resp3), format!(">3\r\n$12\r\nsunsubscribe\r\n{tail}"));
     let moved = resp2.cmd(&["SSUBSCRIBE", ch.as_str()]).unwrap();
     assert_eq!(String::from_utf8_lossy(&moved), format!("-MOVED 100 127.0.0.1:{}\r\n", to.port()));
+    let third = cluster.node(2);
+    let key = shoal_e2e::cluster::key_in_slot(100, "k");
+    let want = format!("-MOVED 100 127.0.0.1:{}\r\n", to.port());
+    shoal_e2e::cluster::wait_for(Duration::from_secs(10), "the third node to redirect to the target", || {
+        (third.run(&format!("GET {key}")) == want).then_some(())
+    });
+    let slots = third.run("CLUSTER SLOTS");
+    assert!(
+        slots.contains(&format!("*3\r\n:100\r\n:100\r\n*4\r\n$9\r\n127.0.0.1\r\n:{}\r\n", to.port())),
+        "{slots}"
+    );
     let mut again = to.node.connect();
     again.send_cmd(&["SSUBSCRIBE", ch.as_str()]).unwrap();
     assert!(next_message(&mut again).contains("ssubscribe"));
