@@ -16,6 +16,10 @@
 //! written with a timeout; messages for a peer that cannot take them are dropped and counted
 //! (INFO stats `cluster_publish_forwarded`, `cluster_publish_dropped`), as Valkey drops bus
 //! messages to a node whose link is down.
+//!
+//! The same links carry `CLUSTER SLOTSMOVED` from the source of a finished slot migration to
+//! every other node ([`announce_handoffs`]), the part of Valkey's bus traffic that tells nodes
+//! outside a migration who owns the slot now.
 
 use std::collections::HashMap;
 use std::io::Write;
