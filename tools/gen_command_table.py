@@ -54,7 +54,8 @@ IMPLEMENTED = {
                 "getkeysinslot", "help", "info", "keyslot", "links", "myid", "myshardid", "nodes",
                 "shards", "slots", "slot-stats", "setslot",
                 "settopology", "migrateslots", "getslotmigrations", "cancelslotmigrations",
-                "syncslots", "gettopology", "failover", "replicas", "slaves", "publishlocal"],
+                "syncslots", "gettopology", "failover", "replicas", "slaves", "publishlocal",
+                "slotsmoved"],
     "asking": None, "readonly": None, "readwrite": None,
     "dump": None, "restore": None, "restore-asking": None,
     # pubsub

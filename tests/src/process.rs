@@ -29,7 +29,8 @@ pub struct Log {
 }
 
 impl Log {
-    fn attach<R: Read + Send + 'static>(&self, r: R) {
+    /// Collects `r`'s lines on a thread; [`Log::wait_closed`] waits for its end.
+    pub fn attach<R: Read + Send + 'static>(&self, r: R) {
         let log = self.clone();
         if let Ok(mut st) = self.inner.0.lock() {
             st.open_streams += 1;

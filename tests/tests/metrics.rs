@@ -1,6 +1,7 @@
 //! The Prometheus endpoint of a real node (`--metrics-port`): counters move with the commands
 //! clients run, gauges agree with what the node says over RESP, bad requests are refused
-//! without harming the node, and a cluster node reports its slots and keys per slot.
+//! without harming the node, a cluster node reports its slots and keys per slot, and the
+//! cluster bus's PUBLISH forwarding is counted as INFO stats counts it.
 //!
 //! The metrics port comes from the OS (bind port 0, note the port, release it); on the rare
 //! collision with another process the node fails to start and the test tries another port.
@@ -10,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use shoal_e2e::cluster::{key_in_slot, ClusterNode, TempDir};
+use shoal_e2e::cluster::{even_split, key_in_slot, wait_for, Cluster, ClusterNode, TempDir};
 use shoal_e2e::resp::Value;
 use shoal_e2e::ShoalNode;
 
@@ -237,4 +238,64 @@ fn cluster_node_reports_slots_and_keys_per_slot() {
         1.0,
         "MOVED is a rejected call"
     );
+}
+
+/// `INFO stats` field `name` of a node, as a number.
+fn info_stat(node: &ClusterNode, name: &str) -> f64 {
+    let info = node.run("INFO stats");
+    let v = info.split(&format!("{name}:")).nth(1).and_then(|r| r.split("\r\n").next());
+    v.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+#[test]
+fn cluster_bus_forwarding_is_counted() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new("metrics-bus")).collect();
+    let (first, port) = start_with_metrics(|m| ClusterNode::start(&dirs[0].0, None, m).node);
+    let id = match first.connect().read_value_of(&["CLUSTER", "MYID"]) {
+        Value::Blob(_, Some(id)) => String::from_utf8_lossy(&id).into_owned(),
+        other => panic!("CLUSTER MYID: {other:?}"),
+    };
+    let mut nodes = vec![ClusterNode { node: first, id, dir: dirs[0].0.clone() }];
+    nodes.extend(dirs[1..].iter().map(|d| ClusterNode::start(&d.0, None, &[])));
+    let mut cluster = Cluster {
+        ids: nodes.iter().map(|n| n.id.clone()).collect(),
+        ports: nodes.iter().map(|n| n.port()).collect(),
+        nodes: nodes.into_iter().map(Some).collect(),
+        epoch: 0,
+        assignment: even_split(3),
+        dirs,
+    };
+    cluster.push(even_split(3));
+    let before = scrape(port);
+    assert_eq!(value(&before, "shoal_cluster_publish_forwarded_total"), 0.0);
+    assert_eq!(value(&before, "shoal_cluster_publish_dropped_total"), 0.0);
+
+    // Three messages, each written to both peers.
+    let mut publisher = cluster.node(0).node.connect();
+    for i in 0..3 {
+        assert_eq!(publisher.run(&format!("PUBLISH news m{i}")), ":0\r\n");
+    }
+    let m = wait_for(HTTP_TIMEOUT, "6 forwarded messages in the metrics", || {
+        let m = scrape(port);
+        (value(&m, "shoal_cluster_publish_forwarded_total") == 6.0).then_some(m)
+    });
+    assert_eq!(value(&m, "shoal_cluster_publish_dropped_total"), 0.0);
+    assert_eq!(info_stat(cluster.node(0), "cluster_publish_forwarded"), 6.0);
+
+    // A dead peer: what cannot reach it is dropped and counted, the same figure as INFO's.
+    cluster.nodes[2] = None;
+    for i in 0..10 {
+        assert_eq!(publisher.run(&format!("PUBLISH news d{i}")), ":0\r\n");
+    }
+    let dropped = wait_for(HTTP_TIMEOUT, "drops in the metrics", || {
+        let d = value(&scrape(port), "shoal_cluster_publish_dropped_total");
+        (d > 0.0).then_some(d)
+    });
+    assert!(dropped <= 10.0, "{dropped}");
+    let m = scrape(port);
+    assert_eq!(
+        value(&m, "shoal_cluster_publish_dropped_total"),
+        info_stat(cluster.node(0), "cluster_publish_dropped")
+    );
+    assert!(value(&m, "shoal_cluster_publish_forwarded_total") >= 16.0 - dropped, "node 1 got every message");
 }

@@ -16,6 +16,10 @@
 //! written with a timeout; messages for a peer that cannot take them are dropped and counted
 //! (INFO stats `cluster_publish_forwarded`, `cluster_publish_dropped`), as Valkey drops bus
 //! messages to a node whose link is down.
+//!
+//! The same links carry `CLUSTER SLOTSMOVED` from the source of a finished slot migration to
+//! every other node ([`announce_handoffs`]), the part of Valkey's bus traffic that tells nodes
+//! outside a migration who owns the slot now.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -45,7 +49,13 @@ pub struct Peer {
 
 enum Msg {
     Peers(Vec<Peer>),
-    Publish { channel: Bytes, message: Bytes, shard: bool },
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
+    /// A command for every peer (not counted in the PUBLISH stats).
+    Command(Vec<Bytes>),
 }
 
 /// Counters the executor reports.
@@ -84,6 +94,12 @@ impl Bus {
         self.epoch = Some(epoch);
         // The peer list must not be lost: wait for room (the thread drains quickly).
         let _ = self.tx.send(Msg::Peers(peers));
+    }
+
+    /// Queues a command for every peer; never blocks (lost if the queue is full, as a bus
+    /// message to a node that cannot take it).
+    pub fn broadcast(&self, args: Vec<Bytes>) {
+        let _ = self.tx.try_send(Msg::Command(args));
     }
 
     /// Queues one message for the peers; never blocks.
@@ -148,6 +164,12 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
                         args.push(&message);
                         encode(buf, &args);
                         *n += 1;
+                    }
+                }
+                Msg::Command(args) => {
+                    let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                    for l in links.values() {
+                        encode(&mut out.entry(l.peer.id.clone()).or_default().0, &args);
                     }
                 }
             }
@@ -224,4 +246,53 @@ pub fn peers(topology: &super::topology::Topology, myid: &str) -> Vec<Peer> {
         }
     }
     out
+}
+
+/// The executor's bus, started on first use, its peer list following the topology's epoch.
+pub fn ensure(srv: &mut crate::exec::Server) -> Option<&mut Bus> {
+    let cl = srv.cluster.as_ref()?;
+    let topology = cl.topology.as_ref()?;
+    if srv.bus.is_none() {
+        let auth = [srv.config.get("masterauth"), srv.config.get("requirepass")]
+            .into_iter()
+            .flatten()
+            .find(|p| !p.is_empty())
+            .map(str::to_string);
+        match Bus::start(auth) {
+            Ok(b) => srv.bus = Some(b),
+            Err(e) => {
+                log::warn!("Cannot start the cluster bus thread: {e}");
+                return None;
+            }
+        }
+    }
+    let bus = srv.bus.as_mut()?;
+    if bus.stale(topology.epoch) {
+        bus.set_peers(topology.epoch, peers(topology, &cl.myid));
+    }
+    Some(bus)
+}
+
+/// Tells every other node about the slots this node's exports just handed over, as
+/// `CLUSTER SLOTSMOVED <target-id> <start> <end> ...`. Valkey's nodes learn a new owner from
+/// the cluster bus within moments; without this, a node outside the migration would describe
+/// the old owner until the control plane's next push, and a client refreshing its slot map
+/// from it right after the hand-off (ioredis does, on the `sunsubscribe` of a moved shard
+/// channel) would keep its subscriptions on the old owner.
+pub fn announce_handoffs(srv: &mut crate::exec::Server) {
+    let Some(cl) = srv.cluster.as_mut() else { return };
+    if cl.migrations.announce.is_empty() {
+        return;
+    }
+    let done = std::mem::take(&mut cl.migrations.announce);
+    let Some(bus) = ensure(srv) else { return };
+    for (slots, target) in done {
+        let mut args =
+            vec![Bytes::from_static(b"CLUSTER"), Bytes::from_static(b"SLOTSMOVED"), Bytes::from(target)];
+        for (a, b) in slots.ranges() {
+            args.push(Bytes::from(a.to_string()));
+            args.push(Bytes::from(b.to_string()));
+        }
+        bus.broadcast(args);
+    }
 }

@@ -192,6 +192,9 @@ pub struct Migrations {
     pub jobs: Vec<Job>,
     /// Slots to empty, with the walk's position.
     cleanup: Vec<(SlotSet, Walk)>,
+    /// Exports that just handed their slots over, (slots, target id), for the other nodes to
+    /// hear about (`cluster::bus::announce_handoffs`).
+    pub announce: Vec<(SlotSet, String)>,
 }
 
 impl Migrations {
@@ -466,6 +469,7 @@ pub fn tick(srv: &mut Server, clients: &Slab<Client>) -> bool {
                 cl.overrides.insert(slot, target.clone());
             }
         }
+        cl.migrations.announce.push((slots.clone(), target));
         cl.migrations.cleanup.push((slots, Walk::default()));
     }
     if unpause {

@@ -287,6 +287,34 @@ impl ClusterState {
         self.map.get(slot)
     }
 
+    /// Another node handed `ranges` over to primary `target` (`CLUSTER SLOTSMOVED`, sent by
+    /// the source at the hand-off): serve redirections and CLUSTER SLOTS as if the control
+    /// plane had pushed it, so a client that refreshes its map right after the hand-off reads
+    /// the new owner from any node. Held as overrides until a pushed topology agrees. Slots
+    /// this node serves as primary are never taken from it this way. Returns the slots
+    /// changed, or an error for an unknown or non-primary target.
+    pub fn learn_moved(&mut self, target: &str, ranges: &[(u16, u16)]) -> Result<usize, String> {
+        let t = self.topology.as_ref().ok_or("no topology")?;
+        let (shard, node) = t.find_node(target).ok_or_else(|| format!("Unknown node {target}"))?;
+        if node.role != Role::Primary {
+            return Err("Target node is not a master".into());
+        }
+        let mut changed = 0;
+        for &(a, b) in ranges {
+            for slot in a..=b {
+                if !self.owns(slot) && self.map.get(slot) != Some(shard) {
+                    self.overrides.insert(slot, target.to_string());
+                    changed += 1;
+                }
+            }
+        }
+        if changed > 0 {
+            self.rebuild();
+            self.save_or_warn();
+        }
+        Ok(changed)
+    }
+
     /// True when this node is the primary serving `slot`.
     pub fn owns(&self, slot: u16) -> bool {
         matches!(self.me, Some((s, Role::Primary)) if self.map.get(slot) == Some(s))
@@ -420,6 +448,30 @@ mod tests {
         st.apply(two_shards(3, 5)).expect("apply");
         assert!(st.overrides.is_empty());
         assert!(!st.owns(5) && st.owns(4));
+    }
+
+    #[test]
+    fn slots_moved_by_another_node_redirect_until_a_push_confirms_them() {
+        // Node 1 owns 0-99: hearsay never takes its own slots.
+        let mut owner = ClusterState::ephemeral(id('1'));
+        owner.apply(two_shards(1, 100)).expect("apply");
+        assert_eq!(owner.learn_moved(&id('2'), &[(0, 5)]), Ok(0));
+        assert!(owner.owns(3));
+        // A node outside both shards learns that 0-5 went to node 2.
+        let mut other = ClusterState::ephemeral(id('3'));
+        other.apply(two_shards(1, 100)).expect("apply");
+        assert!(other.learn_moved(&id('9'), &[(0, 5)]).is_err(), "unknown target");
+        assert_eq!(other.learn_moved(&id('2'), &[(0, 5)]), Ok(6));
+        assert_eq!(other.learn_moved(&id('2'), &[(0, 5)]), Ok(0), "already known");
+        assert_eq!(other.primary_for(5).map(|n| n.port), Some(7002));
+        assert_eq!(other.primary_for(6).map(|n| n.port), Some(7001));
+        // The control plane's push that agrees drops the overrides.
+        let mut confirmed = two_shards(2, 100);
+        confirmed.shards[0].slots = vec![(6, 99)];
+        confirmed.shards[1].slots = vec![(0, 5), (100, 16383)];
+        other.apply(confirmed).expect("apply");
+        assert!(other.overrides.is_empty());
+        assert_eq!(other.primary_for(5).map(|n| n.port), Some(7002));
     }
 
     #[test]

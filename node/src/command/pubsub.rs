@@ -12,8 +12,8 @@
 //! The registries and the fan-out live in `exec::pubsub`; this file is the command surface:
 //! Valkey's reply per channel (a push frame in RESP3, an array in RESP2) with the running
 //! subscription count. The cluster slot checks of SSUBSCRIBE/SPUBLISH (MOVED, CROSSSLOT) are
-//! the generic redirection's, from the key specs in the command table. PUBLISH reaches this
-//! node's subscribers only: Shoal nodes have no cluster bus to forward it on.
+//! the generic redirection's, from the key specs in the command table. In cluster mode PUBLISH
+//! (and SPUBLISH, within the shard) is also forwarded to the other nodes by `cluster::bus`.
 
 use bytes::Bytes;
 
@@ -112,28 +112,9 @@ fn publish(ctx: &mut Ctx, args: &[Bytes], shard: bool) {
 /// Cluster mode: the other nodes' subscribers get the message too (`cluster::bus`); the reply
 /// counts this node's, as Valkey's.
 fn forward(ctx: &mut Ctx, channel: &Bytes, message: &Bytes, shard: bool) {
-    let srv = &mut *ctx.srv;
-    let Some(cl) = srv.cluster.as_ref() else { return };
-    let Some(topology) = cl.topology.as_ref() else { return };
-    if srv.bus.is_none() {
-        let auth = [srv.config.get("masterauth"), srv.config.get("requirepass")]
-            .into_iter()
-            .flatten()
-            .find(|p| !p.is_empty())
-            .map(str::to_string);
-        match crate::cluster::bus::Bus::start(auth) {
-            Ok(b) => srv.bus = Some(b),
-            Err(e) => {
-                log::warn!("Cannot start the cluster bus thread: {e}");
-                return;
-            }
-        }
+    if let Some(bus) = crate::cluster::bus::ensure(ctx.srv) {
+        bus.publish(channel, message, shard);
     }
-    let Some(bus) = srv.bus.as_mut() else { return };
-    if bus.stale(topology.epoch) {
-        bus.set_peers(topology.epoch, crate::cluster::bus::peers(topology, &cl.myid));
-    }
-    bus.publish(channel, message, shard);
 }
 
 /// CLUSTER PUBLISHLOCAL [SHARD] channel message: another node's PUBLISH, for this node's

@@ -263,6 +263,16 @@ fn cluster(o: &mut Out, s: &Snapshot) {
     }
     o.sample("shoal_cluster_slot_keys_sum", &[], c.slot_keys.iter().sum::<u64>());
     o.sample("shoal_cluster_slot_keys_count", &[], c.slot_keys.len() as u64);
+    o.counter(
+        "shoal_cluster_publish_forwarded_total",
+        "PUBLISH/SPUBLISH messages forwarded to a peer node, one per peer (cluster bus).",
+        c.publish_forwarded,
+    );
+    o.counter(
+        "shoal_cluster_publish_dropped_total",
+        "Messages for a peer node the cluster bus dropped: link down, slow, or queue full.",
+        c.publish_dropped,
+    );
 }
 
 #[cfg(test)]
@@ -428,6 +438,8 @@ mod tests {
                 migrations_exporting: 1,
                 migrations_importing: 0,
                 slot_keys: vec![0, 2, 3, 10],
+                publish_forwarded: 6,
+                publish_dropped: 2,
             }),
             ..Snapshot::default()
         }
@@ -462,6 +474,9 @@ mod tests {
         assert_eq!(v("shoal_cluster_slot_keys_sum"), 15.0);
         assert_eq!(v("shoal_cluster_slot_keys_count"), 4.0);
         assert_eq!(parsed.types["shoal_cluster_slot_keys"], "summary");
+        assert_eq!(v("shoal_cluster_publish_forwarded_total"), 6.0);
+        assert_eq!(v("shoal_cluster_publish_dropped_total"), 2.0);
+        assert_eq!(parsed.types["shoal_cluster_publish_dropped_total"], "counter");
         for (name, kind) in &parsed.types {
             assert!(name.starts_with("shoal_"), "{name}");
             assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");

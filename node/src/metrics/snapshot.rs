@@ -43,6 +43,10 @@ pub struct ClusterFigures {
     pub migrations_importing: u64,
     /// Keys in each owned slot, sorted ascending (one entry per owned slot).
     pub slot_keys: Vec<u64>,
+    /// PUBLISH messages the cluster bus wrote to a peer, and those it dropped (INFO stats
+    /// `cluster_publish_forwarded` / `cluster_publish_dropped`; 0 before the first PUBLISH).
+    pub publish_forwarded: u64,
+    pub publish_dropped: u64,
 }
 
 /// Everything the executor hands to a scrape.
@@ -190,6 +194,8 @@ fn cluster_figures(srv: &Server) -> Option<ClusterFigures> {
         migrations_exporting: exporting,
         migrations_importing: importing,
         slot_keys,
+        publish_forwarded: srv.bus.as_ref().map_or(0, |b| b.stats.forwarded.load(Ordering::Relaxed)),
+        publish_dropped: srv.bus.as_ref().map_or(0, |b| b.stats.dropped.load(Ordering::Relaxed)),
     })
 }
 

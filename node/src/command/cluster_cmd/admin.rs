@@ -465,3 +465,24 @@ pub fn failover(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.srv.failover_requested = Some(mode);
     ctx.out.ok();
 }
+
+/// CLUSTER SLOTSMOVED <target-id> <start> <end> [<start> <end> ...]: internal, from the node
+/// that just handed these slots to `target` (`cluster::bus::announce_handoffs`); this node
+/// redirects to the target from now on (`ClusterState::learn_moved`).
+pub fn slotsmoved(ctx: &mut Ctx, args: &[Bytes]) {
+    if state(ctx).is_none() {
+        return;
+    }
+    let Some(ranges) = parse_slots(ctx, &args[1..], true) else { return };
+    let target = String::from_utf8_lossy(&args[2]).into_owned();
+    let Some(cl) = ctx.srv.cluster.as_mut() else { return };
+    match cl.learn_moved(&target, &ranges) {
+        Ok(n) => {
+            if n > 0 {
+                log::info!("{n} slots moved to {target} (told by the source)");
+            }
+            ctx.out.ok()
+        }
+        Err(e) => ctx.out.err(&e),
+    }
+}

@@ -43,6 +43,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "cluster|getslotmigrations" => admin::getslotmigrations,
         "cluster|cancelslotmigrations" => admin::cancelslotmigrations,
         "cluster|syncslots" => admin::syncslots,
+        "cluster|slotsmoved" => admin::slotsmoved,
         "cluster|failover" => admin::failover,
         "cluster|replicas" | "cluster|slaves" => replicas,
         _ => return None,

@@ -11,10 +11,14 @@ impl Executor {
     /// Slot migration work; when a hand-off ends, clients whose requests were deferred run
     /// them again.
     pub(super) fn cluster_tick(&mut self) {
-        if self.srv.cluster.is_none() || !crate::cluster::migrate::tick(&mut self.srv, &self.clients) {
+        if self.srv.cluster.is_none() {
             return;
         }
-        self.requeue_deferred();
+        let handed_over = crate::cluster::migrate::tick(&mut self.srv, &self.clients);
+        crate::cluster::bus::announce_handoffs(&mut self.srv);
+        if handed_over {
+            self.requeue_deferred();
+        }
     }
 
     /// CLIENT PAUSE ended (its deadline, or UNPAUSE): the held requests run.
