@@ -57,6 +57,13 @@ pub struct BusStats {
     pub dropped: AtomicU64,
 }
 
+/// How links authenticate: `AUTH user pass` with a user (`masteruser`), else `AUTH pass`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub pass: String,
+}
+
 /// The executor's handle on the bus thread.
 pub struct Bus {
     tx: SyncSender<Msg>,
@@ -66,8 +73,9 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Starts the thread; `auth` is the password peers expect (`masterauth` / `requirepass`).
-    pub fn start(auth: Option<String>) -> std::io::Result<Bus> {
+    /// Starts the thread; `auth` is what peers expect (`masteruser` + `masterauth`, or a
+    /// password alone: `masterauth` / `requirepass`).
+    pub fn start(auth: Option<Credentials>) -> std::io::Result<Bus> {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(BusStats::default());
         let s = stats.clone();
@@ -105,7 +113,7 @@ struct Link {
     last_attempt: Option<Instant>,
 }
 
-fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
+fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<Credentials>) {
     let mut links: HashMap<String, Link> = HashMap::new();
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -125,7 +133,7 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
         for msg in batch {
             match msg {
                 Msg::Peers(peers) => {
-                    flush(&mut links, &mut out, &stats, auth.as_deref());
+                    flush(&mut links, &mut out, &stats, auth.as_ref());
                     links.retain(|id, _| peers.iter().any(|p| &p.id == id));
                     for p in peers {
                         match links.get_mut(&p.id) {
@@ -152,7 +160,7 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
                 }
             }
         }
-        flush(&mut links, &mut out, &stats, auth.as_deref());
+        flush(&mut links, &mut out, &stats, auth.as_ref());
     }
 }
 
@@ -161,7 +169,7 @@ fn flush(
     links: &mut HashMap<String, Link>,
     out: &mut HashMap<String, (Vec<u8>, u64)>,
     stats: &BusStats,
-    auth: Option<&str>,
+    auth: Option<&Credentials>,
 ) {
     for (id, (buf, n)) in out.drain() {
         let Some(link) = links.get_mut(&id) else { continue };
@@ -184,14 +192,16 @@ fn flush(
     }
 }
 
-fn connect(addr: &str, auth: Option<&str>) -> Option<TcpStream> {
+fn connect(addr: &str, auth: Option<&Credentials>) -> Option<TcpStream> {
     let sock = addr.to_socket_addrs().ok()?.next()?;
     let mut s = TcpStream::connect_timeout(&sock, IO_TIMEOUT).ok()?;
     s.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
     let _ = s.set_nodelay(true);
     let mut hello = Vec::new();
-    if let Some(pass) = auth.filter(|p| !p.is_empty()) {
-        encode(&mut hello, &[b"AUTH", pass.as_bytes()]);
+    match auth {
+        Some(Credentials { user: Some(user), pass }) => encode(&mut hello, &[b"AUTH", user.as_bytes(), pass.as_bytes()]),
+        Some(Credentials { user: None, pass }) if !pass.is_empty() => encode(&mut hello, &[b"AUTH", pass.as_bytes()]),
+        _ => {}
     }
     encode(&mut hello, &[b"CLIENT", b"SETNAME", b"cluster-bus"]);
     encode(&mut hello, &[b"CLIENT", b"REPLY", b"OFF"]);

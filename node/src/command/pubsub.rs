@@ -116,11 +116,19 @@ fn forward(ctx: &mut Ctx, channel: &Bytes, message: &Bytes, shard: bool) {
     let Some(cl) = srv.cluster.as_ref() else { return };
     let Some(topology) = cl.topology.as_ref() else { return };
     if srv.bus.is_none() {
-        let auth = [srv.config.get("masterauth"), srv.config.get("requirepass")]
-            .into_iter()
-            .flatten()
-            .find(|p| !p.is_empty())
-            .map(str::to_string);
+        let user = srv.config.get("masteruser").filter(|u| !u.is_empty()).map(str::to_string);
+        let auth = match user {
+            // A node-to-node user: AUTH masteruser masterauth, as the replica link.
+            Some(user) => Some(crate::cluster::bus::Credentials {
+                user: Some(user),
+                pass: srv.config.get("masterauth").unwrap_or("").to_string(),
+            }),
+            None => [srv.config.get("masterauth"), srv.config.get("requirepass")]
+                .into_iter()
+                .flatten()
+                .find(|p| !p.is_empty())
+                .map(|p| crate::cluster::bus::Credentials { user: None, pass: p.to_string() }),
+        };
         match crate::cluster::bus::Bus::start(auth) {
             Ok(b) => srv.bus = Some(b),
             Err(e) => {
