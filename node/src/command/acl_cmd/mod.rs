@@ -106,13 +106,22 @@ fn cat(ctx: &mut Ctx, args: &[Bytes]) {
                 ctx.out.bulk(n.as_bytes());
             }
         }
-        _ => ctx.wrong_arity(),
+        _ => subcommand_syntax(ctx, args),
     }
+}
+
+/// Valkey's `addReplySubcommandSyntaxError`, for the variadic subcommands given too much.
+fn subcommand_syntax(ctx: &mut Ctx, args: &[Bytes]) {
+    let sub = crate::exec::dispatch::truncate_lossy(&args[1], 128);
+    ctx.out.err(&format!("unknown subcommand or wrong number of arguments for '{sub}'. Try ACL HELP."));
 }
 
 /// ACL GENPASS [bits]: random hex from the kernel's generator.
 fn genpass(ctx: &mut Ctx, args: &[Bytes]) {
     const MAX_BITS: i64 = 4096;
+    if args.len() > 3 {
+        return subcommand_syntax(ctx, args);
+    }
     let bits = match args.get(2) {
         None => 256,
         Some(a) => match ctx.arg_i64(a) {
@@ -120,9 +129,6 @@ fn genpass(ctx: &mut Ctx, args: &[Bytes]) {
             None => return,
         },
     };
-    if args.len() > 3 {
-        return ctx.wrong_arity();
-    }
     if bits <= 0 || bits > MAX_BITS {
         return ctx.out.err(&format!(
             "ACL GENPASS argument must be the number of bits for the output password, a positive number up to {MAX_BITS}"
@@ -145,6 +151,9 @@ fn genpass(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// ACL LOG [count | RESET]
 fn log(ctx: &mut Ctx, args: &[Bytes]) {
+    if args.len() > 3 {
+        return subcommand_syntax(ctx, args);
+    }
     let mut count = 10;
     match args.get(2) {
         Some(a) if a.eq_ignore_ascii_case(b"reset") => {
@@ -156,9 +165,6 @@ fn log(ctx: &mut Ctx, args: &[Bytes]) {
             None => return,
         },
         None => {}
-    }
-    if args.len() > 3 {
-        return ctx.wrong_arity();
     }
     let now = crate::util::now_ms();
     ctx.srv.acl.log.reply(ctx.out, count, now);
