@@ -23,10 +23,7 @@ fn log_entries(c: &mut shoal_e2e::RawClient, n: usize) -> Vec<Vec<(String, Strin
         .into_iter()
         .map(|e| {
             let Value::Agg(_, Some(fields)) = e else { panic!("entry is not a map") };
-            fields
-                .chunks(2)
-                .map(|kv| (text(&kv[0]), text(&kv[1])))
-                .collect()
+            fields.chunks(2).map(|kv| (text(&kv[0]), text(&kv[1]))).collect()
         })
         .collect()
 }
@@ -54,15 +51,30 @@ fn noperm_errors_and_the_acl_log_are_valkeys() {
     assert_eq!(c.run("GET a"), "$-1\r\n");
     assert_eq!(c.run("PUBLISH x 1"), "-NOPERM No permissions to access a channel\r\n");
     assert_eq!(c.run("PSUBSCRIBE c* d"), "-NOPERM No permissions to access a channel\r\n");
-    assert_eq!(c.run("CONFIG GET maxmemory"), "-NOPERM User v has no permissions to run the 'config|get' command\r\n");
+    assert_eq!(
+        c.run("CONFIG GET maxmemory"),
+        "-NOPERM User v has no permissions to run the 'config|get' command\r\n"
+    );
     assert_eq!(c.run("ACL WHOAMI"), "-NOPERM User v has no permissions to run the 'acl|whoami' command\r\n");
     // DRYRUN names the key or channel.
     assert_eq!(admin.run("ACL DRYRUN v get b"), bulk_text("User v has no permissions to access the 'b' key"));
-    assert_eq!(admin.run("ACL DRYRUN v publish z m"), bulk_text("User v has no permissions to access the 'z' channel"));
-    assert_eq!(admin.run("ACL DRYRUN v set a 1"), bulk_text("User v has no permissions to run the 'set' command"));
+    assert_eq!(
+        admin.run("ACL DRYRUN v publish z m"),
+        bulk_text("User v has no permissions to access the 'z' channel")
+    );
+    assert_eq!(
+        admin.run("ACL DRYRUN v set a 1"),
+        bulk_text("User v has no permissions to run the 'set' command")
+    );
     // Failed logins are logged too, under the name tried and the command as sent.
-    assert_eq!(c.run("AUTH nosuchuser p"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
-    assert_eq!(c.run("HELLO 3 AUTH v wrong"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    assert_eq!(
+        c.run("AUTH nosuchuser p"),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(
+        c.run("HELLO 3 AUTH v wrong"),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
 
     let log = log_entries(&mut admin, 100);
     let names: Vec<&str> = log[0].iter().map(|(k, _)| k.as_str()).collect();
@@ -84,7 +96,12 @@ fn noperm_errors_and_the_acl_log_are_valkeys() {
     let summary: Vec<(String, String, String, String)> = log
         .iter()
         .map(|e| {
-            (field(e, "reason").into(), field(e, "context").into(), field(e, "object").into(), field(e, "username").into())
+            (
+                field(e, "reason").into(),
+                field(e, "context").into(),
+                field(e, "object").into(),
+                field(e, "username").into(),
+            )
         })
         .collect();
     let want = [
@@ -97,8 +114,10 @@ fn noperm_errors_and_the_acl_log_are_valkeys() {
         ("key", "toplevel", "b", "v"),
         ("command", "toplevel", "set", "v"),
     ];
-    let want: Vec<(String, String, String, String)> =
-        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    let want: Vec<(String, String, String, String)> = want
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
     assert_eq!(summary, want);
     // Newest first, ids in creation order, the client's CLIENT LIST line.
     assert_eq!(field(&log[0], "entry-id"), "7");
@@ -107,7 +126,10 @@ fn noperm_errors_and_the_acl_log_are_valkeys() {
     // The same refusal again bumps the count of its entry instead of adding one.
     assert_eq!(c.run("SET a 2"), "-NOPERM User v has no permissions to run the 'set' command\r\n");
     let log = log_entries(&mut admin, 1);
-    assert_eq!((field(&log[0], "object"), field(&log[0], "count"), field(&log[0], "entry-id")), ("set", "2", "0"));
+    assert_eq!(
+        (field(&log[0], "object"), field(&log[0], "count"), field(&log[0], "entry-id")),
+        ("set", "2", "0")
+    );
     assert!(field(&log[0], "timestamp-last-updated") >= field(&log[0], "timestamp-created"));
     assert_eq!(admin.run("ACL LOG RESET"), "+OK\r\n");
     assert_eq!(admin.run("ACL LOG"), "*0\r\n");
@@ -162,11 +184,16 @@ fn lua_redis_call_runs_as_the_calling_user() {
     let set = c.cmd(&["EVAL", "return redis.call('set','a','1')", "0"]).unwrap();
     let set = String::from_utf8_lossy(&set);
     assert!(
-        set.starts_with("-ERR ACL failure in script: User s has no permissions to run the 'set' command script:"),
+        set.starts_with(
+            "-ERR ACL failure in script: User s has no permissions to run the 'set' command script:"
+        ),
         "{set}"
     );
     let get = c.cmd(&["EVAL", "return redis.pcall('get','b')", "0"]).unwrap();
-    assert_eq!(String::from_utf8_lossy(&get), "-ERR ACL failure in script: No permissions to access a key\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&get),
+        "-ERR ACL failure in script: No permissions to access a key\r\n"
+    );
     assert_eq!(c.cmd(&["EVAL", "return redis.call('get','a')", "0"]).unwrap(), b"$-1\r\n");
     let log = log_entries(&mut admin, 2);
     assert_eq!(
@@ -271,7 +298,10 @@ fn requirepass_is_the_default_users_password() {
     assert_eq!(c.run("CONFIG SET requirepass other"), "+OK\r\n");
     assert_eq!(c.run("PING"), "+PONG\r\n");
     let mut d = node.connect();
-    assert_eq!(d.run("AUTH default s3cret"), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    assert_eq!(
+        d.run("AUTH default s3cret"),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
     assert_eq!(d.run("AUTH default other"), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "SET", "requirepass", ""]).unwrap(), b"+OK\r\n");
     assert_eq!(c.run("ACL LIST"), "*1\r\n$34\r\nuser default on nopass ~* &* +@all\r\n");

@@ -46,7 +46,9 @@ pub fn parse(registry: &Registry, filename: &str, text: &str, pubsub_all: bool) 
         let merged = match merge_selector_args(&argv[2..]) {
             Ok(m) => m,
             Err(_) => {
-                errors.push_str(&format!("{filename}:{linenum}: Unmatched parenthesis in selector definition."));
+                errors.push_str(&format!(
+                    "{filename}:{linenum}: Unmatched parenthesis in selector definition."
+                ));
                 Vec::new()
             }
         };
@@ -70,7 +72,9 @@ pub fn parse(registry: &Registry, filename: &str, text: &str, pubsub_all: bool) 
     if errors.is_empty() {
         Ok(users)
     } else {
-        errors.push_str("WARNING: ACL errors detected, no change to the previously active ACL rules was performed");
+        errors.push_str(
+            "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+        );
         Err(errors)
     }
 }
@@ -102,9 +106,8 @@ fn trim_bytes<'a>(mut s: &'a [u8], set: &[u8]) -> &'a [u8] {
 
 /// Reads and parses the ACL file.
 pub fn load(registry: &Registry, filename: &str, pubsub_all: bool) -> Result<Vec<User>, String> {
-    let text = std::fs::read(filename).map_err(|e| {
-        format!("Error loading ACLs, opening file '{filename}': {}", strerror(&e))
-    })?;
+    let text = std::fs::read(filename)
+        .map_err(|e| format!("Error loading ACLs, opening file '{filename}': {}", strerror(&e)))?;
     parse(registry, filename, &String::from_utf8_lossy(&text), pubsub_all)
 }
 
@@ -135,7 +138,11 @@ pub fn save(acl: &Acl, filename: &str) -> std::io::Result<()> {
 
 /// Startup (Valkey's `ACLLoadUsersAtStartup`): `requirepass`, then the `user` directives or
 /// the ACL file (not both).
-pub fn load_at_startup(acl: &mut Acl, registry: &Registry, config: &crate::config::Config) -> Result<(), AclError> {
+pub fn load_at_startup(
+    acl: &mut Acl,
+    registry: &Registry,
+    config: &crate::config::Config,
+) -> Result<(), AclError> {
     acl.pubsub_default_all = config.get("acl-pubsub-default") == Some("allchannels");
     acl.log.max_len = config.get_i64("acllog-max-len").max(0) as usize;
     acl.set_requirepass(registry, config.get("requirepass").unwrap_or(""));
@@ -159,8 +166,12 @@ pub fn load_at_startup(acl: &mut Acl, registry: &Registry, config: &crate::confi
             return Err(AclError::Load("Spaces not allowed in ACL usernames".into()));
         }
         let rules: Vec<&[u8]> = rules.iter().map(|r| r.as_bytes()).collect();
-        let merged = merge_selector_args(&rules)
-            .map_err(|j| AclError::Load(format!("Unmatched parenthesis in acl selector starting at '{}'.", String::from_utf8_lossy(rules[j]))))?;
+        let merged = merge_selector_args(&rules).map_err(|j| {
+            AclError::Load(format!(
+                "Unmatched parenthesis in acl selector starting at '{}'.",
+                String::from_utf8_lossy(rules[j])
+            ))
+        })?;
         let mut u = match acl.by_name(name.as_bytes()) {
             Some(existing) => {
                 let mut u = existing.clone();

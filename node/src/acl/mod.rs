@@ -48,7 +48,9 @@ pub enum AclError {
     AfterAllChannels,
     #[error("The password you are trying to remove from the user does not exist")]
     NoSuchPassword,
-    #[error("The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")]
+    #[error(
+        "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
+    )]
     BadHash,
     #[error("Duplicate user found. A user can only be defined once in config files")]
     Duplicate,
@@ -200,7 +202,8 @@ impl Acl {
     /// Replaces every user with `users` (ACL LOAD): a missing `default` gets the initial one.
     /// Returns the ids that no longer name the same user (their clients must be closed).
     pub fn replace_all(&mut self, registry: &Registry, users: Vec<User>) -> Vec<UserId> {
-        let gone: Vec<UserId> = self.names.iter().filter(|(n, _)| n.as_slice() != b"default").map(|(_, &id)| id).collect();
+        let gone: Vec<UserId> =
+            self.names.iter().filter(|(n, _)| n.as_slice() != b"default").map(|(_, &id)| id).collect();
         let mut default = None;
         let mut rest = Vec::new();
         for u in users {

@@ -137,7 +137,10 @@ impl Selector {
         let rule = rule.to_ascii_lowercase();
         self.rules.retain(|r| {
             let body = &r[1..];
-            !(body == rule || (body.len() > rule.len() && body.starts_with(&rule) && body.as_bytes()[rule.len()] == b'|'))
+            !(body == rule
+                || (body.len() > rule.len()
+                    && body.starts_with(&rule)
+                    && body.as_bytes()[rule.len()] == b'|'))
         });
         self.rules.push(format!("{}{rule}", if allow { '+' } else { '-' }));
     }

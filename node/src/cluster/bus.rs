@@ -199,8 +199,12 @@ fn connect(addr: &str, auth: Option<&Credentials>) -> Option<TcpStream> {
     let _ = s.set_nodelay(true);
     let mut hello = Vec::new();
     match auth {
-        Some(Credentials { user: Some(user), pass }) => encode(&mut hello, &[b"AUTH", user.as_bytes(), pass.as_bytes()]),
-        Some(Credentials { user: None, pass }) if !pass.is_empty() => encode(&mut hello, &[b"AUTH", pass.as_bytes()]),
+        Some(Credentials { user: Some(user), pass }) => {
+            encode(&mut hello, &[b"AUTH", user.as_bytes(), pass.as_bytes()])
+        }
+        Some(Credentials { user: None, pass }) if !pass.is_empty() => {
+            encode(&mut hello, &[b"AUTH", pass.as_bytes()])
+        }
         _ => {}
     }
     encode(&mut hello, &[b"CLIENT", b"SETNAME", b"cluster-bus"]);

@@ -200,7 +200,8 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                 ctx.srv.acl.log.trim();
             }
             "acl-pubsub-default" => {
-                ctx.srv.acl.pubsub_default_all = ctx.srv.config.get("acl-pubsub-default") == Some("allchannels");
+                ctx.srv.acl.pubsub_default_all =
+                    ctx.srv.config.get("acl-pubsub-default") == Some("allchannels");
             }
             "busy-reply-threshold" => ctx.srv.busy_reply_ms = ctx.srv.config.get_i64("busy-reply-threshold"),
             "client-output-buffer-limit" => {

@@ -67,7 +67,10 @@ pub fn dispatch_parsed(
                 let msg = format!("ERR wrong number of arguments for '{}' command", entry.full_name);
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                 srv.cmd_stat(entry.id).rejected += 1;
-            } else if !clients[idx].st.authenticated && srv.acl.auth_required() && !entry.meta.has_flag("no_auth") {
+            } else if !clients[idx].st.authenticated
+                && srv.acl.auth_required()
+                && !entry.meta.has_flag("no_auth")
+            {
                 let msg = "NOAUTH Authentication required.";
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;

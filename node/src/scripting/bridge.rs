@@ -62,7 +62,9 @@ pub(super) const CONVERT_KEY: &std::ffi::CStr = c"shoal.convert";
 
 /// What [`run`] did: the reply is in the scratch buffer, or the call was refused.
 enum Outcome {
-    Reply { resp3: bool },
+    Reply {
+        resp3: bool,
+    },
     Refused(&'static [u8]),
     /// Refused with a message built at run time, left in the scratch reply's buffer (so no
     /// owned value lives in a frame a Lua error may skip).

@@ -136,7 +136,8 @@ fn genpass(ctx: &mut Ctx, args: &[Bytes]) {
     }
     let chars = ((bits + 3) / 4) as usize;
     let mut raw = vec![0u8; chars.div_ceil(2)];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut raw));
+    let filled =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut raw));
     if filled.is_err() {
         raw.iter_mut().for_each(|b| *b = fastrand::u8(..));
     }

@@ -103,7 +103,8 @@ pub fn users(ctx: &mut Ctx, _args: &[Bytes]) {
     }
 }
 
-const NO_ACLFILE: &str = "This instance is not configured to use an ACL file. You may want to specify users via \
+const NO_ACLFILE: &str =
+    "This instance is not configured to use an ACL file. You may want to specify users via \
      the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a configuration file set) in \
      order to store users in the configuration.";
 
@@ -124,7 +125,8 @@ pub fn load(ctx: &mut Ctx, _args: &[Bytes]) {
     match crate::acl::file::load(registry, &file, ctx.srv.acl.pubsub_default_all) {
         Ok(users) => {
             let me = ctx.me;
-            let old: Vec<_> = ctx.srv.acl.users().map(|(id, _)| id).filter(|&id| id != DEFAULT_USER).collect();
+            let old: Vec<_> =
+                ctx.srv.acl.users().map(|(id, _)| id).filter(|&id| id != DEFAULT_USER).collect();
             for id in old {
                 gate::kill_clients_of(ctx.clients, me, id);
             }

@@ -71,7 +71,8 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// Parses the filters, replying the error and returning `None` on bad input.
 fn parse<'a>(ctx: &mut Ctx, args: &'a [Bytes]) -> Option<Filter<'a>> {
-    let mut f = Filter { addr: None, laddr: None, ty: None, user: None, id: None, skipme: true, max_age: None };
+    let mut f =
+        Filter { addr: None, laddr: None, ty: None, user: None, id: None, skipme: true, max_age: None };
     if args.len() == 3 {
         // With the old form you can kill yourself.
         f.addr = Some(&args[2]);

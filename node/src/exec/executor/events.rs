@@ -89,7 +89,10 @@ impl Loop {
             srv.stats.rejected_connections += 1;
             return;
         }
-        if srv.config.get_bool("protected-mode") && srv.acl.user(crate::acl::DEFAULT_USER).nopass && !peer.ip().is_loopback() {
+        if srv.config.get_bool("protected-mode")
+            && srv.acl.user(crate::acl::DEFAULT_USER).nopass
+            && !peer.ip().is_loopback()
+        {
             use std::io::Write;
             let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
             srv.stats.rejected_connections += 1;
