@@ -199,21 +199,11 @@ impl Acl {
         self.put(u);
     }
 
-    /// Replaces every user with `users` (ACL LOAD): a missing `default` gets the initial one.
-    /// Returns the ids that no longer name the same user (their clients must be closed).
-    pub fn replace_all(&mut self, registry: &Registry, users: Vec<User>) -> Vec<UserId> {
-        let gone: Vec<UserId> =
-            self.names.iter().filter(|(n, _)| n.as_slice() != b"default").map(|(_, &id)| id).collect();
-        let mut default = None;
-        let mut rest = Vec::new();
-        for u in users {
-            if u.name == b"default" {
-                default = Some(u);
-            } else {
-                rest.push(u);
-            }
-        }
-        let default = default.unwrap_or_else(|| self.default_user_template(registry));
+    /// Replaces every user with `users` (ACL LOAD, the ACL file at startup); a missing
+    /// `default` gets the initial one. The caller closes the old users' clients first.
+    pub fn replace_all(&mut self, registry: &Registry, users: Vec<User>) {
+        let (defaults, rest): (Vec<User>, Vec<User>) = users.into_iter().partition(|u| u.name == b"default");
+        let default = defaults.into_iter().next().unwrap_or_else(|| self.default_user_template(registry));
         self.users.clear();
         self.unrestricted.clear();
         self.names.clear();
@@ -221,13 +211,6 @@ impl Acl {
         for u in rest {
             self.insert(u);
         }
-        gone
-    }
-
-    /// The id a user had before a reload maps to no user of the same name any more: clients of
-    /// every non-default user are closed on ACL LOAD, as Valkey frees the old user set.
-    pub fn count_users(&self) -> usize {
-        self.names.len()
     }
 }
 
