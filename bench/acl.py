@@ -63,7 +63,7 @@ def one_round(spec: bench.ServerSpec, requests: int) -> dict:
         server.start()
         if restricted(spec):
             reply = bench.command(server.port, [b"ACL", b"SETUSER", USER, *RULES])
-            if reply != b"+OK\r\n":
+            if reply != b"+OK":
                 raise bench.ServerError(f"ACL SETUSER replied {reply!r}")
         out = {}
         for p in (1, 16):

@@ -70,7 +70,7 @@ fn key_allowed(s: &Selector, key: &[u8], need: u8) -> bool {
 }
 
 /// One selector (Valkey's `ACLSelectorCheckCmd`). `keys` is computed once and shared.
-fn check_selector(s: &Selector, entry: &Entry, args: &[Bytes], keys: &mut Option<Vec<KeyRef>>) -> Verdict {
+fn check_selector(s: &Selector, entry: &Entry, args: &[Bytes], keys: &mut Keys) -> Verdict {
     // The bit test first: it is what almost every command of a restricted user stops at.
     if !s.allcommands && !s.allows(entry.id) && !entry.meta.has_flag("no_auth") {
         let subcommand = entry.full_name.contains('|');
@@ -86,8 +86,11 @@ fn check_selector(s: &Selector, entry: &Entry, args: &[Bytes], keys: &mut Option
         }
     }
     if !s.allkeys && keys_of::has_keys(entry.meta) {
-        let keys = keys.get_or_insert_with(|| keys_of::command_keys(entry.meta, args));
-        for k in keys.iter() {
+        if !keys.done {
+            keys_of::command_keys_into(entry.meta, args, &mut keys.list);
+            keys.done = true;
+        }
+        for k in keys.list.iter() {
             if !key_allowed(s, &args[k.pos], needed(k.flags)) {
                 return Err((Denied::Key, k.pos));
             }
@@ -105,13 +108,30 @@ fn check_selector(s: &Selector, entry: &Entry, args: &[Bytes], keys: &mut Option
     Ok(())
 }
 
+/// The command's keys, computed at most once per check (Valkey's `aclKeyResultCache`).
+struct Keys {
+    done: bool,
+    list: Vec<KeyRef>,
+}
+
+thread_local! {
+    /// The key list's buffer, reused: a check on the hot path allocates nothing.
+    static KEYS: std::cell::Cell<Vec<KeyRef>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Checks a whole command for a user over all its selectors.
 pub fn check_command(u: &User, entry: &Entry, args: &[Bytes]) -> Verdict {
-    let mut keys = None;
+    let mut list = KEYS.take();
+    list.clear();
+    let mut keys = Keys { done: false, list };
     let mut worst = (Denied::Cmd, 0);
+    let mut verdict = None;
     for s in &u.selectors {
         match check_selector(s, entry, args, &mut keys) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                verdict = Some(Ok(()));
+                break;
+            }
             Err((d, pos)) => {
                 if d > worst.0 || (d == worst.0 && pos > worst.1) {
                     worst = (d, pos);
@@ -119,7 +139,8 @@ pub fn check_command(u: &User, entry: &Entry, args: &[Bytes]) -> Verdict {
             }
         }
     }
-    Err(worst)
+    KEYS.set(keys.list);
+    verdict.unwrap_or(Err(worst))
 }
 
 /// Valkey's `ACLUserCheckChannelPerm`, for pub/sub permission changes.
