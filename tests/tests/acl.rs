@@ -131,6 +131,10 @@ fn noperm_errors_and_the_acl_log_are_valkeys() {
         ("set", "2", "0")
     );
     assert!(field(&log[0], "timestamp-last-updated") >= field(&log[0], "timestamp-created"));
+    let stats = admin.run("INFO stats");
+    for (name, n) in [("auth", 2), ("cmd", 4), ("key", 1), ("channel", 2)] {
+        assert!(stats.contains(&format!("acl_access_denied_{name}:{n}\r\n")), "{name}: {stats}");
+    }
     assert_eq!(admin.run("ACL LOG RESET"), "+OK\r\n");
     assert_eq!(admin.run("ACL LOG"), "*0\r\n");
     assert_eq!(admin.run("CONFIG SET acllog-max-len 2"), "+OK\r\n");
