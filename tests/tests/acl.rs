@@ -258,6 +258,12 @@ fn deleting_or_reloading_a_user_closes_its_clients() {
     assert_eq!(admin.run("ACL LOAD"), "+OK\r\n");
     carol.expect_closed().unwrap();
     assert_eq!(admin.run("ACL USERS"), "*3\r\n$5\r\ncarol\r\n$3\r\ndan\r\n$7\r\ndefault\r\n");
+    // CLIENT KILL USER knows the users.
+    let mut dan = node.connect();
+    assert_eq!(dan.run("AUTH dan x"), "+OK\r\n");
+    assert_eq!(admin.run("CLIENT KILL USER nosuch"), "-ERR No such user 'nosuch'\r\n");
+    assert_eq!(admin.run("CLIENT KILL USER dan"), ":1\r\n");
+    dan.expect_closed().unwrap();
     // A bad file changes nothing and says every problem.
     std::fs::write(&file, "user eve on +nosuch\nuser eve off\n# comment\n").unwrap();
     assert_eq!(
