@@ -105,6 +105,9 @@ IMPLEMENTED = {
 }
 # lists: CLIENT UNBLOCK belongs to the blocking machinery
 IMPLEMENTED["client"] = IMPLEMENTED["client"] + ["unblock", "pause", "unpause"]
+# ACL users (docs/acl.md)
+IMPLEMENTED["acl"] = ["cat", "deluser", "dryrun", "genpass", "getuser", "help", "list", "load", "log", "save",
+                      "setuser", "users", "whoami"]
 
 # Metadata of commands that are not in Valkey 8's reference (Shoal's own, or Valkey 9's),
 # in the same JSON format.

@@ -24,7 +24,6 @@ from gen_command_table import IMPLEMENTED  # noqa: E402
 NO_DISK = "Shoal keeps no data on disk: durability comes from replicas and the control plane (docs/failover.md)"
 PUSHED = "the topology is pushed by the control plane (CLUSTER SETTOPOLOGY); nodes do not gossip or vote"
 REASONS = {
-    "acl": "ACL users are issue 15; until then `requirepass` and AUTH <password> / AUTH default <password>",
     "bgrewriteaof": NO_DISK, "bgsave": NO_DISK, "save": NO_DISK, "waitaof": NO_DISK,
     "failover": "standalone FAILOVER: failover is the control plane's (CLUSTER FAILOVER asks it, docs/failover.md)",
     "lolwut": "not built",

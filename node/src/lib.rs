@@ -26,6 +26,7 @@
 //! knows frames, not commands; only `exec` (and the command handlers it calls) touch the
 //! keyspace.
 
+pub mod acl;
 pub mod cluster;
 pub mod command;
 pub mod config;

@@ -67,6 +67,13 @@ pub struct BusStats {
     pub dropped: AtomicU64,
 }
 
+/// How links authenticate: `AUTH user pass` with a user (`masteruser`), else `AUTH pass`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub pass: String,
+}
+
 /// The executor's handle on the bus thread.
 pub struct Bus {
     tx: SyncSender<Msg>,
@@ -76,8 +83,9 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Starts the thread; `auth` is the password peers expect (`masterauth` / `requirepass`).
-    pub fn start(auth: Option<String>) -> std::io::Result<Bus> {
+    /// Starts the thread; `auth` is what peers expect (`masteruser` + `masterauth`, or a
+    /// password alone: `masterauth` / `requirepass`).
+    pub fn start(auth: Option<Credentials>) -> std::io::Result<Bus> {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(BusStats::default());
         let s = stats.clone();
@@ -121,7 +129,7 @@ struct Link {
     last_attempt: Option<Instant>,
 }
 
-fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
+fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<Credentials>) {
     let mut links: HashMap<String, Link> = HashMap::new();
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -141,7 +149,7 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
         for msg in batch {
             match msg {
                 Msg::Peers(peers) => {
-                    flush(&mut links, &mut out, &stats, auth.as_deref());
+                    flush(&mut links, &mut out, &stats, auth.as_ref());
                     links.retain(|id, _| peers.iter().any(|p| &p.id == id));
                     for p in peers {
                         match links.get_mut(&p.id) {
@@ -174,7 +182,7 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<String>) {
                 }
             }
         }
-        flush(&mut links, &mut out, &stats, auth.as_deref());
+        flush(&mut links, &mut out, &stats, auth.as_ref());
     }
 }
 
@@ -183,7 +191,7 @@ fn flush(
     links: &mut HashMap<String, Link>,
     out: &mut HashMap<String, (Vec<u8>, u64)>,
     stats: &BusStats,
-    auth: Option<&str>,
+    auth: Option<&Credentials>,
 ) {
     for (id, (buf, n)) in out.drain() {
         let Some(link) = links.get_mut(&id) else { continue };
@@ -206,14 +214,20 @@ fn flush(
     }
 }
 
-fn connect(addr: &str, auth: Option<&str>) -> Option<TcpStream> {
+fn connect(addr: &str, auth: Option<&Credentials>) -> Option<TcpStream> {
     let sock = addr.to_socket_addrs().ok()?.next()?;
     let mut s = TcpStream::connect_timeout(&sock, IO_TIMEOUT).ok()?;
     s.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
     let _ = s.set_nodelay(true);
     let mut hello = Vec::new();
-    if let Some(pass) = auth.filter(|p| !p.is_empty()) {
-        encode(&mut hello, &[b"AUTH", pass.as_bytes()]);
+    match auth {
+        Some(Credentials { user: Some(user), pass }) => {
+            encode(&mut hello, &[b"AUTH", user.as_bytes(), pass.as_bytes()])
+        }
+        Some(Credentials { user: None, pass }) if !pass.is_empty() => {
+            encode(&mut hello, &[b"AUTH", pass.as_bytes()])
+        }
+        _ => {}
     }
     encode(&mut hello, &[b"CLIENT", b"SETNAME", b"cluster-bus"]);
     encode(&mut hello, &[b"CLIENT", b"REPLY", b"OFF"]);
@@ -253,11 +267,18 @@ pub fn ensure(srv: &mut crate::exec::Server) -> Option<&mut Bus> {
     let cl = srv.cluster.as_ref()?;
     let topology = cl.topology.as_ref()?;
     if srv.bus.is_none() {
-        let auth = [srv.config.get("masterauth"), srv.config.get("requirepass")]
-            .into_iter()
-            .flatten()
-            .find(|p| !p.is_empty())
-            .map(str::to_string);
+        let user = srv.config.get("masteruser").filter(|u| !u.is_empty()).map(str::to_string);
+        let auth = match user {
+            // A node-to-node user: AUTH masteruser masterauth, as the replica link.
+            Some(user) => {
+                Some(Credentials { user: Some(user), pass: srv.config.get("masterauth").unwrap_or("").to_string() })
+            }
+            None => [srv.config.get("masterauth"), srv.config.get("requirepass")]
+                .into_iter()
+                .flatten()
+                .find(|p| !p.is_empty())
+                .map(|p| Credentials { user: None, pass: p.to_string() }),
+        };
         match Bus::start(auth) {
             Ok(b) => srv.bus = Some(b),
             Err(e) => {

@@ -163,9 +163,8 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) {
     ctx.out.ok();
 }
 
-/// Side effects of new values. `maxclients`, `hz`, `requirepass` (connected clients stay
-/// authenticated), `timeout` and the like are read from the configuration where they are
-/// used, so only the log level and the working directory need acting on here.
+/// Side effects of new values. `maxclients`, `hz`, `timeout` and the like are read from the
+/// configuration where they are used; the others are acted on here.
 fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, String)> {
     for (name, _) in set {
         match name.as_str() {
@@ -196,6 +195,19 @@ fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, S
                 }
                 // Per-slot CPU time needs each command timed.
                 ctx.srv.time_commands = ctx.srv.observe.timing() || (slot_stats && ctx.srv.cluster.is_some());
+            }
+            "requirepass" => {
+                // Valkey's `ACLUpdateDefaultUserPassword`: connected clients keep their state.
+                let pass = ctx.srv.config.get("requirepass").unwrap_or("").to_string();
+                ctx.srv.acl.set_requirepass(ctx.srv.registry, &pass);
+            }
+            "acllog-max-len" => {
+                ctx.srv.acl.log.max_len = ctx.srv.config.get_i64("acllog-max-len").max(0) as usize;
+                ctx.srv.acl.log.trim();
+            }
+            "acl-pubsub-default" => {
+                ctx.srv.acl.pubsub_default_all =
+                    ctx.srv.config.get("acl-pubsub-default") == Some("allchannels");
             }
             "busy-reply-threshold" => ctx.srv.busy_reply_ms = ctx.srv.config.get_i64("busy-reply-threshold"),
             "client-output-buffer-limit" => {

@@ -1,8 +1,8 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT and RESET.
 //!
-//! Only the `default` user exists. Its password is `requirepass`; when that is empty the user
-//! is `nopass`, so `AUTH default <anything>` succeeds while the one-argument form is refused,
-//! exactly as Valkey's ACL layer behaves with no ACL file.
+//! AUTH and HELLO authenticate against the ACL users (see `acl`): `AUTH <password>` is
+//! `AUTH default <password>`, refused while the default user is `nopass` (no `requirepass`),
+//! exactly as Valkey. Failed attempts are written to the ACL log.
 
 use bytes::Bytes;
 
@@ -90,7 +90,7 @@ fn quit(ctx: &mut Ctx, _args: &[Bytes]) {
 
 /// RESET: back to the state of a new connection (lib-name/lib-ver are kept, as in Valkey).
 fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
-    let nopass = requirepass(ctx).is_empty();
+    let nopass = !ctx.srv.acl.auth_required();
     let me = ctx.me;
     ctx.srv.pubsub.drop_client(&mut ctx.clients[me].st, me);
     ctx.srv.monitors.remove(me);
@@ -102,6 +102,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
     c.resp3 = false;
     c.name = None;
     c.authenticated = nopass;
+    c.set_user(crate::acl::DEFAULT_USER, b"default");
     c.no_evict = false;
     c.no_touch = false;
     // Valkey clears `reply_off` and `reply_skip_next`, but not `reply_skip`: a RESET that
@@ -117,7 +118,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) {
 fn auth(ctx: &mut Ctx, args: &[Bytes]) {
     let (user, pass): (&[u8], &[u8]) = match args {
         [_, pass] => {
-            if requirepass(ctx).is_empty() {
+            if ctx.srv.acl.user(crate::acl::DEFAULT_USER).nopass {
                 ctx.out.err(
                     "AUTH <password> called without any password configured for the default \
                      user. Are you sure your configuration is correct?",
@@ -132,43 +133,39 @@ fn auth(ctx: &mut Ctx, args: &[Bytes]) {
             return;
         }
     };
-    if authenticate(ctx, user, pass) {
+    if authenticate(ctx, &args[0], user, pass) {
         ctx.out.ok();
     } else {
         ctx.out.error(WRONGPASS);
     }
 }
 
-/// The configured password of the default user (empty: `nopass`).
-fn requirepass<'a>(ctx: &'a Ctx) -> &'a str {
-    ctx.srv.config.get("requirepass").unwrap_or("")
-}
-
-/// Checks a username/password pair; on success the client is authenticated. A failed attempt
-/// leaves an already authenticated client authenticated, as in Valkey.
-fn authenticate(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Checks a username/password pair (Valkey's `ACLAuthenticateUser`); on success the client
+/// runs as that user. A failure is logged (reason `auth`, object the command name as sent) and
+/// leaves an already authenticated client as it was.
+fn authenticate(ctx: &mut Ctx, cmd: &[u8], user: &[u8], pass: &[u8]) -> bool {
+    if let Some(id) = ctx.srv.acl.check_credentials(user, pass) {
+        let c = ctx.client();
+        c.set_user(id, user);
+        c.authenticated = true;
+        return true;
     }
-    let secret = requirepass(ctx);
-    if !secret.is_empty() && !constant_time_eq(pass, secret.as_bytes()) {
-        return false;
-    }
-    ctx.client().authenticated = true;
-    true
-}
-
-/// Compares `input` with `secret` in time that depends only on the input's length, so the
-/// password cannot be guessed byte by byte from response times.
-fn constant_time_eq(input: &[u8], secret: &[u8]) -> bool {
-    if secret.is_empty() {
-        return input.is_empty();
-    }
-    let mut diff = (input.len() != secret.len()) as u8;
-    for (i, &b) in input.iter().enumerate() {
-        diff |= b ^ secret[i % secret.len()];
-    }
-    std::hint::black_box(diff) == 0
+    let context = if ctx.client().multi.is_some() {
+        crate::acl::log::Context::Multi
+    } else {
+        crate::acl::log::Context::Toplevel
+    };
+    let me = ctx.me;
+    crate::acl::gate::log_denial(
+        ctx.srv,
+        ctx.clients,
+        me,
+        crate::acl::Denied::Auth,
+        context,
+        cmd.to_vec(),
+        user.to_vec(),
+    );
+    false
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -212,7 +209,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) {
         j += 1;
     }
     if let Some((user, pass)) = creds {
-        if !authenticate(ctx, user, pass) {
+        if !authenticate(ctx, &args[0], user, pass) {
             ctx.out.error(WRONGPASS);
             return;
         }
@@ -418,16 +415,5 @@ mod tests {
         assert_eq!(h.run("CLIENT REPLY SKIP"), "");
         assert_eq!(h.run("RESET"), "");
         assert_eq!(h.run("PING"), "+PONG\r\n");
-    }
-
-    #[test]
-    fn constant_time_compare() {
-        use super::constant_time_eq as eq;
-        assert!(eq(b"abc", b"abc"));
-        assert!(!eq(b"abd", b"abc"));
-        assert!(!eq(b"ab", b"abc"));
-        assert!(!eq(b"abcabc", b"abc"));
-        assert!(!eq(b"", b"abc"));
-        assert!(eq(b"", b""));
     }
 }

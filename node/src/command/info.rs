@@ -401,17 +401,12 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "io_threaded_total_prefetch_entries", "{}", st.prefetch_entries);
     field!(out, "client_query_buffer_limit_disconnections", "{}", st.client_qbuf_limit_disconnections);
     field!(out, "client_output_buffer_limit_disconnections", "{}", srv.pubsub.limit_disconnections);
-    zeros(
-        out,
-        &[
-            "reply_buffer_shrinks",
-            "reply_buffer_expands",
-            "acl_access_denied_auth",
-            "acl_access_denied_cmd",
-            "acl_access_denied_key",
-            "acl_access_denied_channel",
-        ],
-    );
+    zeros(out, &["reply_buffer_shrinks", "reply_buffer_expands"]);
+    let acl = srv.acl.stats;
+    field!(out, "acl_access_denied_auth", "{}", acl[0]);
+    field!(out, "acl_access_denied_cmd", "{}", acl[1]);
+    field!(out, "acl_access_denied_key", "{}", acl[2]);
+    field!(out, "acl_access_denied_channel", "{}", acl[3]);
 }
 
 fn replication(ctx: &mut Ctx, out: &mut String) {

@@ -61,20 +61,30 @@ pub fn key_refs(meta: &CommandMeta, args: &[Bytes]) -> Result<Vec<KeyRef>, KeysE
 /// "no keys found", which COMMAND GETKEYS reports as an error unless the command has the
 /// `no_mandatory_keys` flag.
 pub fn command_keys(meta: &CommandMeta, args: &[Bytes]) -> Vec<KeyRef> {
+    let mut out = Vec::new();
+    command_keys_into(meta, args, &mut out);
+    out
+}
+
+/// [`command_keys`] appended to `out`, so a hot caller (the ACL check) can reuse a buffer.
+pub fn command_keys_into(meta: &CommandMeta, args: &[Bytes], out: &mut Vec<KeyRef>) {
     let has_key_spec = meta.key_specs.iter().any(|s| !has(s, "NOT_KEY"));
     let has_var_flags = meta.key_specs.iter().any(|s| has(s, "VARIABLE_FLAGS"));
     if has_key_spec && !has_var_flags {
-        if let Ok(keys) = key_refs(meta, args) {
-            return keys;
+        let start = out.len();
+        if for_each_key(meta, args, false, |k| out.push(k)).is_ok() {
+            return;
         }
+        out.truncate(start);
     }
     if meta.name == "set" && has_var_flags {
-        return set_keys(args);
+        out.extend(set_keys(args));
+        return;
     }
     match meta.name {
-        "sort" => sort_keys(args, false),
-        "sort_ro" => sort_keys(args, true),
-        _ => Vec::new(),
+        "sort" => out.extend(sort_keys(args, false)),
+        "sort_ro" => out.extend(sort_keys(args, true)),
+        _ => {}
     }
 }
 
@@ -115,16 +125,16 @@ pub fn has_keys(meta: &CommandMeta) -> bool {
 
 /// Valkey's `setGetKeys`: the key is always argument 1; with a `GET` option (compared as C
 /// strings, so case-insensitively and up to a NUL byte) it is read as well as written.
-fn set_keys(args: &[Bytes]) -> Vec<KeyRef> {
+fn set_keys(args: &[Bytes]) -> Option<KeyRef> {
     if args.len() < 2 {
-        return Vec::new();
+        return None;
     }
     let get = args.iter().skip(3).any(|a| {
         let word = a.split(|&b| b == 0).next().unwrap_or(&[]);
         word.eq_ignore_ascii_case(b"get")
     });
     let flags: &'static [&'static str] = if get { &["RW", "ACCESS", "UPDATE"] } else { &["OW", "UPDATE"] };
-    vec![KeyRef { pos: 1, flags }]
+    Some(KeyRef { pos: 1, flags })
 }
 
 /// `strcasecmp` of an argument against a keyword: the argument ends at its first NUL byte.

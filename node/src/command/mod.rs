@@ -4,6 +4,7 @@
 pub mod meta;
 pub mod table;
 
+pub mod acl_cmd;
 pub mod bitmap;
 pub mod client_cmd;
 pub mod cluster_cmd;
@@ -67,6 +68,7 @@ pub fn registry() -> &'static Registry {
 
 fn handler(full: &str) -> Option<Handler> {
     connection::handler(full)
+        .or_else(|| acl_cmd::handler(full))
         .or_else(|| server::handler(full))
         .or_else(|| debug::handler(full))
         .or_else(|| keys::handler(full))

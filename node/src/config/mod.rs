@@ -25,12 +25,14 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The file the node was started with, for CONFIG REWRITE.
     pub file: Option<PathBuf>,
+    /// `user <name> <rules>...` lines, in order (loaded by `acl::file::load_at_startup`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let values = DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect();
-        Config { values, file: None }
+        Config { values, file: None, users: Vec::new() }
     }
 }
 
@@ -88,6 +90,13 @@ impl Config {
                 continue;
             };
             if name.eq_ignore_ascii_case("include") {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("user") {
+                if args.is_empty() {
+                    return Err(bad(i + 1, line, "wrong number of arguments"));
+                }
+                self.users.push(args.to_vec());
                 continue;
             }
             let Some(dir) = table::find(name) else {

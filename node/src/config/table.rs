@@ -70,6 +70,10 @@ pub static DIRECTIVES: &[Directive] = &[
     d("maxclients", Int(1, u32::MAX as i64), "10000", true),
     d("timeout", Int(0, MAXI), "0", true),
     d("requirepass", Str, "", true),
+    // ACL users (see docs/acl.md); `user` lines are collected apart (`Config::users`).
+    d("aclfile", Str, "", false),
+    d("acllog-max-len", Int(0, i64::MAX), "128", true),
+    d("acl-pubsub-default", Enum(&["allchannels", "resetchannels"]), "resetchannels", true),
     d("databases", Int(1, MAXI), "16", false),
     d("dir", Str, "", true),
     d("dbfilename", Str, "dump.rdb", true),

@@ -28,7 +28,14 @@ pub struct ClientState {
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
     pub resp3: bool,
+    /// Valkey's `c->authenticated`: set when the connection opened while the default user
+    /// needed no password, or by a successful AUTH/HELLO. A client that is not authenticated
+    /// may still run commands if the default user became `nopass` since (`Acl::auth_required`).
     pub authenticated: bool,
+    /// The ACL user the client runs as (`acl::UserId`; `default` until AUTH).
+    pub user: crate::acl::UserId,
+    /// That user's name (CLIENT LIST `user=`, ACL WHOAMI); user names never change.
+    pub user_name: Bytes,
     pub created: Instant,
     pub last_interaction: Instant,
     /// Last command run, as CLIENT LIST's `cmd=` shows it (`client|list`).
@@ -115,6 +122,8 @@ impl ClientState {
             lib_ver: None,
             resp3: false,
             authenticated,
+            user: crate::acl::DEFAULT_USER,
+            user_name: Bytes::from_static(b"default"),
             created: now,
             last_interaction: now,
             last_cmd: "NULL".into(),
@@ -142,6 +151,16 @@ impl ClientState {
             monitor: false,
             capa_redirect: false,
             tracking: None,
+        }
+    }
+}
+
+impl ClientState {
+    /// Runs the client as another user.
+    pub fn set_user(&mut self, id: crate::acl::UserId, name: &[u8]) {
+        self.user = id;
+        if self.user_name != name {
+            self.user_name = Bytes::copy_from_slice(name);
         }
     }
 }

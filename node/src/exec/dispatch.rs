@@ -1,5 +1,5 @@
 //! Command dispatch: look the name up, check it in Valkey's `processCommand` order (unknown
-//! command, unknown subcommand, arity, authentication), run the handler, and apply CLIENT
+//! command, unknown subcommand, arity, authentication, ACL), run the handler, and apply CLIENT
 //! REPLY modes. Shared by the event loop and the in-process test harness.
 
 use bytes::Bytes;
@@ -67,7 +67,10 @@ pub fn dispatch_parsed(
                 let msg = format!("ERR wrong number of arguments for '{}' command", entry.full_name);
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                 srv.cmd_stat(entry.id).rejected += 1;
-            } else if !clients[idx].st.authenticated && !entry.meta.has_flag("no_auth") {
+            } else if !clients[idx].st.authenticated
+                && srv.acl.auth_required()
+                && !entry.meta.has_flag("no_auth")
+            {
                 let msg = "NOAUTH Authentication required.";
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
                 srv.cmd_stat(entry.id).rejected += 1;
@@ -78,6 +81,16 @@ pub fn dispatch_parsed(
                 // SHUTDOWN, SAVE, ... (MULTI and WATCH answer their own errors).
                 let msg = "ERR Command not allowed inside a transaction";
                 txn::reject(srv, clients, idx, Some(&entry.full_name), reply, msg);
+                srv.cmd_stat(entry.id).rejected += 1;
+            } else if let Some(msg) = (!srv.acl.unrestricted(clients[idx].st.user)
+                && !clients[idx].st.master
+                && clients[idx].st.id != crate::scripting::eval::SCRIPT_CLIENT_ID)
+                .then(|| crate::acl::gate::refuse(srv, clients, idx, entry, args))
+                .flatten()
+            {
+                // ACL: one branch for unrestricted users; scripts are checked in the bridge
+                // (context `lua`), the primary's stream is trusted.
+                txn::reject(srv, clients, idx, Some(&entry.full_name), reply, &msg);
                 srv.cmd_stat(entry.id).rejected += 1;
             } else if let Some(redirect) = (!clients[idx].st.master)
                 .then(|| crate::cluster::redirect::check(srv, &clients[idx].st, entry.meta, args))

@@ -58,6 +58,8 @@ pub enum StartError {
     Cluster(#[from] crate::cluster::ClusterError),
     #[error("{0}")]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error("{0}")]
+    Acl(#[from] crate::acl::AclError),
 }
 
 /// The sockets side of the loop: the poller, listeners, I/O threads and the ready list. Kept
@@ -127,6 +129,7 @@ impl Executor {
             io.set_active(threads - 1);
         }
         let mut srv = Server::new(config, crate::command::registry(), io.stats.clone());
+        crate::acl::file::load_at_startup(&mut srv.acl, srv.registry, &srv.config)?;
         if srv.config.get_bool("cluster-enabled") {
             srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
             srv.time_commands |= srv.config.get_bool("cluster-slot-stats-enabled");

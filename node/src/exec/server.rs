@@ -131,6 +131,8 @@ pub struct Server {
     pub busy_reply_ms: i64,
     /// Client-side caching: tracking clients, the key table, BCAST prefixes (see `tracking`).
     pub tracking: super::tracking::Tracking,
+    /// ACL users and the ACL log (see `acl`).
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -150,6 +152,8 @@ impl Server {
         let mut observe = super::observe::Observe::default();
         observe.configure(&config);
         let evict = Eviction::from_config(&config);
+        let mut acl = crate::acl::Acl::new(registry);
+        acl.set_requirepass(registry, config.get("requirepass").unwrap_or(""));
         let mut srv = Server {
             // Cluster mode keeps `cluster-databases` databases (Valkey 9; one by default), their
             // keys in one table per hash slot so slot counts, listings and migrations touch
@@ -203,6 +207,7 @@ impl Server {
             bus: None,
             active_expire_enabled: true,
             tracking: Default::default(),
+            acl,
         };
         srv.set_notify_flags(notify.unwrap_or(0));
         super::evict::apply_config(&mut srv);

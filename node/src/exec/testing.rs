@@ -24,8 +24,8 @@ impl Default for Harness {
 
 impl Harness {
     pub fn new(config: Config) -> Harness {
-        let authed = config.get("requirepass").unwrap_or("").is_empty();
         let mut srv = Server::new(config, crate::command::registry(), Default::default());
+        let authed = !srv.acl.auth_required();
         let mut clients = Slab::new();
         let st = ClientState::new(1, "127.0.0.1:1".into(), "127.0.0.1:6379".into(), -1, authed);
         srv.next_client_id = 2;

@@ -62,8 +62,13 @@ pub(super) const CONVERT_KEY: &std::ffi::CStr = c"shoal.convert";
 
 /// What [`run`] did: the reply is in the scratch buffer, or the call was refused.
 enum Outcome {
-    Reply { resp3: bool },
+    Reply {
+        resp3: bool,
+    },
     Refused(&'static [u8]),
+    /// Refused with a message built at run time, left in the scratch reply's buffer (so no
+    /// owned value lives in a frame a Lua error may skip).
+    RefusedScratch,
 }
 
 /// `redis.call`: the reply, or the error table raised as the script's error.
@@ -116,6 +121,7 @@ unsafe fn call(state: *mut lua_State) {
     unsafe {
         match outcome {
             Outcome::Refused(msg) => push_error(state, msg),
+            Outcome::RefusedScratch => SCRATCH.with(|s| push_error(state, &(*s.get()).buf)),
             Outcome::Reply { resp3 } => SCRATCH.with(|s| push_reply(state, &(*s.get()).buf, resp3)),
         }
     }
@@ -193,6 +199,14 @@ fn command(ctx: &mut Ctx, idx: usize, ro: bool, guard: &Guard, reply: &mut Reply
     }
     if entry.meta.has_flag("noscript") {
         return Outcome::Refused(b"ERR This Redis command is not allowed from script");
+    }
+    // ACL (Valkey's `scriptVerifyACL`): as the calling user, logged with context `lua`.
+    let caller = ctx.me;
+    if let Some(msg) = crate::acl::gate::refuse_in_script(ctx.srv, ctx.clients, idx, caller, entry, argv) {
+        reply.buf.clear();
+        reply.buf.extend_from_slice(b"ERR ACL failure in script: ");
+        reply.buf.extend_from_slice(msg.as_bytes());
+        return Outcome::RefusedScratch;
     }
     let write = entry.meta.has_flag("write");
     if ro && write {

@@ -183,6 +183,9 @@ pub(super) fn execute(sc: &mut Scripting, ctx: &mut Ctx, call: Call<'_>) {
     // The script client is kept between scripts (no allocation per call), reset each time.
     let mut client = sc.client.take().unwrap_or_else(script_client);
     client.st.db = ctx.clients[ctx.me].st.db;
+    // Scripts run as the caller's user (checked in the bridge, context `lua`).
+    let (user, name) = (ctx.clients[ctx.me].st.user, ctx.clients[ctx.me].st.user_name.clone());
+    client.st.set_user(user, &name);
     client.st.resp3 = false;
     client.st.reply_mode = crate::exec::ReplyMode::On;
     let idx = ctx.clients.insert(client);

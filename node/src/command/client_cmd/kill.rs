@@ -17,6 +17,7 @@ struct Filter<'a> {
     addr: Option<&'a [u8]>,
     laddr: Option<&'a [u8]>,
     ty: Option<ClientType>,
+    user: Option<crate::acl::UserId>,
     id: Option<u64>,
     skipme: bool,
     max_age: Option<u64>,
@@ -39,6 +40,7 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
             || f.addr.is_some_and(|a| a != st.addr.as_bytes())
             || f.laddr.is_some_and(|a| a != st.laddr.as_bytes())
             || f.ty.is_some_and(|t| t != ty)
+            || f.user.is_some_and(|u| u != st.user)
             || f.id.is_some_and(|id| id != st.id)
             || (i == me && f.skipme)
             || f.max_age.is_some_and(|m| now.saturating_duration_since(st.created).as_secs() < m)
@@ -69,7 +71,8 @@ pub fn kill(ctx: &mut Ctx, args: &[Bytes]) {
 
 /// Parses the filters, replying the error and returning `None` on bad input.
 fn parse<'a>(ctx: &mut Ctx, args: &'a [Bytes]) -> Option<Filter<'a>> {
-    let mut f = Filter { addr: None, laddr: None, ty: None, id: None, skipme: true, max_age: None };
+    let mut f =
+        Filter { addr: None, laddr: None, ty: None, user: None, id: None, skipme: true, max_age: None };
     if args.len() == 3 {
         // With the old form you can kill yourself.
         f.addr = Some(&args[2]);
@@ -117,11 +120,13 @@ fn parse<'a>(ctx: &mut Ctx, args: &'a [Bytes]) -> Option<Filter<'a>> {
         } else if opt.eq_ignore_ascii_case(b"laddr") {
             f.laddr = Some(val);
         } else if opt.eq_ignore_ascii_case(b"user") {
-            // Only the default user exists, and every client is logged in as it.
-            if val.as_ref() != b"default" {
-                let msg = format!("No such user '{}'", String::from_utf8_lossy(val));
-                ctx.out.err(&msg);
-                return None;
+            match ctx.srv.acl.id_of(val) {
+                Some(id) => f.user = Some(id),
+                None => {
+                    let msg = format!("No such user '{}'", String::from_utf8_lossy(val));
+                    ctx.out.err(&msg);
+                    return None;
+                }
             }
         } else if opt.eq_ignore_ascii_case(b"skipme") {
             if val.eq_ignore_ascii_case(b"yes") {

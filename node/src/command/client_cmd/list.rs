@@ -132,7 +132,7 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
          sub={sub} psub={psub} ssub={ssub} multi={multi} watch={watch} qbuf={qbuf} qbuf-free={} argv-mem={argv_mem} \
          multi-mem={multi_mem} rbs={REPLY_BUF} rbp={REPLY_BUF} obl=0 oll=0 omem={omem} \
-         tot-mem={tot_mem} events={events} cmd={} user=default redir={} resp={} \
+         tot-mem={tot_mem} events={events} cmd={} user={} redir={} resp={} \
          lib-name={} lib-ver={} tot-net-in={net_in} tot-net-out={net_out} tot-cmds={tot_cmds}",
         st.id,
         st.addr,
@@ -142,6 +142,7 @@ pub fn write_client_info(out: &mut String, c: &Client, now: Instant, running: Op
         st.db,
         qbuf_cap.saturating_sub(qbuf),
         st.last_cmd,
+        String::from_utf8_lossy(&st.user_name),
         st.tracking.as_deref().map_or(-1, |t| t.redirect as i64),
         if st.resp3 { 3 } else { 2 },
         lib_name.as_deref().unwrap_or(""),

@@ -133,8 +133,15 @@ fn db_index_arg(ctx: &mut Ctx, arg: &Bytes) -> Option<usize> {
         ctx.out.err("value is out of range, value must between -2147483648 and 2147483647");
         return None;
     };
+    // A single-database cluster node checks against `databases`, as Valkey 8 (whose cluster
+    // nodes keep them all), so COPY ... DB 1 gets its cluster-mode error, not this one.
+    let limit = if single_cluster_db(ctx.srv) {
+        ctx.srv.config.get_i64("databases").max(1) as usize
+    } else {
+        ctx.srv.dbs.len()
+    };
     match usize::try_from(n) {
-        Ok(i) if i < ctx.srv.dbs.len() => Some(i),
+        Ok(i) if i < limit => Some(i),
         _ => {
             ctx.out.err("DB index is out of range");
             None

@@ -81,7 +81,7 @@ impl Loop {
         clients: &mut Slab<Client>,
     ) {
         let _ = stream.set_nodelay(true);
-        let requirepass = srv.config.get("requirepass").unwrap_or("").to_string();
+        let auth_required = srv.acl.auth_required();
         let maxclients = srv.config.get_i64("maxclients") as usize;
         if clients.len() >= maxclients {
             use std::io::Write;
@@ -89,13 +89,16 @@ impl Loop {
             srv.stats.rejected_connections += 1;
             return;
         }
-        if srv.config.get_bool("protected-mode") && requirepass.is_empty() && !peer.ip().is_loopback() {
+        if srv.config.get_bool("protected-mode")
+            && srv.acl.user(crate::acl::DEFAULT_USER).nopass
+            && !peer.ip().is_loopback()
+        {
             use std::io::Write;
             let _ = stream.write(PROTECTED_MODE_MSG.as_bytes());
             srv.stats.rejected_connections += 1;
             return;
         }
-        let gate = read_gate(srv, !requirepass.is_empty());
+        let gate = read_gate(srv, auth_required);
         let entry = clients.vacant_entry();
         let token = entry.key();
         if let Err(e) =
@@ -108,7 +111,7 @@ impl Loop {
         let io = Box::new(ConnIo::new(stream, peer, gate));
         let id = srv.next_client_id;
         srv.next_client_id += 1;
-        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, requirepass.is_empty());
+        let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, !auth_required);
         entry.insert(Client::new(st, io));
         srv.stats.total_connections += 1;
         log::debug!("Accepted {peer}");

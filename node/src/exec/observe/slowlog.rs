@@ -29,11 +29,15 @@ pub struct SlowLog {
 }
 
 /// Arguments that are never logged (user names and passwords): their positions, as Valkey's
-/// AUTH and HELLO redact them.
+/// AUTH, HELLO and ACL SETUSER redact them.
 pub fn redacted(args: &[Bytes]) -> std::ops::Range<usize> {
     let Some(name) = args.first() else { return 0..0 };
     if name.eq_ignore_ascii_case(b"auth") {
         return 1..args.len();
+    }
+    if name.eq_ignore_ascii_case(b"acl") && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"setuser")) {
+        // ACL SETUSER: the user name and every rule (passwords among them), as Valkey.
+        return 2..args.len();
     }
     if name.eq_ignore_ascii_case(b"hello") {
         // HELLO protover AUTH user pass [SETNAME name]: the two after AUTH.
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(log.entries[0].args[2].len(), 128 + "... (72 more bytes)".len());
         log.push(&args(&["auth", "user", "secret"]), 20_000, 1, "a", None, 2);
         assert_eq!(log.entries[0].args, args(&["auth", "(redacted)", "(redacted)"]));
+        assert_eq!(redacted(&args(&["ACL", "SETUSER", "u", ">pw"])), 2..4);
         assert_eq!(log.entries.len(), 2, "bounded by slowlog-max-len");
         assert_eq!(log.entries[0].id, 2);
     }
