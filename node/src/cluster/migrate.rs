@@ -312,7 +312,7 @@ pub fn start_export(
     cl: &mut ClusterState,
     slots: SlotSet,
     target_id: &str,
-    password: Option<String>,
+    auth: Option<(Option<String>, String)>,
 ) -> Result<String, StartError> {
     let target = check_export(cl, &slots, target_id)?;
     let name = super::persist::random_id();
@@ -322,7 +322,7 @@ pub fn start_export(
         name.clone(),
         cl.myid.clone(),
         slots.ranges(),
-        worker::Target { host, port: target.port, password },
+        worker::Target { host, port: target.port, auth },
     )
     .map_err(|e| StartError::Thread(e.to_string()))?;
     let mut job = Job::new(name.clone(), true, slots, cl.myid.clone(), target.id.clone());

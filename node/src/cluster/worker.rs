@@ -2,7 +2,7 @@
 //! on another node's socket. It speaks plain RESP on an ordinary client connection:
 //!
 //! ```text
-//! [AUTH <requirepass>]
+//! [AUTH [<masteruser>] <masterauth|requirepass>]
 //! CLUSTER SYNCSLOTS START <name> <source-id> <start> <end> [<start> <end> ...]
 //! CLUSTER SYNCSLOTS DATA <name> <key> <expire-ms|-1|-2> <payload> [...]   (-2: delete)
 //! CLUSTER SYNCSLOTS DATADB <name> <db> <key> <expire-ms|-1|-2> <payload> [...]  (db > 0)
@@ -64,7 +64,8 @@ pub struct Handle {
 pub struct Target {
     pub host: String,
     pub port: u16,
-    pub password: Option<String>,
+    /// `AUTH` on connect: a user (`masteruser`) and a password, or a password alone.
+    pub auth: Option<(Option<String>, String)>,
 }
 
 /// Starts a worker for migration `name` of `ranges` from `source_id`.
@@ -162,8 +163,10 @@ fn run(
     sh: &Shared,
 ) -> Result<(), String> {
     let mut conn = connect(target)?;
-    if let Some(pw) = &target.password {
-        conn.call(&[b"AUTH", pw.as_bytes()])?;
+    match &target.auth {
+        Some((Some(user), pw)) => conn.call(&[b"AUTH", user.as_bytes(), pw.as_bytes()])?,
+        Some((None, pw)) => conn.call(&[b"AUTH", pw.as_bytes()])?,
+        None => {}
     }
     let bounds: Vec<String> = ranges.iter().flat_map(|&(a, b)| [a.to_string(), b.to_string()]).collect();
     let mut start: Vec<&[u8]> =

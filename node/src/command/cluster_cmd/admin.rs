@@ -254,7 +254,14 @@ pub fn migrateslots(ctx: &mut Ctx, args: &[Bytes]) {
             }
         }
     }
-    let password = ctx.srv.config.get("requirepass").filter(|p| !p.is_empty()).map(str::to_string);
+    // The target is a node of the same cluster: a node-to-node user (`masteruser` with
+    // `masterauth`, as the replica link and the bus), else the shared password.
+    let cfg = &ctx.srv.config;
+    let nonempty = |k: &str| cfg.get(k).filter(|p| !p.is_empty()).map(str::to_string);
+    let password = match nonempty("masteruser") {
+        Some(user) => Some((Some(user), nonempty("masterauth").unwrap_or_default())),
+        None => nonempty("masterauth").or_else(|| nonempty("requirepass")).map(|p| (None, p)),
+    };
     let Some(cl) = ctx.srv.cluster.as_mut() else { return };
     // Validate every group before starting any, so the reply is OK only if all start.
     for (ranges, target) in &groups {
