@@ -401,6 +401,12 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "io_threaded_total_prefetch_entries", "{}", st.prefetch_entries);
     field!(out, "client_query_buffer_limit_disconnections", "{}", st.client_qbuf_limit_disconnections);
     field!(out, "client_output_buffer_limit_disconnections", "{}", srv.pubsub.limit_disconnections);
+    // Shoal's own (Valkey has no TLS counters); shown only when TLS is configured.
+    if srv.tls.is_some() {
+        field!(out, "tls_handshakes", "{}", st.tls_handshakes);
+        field!(out, "tls_handshake_failures", "{}", st.tls_handshake_failures);
+        field!(out, "tls_handshake_timeouts", "{}", st.tls_handshake_timeouts);
+    }
     zeros(
         out,
         &[

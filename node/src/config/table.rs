@@ -161,6 +161,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-node-timeout", Int(0, i64::MAX), "15000", true),
     d("cluster-announce-ip", Str, "", true),
     d("cluster-announce-port", Int(0, 65535), "0", true),
+    d("cluster-announce-tls-port", Int(0, 65535), "0", true),
     d("cluster-announce-hostname", Str, "", true),
     d("cluster-preferred-endpoint-type", Enum(ENDPOINT), "ip", true),
     d("cluster-require-full-coverage", Bool, "yes", true),

@@ -253,7 +253,7 @@ fn shards(ctx: &mut Ctx, _args: &[Bytes]) {
                 };
             }
             if srv.master.as_ref().is_some_and(|m| {
-                m.port == n.port && (m.host == n.ip || n.hostname.as_deref() == Some(&m.host))
+                (m.port == n.port || Some(m.port) == n.tls_port) && (m.host == n.ip || n.hostname.as_deref() == Some(&m.host))
             }) {
                 // My primary: at least as far as I am.
                 return (own, false);
@@ -261,7 +261,8 @@ fn shards(ctx: &mut Ctx, _args: &[Bytes]) {
             // One of my replicas: what it acknowledged.
             let ack =
                 srv.repl.replicas.iter().find(|r| {
-                    r.listening_port == n.port && crate::replication::commands::ip_of(&r.addr) == n.ip
+                    (r.listening_port == n.port || Some(r.listening_port) == n.tls_port)
+                        && crate::replication::commands::ip_of(&r.addr) == n.ip
                 });
             match ack {
                 Some(r) => (r.ack as i64, r.state != crate::replication::primary::LinkState::Online),
