@@ -19,7 +19,8 @@ use crate::process::{free_port, run_with_timeout, ShoalNode};
 
 /// Runs `openssl` with arguments, in `dir`; panics with its output on failure.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = run_with_timeout(Command::new("openssl").args(args).current_dir(dir), b"", Duration::from_secs(30));
+    let out =
+        run_with_timeout(Command::new("openssl").args(args).current_dir(dir), b"", Duration::from_secs(30));
     assert!(out.status.success(), "openssl {args:?}: {}\n{}", out.stdout, out.stderr);
 }
 
@@ -48,8 +49,21 @@ impl Certs {
         openssl(
             &self.dir.0,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key,
-                "-out", &crt, "-days", "2", "-subj", &subj,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-subj",
+                &subj,
             ],
         );
     }
@@ -63,16 +77,45 @@ impl Certs {
         let subj = format!("/CN={cn}");
         openssl(
             d,
-            &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj],
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subj,
+            ],
         );
-        std::fs::write(d.join(&ext), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-            .expect("writing ext file");
+        std::fs::write(
+            d.join(&ext),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("writing ext file");
         let (ca_crt, ca_key, days) = (format!("{ca}.crt"), format!("{ca}.key"), days.to_string());
         openssl(
             d,
             &[
-                "x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key, "-CAcreateserial", "-out", &crt, "-days",
-                &days, "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                &days,
+                "-extfile",
+                &ext,
             ],
         );
     }
@@ -152,7 +195,9 @@ pub fn tls_connect(port: u16, cfg: Arc<ClientConfig>) -> std::io::Result<RawClie
 /// The DER of the certificate the server presented on `c` (a TLS client).
 pub fn peer_cert(c: &RawClient) -> Vec<u8> {
     match &c.stream {
-        Stream::Tls(s) => s.conn.peer_certificates().and_then(|p| p.first()).map(|d| d.to_vec()).unwrap_or_default(),
+        Stream::Tls(s) => {
+            s.conn.peer_certificates().and_then(|p| p.first()).map(|d| d.to_vec()).unwrap_or_default()
+        }
         _ => Vec::new(),
     }
 }
@@ -195,7 +240,8 @@ impl TlsNode {
     }
 
     pub fn tls(&self, cfg: &Arc<ClientConfig>) -> RawClient {
-        tls_connect(self.tls_port, cfg.clone()).unwrap_or_else(|e| panic!("TLS connect to :{}: {e}", self.tls_port))
+        tls_connect(self.tls_port, cfg.clone())
+            .unwrap_or_else(|e| panic!("TLS connect to :{}: {e}", self.tls_port))
     }
 }
 

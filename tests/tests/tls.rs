@@ -125,7 +125,20 @@ print(r.get("py").decode())
         // openssl s_client completes a verified handshake with a client certificate
         let target = format!("127.0.0.1:{}", node.tls_port);
         let mut s = Command::new("openssl");
-        s.args(["s_client", "-connect", &target, "-CAfile", &ca, "-cert", &crt, "-key", &key, "-verify_return_error", "-brief", "-ign_eof"]);
+        s.args([
+            "s_client",
+            "-connect",
+            &target,
+            "-CAfile",
+            &ca,
+            "-cert",
+            &crt,
+            "-key",
+            &key,
+            "-verify_return_error",
+            "-brief",
+            "-ign_eof",
+        ]);
         // QUIT makes the node close the connection, which ends s_client after the replies.
         let out = run_with_timeout(&mut s, b"PING\r\nQUIT\r\n", Duration::from_secs(30));
         let all = format!("{}\n{}", out.stdout, out.stderr);
@@ -165,8 +178,12 @@ fn mutual_tls_refuses_missing_untrusted_and_expired_client_certificates() {
     });
     // tls-auth-clients optional: no certificate is fine, a bad one still is not.
     assert_eq!(admin.run("CONFIG SET tls-auth-clients optional"), "+OK\r\n");
-    assert_eq!(tls_connect(node.tls_port, certs.client_config(None)).expect("anonymous").run("PING"), "+PONG\r\n");
-    let bad = tls_connect(node.tls_port, certs.client_config(Some("untrusted"))).and_then(|mut c| c.cmd(&["PING"]));
+    assert_eq!(
+        tls_connect(node.tls_port, certs.client_config(None)).expect("anonymous").run("PING"),
+        "+PONG\r\n"
+    );
+    let bad =
+        tls_connect(node.tls_port, certs.client_config(Some("untrusted"))).and_then(|mut c| c.cmd(&["PING"]));
     assert!(bad.is_err(), "untrusted certificate accepted with optional: {bad:?}");
 }
 
@@ -272,7 +289,10 @@ fn certificate_rotation_under_load_drops_nothing() {
         let (w, acked) = h.join().expect("writer");
         for i in (0..acked).step_by(97).chain([acked - 1]) {
             let k = format!("r{w}:{i}");
-            assert_eq!(admin.cmd(&["GET", &k]).expect("GET"), format!("${}\r\n{k}\r\n", k.len()).into_bytes());
+            assert_eq!(
+                admin.cmd(&["GET", &k]).expect("GET"),
+                format!("${}\r\n{k}\r\n", k.len()).into_bytes()
+            );
         }
         let pattern = format!("r{w}:*");
         let n = admin.cmd(&["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", &pattern]).expect("EVAL");
@@ -306,7 +326,10 @@ fn replication_over_tls_keeps_every_acknowledged_write() {
     let mut r = replica.tls(&cfg);
     wait_for(WAIT, "replica has every key", || (r.run("DBSIZE") == ":6000\r\n").then_some(()));
     for i in (0..6000).step_by(250).chain([5999]) {
-        assert_eq!(r.cmd(&["GET", &format!("a{i}")]).expect("GET"), format!("${}\r\n{i}\r\n", i.to_string().len()).into_bytes());
+        assert_eq!(
+            r.cmd(&["GET", &format!("a{i}")]).expect("GET"),
+            format!("${}\r\n{i}\r\n", i.to_string().len()).into_bytes()
+        );
     }
     let info = r.run("INFO replication");
     assert!(info.contains("master_link_status:up"), "{info}");
@@ -347,7 +370,8 @@ fn cluster_over_tls_reports_tls_ports_and_migrates_slots() {
             TlsNode::start(&a)
         })
         .collect();
-    let ids: Vec<String> = nodes.iter().map(|n| n.node.connect().run("CLUSTER MYID")[5..45].to_string()).collect();
+    let ids: Vec<String> =
+        nodes.iter().map(|n| n.node.connect().run("CLUSTER MYID")[5..45].to_string()).collect();
     let ports: Vec<(u16, u16)> = nodes.iter().map(|n| (n.node.port, n.tls_port)).collect();
     let split = [(0, 5460), (5461, 10922), (10923, 16383)];
     let json = tls_topology(&ids, &ports, &split, 1);
@@ -368,10 +392,14 @@ fn cluster_over_tls_reports_tls_ports_and_migrates_slots() {
     assert!(nodes_text.contains(&format!("127.0.0.1:{}@", ports[2].1)), "{nodes_text}");
     // A redirect names the TLS port too.
     let key = (0..).map(|i| format!("k{i}")).find(|k| key_slot(k.as_bytes()) > 11000).expect("key");
-    assert_eq!(c.run(&format!("GET {key}")), format!("-MOVED {} 127.0.0.1:{}\r\n", key_slot(key.as_bytes()), ports[2].1));
+    assert_eq!(
+        c.run(&format!("GET {key}")),
+        format!("-MOVED {} 127.0.0.1:{}\r\n", key_slot(key.as_bytes()), ports[2].1)
+    );
 
     // Slot migration 0..=99 from node 0 to node 1, over the TLS cluster link.
-    let keys: Vec<String> = (0..).map(|i| format!("m{i}")).filter(|k| key_slot(k.as_bytes()) < 100).take(300).collect();
+    let keys: Vec<String> =
+        (0..).map(|i| format!("m{i}")).filter(|k| key_slot(k.as_bytes()) < 100).take(300).collect();
     for k in &keys {
         assert_eq!(c.cmd(&["SET", k, k]).expect("SET"), b"+OK\r\n");
     }
@@ -383,7 +411,11 @@ fn cluster_over_tls_reports_tls_ports_and_migrates_slots() {
         (reply == format!("${}\r\n{}\r\n", keys[0].len(), keys[0]).into_bytes()).then_some(())
     });
     for k in &keys {
-        assert_eq!(t.cmd(&["GET", k]).expect("GET"), format!("${}\r\n{k}\r\n", k.len()).into_bytes(), "{k} moved");
+        assert_eq!(
+            t.cmd(&["GET", k]).expect("GET"),
+            format!("${}\r\n{k}\r\n", k.len()).into_bytes(),
+            "{k} moved"
+        );
     }
     let moved = c.run(&format!("GET {}", keys[0]));
     assert!(moved.starts_with("-MOVED") && moved.contains(&format!(":{}", ports[1].1)), "{moved}");

@@ -17,9 +17,9 @@
 //! (INFO stats `cluster_publish_forwarded`, `cluster_publish_dropped`), as Valkey drops bus
 //! messages to a node whose link is down.
 
+use crate::net::dial::{self, Dialed};
 use std::collections::HashMap;
 use std::io::Write;
-use crate::net::dial::{self, Dialed};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;

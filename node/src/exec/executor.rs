@@ -717,7 +717,7 @@ impl Executor {
         for (_, c) in self.clients.iter_mut() {
             c.flush_pending();
             if let Some(io) = c.io.as_mut() {
-                while !io.out.is_empty() && Instant::now() < deadline {
+                while io.has_output() && Instant::now() < deadline {
                     io.write();
                     if io.write_blocked {
                         std::thread::sleep(Duration::from_millis(1));

@@ -94,8 +94,8 @@ pub struct ReadGate {
 /// everything TLS lives in `net::tls_io`.
 pub struct ConnIo {
     pub stream: TcpStream,
-    /// The TLS session when this connection is encrypted (boxed: most connections are plain,
-    /// and a rustls session is about a kilobyte before its buffers).
+    /// The TLS session when this connection is encrypted (boxed: most connections are plain
+    /// and should not carry a rustls session's size inline).
     pub tls: Option<Box<super::tls_io::TlsSession>>,
     pub peer: SocketAddr,
     pub local: SocketAddr,

@@ -158,7 +158,8 @@ pub fn connect(addr: &SocketAddr, host: &str, timeout: Duration, kind: Link) -> 
     sock.set_write_timeout(Some(timeout))?;
     let mut s = sock;
     while conn.is_handshaking() {
-        conn.complete_io(&mut s).map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {addr}: {e}")))?;
+        conn.complete_io(&mut s)
+            .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {addr}: {e}")))?;
     }
     Ok(Dialed::Tls(Box::new(StreamOwned::new(conn, s))))
 }

@@ -90,11 +90,8 @@ fn pick_suites(
             Some(s) if !out.iter().any(|o| o.suite() == s.suite()) => out.push(*s),
             Some(_) => {}
             None => {
-                let names: Vec<&str> = NAMES
-                    .iter()
-                    .filter(|(n, _)| tls13 == n.starts_with("TLS_"))
-                    .map(|(n, _)| *n)
-                    .collect();
+                let names: Vec<&str> =
+                    NAMES.iter().filter(|(n, _)| tls13 == n.starts_with("TLS_")).map(|(n, _)| *n).collect();
                 return Err(TlsError::Cipher(w.to_string(), directive, names.join(":")));
             }
         }
@@ -122,8 +119,20 @@ fn provider(cfg: &Config) -> Result<(Arc<CryptoProvider>, Vec<&'static Supported
     }
     let base = rustls::crypto::ring::default_provider();
     let mut suites = Vec::new();
-    pick_suites(cfg.get("tls-ciphersuites").unwrap_or(""), "tls-ciphersuites", true, &base.cipher_suites, &mut suites)?;
-    pick_suites(cfg.get("tls-ciphers").unwrap_or(""), "tls-ciphers", false, &base.cipher_suites, &mut suites)?;
+    pick_suites(
+        cfg.get("tls-ciphersuites").unwrap_or(""),
+        "tls-ciphersuites",
+        true,
+        &base.cipher_suites,
+        &mut suites,
+    )?;
+    pick_suites(
+        cfg.get("tls-ciphers").unwrap_or(""),
+        "tls-ciphers",
+        false,
+        &base.cipher_suites,
+        &mut suites,
+    )?;
     let usable = suites.iter().any(|s| versions.iter().any(|v| s.version() == *v));
     if !usable {
         return Err(TlsError::NoSuites);
@@ -142,7 +151,8 @@ fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_string(), reason: e.to_string() })
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| TlsError::Key { path: path.to_string(), reason: e.to_string() })
 }
 
 /// `tls-ca-cert-file` and every certificate file in `tls-ca-cert-dir`; `None` when neither

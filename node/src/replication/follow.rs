@@ -17,7 +17,10 @@ pub fn follow_topology(srv: &mut Server, clients: &mut Slab<Client>) {
     let target = match (cl.me(), cl.topology.as_ref()) {
         (Some((shard, Role::Replica)), Some(t)) => {
             t.shards[shard].nodes.iter().find(|n| n.role == Role::Primary).map(|p| {
-                (if p.ip.is_empty() { p.hostname.clone().unwrap_or_default() } else { p.ip.clone() }, repl_port(p))
+                (
+                    if p.ip.is_empty() { p.hostname.clone().unwrap_or_default() } else { p.ip.clone() },
+                    repl_port(p),
+                )
             })
         }
         _ => None,
