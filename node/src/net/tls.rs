@@ -256,3 +256,84 @@ pub fn build(cfg: &Config) -> Result<Option<Built>, TlsError> {
     };
     Ok(Some(Built { server: Arc::new(server), client }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &[&str]) -> Config {
+        let mut args: Vec<String> = [
+            "--tls-port",
+            "6380",
+            "--tls-cert-file",
+            "/nonexistent.crt",
+            "--tls-key-file",
+            "/nonexistent.key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Config::from_args(&args).expect("config")
+    }
+
+    fn err(extra: &[&str]) -> String {
+        match build(&cfg(extra)) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn tls_off_builds_nothing() {
+        assert!(build(&Config::from_args(&[]).expect("config")).expect("build").is_none());
+    }
+
+    #[test]
+    fn unsupported_protocols_and_ciphers_are_refused_by_name() {
+        assert!(err(&["--tls-protocols", "TLSv1.1 TLSv1.2"]).contains("'TLSv1.1'"));
+        let e = err(&["--tls-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:RC4-SHA"]);
+        assert!(
+            e.contains("'RC4-SHA'") && e.contains("tls-ciphers") && e.contains("ECDHE-RSA-AES256-GCM-SHA384"),
+            "{e}"
+        );
+        let e = err(&["--tls-ciphersuites", "TLS_AES_128_CCM_SHA256"]);
+        assert!(e.contains("TLS_AES_128_CCM_SHA256") && e.contains("TLS_CHACHA20_POLY1305_SHA256"), "{e}");
+        // Valid names get as far as loading the files.
+        let e = err(&["--tls-protocols", "TLSv1.3", "--tls-ciphersuites", "TLS_AES_128_GCM_SHA256"]);
+        assert!(e.contains("/nonexistent"), "valid names get as far as loading files: {e}");
+    }
+
+    #[test]
+    fn known_names_map_onto_rustls_suites() {
+        let mut out = Vec::new();
+        let all = rustls::crypto::ring::default_provider().cipher_suites;
+        pick_suites(
+            "ECDHE-RSA-AES128-GCM-SHA256:TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "tls-ciphers",
+            false,
+            &all,
+            &mut out,
+        )
+        .expect("known names");
+        let names: Vec<String> = out.iter().map(suite_name).collect();
+        assert_eq!(
+            names,
+            ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]
+        );
+        out.clear();
+        pick_suites("", "tls-ciphersuites", true, &all, &mut out).expect("default");
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn missing_files_and_ca_are_reported() {
+        assert_eq!(
+            build(&Config::from_args(&["--tls-port".into(), "1".into()]).expect("config"))
+                .err()
+                .map(|e| e.to_string()),
+            Some("tls-cert-file must be specified when TLS is enabled".into())
+        );
+        assert!(err(&[]).contains("/nonexistent"));
+    }
+}
