@@ -259,7 +259,7 @@ fn certificate_rotation_under_load_drops_nothing() {
                     acked += 1;
                 }
                 round += 1;
-                if w == 2 && round % 10 == 0 {
+                if w == 2 && round.is_multiple_of(10) {
                     conn = tls_connect(port, cfg.clone()).expect("reconnect during rotation");
                 }
             }

@@ -506,7 +506,7 @@ impl Executor {
                 || (c.st.blocked && !io.read_closed())
                 || (io.parsed.is_empty()
                     && !io.read_closed()
-                    && !(c.st.close_after_reply && !io.has_output()))
+                    && (!c.st.close_after_reply || io.has_output()))
             {
                 return;
             }
