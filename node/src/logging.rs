@@ -21,6 +21,11 @@ struct Logger {
 
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
+        // rustls narrates every handshake at debug level, from the I/O threads; Valkey's
+        // `verbose` has nothing like it, so only its warnings are kept.
+        if m.target().starts_with("rustls") && m.level() > log::Level::Warn {
+            return false;
+        }
         m.level() <= log::max_level()
     }
 

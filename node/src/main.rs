@@ -54,6 +54,9 @@ fn main() -> anyhow::Result<()> {
     );
     let mode = if node.srv.cluster.is_some() { "cluster" } else { "standalone" };
     log::info!("Running mode={mode}, port={}.", node.port());
+    if node.tls_port() != 0 {
+        log::info!("TLS listening, tls-port={}.", node.tls_port());
+    }
     log::info!("Ready to accept connections tcp");
     node.run().context("event loop")?;
     Ok(())

@@ -20,11 +20,12 @@ pub enum Addr {
     Unix(PathBuf),
 }
 
-/// A connected socket of either family.
+/// A connected socket of either family, or a TLS session over TCP (see `crate::tls`).
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Stream {
@@ -47,6 +48,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
         }
     }
 
@@ -54,6 +56,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),
             Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tls(s) => s.sock.set_write_timeout(t),
         }
     }
 
@@ -62,6 +65,7 @@ impl Stream {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tls(_) => return Err(io::Error::other("a TLS session cannot be cloned")),
         })
     }
 
@@ -70,6 +74,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            Stream::Tls(s) => s.sock.shutdown(how),
         }
     }
 }
@@ -79,6 +84,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -88,6 +94,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
@@ -95,6 +102,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -113,6 +121,11 @@ fn timeout_error(what: &str) -> io::Error {
 impl RawClient {
     pub fn connect(addr: &Addr) -> io::Result<RawClient> {
         Ok(RawClient { stream: Stream::connect(addr)?, buf: Vec::new() })
+    }
+
+    /// A client over an already connected stream (e.g. a TLS session).
+    pub fn over(stream: Stream) -> RawClient {
+        RawClient { stream, buf: Vec::new() }
     }
 
     /// Writes raw bytes.

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod diff;
 pub mod process;
 pub mod resp;
+pub mod tls;
 
 pub use client::{Addr, RawClient};
 pub use process::{run_with_timeout, Output, RedisRef, Server, ShoalNode};

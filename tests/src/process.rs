@@ -168,6 +168,12 @@ impl ShoalNode {
     /// Starts a node on `--port 0` with extra `--directive value` arguments, e.g.
     /// `ShoalNode::start(&["--io-threads", "2"])`, and waits for its port.
     pub fn start(args: &[&str]) -> ShoalNode {
+        ShoalNode::try_start(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`ShoalNode::start`] that reports a node that did not come up (e.g. its port was
+    /// taken) instead of panicking, for callers that retry with other ports.
+    pub fn try_start(args: &[&str]) -> Result<ShoalNode, String> {
         let mut child = Command::new(shoal_node_bin())
             .args(["--port", "0"])
             .args(args)
@@ -175,7 +181,7 @@ impl ShoalNode {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawning shoal-node: {e}"));
+            .map_err(|e| format!("spawning shoal-node: {e}"))?;
         let log = Log::default();
         if let Some(out) = child.stdout.take() {
             log.attach(out);
@@ -194,13 +200,13 @@ impl ShoalNode {
             None => {
                 let _ = node.child.kill();
                 let _ = node.child.wait();
-                panic!(
+                return Err(format!(
                     "shoal-node {args:?} did not report its port; output:\n{}",
                     node.log.lines().join("\n")
-                );
+                ));
             }
         }
-        node
+        Ok(node)
     }
 
     /// Starts a node with `io-threads n` plus extra arguments. With more than one thread,

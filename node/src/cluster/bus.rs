@@ -21,9 +21,9 @@
 //! every other node ([`announce_handoffs`]), the part of Valkey's bus traffic that tells nodes
 //! outside a migration who owns the slot now.
 
+use crate::net::dial::{self, Dialed};
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -125,7 +125,7 @@ impl Bus {
 /// One peer's link.
 struct Link {
     peer: Peer,
-    stream: Option<TcpStream>,
+    stream: Option<Dialed>,
     last_attempt: Option<Instant>,
 }
 
@@ -214,9 +214,8 @@ fn flush(
     }
 }
 
-fn connect(addr: &str, auth: Option<&Credentials>) -> Option<TcpStream> {
-    let sock = addr.to_socket_addrs().ok()?.next()?;
-    let mut s = TcpStream::connect_timeout(&sock, IO_TIMEOUT).ok()?;
+fn connect(addr: &str, auth: Option<&Credentials>) -> Option<Dialed> {
+    let mut s = dial::connect_addr(addr, IO_TIMEOUT, dial::Link::Cluster).ok()?;
     s.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
     let _ = s.set_nodelay(true);
     let mut hello = Vec::new();
@@ -251,11 +250,8 @@ pub fn peers(topology: &super::topology::Topology, myid: &str) -> Vec<Peer> {
     for (i, shard) in topology.shards.iter().enumerate() {
         for n in shard.nodes.iter().filter(|n| n.id != myid) {
             let host = if n.ip.is_empty() { n.hostname.clone().unwrap_or_default() } else { n.ip.clone() };
-            let addr = if host.contains(':') {
-                format!("[{host}]:{}", n.port)
-            } else {
-                format!("{host}:{}", n.port)
-            };
+            let port = dial::cluster_port(n.port, n.tls_port);
+            let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
             out.push(Peer { id: n.id.clone(), addr, same_shard: Some(i) == mine });
         }
     }

@@ -322,7 +322,7 @@ pub fn start_export(
         name.clone(),
         cl.myid.clone(),
         slots.ranges(),
-        worker::Target { host, port: target.port, auth },
+        worker::Target { host, port: crate::net::dial::cluster_port(target.port, target.tls_port), auth },
     )
     .map_err(|e| StartError::Thread(e.to_string()))?;
     let mut job = Job::new(name.clone(), true, slots, cl.myid.clone(), target.id.clone());

@@ -390,6 +390,10 @@ pub fn self_info(config: &Config, myid: &str, port: u16) -> NodeInfo {
         ip: config.get("cluster-announce-ip").unwrap_or("").to_string(),
         hostname: (!hostname.is_empty()).then(|| hostname.to_string()),
         port: if announce_port != 0 { announce_port } else { port },
+        tls_port: match (config.get_i64("cluster-announce-tls-port"), config.get_i64("tls-port")) {
+            (0, 0) => None,
+            (0, t) | (t, _) => Some(t as u16),
+        },
         role: Role::Primary,
         fail: false,
     }
@@ -409,6 +413,7 @@ mod tests {
             ip: "127.0.0.1".into(),
             hostname: None,
             port,
+            tls_port: None,
             role: Role::Primary,
             fail: false,
         };

@@ -116,7 +116,11 @@ pub fn decide(
             return Some(Redirect::TryAgain);
         }
         let node = cl.node(dst)?;
-        return Some(Redirect::Ask { slot, endpoint: super::endpoint(config, node).into(), port: node.port });
+        return Some(Redirect::Ask {
+            slot,
+            endpoint: super::endpoint(config, node).into(),
+            port: super::view::client_port(node),
+        });
     }
     if importing_from.is_some() && (client.asking || meta.has_flag("asking")) {
         return (multiple && missing > 0).then_some(Redirect::TryAgain);
@@ -136,7 +140,11 @@ pub fn decide(
         // Never MOVED to myself (go-redis drops the connection on that).
         return None;
     }
-    Some(Redirect::Moved { slot, endpoint: super::endpoint(config, node).into(), port: node.port })
+    Some(Redirect::Moved {
+        slot,
+        endpoint: super::endpoint(config, node).into(),
+        port: super::view::client_port(node),
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub struct NodeInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub port: u16,
+    /// The node's TLS port, for clients (with `tls-cluster yes` it is the port CLUSTER SLOTS
+    /// reports) and node-to-node links. Optional, so topologies pushed before TLS still parse.
+    #[serde(rename = "tls-port", default, skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<u16>,
     pub role: Role,
     /// Marked by the control plane once the node stopped answering past its failure-detection
     /// window (nodes do not gossip, so this is how they learn it). The node then shows Valkey's

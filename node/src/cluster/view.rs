@@ -8,6 +8,12 @@ use super::{endpoint, self_info, ClusterState};
 use crate::config::Config;
 use crate::protocol::Reply;
 
+/// The port clients are told for `n`: its TLS port with `tls-cluster yes`, as Valkey's
+/// `clusterNodeClientPort` (see `net::dial::cluster_port`).
+pub fn client_port(n: &NodeInfo) -> u16 {
+    crate::net::dial::cluster_port(n.port, n.tls_port)
+}
+
 fn node_entry(out: &mut Reply, config: &Config, n: &NodeInfo) {
     let pref = config.get("cluster-preferred-endpoint-type").unwrap_or("ip");
     let mut extra: Vec<(&str, &str)> = Vec::new();
@@ -21,7 +27,7 @@ fn node_entry(out: &mut Reply, config: &Config, n: &NodeInfo) {
     }
     out.array(4);
     out.bulk(endpoint(config, n).as_bytes());
-    out.int(n.port as i64);
+    out.int(client_port(n) as i64);
     out.bulk(n.id.as_bytes());
     out.map(extra.len());
     for (k, v) in extra {
@@ -85,11 +91,16 @@ pub fn shards(cl: &ClusterState, config: &Config, out: &mut Reply, repl: ReplVie
         out.array(sh.nodes.len());
         for n in &sh.nodes {
             let hostname = n.hostname.as_deref().filter(|h| !h.is_empty());
-            out.map(7 + hostname.is_some() as usize);
+            let tls_port = n.tls_port.filter(|&p| p != 0);
+            out.map(7 + hostname.is_some() as usize + tls_port.is_some() as usize);
             out.bulk(b"id");
             out.bulk(n.id.as_bytes());
             out.bulk(b"port");
             out.int(n.port as i64);
+            if let Some(p) = tls_port {
+                out.bulk(b"tls-port");
+                out.int(p as i64);
+            }
             out.bulk(b"ip");
             out.bulk(n.ip.as_bytes());
             out.bulk(b"endpoint");
@@ -139,7 +150,8 @@ pub fn nodes(cl: &ClusterState, config: &Config, port: u16) -> String {
     let mut out = String::new();
     let epoch = cl.epoch();
     let mut line = |n: &NodeInfo, myself: bool, primary: Option<&str>, ranges: &[(u16, u16)]| {
-        let mut s = format!("{} {}:{}@{}", n.id, n.ip, n.port, cport(n.port));
+        let port = client_port(n);
+        let mut s = format!("{} {}:{}@{}", n.id, n.ip, port, cport(port));
         if let Some(h) = n.hostname.as_deref().filter(|h| !h.is_empty()) {
             s.push(',');
             s.push_str(h);

@@ -15,7 +15,9 @@
 //! and reports how the migration ended. Dropping the channel's sender cancels it.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
+
+use crate::net::dial::{self, Dialed};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -91,8 +93,7 @@ pub fn spawn(
 }
 
 struct Conn {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
+    r: BufReader<Dialed>,
     inflight: usize,
 }
 
@@ -105,7 +106,7 @@ impl Conn {
             buf.extend_from_slice(a);
             buf.extend_from_slice(b"\r\n");
         }
-        self.w.write_all(&buf).map_err(|e| format!("writing to target: {e}"))?;
+        self.r.get_mut().write_all(&buf).map_err(|e| format!("writing to target: {e}"))?;
         self.inflight += 1;
         Ok(())
     }
@@ -140,13 +141,12 @@ fn connect(t: &Target) -> Result<Conn, String> {
         .collect();
     let mut last = format!("no address for {}:{}", t.host, t.port);
     for a in addrs {
-        match TcpStream::connect_timeout(&a, IO_TIMEOUT) {
+        match dial::connect(&a, &t.host, IO_TIMEOUT, dial::Link::Cluster) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 s.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
                 s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-                let r = s.try_clone().map_err(|e| e.to_string())?;
-                return Ok(Conn { w: s, r: BufReader::new(r), inflight: 0 });
+                return Ok(Conn { r: BufReader::new(s), inflight: 0 });
             }
             Err(e) => last = format!("connecting to {a}: {e}"),
         }

@@ -166,6 +166,12 @@ fn config_set(ctx: &mut Ctx, args: &[Bytes]) {
 /// Side effects of new values. `maxclients`, `hz`, `timeout` and the like are read from the
 /// configuration where they are used; the others are acted on here.
 fn apply(ctx: &mut Ctx, set: &[(String, String)]) -> Result<(), (&'static str, String)> {
+    // TLS files are re-read once per CONFIG SET, so a certificate and its key set together
+    // are swapped together (and a bad pair refuses the whole command).
+    if let Some((name, _)) = set.iter().find(|(n, _)| crate::exec::tls_config::is_tls_directive(n)) {
+        let name = crate::config::table::find(name).map_or("tls", |d| d.name);
+        crate::exec::tls_config::install(ctx.srv).map_err(|e| (name, e.to_string()))?;
+    }
     for (name, _) in set {
         match name.as_str() {
             "loglevel" => {

@@ -407,6 +407,12 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
     field!(out, "acl_access_denied_cmd", "{}", acl[1]);
     field!(out, "acl_access_denied_key", "{}", acl[2]);
     field!(out, "acl_access_denied_channel", "{}", acl[3]);
+    // Shoal's own (Valkey has no TLS counters); shown only when TLS is configured.
+    if srv.tls.is_some() {
+        field!(out, "tls_handshakes", "{}", st.tls_handshakes);
+        field!(out, "tls_handshake_failures", "{}", st.tls_handshake_failures);
+        field!(out, "tls_handshake_timeouts", "{}", st.tls_handshake_timeouts);
+    }
 }
 
 fn replication(ctx: &mut Ctx, out: &mut String) {

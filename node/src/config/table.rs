@@ -48,6 +48,7 @@ const POLICIES: &[&str] = &[
 ];
 const FSYNC: &[&str] = &["always", "everysec", "no"];
 const SUPERVISED: &[&str] = &["upstart", "systemd", "auto", "no"];
+const TLS_AUTH: &[&str] = &["yes", "no", "optional"];
 const ENDPOINT: &[&str] = &["ip", "hostname", "unknown-endpoint"];
 const MAXI: i64 = i32::MAX as i64;
 const MB: u64 = 1024 * 1024;
@@ -140,6 +141,25 @@ pub static DIRECTIVES: &[Directive] = &[
     d("repl-diskless-sync-delay", Int(0, i64::MAX), "5", true),
     d("min-replicas-to-write", Int(0, i64::MAX), "0", true),
     d("min-replicas-max-lag", Int(0, i64::MAX), "10", true),
+    // TLS (see docs/tls.md). The files are re-read whenever a tls-* directive is set.
+    d("tls-port", Int(0, 65535), "0", false),
+    d("tls-cert-file", Str, "", true),
+    d("tls-key-file", Str, "", true),
+    d("tls-client-cert-file", Str, "", true),
+    d("tls-client-key-file", Str, "", true),
+    d("tls-ca-cert-file", Str, "", true),
+    d("tls-ca-cert-dir", Str, "", true),
+    d("tls-auth-clients", Enum(TLS_AUTH), "yes", true),
+    d("tls-protocols", Str, "", true),
+    d("tls-ciphers", Str, "", true),
+    d("tls-ciphersuites", Str, "", true),
+    d("tls-prefer-server-ciphers", Bool, "no", true),
+    d("tls-session-caching", Bool, "yes", true),
+    d("tls-session-cache-size", Int(1, MAXI), "20480", true),
+    d("tls-session-cache-timeout", Int(1, MAXI), "300", true),
+    d("tls-cluster", Bool, "no", true),
+    d("tls-replication", Bool, "no", true),
+    d("tls-handshake-timeout", Int(1, MAXI), "10000", true),
     d("cluster-enabled", Bool, "no", false),
     d("cluster-databases", Int(1, MAXI), "1", false),
     d("cluster-slot-stats-enabled", Bool, "no", true),
@@ -147,6 +167,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("cluster-node-timeout", Int(0, i64::MAX), "15000", true),
     d("cluster-announce-ip", Str, "", true),
     d("cluster-announce-port", Int(0, 65535), "0", true),
+    d("cluster-announce-tls-port", Int(0, 65535), "0", true),
     d("cluster-announce-hostname", Str, "", true),
     d("cluster-preferred-endpoint-type", Enum(ENDPOINT), "ip", true),
     d("cluster-require-full-coverage", Bool, "yes", true),

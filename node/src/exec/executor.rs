@@ -60,6 +60,8 @@ pub enum StartError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("{0}")]
     Acl(#[from] crate::acl::AclError),
+    #[error("{0}")]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// The sockets side of the loop: the poller, listeners, I/O threads and the ready list. Kept
@@ -71,6 +73,11 @@ pub(super) struct Loop {
     /// Registers sockets while the poller may be away (`epoll_ctl` is thread-safe).
     registry: Registry,
     listeners: Vec<TcpListener>,
+    /// `listeners[..plain_listeners]` are plain, the rest TLS.
+    plain_listeners: usize,
+    /// TLS connections still handshaking: (slab index, client id, deadline). Checked by cron,
+    /// so a peer that stalls mid-handshake is closed after `tls-handshake-timeout`.
+    handshaking: std::collections::VecDeque<(usize, u64, Instant)>,
     signals: UnixStream,
     io: IoPool,
     ready: Vec<usize>,
@@ -134,7 +141,8 @@ impl Executor {
             srv.cluster = Some(crate::cluster::ClusterState::load(&srv.config)?);
             srv.time_commands |= srv.config.get_bool("cluster-slot-stats-enabled");
         }
-        let mut listeners = super::listen::bind_all(&mut srv)?;
+        super::tls_config::install(&mut srv)?;
+        let (mut listeners, plain_listeners) = super::listen::bind_all(&mut srv)?;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
@@ -157,6 +165,8 @@ impl Executor {
                 poller: Some(Box::new(PollJob { poll, events: Events::with_capacity(1024) })),
                 registry,
                 listeners,
+                plain_listeners,
+                handshaking: Default::default(),
                 signals,
                 io,
                 ready: Vec::new(),
@@ -180,6 +190,11 @@ impl Executor {
     /// The TCP port actually bound (useful with `port 0`).
     pub fn port(&self) -> u16 {
         self.srv.port
+    }
+
+    /// The TLS port bound, 0 without `tls-port`.
+    pub fn tls_port(&self) -> u16 {
+        self.srv.tls_port
     }
 
     /// Runs until SIGTERM/SIGINT or SHUTDOWN.
@@ -415,6 +430,9 @@ impl Executor {
                 return;
             };
             let Some(io) = c.io.as_mut() else { return };
+            if io.tls.is_some() {
+                tls_events(&mut self.srv, io, &c.st.addr);
+            }
             if io.parsed.is_empty() {
                 if let Some(e) = io.proto_error.take() {
                     let msg = e.to_string();
@@ -441,7 +459,7 @@ impl Executor {
                 if io.eof {
                     // The peer may have half-closed after its last request: deliver what is
                     // pending (best effort), then close.
-                    if io.out.is_empty() {
+                    if !io.has_output() {
                         c.st.close_asap = true;
                     } else {
                         c.st.close_after_reply = true;
@@ -452,11 +470,11 @@ impl Executor {
                 self.close(idx);
                 return;
             }
-            let want_write = !io.out.is_empty() && (!io.write_blocked || c.writable);
+            let want_write = io.has_output() && (!io.write_blocked || c.writable);
             let want_read =
                 c.readable && !io.read_closed() && !c.st.close_after_reply && io.parsed.is_empty();
             if !want_write && !want_read {
-                if c.st.close_after_reply && io.out.is_empty() {
+                if c.st.close_after_reply && !io.has_output() {
                     self.close(idx);
                 }
                 return;
@@ -492,7 +510,7 @@ impl Executor {
                 || (c.st.blocked && !io.read_closed())
                 || (io.parsed.is_empty()
                     && !io.read_closed()
-                    && !(c.st.close_after_reply && io.out.is_empty()))
+                    && (!c.st.close_after_reply || io.has_output()))
             {
                 return;
             }
@@ -703,7 +721,7 @@ impl Executor {
         for (_, c) in self.clients.iter_mut() {
             c.flush_pending();
             if let Some(io) = c.io.as_mut() {
-                while !io.out.is_empty() && Instant::now() < deadline {
+                while io.has_output() && Instant::now() < deadline {
                     io.write();
                     if io.write_blocked {
                         std::thread::sleep(Duration::from_millis(1));
@@ -715,6 +733,28 @@ impl Executor {
             }
         }
         log::warn!("Shoal is now ready to exit, bye bye...");
+    }
+}
+
+/// Counts what a TLS connection's last I/O job found: a finished handshake, or a failure
+/// (logged at `verbose`, once per connection: the session is closed right after).
+fn tls_events(srv: &mut Server, io: &mut crate::net::ConnIo, addr: &str) {
+    let Some(tls) = io.tls.as_mut() else { return };
+    if !tls.established && !tls.is_handshaking() {
+        tls.established = true;
+        srv.stats.tls_handshakes += 1;
+    }
+    if let Some(reason) = tls.failure.take() {
+        if tls.established {
+            log::debug!("TLS error on connection from {addr}: {reason}");
+        } else {
+            srv.stats.tls_handshake_failures += 1;
+            if tls.not_tls {
+                log::debug!("Error accepting a client connection: {addr} did not speak TLS ({reason})");
+            } else {
+                log::debug!("Error accepting a client connection: TLS handshake with {addr}: {reason}");
+            }
+        }
     }
 }
 

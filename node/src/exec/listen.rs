@@ -35,10 +35,30 @@ fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// Binds every address of `bind`; `port 0` picks one free port for all of them.
-pub(super) fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError> {
+/// Binds the plain listeners (`port`) and then the TLS ones (`tls-port`); returns them and
+/// how many of the first are plain. With a `tls-port`, `port 0` serves TLS only, as in Valkey;
+/// without one, `port 0` picks a free port (Shoal's tests rely on it).
+pub(super) fn bind_all(srv: &mut Server) -> Result<(Vec<TcpListener>, usize), StartError> {
+    let tls_port = srv.config.get_i64("tls-port") as u16;
+    let port = srv.config.get_i64("port") as u16;
+    let mut listeners = Vec::new();
+    if port != 0 || tls_port == 0 {
+        let (mut l, p) = bind_port(srv, port)?;
+        srv.port = p;
+        listeners.append(&mut l);
+    }
+    let plain = listeners.len();
+    if tls_port != 0 {
+        let (mut l, p) = bind_port(srv, tls_port)?;
+        srv.tls_port = p;
+        listeners.append(&mut l);
+    }
+    Ok((listeners, plain))
+}
+
+/// Binds every address of `bind` on one port; port 0 picks one free port for all of them.
+fn bind_port(srv: &Server, mut port: u16) -> Result<(Vec<TcpListener>, u16), StartError> {
     let bind = srv.config.get("bind").unwrap_or("127.0.0.1").to_string();
-    let mut port = srv.config.get_i64("port") as u16;
     let backlog = srv.config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let mut listeners = Vec::new();
     for word in bind.split_whitespace() {
@@ -72,6 +92,5 @@ pub(super) fn bind_all(srv: &mut Server) -> Result<Vec<TcpListener>, StartError>
     if listeners.is_empty() {
         return Err(StartError::NoListener(bind));
     }
-    srv.port = port;
-    Ok(listeners)
+    Ok((listeners, port))
 }

@@ -16,6 +16,7 @@ pub mod pubsub;
 pub mod scaler;
 pub mod server;
 pub mod testing;
+pub mod tls_config;
 pub mod tracking;
 
 pub use client::{Client, ClientState, ReplyMode};

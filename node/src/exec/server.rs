@@ -30,6 +30,11 @@ pub struct Stats {
     /// Batches prefetched before execution, and the keys they covered.
     pub prefetch_batches: u64,
     pub prefetch_entries: u64,
+    /// TLS handshakes that completed, failed (bad certificate, not TLS at all, protocol
+    /// error) or were cut off by `tls-handshake-timeout`.
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
 }
 
 /// One command's figures (Valkey's `cmdstat_*`), indexed by `command::Entry::id`.
@@ -66,6 +71,11 @@ pub struct Server {
     pub started_unix: u64,
     pub run_id: String,
     pub port: u16,
+    /// The TLS port bound (`tls-port`), 0 when TLS is not served.
+    pub tls_port: u16,
+    /// The config new TLS connections handshake with; replaced on CONFIG SET of a `tls-*`
+    /// directive, while established sessions keep the one they started with.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shutdown: Option<Shutdown>,
     pub next_client_id: u64,
     /// Values to drop off the executor (on an I/O thread when one is running).
@@ -173,6 +183,8 @@ impl Server {
             started_unix,
             run_id,
             port: 0,
+            tls_port: 0,
+            tls: None,
             shutdown: None,
             next_client_id: 1,
             garbage: Vec::new(),

@@ -132,6 +132,17 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         "Connections refused (maxclients, protected mode).",
         s.rejected_connections,
     );
+    o.counter("shoal_tls_handshakes_total", "TLS handshakes completed.", s.tls_handshakes);
+    o.counter(
+        "shoal_tls_handshake_failures_total",
+        "TLS handshakes refused: bad or missing client certificate, not TLS, protocol error.",
+        s.tls_handshake_failures,
+    );
+    o.counter(
+        "shoal_tls_handshake_timeouts_total",
+        "TLS connections closed for stalling in the handshake past tls-handshake-timeout.",
+        s.tls_handshake_timeouts,
+    );
 
     o.counter("shoal_commands_processed_total", "Commands run, all kinds.", s.commands_processed);
     o.gauge(

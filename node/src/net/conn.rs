@@ -14,14 +14,14 @@ use crate::keyspace::KeyHint;
 use crate::protocol::{Frame, Limits, Parser, ProtocolError};
 
 /// How much to read per `read` call when not inside a big bulk.
-const READ_CHUNK: usize = 16 * 1024;
+pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// Bytes read per job before handing back, so one flooding client cannot starve the others.
-const READ_BUDGET: usize = 1024 * 1024;
+pub(super) const READ_BUDGET: usize = 1024 * 1024;
 /// Stop parsing ahead when this many requests are waiting to execute.
-const MAX_PARSED: usize = 4096;
+pub(super) const MAX_PARSED: usize = 4096;
 /// Bytes written per job before handing back (Valkey's `NET_MAX_WRITES_PER_EVENT` is 64 KB; a
 /// larger budget suits vectored writes of pipelined replies).
-const WRITE_BUDGET: usize = 1024 * 1024;
+pub(super) const WRITE_BUDGET: usize = 1024 * 1024;
 
 /// One parsed request: its arguments, sliced from the read buffer without copying, and what
 /// the parsing thread already worked out for the executor: the command's registry entry and
@@ -88,11 +88,18 @@ pub struct ReadGate {
 }
 
 /// A connection's I/O state.
+///
+/// The transport is the plain socket, plus a rustls session when the connection is TLS. The
+/// plain path pays one well-predicted branch on `tls` per read or write job and nothing else;
+/// everything TLS lives in `net::tls_io`.
 pub struct ConnIo {
     pub stream: TcpStream,
+    /// The TLS session when this connection is encrypted (boxed: most connections are plain
+    /// and should not carry a rustls session's size inline).
+    pub tls: Option<Box<super::tls_io::TlsSession>>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    rbuf: BytesMut,
+    pub(super) rbuf: BytesMut,
     parser: Parser,
     pub gate: ReadGate,
     pub parsed: VecDeque<Request>,
@@ -109,10 +116,10 @@ pub struct ConnIo {
     pub drain: bool,
     /// Reply chunks not yet written; `out_pos` bytes of the front chunk are already sent.
     pub out: VecDeque<Bytes>,
-    out_pos: usize,
+    pub(super) out_pos: usize,
     /// Bytes in `out` not yet written, kept as a running count (pub/sub output limits read
     /// it on every delivered message).
-    out_bytes: usize,
+    pub(super) out_bytes: usize,
     /// Writing stopped at `WouldBlock`: wait for a writable event.
     pub write_blocked: bool,
     pub bytes_read: u64,
@@ -124,6 +131,7 @@ impl ConnIo {
         let local = stream.local_addr().unwrap_or(peer);
         ConnIo {
             stream,
+            tls: None,
             peer,
             local,
             rbuf: BytesMut::new(),
@@ -164,8 +172,16 @@ impl ConnIo {
         self.eof || self.proto_error.is_some() || self.qbuf_exceeded
     }
 
+    /// True while replies (or TLS records) wait to be written.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
     /// Reads what the socket has (up to a budget) and parses every complete request.
     pub fn read_and_parse(&mut self) {
+        if self.tls.is_some() {
+            return self.read_and_parse_tls();
+        }
         self.more_to_read = false;
         let mut total = 0;
         while !self.read_closed() {
@@ -261,39 +277,55 @@ impl ConnIo {
         }
     }
 
+    /// Drops `w` written bytes from the front of the queued replies.
+    #[inline]
+    pub(super) fn consume_out(&mut self, mut w: usize) {
+        self.out_bytes -= w;
+        self.bytes_written += w as u64;
+        while w > 0 {
+            let front = self.out.front().map_or(0, |c| c.len() - self.out_pos);
+            if w >= front {
+                w -= front;
+                self.out.pop_front();
+                self.out_pos = 0;
+            } else {
+                self.out_pos += w;
+                w = 0;
+            }
+        }
+    }
+
+    /// The queued replies as up to 64 slices (the first one past what is already sent).
+    #[inline]
+    pub(super) fn out_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; 64]) -> usize {
+        let mut n = 0;
+        for (i, c) in self.out.iter().enumerate().take(64) {
+            slices[n] = IoSlice::new(if i == 0 { &c[self.out_pos..] } else { &c[..] });
+            n += 1;
+        }
+        n
+    }
+
     /// Writes queued replies with vectored writes until done, blocked or over budget.
     pub fn write(&mut self) {
+        if self.tls.is_some() {
+            return self.write_tls();
+        }
         self.write_blocked = false;
         let mut total = 0;
         while !self.out.is_empty() && total < WRITE_BUDGET {
             let mut slices = [IoSlice::new(&[]); 64];
-            let mut n = 0;
-            for (i, c) in self.out.iter().enumerate().take(64) {
-                slices[n] = IoSlice::new(if i == 0 { &c[self.out_pos..] } else { &c[..] });
-                n += 1;
-            }
-            match self.stream.write_vectored(&slices[..n]) {
+            let n = self.out_slices(&mut slices);
+            match (&self.stream).write_vectored(&slices[..n]) {
                 Ok(0) => {
                     self.eof = true;
                     self.out.clear();
                     self.out_bytes = 0;
                     break;
                 }
-                Ok(mut w) => {
+                Ok(w) => {
                     total += w;
-                    self.out_bytes -= w;
-                    self.bytes_written += w as u64;
-                    while w > 0 {
-                        let front = self.out.front().map_or(0, |c| c.len() - self.out_pos);
-                        if w >= front {
-                            w -= front;
-                            self.out.pop_front();
-                            self.out_pos = 0;
-                        } else {
-                            self.out_pos += w;
-                            w = 0;
-                        }
-                    }
+                    self.consume_out(w);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.write_blocked = true;

@@ -17,7 +17,10 @@ pub fn follow_topology(srv: &mut Server, clients: &mut Slab<Client>) {
     let target = match (cl.me(), cl.topology.as_ref()) {
         (Some((shard, Role::Replica)), Some(t)) => {
             t.shards[shard].nodes.iter().find(|n| n.role == Role::Primary).map(|p| {
-                (if p.ip.is_empty() { p.hostname.clone().unwrap_or_default() } else { p.ip.clone() }, p.port)
+                (
+                    if p.ip.is_empty() { p.hostname.clone().unwrap_or_default() } else { p.ip.clone() },
+                    repl_port(p),
+                )
             })
         }
         _ => None,
@@ -38,5 +41,14 @@ pub fn follow_topology(srv: &mut Server, clients: &mut Slab<Client>) {
                 replica::unset_primary(srv, clients);
             }
         }
+    }
+}
+
+/// The port a replica dials for its primary: the TLS one with `tls-replication yes` (when the
+/// topology names one), as Valkey replicas use the primary's TLS port then.
+fn repl_port(n: &crate::cluster::topology::NodeInfo) -> u16 {
+    match n.tls_port {
+        Some(t) if t != 0 && crate::net::dial::tls_for(crate::net::dial::Link::Replication) => t,
+        _ => n.port,
     }
 }

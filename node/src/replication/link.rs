@@ -14,7 +14,9 @@
 //! on the I/O threads read and parse the stream like any other connection.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
+
+use crate::net::dial::{self, Dialed as TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -147,7 +149,7 @@ impl Link {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| LinkError::Primary(format!("cannot resolve {}", self.cfg.host)))?;
-        let mut sock = TcpStream::connect_timeout(&addr, self.cfg.timeout)?;
+        let mut sock = dial::connect(&addr, &self.cfg.host, self.cfg.timeout, dial::Link::Replication)?;
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(self.cfg.timeout))?;
         sock.set_write_timeout(Some(self.cfg.timeout))?;

@@ -55,7 +55,8 @@ pub enum LinkState {
 
 /// A socket that carries the primary's stream, for the executor to register as a client.
 pub struct Attach {
-    pub socket: std::net::TcpStream,
+    /// Plain, or TLS when `tls-replication` is on (see `net::dial`).
+    pub socket: crate::net::dial::Dialed,
     pub leftover: Vec<u8>,
 }
 
@@ -236,7 +237,12 @@ pub fn tick(srv: &mut Server, clients: &mut Slab<Client>) -> Option<Attach> {
                 port: m.port,
                 user,
                 password,
-                listening_port: srv.port,
+                // Valkey announces the TLS port when replication runs over TLS.
+                listening_port: if srv.config.get_bool("tls-replication") && srv.tls_port != 0 {
+                    srv.tls_port
+                } else {
+                    srv.port
+                },
                 replid: srv.repl.replid.clone(),
                 offset: srv.repl.offset as i64 + 1,
                 timeout,

@@ -250,32 +250,32 @@ fn shards(ctx: &mut Ctx, _args: &[Bytes]) {
     };
     let srv = &*ctx.srv;
     let myid = cl.myid.as_str();
-    let repl =
-        |n: &crate::cluster::topology::NodeInfo| -> (i64, bool) {
-            let own = srv.repl.offset_now() as i64;
-            if n.id == myid {
-                return match srv.master.as_ref() {
-                    // A replica that has not loaded its primary's data yet is `loading`.
-                    Some(m) => (own, srv.loading || m.client.is_none() && m.syncs == 0),
-                    None => (own, false),
-                };
-            }
-            if srv.master.as_ref().is_some_and(|m| {
-                m.port == n.port && (m.host == n.ip || n.hostname.as_deref() == Some(&m.host))
-            }) {
-                // My primary: at least as far as I am.
-                return (own, false);
-            }
-            // One of my replicas: what it acknowledged.
-            let ack =
-                srv.repl.replicas.iter().find(|r| {
-                    r.listening_port == n.port && crate::replication::commands::ip_of(&r.addr) == n.ip
-                });
-            match ack {
-                Some(r) => (r.ack as i64, r.state != crate::replication::primary::LinkState::Online),
-                None => (0, false),
-            }
-        };
+    let repl = |n: &crate::cluster::topology::NodeInfo| -> (i64, bool) {
+        let own = srv.repl.offset_now() as i64;
+        if n.id == myid {
+            return match srv.master.as_ref() {
+                // A replica that has not loaded its primary's data yet is `loading`.
+                Some(m) => (own, srv.loading || m.client.is_none() && m.syncs == 0),
+                None => (own, false),
+            };
+        }
+        if srv.master.as_ref().is_some_and(|m| {
+            (m.port == n.port || Some(m.port) == n.tls_port)
+                && (m.host == n.ip || n.hostname.as_deref() == Some(&m.host))
+        }) {
+            // My primary: at least as far as I am.
+            return (own, false);
+        }
+        // One of my replicas: what it acknowledged.
+        let ack = srv.repl.replicas.iter().find(|r| {
+            (r.listening_port == n.port || Some(r.listening_port) == n.tls_port)
+                && crate::replication::commands::ip_of(&r.addr) == n.ip
+        });
+        match ack {
+            Some(r) => (r.ack as i64, r.state != crate::replication::primary::LinkState::Online),
+            None => (0, false),
+        }
+    };
     view::shards(cl, &srv.config, ctx.out, &repl);
 }
 

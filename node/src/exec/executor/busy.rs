@@ -66,7 +66,7 @@ pub fn serve_while_busy(srv: &mut Server, clients: &mut Slab<Client>, caller: us
     lp.collect(srv, clients);
     if entering {
         for (idx, c) in clients.iter_mut() {
-            let pending = c.io.as_ref().is_some_and(|io| !io.parsed.is_empty() || !io.out.is_empty());
+            let pending = c.io.as_ref().is_some_and(|io| !io.parsed.is_empty() || io.has_output());
             if !c.queued && (c.readable || c.writable || pending) {
                 c.queued = true;
                 lp.ready.push(idx);
@@ -136,7 +136,7 @@ fn serve_client(lp: &mut Loop, srv: &mut Server, clients: &mut Slab<Client>, idx
         srv.stats.net_output_bytes += chunk.len() as u64;
         io.queue(chunk);
     }
-    if !io.out.is_empty() && (!io.write_blocked || c.writable) {
+    if io.has_output() && (!io.write_blocked || c.writable) {
         c.writable = false;
         io.write();
     }
@@ -149,7 +149,7 @@ fn serve_client(lp: &mut Loop, srv: &mut Server, clients: &mut Slab<Client>, idx
     }
     // Done for now unless something is left: requests (served next turn), output, a close.
     io.parsed.is_empty()
-        && io.out.is_empty()
+        && !io.has_output()
         && !c.readable
         && !io.eof
         && io.proto_error.is_none()

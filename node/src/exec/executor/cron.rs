@@ -89,6 +89,7 @@ impl Executor {
         crate::exec::pubsub::drop_unowned_shard_channels(&mut self.srv, &mut self.clients);
         self.queue_subscribers();
         self.client_timeouts();
+        self.handshake_timeouts();
         // Cluster: clients blocked on keys of slots that moved away get the redirect.
         crate::exec::blocking::redirect_moved(&mut self.srv, &mut self.clients);
         self.requeue_woken();
@@ -150,6 +151,32 @@ impl Executor {
         for idx in idle {
             log::debug!("Closing idle client");
             self.close(idx);
+        }
+    }
+
+    /// Closes TLS connections still handshaking past `tls-handshake-timeout`, so a peer that
+    /// stalls mid-handshake (or opens sockets and says nothing) cannot hold a slot forever.
+    fn handshake_timeouts(&mut self) {
+        let now = Instant::now();
+        while let Some(&(idx, id, deadline)) = self.lp.handshaking.front() {
+            if deadline > now {
+                break;
+            }
+            self.lp.handshaking.pop_front();
+            let Some(c) = self.clients.get_mut(idx) else { continue };
+            if c.st.id != id {
+                continue;
+            }
+            match c.io.as_ref() {
+                Some(io) if io.tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
+                    log::debug!("TLS handshake timeout, closing connection from {}", c.st.addr);
+                    self.srv.stats.tls_handshake_timeouts += 1;
+                    self.close(idx);
+                }
+                Some(_) => {}
+                // Away in an I/O job: look again at the next tick.
+                None => self.lp.handshaking.push_back((idx, id, now + self.cron_period)),
+            }
         }
     }
 }

@@ -69,7 +69,18 @@ impl Loop {
                     return;
                 }
             };
-            self.add_client(stream, peer, srv, clients);
+            let tls = if li >= self.plain_listeners {
+                match srv.tls.clone().map(rustls::ServerConnection::new) {
+                    Some(Ok(conn)) => Some(rustls::Connection::Server(conn)),
+                    _ => {
+                        log::warn!("Accepting TLS connection from {peer}: TLS is not configured");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            self.add_client(stream, peer, tls, srv, clients);
         }
     }
 
@@ -77,6 +88,7 @@ impl Loop {
         &mut self,
         mut stream: mio::net::TcpStream,
         peer: SocketAddr,
+        tls: Option<rustls::Connection>,
         srv: &mut Server,
         clients: &mut Slab<Client>,
     ) {
@@ -108,8 +120,16 @@ impl Loop {
             return;
         }
         let fd = stream.as_raw_fd();
-        let io = Box::new(ConnIo::new(stream, peer, gate));
+        let mut io = Box::new(ConnIo::new(stream, peer, gate));
         let id = srv.next_client_id;
+        if let Some(conn) = tls {
+            // Only the session object is made here; the handshake itself runs in the
+            // connection's read and write jobs, on an I/O thread when one is active.
+            io.start_tls(conn);
+            let timeout = srv.config.get_i64("tls-handshake-timeout").max(1) as u64;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout);
+            self.handshaking.push_back((token, id, deadline));
+        }
         srv.next_client_id += 1;
         let st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, !auth_required);
         entry.insert(Client::new(st, io));

@@ -21,6 +21,7 @@ impl Executor {
             crate::replication::replica::on_close(&mut self.srv, usize::MAX, 0);
             return;
         };
+        let (socket, tls) = socket.into_parts();
         let mut stream = mio::net::TcpStream::from_std(socket);
         let mut gate = super::events::read_gate(&self.srv, false);
         // The primary's stream is trusted and unbounded (Valkey exempts it from the limits).
@@ -36,6 +37,11 @@ impl Executor {
         let fd = stream.as_raw_fd();
         let mut io = Box::new(ConnIo::new(stream, peer, gate));
         io.preload(&leftover);
+        if let Some(conn) = tls {
+            // The session may already hold stream bytes it decrypted past the payload: the
+            // client starts `readable` (see `Client::new`), so its first read job drains them.
+            io.start_tls(rustls::Connection::Client(conn));
+        }
         let id = self.srv.next_client_id;
         self.srv.next_client_id += 1;
         let mut st = ClientState::new(id, peer.to_string(), io.local.to_string(), fd, true);
