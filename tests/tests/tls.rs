@@ -420,3 +420,57 @@ fn cluster_over_tls_reports_tls_ports_and_migrates_slots() {
     let moved = c.run(&format!("GET {}", keys[0]));
     assert!(moved.starts_with("-MOVED") && moved.contains(&format!(":{}", ports[1].1)), "{moved}");
 }
+
+/// `tls-auto-reload-interval`: certificate files replaced on disk (renamed over, as the
+/// kubelet updates a mounted Secret) are picked up without a CONFIG SET; a file that does not
+/// load leaves the current certificate in place.
+#[test]
+fn certificates_replaced_on_disk_are_reloaded() {
+    let certs = Certs::new();
+    certs.leaf("server2", "ca", "shoal-server-renewed", 2);
+    let live = TempDir::new("tls-live");
+    let (crt, key) = (live.0.join("tls.crt"), live.0.join("tls.key"));
+    let put = |from_crt: &str, from_key: &str| {
+        // Written next to the target, then renamed over it: readers never see half a file.
+        for (from, to) in [(from_crt, &crt), (from_key, &key)] {
+            let tmp = to.with_extension("tmp");
+            std::fs::copy(from, &tmp).expect("copy");
+            std::fs::rename(&tmp, to).expect("rename");
+        }
+    };
+    put(&certs.crt("server"), &certs.key("server"));
+    let (c, k) = (crt.display().to_string(), key.display().to_string());
+    let node = TlsNode::start(&args(&[
+        "--tls-cert-file",
+        &c,
+        "--tls-key-file",
+        &k,
+        "--tls-ca-cert-file",
+        &certs.crt("ca"),
+        "--tls-auth-clients",
+        "no",
+        "--tls-auto-reload-interval",
+        "1",
+    ]));
+    let cfg = certs.client_config(None);
+    assert_eq!(peer_cert(&node.tls(&cfg)), cert_der(&certs.crt("server")));
+    let mut held = node.tls(&cfg);
+    assert_eq!(held.run("SET before renewal"), "+OK\r\n");
+    put(&certs.crt("server2"), &certs.key("server2"));
+    let renewed = cert_der(&certs.crt("server2"));
+    wait_for(Duration::from_secs(20), "the renewed certificate on new connections", || {
+        (peer_cert(&node.tls(&cfg)) == renewed).then_some(())
+    });
+    let mut admin = node.node.connect();
+    assert!(info_field(&mut admin, "tls_reloads") >= 1);
+    // The connection made before the renewal keeps working.
+    assert_eq!(held.run("GET before"), "$7\r\nrenewal\r\n");
+    // A key that does not match (the old one with the new certificate) is refused, and the
+    // node keeps serving the renewed pair.
+    std::fs::copy(certs.key("server"), &key).expect("copy");
+    node.node
+        .log
+        .wait_for(Duration::from_secs(20), |l| l.contains("do not load").then_some(()))
+        .expect("the failed reload is logged");
+    assert_eq!(peer_cert(&node.tls(&cfg)), renewed);
+}

@@ -266,9 +266,10 @@ pub fn ensure(srv: &mut crate::exec::Server) -> Option<&mut Bus> {
         let user = srv.config.get("masteruser").filter(|u| !u.is_empty()).map(str::to_string);
         let auth = match user {
             // A node-to-node user: AUTH masteruser masterauth, as the replica link.
-            Some(user) => {
-                Some(Credentials { user: Some(user), pass: srv.config.get("masterauth").unwrap_or("").to_string() })
-            }
+            Some(user) => Some(Credentials {
+                user: Some(user),
+                pass: srv.config.get("masterauth").unwrap_or("").to_string(),
+            }),
             None => [srv.config.get("masterauth"), srv.config.get("requirepass")]
                 .into_iter()
                 .flatten()

@@ -412,6 +412,7 @@ fn stats(ctx: &mut Ctx, out: &mut String) {
         field!(out, "tls_handshakes", "{}", st.tls_handshakes);
         field!(out, "tls_handshake_failures", "{}", st.tls_handshake_failures);
         field!(out, "tls_handshake_timeouts", "{}", st.tls_handshake_timeouts);
+        field!(out, "tls_reloads", "{}", st.tls_reloads);
     }
 }
 

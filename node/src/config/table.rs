@@ -160,6 +160,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("tls-cluster", Bool, "no", true),
     d("tls-replication", Bool, "no", true),
     d("tls-handshake-timeout", Int(1, MAXI), "10000", true),
+    d("tls-auto-reload-interval", Int(0, MAXI), "0", true),
     d("cluster-enabled", Bool, "no", false),
     d("cluster-databases", Int(1, MAXI), "1", false),
     d("cluster-slot-stats-enabled", Bool, "no", true),

@@ -35,6 +35,8 @@ pub struct Stats {
     pub tls_handshakes: u64,
     pub tls_handshake_failures: u64,
     pub tls_handshake_timeouts: u64,
+    /// Certificate reloads by `tls-auto-reload-interval`.
+    pub tls_reloads: u64,
 }
 
 /// One command's figures (Valkey's `cmdstat_*`), indexed by `command::Entry::id`.
@@ -76,6 +78,8 @@ pub struct Server {
     /// The config new TLS connections handshake with; replaced on CONFIG SET of a `tls-*`
     /// directive, while established sessions keep the one they started with.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What `tls-auto-reload-interval` last saw of the TLS files.
+    pub tls_reload: super::tls_config::AutoReload,
     pub shutdown: Option<Shutdown>,
     pub next_client_id: u64,
     /// Values to drop off the executor (on an I/O thread when one is running).
@@ -185,6 +189,7 @@ impl Server {
             port: 0,
             tls_port: 0,
             tls: None,
+            tls_reload: Default::default(),
             shutdown: None,
             next_client_id: 1,
             garbage: Vec::new(),

@@ -74,7 +74,10 @@ impl Executor {
         self.cron_period = Duration::from_millis((1000 / self.srv.config.get_i64("hz").clamp(1, 500)) as u64);
         self.prefetch_max = self.srv.config.get_i64("prefetch-batch-max-size").clamp(0, 128) as usize;
         self.srv.observe.configure(&self.srv.config);
-        self.srv.time_commands = self.srv.observe.timing();
+        // Per-slot CPU time (CLUSTER SLOT-STATS) needs each command timed too.
+        let slot_stats = self.srv.cluster.as_ref().is_some_and(|c| c.slot_stats.enabled());
+        self.srv.time_commands = self.srv.observe.timing() || slot_stats;
+        crate::exec::tls_config::auto_reload(&mut self.srv);
         self.apply_io_threads_limit();
         self.reap_marked();
         self.active_expire();
