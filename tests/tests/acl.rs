@@ -387,3 +387,52 @@ print("redis-py ok")
     let out = run_with_timeout(Command::new("python3").arg("-c").arg(code), b"", Duration::from_secs(60));
     assert!(out.status.success() && out.stdout.contains("redis-py ok"), "{}\n{}", out.stdout, out.stderr);
 }
+
+/// Node-to-node links of a cluster log in as `masteruser`: the default user here may not run
+/// the internal commands (SYNCSLOTS, PUBLISHLOCAL, SLOTSMOVED), so a slot migration and a
+/// cross-node PUBLISH only work if the migration worker and the bus authenticate as `link`.
+#[test]
+fn cluster_links_log_in_as_masteruser() {
+    use shoal_e2e::cluster::{key_in_slot, migrations, wait_for, Cluster, TempDir};
+    let dir = TempDir::new("acl-links");
+    let file = dir.0.join("users.acl");
+    std::fs::write(
+        &file,
+        "user default on nopass ~* &* +@all -cluster|syncslots -cluster|publishlocal -cluster|slotsmoved\n\
+         user link on >linkpw ~* &* +@all\n",
+    )
+    .expect("aclfile");
+    let path = file.display().to_string();
+    let c = Cluster::start_with(2, &["--aclfile", &path, "--masteruser", "link", "--masterauth", "linkpw"]);
+    let mut n0 = c.node(0).node.connect();
+    // The default user really is refused the internal command.
+    let refused = n0.run("CLUSTER PUBLISHLOCAL ch m");
+    assert!(refused.starts_with("-NOPERM"), "{refused}");
+    // PUBLISH on node 0 reaches a subscriber on node 1 through the bus.
+    let mut sub = c.node(1).node.connect();
+    assert_eq!(sub.run("SUBSCRIBE news"), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    let mut got = false;
+    for i in 0..50 {
+        n0.run(&format!("PUBLISH news m{i}"));
+        sub.stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        if let Ok(Value::Agg(_, Some(parts))) = sub.read_value() {
+            assert_eq!(parts[0], Value::Blob(b'$', Some(b"message".to_vec())), "{parts:?}");
+            assert_eq!(parts[2], Value::Blob(b'$', Some(format!("m{i}").into_bytes())));
+            got = true;
+            break;
+        }
+    }
+    assert!(got, "no message crossed the bus as masteruser");
+    // A slot with keys moves to node 1 over a link that logs in as `link`.
+    let k = key_in_slot(42, "k");
+    assert_eq!(n0.run(&format!("SET {k} v")), "+OK\r\n");
+    let r = c.node(0).run(&format!("CLUSTER MIGRATESLOTS SLOTSRANGE 42 42 NODE {}", c.node(1).id));
+    assert_eq!(r, "+OK\r\n");
+    let job = wait_for(Duration::from_secs(60), "the export to end", || {
+        migrations(c.node(0)).into_iter().rev().find(|j| {
+            j["operation"] == "EXPORT" && ["success", "failed", "cancelled"].contains(&j["state"].as_str())
+        })
+    });
+    assert_eq!(job["state"], "success", "{job:?}");
+    assert_eq!(c.node(1).node.connect().run(&format!("GET {k}")), "$1\r\nv\r\n");
+}
