@@ -54,6 +54,10 @@ pub struct LocalConfig {
     pub io_threads: Option<u32>,
     /// The password every node requires (`requirepass`); the control loop authenticates with it.
     pub requirepass: Option<String>,
+    /// How the control loop authenticates instead (an ACL user, TLS), when set. Not read from
+    /// the config file: it holds a password.
+    #[serde(skip)]
+    pub credentials: Option<crate::controlplane::credentials::Credentials>,
     /// More `--name value` arguments for every node.
     pub node_args: Vec<String>,
     pub autoscaling: AutoscalePolicy,
@@ -78,6 +82,7 @@ impl Default for LocalConfig {
             maxmemory: None,
             io_threads: None,
             requirepass: None,
+            credentials: None,
             node_args: Vec::new(),
             autoscaling: AutoscalePolicy::default(),
             migration: PlanOptions::default(),
@@ -131,6 +136,14 @@ pub struct LocalCluster {
     pub rollout_step_timeout: Duration,
 }
 
+/// The control loop's credentials: `credentials` if set, else the `requirepass` password.
+fn set_credentials(driver: &mut Driver, cfg: &LocalConfig) {
+    match &cfg.credentials {
+        Some(c) => driver.set_credentials(c.clone()),
+        None => driver.set_password(cfg.requirepass.clone()),
+    }
+}
+
 fn new_driver(cfg: &LocalConfig) -> Driver {
     Driver::new(cfg.migration.clone(), Duration::from_secs(5))
         .with_fail_after(Duration::from_millis(cfg.fail_after_ms.max(100)))
@@ -171,7 +184,7 @@ impl LocalCluster {
             tracing::info!("{line}");
         }
         let mut driver = new_driver(&cfg);
-        driver.set_password(cfg.requirepass.clone());
+        set_credentials(&mut driver, &cfg);
         Ok(LocalCluster {
             cfg,
             sup,
@@ -241,6 +254,16 @@ impl LocalCluster {
         }
     }
 
+    /// Brings every node's ACL users in line with `desired`, through the control loop's own
+    /// connections (what the Kubernetes operator does with `spec.users`).
+    pub async fn sync_users(
+        &mut self,
+        addrs: &[crate::controlplane::model::NodeAddr],
+        desired: &crate::controlplane::users::DesiredUsers,
+    ) -> crate::controlplane::users::UsersReport {
+        self.driver.sync_users(addrs, desired).await
+    }
+
     /// Forgets everything the control loop holds in memory (driver state, autoscaling
     /// history, the last observation), as a restarted control plane would, while the nodes keep
     /// running. The next tick rebuilds its view from what the nodes report, which is the point:
@@ -248,7 +271,7 @@ impl LocalCluster {
     pub fn restart_control_plane(&mut self) {
         tracing::info!("control plane state dropped; resuming from the nodes");
         self.driver = new_driver(&self.cfg);
-        self.driver.set_password(self.cfg.requirepass.clone());
+        set_credentials(&mut self.driver, &self.cfg);
         self.history = AutoscaleHistory::default();
         self.resize_from = None;
         self.progress_total = 0;
