@@ -24,14 +24,16 @@
 use crate::net::dial::{self, Dialed};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-/// Messages the executor may queue ahead of the bus thread.
+/// Messages the executor may queue ahead of the bus thread. Counted, not preallocated: a
+/// bounded std channel of this size would reserve ~5.8 MB (65,536 slots of a `Msg`) on every
+/// node the moment the bus starts, whether or not anything is ever queued.
 const QUEUE: usize = 65_536;
 /// How long a connect or a write to a peer may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,7 +78,9 @@ pub struct Credentials {
 
 /// The executor's handle on the bus thread.
 pub struct Bus {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    /// Messages sent and not yet taken by the thread (bounded by [`QUEUE`]).
+    queued: Arc<AtomicUsize>,
     pub stats: Arc<BusStats>,
     /// The topology epoch the thread's peer list comes from.
     epoch: Option<u64>,
@@ -86,11 +90,12 @@ impl Bus {
     /// Starts the thread; `auth` is what peers expect (`masteruser` + `masterauth`, or a
     /// password alone: `masterauth` / `requirepass`).
     pub fn start(auth: Option<Credentials>) -> std::io::Result<Bus> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(BusStats::default());
-        let s = stats.clone();
-        std::thread::Builder::new().name("cluster-bus".into()).spawn(move || run(rx, s, auth))?;
-        Ok(Bus { tx, stats, epoch: None })
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (s, q) = (stats.clone(), queued.clone());
+        std::thread::Builder::new().name("cluster-bus".into()).spawn(move || run(rx, s, q, auth))?;
+        Ok(Bus { tx, queued, stats, epoch: None })
     }
 
     /// Whether the peer list needs refreshing for topology `epoch`.
@@ -100,24 +105,35 @@ impl Bus {
 
     pub fn set_peers(&mut self, epoch: u64, peers: Vec<Peer>) {
         self.epoch = Some(epoch);
-        // The peer list must not be lost: wait for room (the thread drains quickly).
+        // The peer list must not be lost: queued whatever the count.
+        self.queued.fetch_add(1, Relaxed);
         let _ = self.tx.send(Msg::Peers(peers));
+    }
+
+    /// Queues `msg` unless [`QUEUE`] messages already wait; false when it was not queued.
+    fn try_send(&self, msg: Msg) -> bool {
+        if self.queued.fetch_add(1, Relaxed) >= QUEUE {
+            self.queued.fetch_sub(1, Relaxed);
+            return false;
+        }
+        if self.tx.send(msg).is_err() {
+            self.queued.fetch_sub(1, Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Queues a command for every peer; never blocks (lost if the queue is full, as a bus
     /// message to a node that cannot take it).
     pub fn broadcast(&self, args: Vec<Bytes>) {
-        let _ = self.tx.try_send(Msg::Command(args));
+        let _ = self.try_send(Msg::Command(args));
     }
 
     /// Queues one message for the peers; never blocks.
     pub fn publish(&self, channel: &Bytes, message: &Bytes, shard: bool) {
         let msg = Msg::Publish { channel: channel.clone(), message: message.clone(), shard };
-        match self.tx.try_send(msg) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Relaxed);
-            }
+        if !self.try_send(msg) {
+            self.stats.dropped.fetch_add(1, Relaxed);
         }
     }
 }
@@ -129,7 +145,7 @@ struct Link {
     last_attempt: Option<Instant>,
 }
 
-fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<Credentials>) {
+fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, queued: Arc<AtomicUsize>, auth: Option<Credentials>) {
     let mut links: HashMap<String, Link> = HashMap::new();
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -145,6 +161,7 @@ fn run(rx: Receiver<Msg>, stats: Arc<BusStats>, auth: Option<Credentials>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Relaxed);
         let mut out: HashMap<String, (Vec<u8>, u64)> = HashMap::new();
         for msg in batch {
             match msg {
